@@ -1,0 +1,16 @@
+"""Compiler options shared by every sring C++ target (one place, not copied)."""
+
+SRING_COPTS = [
+    "-std=c++20",
+    "-Wall",
+    "-Wextra",
+    "-Werror",
+    "-O2",
+]
+
+# Hot loops (verify, sums) rely on GCC's vectoriser with a real cost model;
+# -O2 alone uses the "very cheap" model, which leaves them scalar.
+SRING_HOT_COPTS = SRING_COPTS + [
+    "-ftree-vectorize",
+    "-fvect-cost-model=dynamic",
+]

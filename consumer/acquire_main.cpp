@@ -1,0 +1,426 @@
+// acquire: take samples from an sring ring, verify every one in place, and
+// say at the end whether anything was lost or corrupted.
+//
+//   acquire --sim                    the simulated device on a thread, in-process
+//   acquire --sim-socket PATH        a ring made by an sring-sim process
+//   acquire --device /dev/sring0     the kernel driver and its simulated device
+//
+// Exit status: 0 every sample verified and none lost (or, with --allow-loss,
+// every loss accounted for exactly); 1 samples lost or corrupted; 2 errors.
+#include <sys/eventfd.h>
+#include <sys/ioctl.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdio>
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <fmt/format.h>
+
+#include "consumer/cli.hpp"
+#include "ringlib/pipeline.hpp"
+#include "ringlib/ring.hpp"
+#include "ringlib/stream.hpp"
+#include "ringlib/verify.hpp"
+#include "simulator/fd_passing.hpp"
+#include "simulator/host_ring.hpp"
+#include "simulator/sim_device.hpp"
+
+namespace {
+
+using namespace sring;
+using Clock = std::chrono::steady_clock;
+
+constexpr char kUsage[] =
+    "usage: acquire (--sim | --sim-socket PATH | --device PATH) [options]\n"
+    "  --rate SAMPLES_PER_S   sample rate, k/M/G suffixes (default 20M; 0: flat out)\n"
+    "  --duration SECONDS     how long to acquire (default 5)\n"
+    "  --block-size BYTES     block size, header included (default 8K)\n"
+    "  --ring-size BYTES      ring size for --sim (default 4M)\n"
+    "  --policy POLICY        overrun policy: drop, overwrite, stop (default drop)\n"
+    "  --wait STRATEGY        eventfd, poll, spin, hybrid (default eventfd)\n"
+    "  --watermark BYTES      wake-up watermark (default 1/8 of the ring)\n"
+    "  --workers N            verify on N worker threads (default 0: on the reader)\n"
+    "  --seed N               pattern seed (default 1)\n"
+    "  --no-verify            do not check samples\n"
+    "  --slow-us N            sleep N microseconds per batch (a slow consumer)\n"
+    "  --allow-loss           exit 0 if every lost sample is accounted for exactly\n";
+
+enum class Source { kNone, kSim, kSimSocket, kDevice };
+
+struct Options {
+  Source source = Source::kNone;
+  std::string path;
+  sim::SimConfig sim;
+  uint64_t ring_size = 4 << 20;
+  double duration = 5;
+  WaitStrategy wait = WaitStrategy::kEventfd;
+  uint64_t watermark = 0;
+  unsigned workers = 0;
+  bool verify = true;
+  uint64_t slow_us = 0;
+  bool allow_loss = false;
+};
+
+// Per-worker corrupted-sample counts, each on its own cache line.
+struct alignas(64) WorkerTally {
+  uint64_t corrupted = 0;
+};
+
+int usage_error(std::string_view message) {
+  fmt::print(stderr, "acquire: {}\n{}", message, kUsage);
+  return 2;
+}
+
+int runtime_error(const Error& error) {
+  fmt::print(stderr, "acquire: {}\n", error.message);
+  return 2;
+}
+
+Expected<Options> parse_options(int argc, char** argv) {
+  Options options;
+  cli::Args args(argc, argv);
+  while (!args.done()) {
+    const std::string_view option = args.take();
+    if (option == "--sim") { options.source = Source::kSim; continue; }
+    if (option == "--no-verify") { options.verify = false; continue; }
+    if (option == "--allow-loss") { options.allow_loss = true; continue; }
+    auto value = args.value(option);
+    if (!value) return value.error();
+    if (option == "--sim-socket" || option == "--device") {
+      options.source = option == "--device" ? Source::kDevice : Source::kSimSocket;
+      options.path = std::string(*value);
+    } else if (option == "--rate") {
+      auto v = cli::parse_count(*value, option);
+      if (!v) return v.error();
+      options.sim.sample_rate = *v;
+    } else if (option == "--duration") {
+      auto v = cli::parse_seconds(*value, option);
+      if (!v) return v.error();
+      options.duration = *v;
+    } else if (option == "--block-size") {
+      auto v = cli::parse_size(*value, option);
+      if (!v) return v.error();
+      options.sim.block_bytes = static_cast<uint32_t>(std::min<uint64_t>(*v, UINT32_MAX));
+    } else if (option == "--ring-size") {
+      auto v = cli::parse_size(*value, option);
+      if (!v) return v.error();
+      options.ring_size = *v;
+    } else if (option == "--policy") {
+      auto v = cli::parse_overrun_policy(*value);
+      if (!v) return v.error();
+      options.sim.overrun_policy = *v;
+    } else if (option == "--wait") {
+      auto v = parse_wait_strategy(*value);
+      if (!v) return make_error(EINVAL, "unknown wait strategy '{}'", *value);
+      options.wait = *v;
+    } else if (option == "--watermark") {
+      auto v = cli::parse_size(*value, option);
+      if (!v) return v.error();
+      options.watermark = *v;
+    } else if (option == "--workers") {
+      auto v = cli::parse_count(*value, option);
+      if (!v || *v > 64) return make_error(EINVAL, "--workers takes 0 to 64");
+      options.workers = static_cast<unsigned>(*v);
+    } else if (option == "--seed") {
+      auto v = cli::parse_count(*value, option);
+      if (!v) return v.error();
+      options.sim.pattern_seed = static_cast<uint32_t>(*v);
+    } else if (option == "--slow-us") {
+      auto v = cli::parse_count(*value, option);
+      if (!v) return v.error();
+      options.slow_us = *v;
+    } else {
+      return make_error(EINVAL, "unknown option {}", option);
+    }
+  }
+  if (options.source == Source::kNone) {
+    return make_error(EINVAL, "say where to acquire from: --sim, --sim-socket or --device");
+  }
+  return options;
+}
+
+// The producer side as acquire sees it: something that started, runs, and
+// reports what it dropped.
+class ProducerControl {
+ public:
+  virtual ~ProducerControl() = default;
+  virtual Status start(double duration_s) = 0;
+  // Called when the duration is up (a device must be told to stop).
+  virtual Status stop() = 0;
+};
+
+class InProcessSim final : public ProducerControl {
+ public:
+  explicit InProcessSim(std::unique_ptr<sim::SimDevice> device) : device_(std::move(device)) {}
+  Status start(double duration_s) override {
+    device_->start(std::chrono::nanoseconds(static_cast<int64_t>(duration_s * 1e9)));
+    return ok();
+  }
+  Status stop() override {
+    device_->join();  // it stops itself at the end of the duration
+    return ok();
+  }
+
+ private:
+  std::unique_ptr<sim::SimDevice> device_;
+};
+
+class SimProcess final : public ProducerControl {
+ public:
+  explicit SimProcess(UniqueFd socket) : socket_(std::move(socket)) {}
+  Status start(double) override { return sim::send_byte(socket_.get(), 1); }
+  Status stop() override { return ok(); }
+
+ private:
+  UniqueFd socket_;
+};
+
+class KernelDevice final : public ProducerControl {
+ public:
+  explicit KernelDevice(int fd) : fd_(fd) {}
+  Status start(double) override {
+    if (::ioctl(fd_, SRING_IOC_START) != 0) return errno_error("cannot start the device");
+    return ok();
+  }
+  Status stop() override {
+    if (::ioctl(fd_, SRING_IOC_STOP) != 0) return errno_error("cannot stop the device");
+    return ok();
+  }
+
+ private:
+  int fd_;
+};
+
+struct Session {
+  std::optional<sim::HostRing> host_ring;  // --sim: the ring lives here
+  std::optional<Ring> ring;
+  std::unique_ptr<ProducerControl> producer;
+  std::string description;
+};
+
+Status open_session(const Options& options, Session& session) {
+  switch (options.source) {
+    case Source::kSim: {
+      if (auto valid = sim::validate_config(options.sim, options.ring_size); !valid) return valid;
+      auto host = sim::HostRing::create(options.ring_size);
+      if (!host) return host.error();
+      session.host_ring.emplace(std::move(*host));
+      auto fd = session.host_ring->duplicate_fd();
+      if (!fd) return fd.error();
+      auto ring = Ring::attach(std::move(*fd), Ring::Access::kConsumer);
+      if (!ring) return ring.error();
+      session.ring.emplace(std::move(*ring));
+      auto device = std::make_unique<sim::SimDevice>(*session.host_ring, options.sim);
+      UniqueFd efd(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
+      if (!efd.valid()) return errno_error("cannot create an eventfd");
+      if (auto set = device->set_eventfd(efd.get()); !set) return set;
+      if (auto use = session.ring->use_eventfd(std::move(efd)); !use) return use;
+      session.producer = std::make_unique<InProcessSim>(std::move(device));
+      session.description = "simulated device (thread)";
+      return ok();
+    }
+    case Source::kSimSocket: {
+      auto socket = sim::connect_unix(options.path, std::chrono::milliseconds(30'000));
+      if (!socket) return socket.error();
+      auto fds = sim::receive_fds(socket->get(), 2, nullptr);
+      if (!fds) return fds.error();
+      auto ring = Ring::attach(std::move((*fds)[0]), Ring::Access::kConsumer);
+      if (!ring) return ring.error();
+      session.ring.emplace(std::move(*ring));
+      if (auto use = session.ring->use_eventfd(std::move((*fds)[1])); !use) return use;
+      session.producer = std::make_unique<SimProcess>(std::move(*socket));
+      session.description = fmt::format("sring-sim process via {}", options.path);
+      return ok();
+    }
+    case Source::kDevice: {
+      auto ring = Ring::open(options.path, Ring::Access::kConsumer);
+      if (!ring) return ring.error();
+      session.ring.emplace(std::move(*ring));
+      // Configuration only changes while stopped; a running device is stopped first.
+      ::ioctl(session.ring->fd(), SRING_IOC_STOP);
+      if (::ioctl(session.ring->fd(), SRING_IOC_RESET) != 0) return errno_error("cannot reset {}", options.path);
+      sring_config config{};
+      config.sample_rate = options.sim.sample_rate;
+      config.block_bytes = options.sim.block_bytes;
+      config.overrun_policy = options.sim.overrun_policy;
+      config.sample_format = options.sim.sample_format;
+      config.pattern_seed = options.sim.pattern_seed;
+      config.flush_timeout_us = static_cast<uint32_t>(options.sim.flush_timeout.count());
+      if (::ioctl(session.ring->fd(), SRING_IOC_SET_CONFIG, &config) != 0) {
+        return errno_error("cannot configure {}", options.path);
+      }
+      if (options.wait != WaitStrategy::kSpin) {
+        if (auto efd = session.ring->enable_eventfd(); !efd) return efd;
+      }
+      session.producer = std::make_unique<KernelDevice>(session.ring->fd());
+      session.description = fmt::format("device {}", options.path);
+      return ok();
+    }
+    case Source::kNone: break;
+  }
+  return make_error(EINVAL, "no source");
+}
+
+struct RunResult {
+  StreamCounters counters;
+  uint64_t next_sample = 0;  // index after the last sample seen
+  uint64_t overwritten_while_read = 0;
+};
+
+bool stream_over(const Ring& ring, uint64_t consumed_up_to) {
+  return ring.state() != SRING_STATE_RUNNING && ring.head() == consumed_up_to;
+}
+
+Expected<RunResult> run_single(Ring& ring, const Options& options, const Clock::time_point stop_at,
+                               ProducerControl& producer) {
+  StreamConsumer consumer(ring, options.verify);
+  consumer.accounting().expect_start(0, 0);
+  bool stop_sent = false;
+  for (;;) {
+    auto n = consumer.consume_available();
+    if (!n) return n.error();
+    if (*n > 0 && options.slow_us > 0) std::this_thread::sleep_for(std::chrono::microseconds(options.slow_us));
+    if (!stop_sent && Clock::now() >= stop_at) {
+      if (auto stopped = producer.stop(); !stopped) return stopped.error();
+      stop_sent = true;
+    }
+    if (*n > 0) continue;
+    if (stop_sent && stream_over(ring, ring.tail())) break;
+    auto waited = ring.wait(options.wait, std::chrono::milliseconds(50));
+    if (!waited) return waited.error();
+  }
+  return RunResult{consumer.counters(), consumer.accounting().next_sample().value_or(0),
+                   consumer.overwritten_while_read()};
+}
+
+Expected<RunResult> run_pipeline(Ring& ring, const Options& options, const Clock::time_point stop_at,
+                                 ProducerControl& producer) {
+  std::vector<WorkerTally> tallies(options.workers);
+  const uint32_t seed = load_relaxed(ring.producer().pattern_seed);
+  const bool verify = options.verify;
+  Pipeline pipeline(ring, options.workers, [&](unsigned worker, const BlockDescriptor& d) {
+    if (!verify) return;
+    tallies[worker].corrupted += count_pattern_mismatches(block_samples(d.block), d.block->first_sample,
+                                                          d.block->sample_count, seed);
+  });
+  StreamAccounting accounting;
+  accounting.expect_start(0, 0);
+  bool stop_sent = false;
+  Status stop_status = ok();
+  auto keep_going = [&] {
+    if (!stop_sent && Clock::now() >= stop_at) {
+      stop_status = producer.stop();
+      stop_sent = true;
+    }
+    return !(stop_sent && stream_over(ring, pipeline.dispatched_position()));
+  };
+  auto observe = [&](const sring_block_header& block) { accounting.on_block(block); };
+  if (auto run = pipeline.run(options.wait, keep_going, observe); !run) return run.error();
+  if (!stop_status) return stop_status.error();
+  for (const auto& tally : tallies) accounting.add_corrupted(tally.corrupted);
+  return RunResult{accounting.counters(), accounting.next_sample().value_or(0), 0};
+}
+
+std::string with_commas(uint64_t value) {
+  const std::string digits = std::to_string(value);
+  std::string grouped;
+  for (size_t i = 0; i < digits.size(); ++i) {
+    if (i > 0 && (digits.size() - i) % 3 == 0) grouped += ',';
+    grouped += digits[i];
+  }
+  return grouped;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  for (int i = 1; i < argc; ++i) {
+    if (std::string_view(argv[i]) == "--help" || std::string_view(argv[i]) == "-h") {
+      fmt::print("{}", kUsage);
+      return 0;
+    }
+  }
+  auto parsed = parse_options(argc, argv);
+  if (!parsed) return usage_error(parsed.error().message);
+  Options& options = *parsed;
+
+  Session session;
+  if (auto opened = open_session(options, session); !opened) return runtime_error(opened.error());
+  Ring& ring = *session.ring;
+  ring.set_wakeup_watermark(options.watermark != 0 ? options.watermark : ring.ring_size() / 8);
+
+  const auto started = Clock::now();
+  const auto stop_at = started + std::chrono::nanoseconds(static_cast<int64_t>(options.duration * 1e9));
+  if (auto start = session.producer->start(options.duration); !start) return runtime_error(start.error());
+  auto result = options.workers == 0 ? run_single(ring, options, stop_at, *session.producer)
+                                     : run_pipeline(ring, options, stop_at, *session.producer);
+  if (!result) return runtime_error(result.error());
+  const double seconds = std::chrono::duration<double>(Clock::now() - started).count();
+  const StreamCounters& c = result->counters;
+
+  const auto& p = ring.producer();
+  const uint64_t produced = load_relaxed(p.samples_produced);
+  const uint64_t dropped = load_relaxed(p.samples_dropped);
+  const uint64_t signals = load_relaxed(p.wakeups);
+  const uint64_t bad_tails = load_relaxed(p.bad_tails);
+  const double sample_bytes = static_cast<double>(c.samples) * 2;
+  const uint32_t policy = load_relaxed(p.overrun_policy);
+  const bool stopped_on_overrun = ring.state() == SRING_STATE_OVERRUN_STOPPED;
+  // Samples the device made: written ones, plus dropped ones that were never
+  // written (overwritten ones were written first and are counted there).
+  const uint64_t made = policy == SRING_OVERRUN_OVERWRITE_OLDEST ? produced : produced + dropped;
+  // Losses after the last block we saw show up only against that total.
+  const uint64_t seen_up_to = result->next_sample;
+  const uint64_t lost = c.lost_samples + (made > seen_up_to ? made - seen_up_to : 0);
+
+  fmt::print("acquire: {} | rate {} | block {} B | policy {} | wait {} | workers {}\n",
+             session.description,
+             load_relaxed(p.sample_rate) ? fmt::format("{:.2f} MS/s", load_relaxed(p.sample_rate) / 1e6)
+                                         : std::string("flat out"),
+             load_relaxed(p.block_bytes), cli::overrun_policy_name(policy), to_string(options.wait),
+             options.workers);
+  fmt::print("  samples        {:>16}  ({})\n", with_commas(c.samples),
+             options.verify ? "each verified in place" : "not verified");
+  fmt::print("  bytes          {:>16}\n", with_commas(static_cast<uint64_t>(sample_bytes)));
+  fmt::print("  throughput     {:>16.1f} MB/s  ({:.2f} MS/s over {:.2f} s)\n",
+             sample_bytes / seconds / 1e6, static_cast<double>(c.samples) / seconds / 1e6, seconds);
+  fmt::print("  blocks         {:>16}\n", with_commas(c.blocks));
+  fmt::print("  gaps           {:>16}  ({} flagged in band)\n", with_commas(c.gaps),
+             with_commas(c.gaps - c.unflagged_gaps));
+  fmt::print("  lost samples   {:>16}  (producer dropped {})\n", with_commas(lost),
+             with_commas(dropped));
+  fmt::print("  corrupted      {:>16}\n", with_commas(c.corrupted_samples));
+  fmt::print("  wake-ups       {:>16}  (producer signalled {}, consumer slept {} times)\n",
+             with_commas(ring.wakeups_received()), with_commas(signals), with_commas(ring.sleeps()));
+  if (result->overwritten_while_read) {
+    fmt::print("  overwritten    {:>16}  blocks taken back while being read\n",
+               with_commas(result->overwritten_while_read));
+  }
+  if (bad_tails) fmt::print("  bad tails      {:>16}\n", with_commas(bad_tails));
+
+  std::vector<std::string> problems;
+  if (c.corrupted_samples) problems.push_back(fmt::format("{} corrupted samples", c.corrupted_samples));
+  if (c.out_of_order) problems.push_back(fmt::format("{} blocks out of order", c.out_of_order));
+  if (bad_tails) problems.push_back(fmt::format("the producer refused {} tails", bad_tails));
+  // What the producer dropped must be exactly what the consumer misses.
+  if (lost != dropped) {
+    problems.push_back(fmt::format("accounting mismatch: {} samples missing, producer dropped {}", lost, dropped));
+  }
+  if (!options.allow_loss) {
+    if (lost) problems.push_back(fmt::format("{} samples lost", lost));
+    if (stopped_on_overrun) problems.push_back("the device stopped on an overrun");
+  }
+  if (problems.empty()) {
+    fmt::print("  result         OK: every sample {}\n",
+               lost ? "accounted for" : (options.verify ? "verified, none lost" : "arrived"));
+    return 0;
+  }
+  std::string joined;
+  for (const auto& problem : problems) joined += (joined.empty() ? "" : "; ") + problem;
+  fmt::print("  result         FAIL: {}\n", joined);
+  return 1;
+}

@@ -1,0 +1,43 @@
+#include "ringlib/accounting.hpp"
+
+namespace sring {
+
+void StreamCounters::merge(const StreamCounters& other) {
+  blocks += other.blocks;
+  samples += other.samples;
+  bytes += other.bytes;
+  gaps += other.gaps;
+  lost_samples += other.lost_samples;
+  lost_blocks += other.lost_blocks;
+  flagged_lost_samples += other.flagged_lost_samples;
+  overrun_blocks += other.overrun_blocks;
+  unflagged_gaps += other.unflagged_gaps;
+  out_of_order += other.out_of_order;
+  corrupted_samples += other.corrupted_samples;
+  last_blocks += other.last_blocks;
+}
+
+void StreamAccounting::on_block(const sring_block_header& block) {
+  const bool flagged_gap = (block.flags & SRING_BLOCK_F_GAP) != 0;
+  if (flagged_gap) counters_.flagged_lost_samples += block.lost_samples;
+  if (block.flags & SRING_BLOCK_F_OVERRUN) ++counters_.overrun_blocks;
+  if (block.flags & SRING_BLOCK_F_LAST) ++counters_.last_blocks;
+
+  if (next_sample_ && next_sequence_) {
+    if (block.first_sample < *next_sample_ || block.sequence < *next_sequence_) {
+      ++counters_.out_of_order;
+    } else if (block.first_sample > *next_sample_ || block.sequence > *next_sequence_) {
+      ++counters_.gaps;
+      counters_.lost_samples += block.first_sample - *next_sample_;
+      counters_.lost_blocks += block.sequence - *next_sequence_;
+      if (!flagged_gap) ++counters_.unflagged_gaps;
+    }
+  }
+  next_sequence_ = block.sequence + 1;
+  next_sample_ = block.first_sample + block.sample_count;
+  ++counters_.blocks;
+  counters_.samples += block.sample_count;
+  counters_.bytes += block.total_bytes;
+}
+
+}  // namespace sring

@@ -1,0 +1,52 @@
+// Gap and overrun accounting from the block stream itself: sequence numbers
+// and sample indices say exactly what was lost, the in-band GAP flag says
+// what the producer knew it lost. Single-threaded: feed it blocks in order.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+
+#include "sring/sring_abi.h"
+
+namespace sring {
+
+struct StreamCounters {
+  uint64_t blocks = 0;
+  uint64_t samples = 0;
+  uint64_t bytes = 0;                 // block bytes, headers included
+  uint64_t gaps = 0;                  // discontinuities in the sample index
+  uint64_t lost_samples = 0;          // samples missing between blocks seen
+  uint64_t lost_blocks = 0;           // sequence numbers missing
+  uint64_t flagged_lost_samples = 0;  // sum of lost_samples of F_GAP blocks
+  uint64_t overrun_blocks = 0;        // blocks flagged F_OVERRUN
+  uint64_t unflagged_gaps = 0;        // gaps with no F_GAP (overwritten blocks)
+  uint64_t out_of_order = 0;          // a block behind the last (reset or corrupt)
+  uint64_t corrupted_samples = 0;     // samples that are not the pattern
+  uint64_t last_blocks = 0;           // blocks flagged F_LAST
+
+  void merge(const StreamCounters& other);
+};
+
+class StreamAccounting {
+ public:
+  // Where the stream is expected to begin: a consumer that started the device
+  // expects sequence 0, sample 0, so even a loss before its first block counts.
+  // Without it, the first block seen sets the baseline.
+  void expect_start(uint64_t sequence, uint64_t first_sample) {
+    next_sequence_ = sequence;
+    next_sample_ = first_sample;
+  }
+
+  void on_block(const sring_block_header& block);
+  void add_corrupted(uint64_t samples) { counters_.corrupted_samples += samples; }
+
+  const StreamCounters& counters() const { return counters_; }
+  std::optional<uint64_t> next_sample() const { return next_sample_; }
+
+ private:
+  StreamCounters counters_;
+  std::optional<uint64_t> next_sequence_;
+  std::optional<uint64_t> next_sample_;
+};
+
+}  // namespace sring

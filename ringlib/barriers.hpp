@@ -1,0 +1,66 @@
+// Memory ordering for memory shared with the producer (kernel or another
+// process). Every access to a shared field in ringlib goes through one of
+// these, under the kernel's names, so the pairing can be read next to each
+// call: the producer's smp_store_release(head) pairs with our
+// load_acquire(head), our store_release(tail) with its smp_load_acquire(tail).
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <type_traits>
+
+namespace sring {
+
+template <typename T>
+inline T load_acquire(const T& shared) {
+  // atomic_ref needs a non-const object; the load does not write.
+  return std::atomic_ref<T>(const_cast<T&>(shared)).load(std::memory_order_acquire);
+}
+
+template <typename T>
+inline T load_relaxed(const T& shared) {
+  return std::atomic_ref<T>(const_cast<T&>(shared)).load(std::memory_order_relaxed);
+}
+
+template <typename T>
+inline void store_release(T& shared, std::type_identity_t<T> value) {
+  std::atomic_ref<T>(shared).store(value, std::memory_order_release);
+}
+
+template <typename T>
+inline void store_relaxed(T& shared, std::type_identity_t<T> value) {
+  std::atomic_ref<T>(shared).store(value, std::memory_order_relaxed);
+}
+
+template <typename T>
+inline T exchange(T& shared, std::type_identity_t<T> value) {
+  return std::atomic_ref<T>(shared).exchange(value, std::memory_order_seq_cst);
+}
+
+// Compare-and-swap with acquire-release ordering (used by the overwrite-oldest
+// policy, where producer and consumer both move tail). On failure `expected`
+// holds the value found.
+template <typename T>
+inline bool compare_exchange(T& shared, T& expected, std::type_identity_t<T> desired) {
+  return std::atomic_ref<T>(shared).compare_exchange_strong(
+      expected, desired, std::memory_order_acq_rel, std::memory_order_acquire);
+}
+
+// The kernel's smp_mb(): orders an earlier store before a later load, which
+// acquire/release alone never do (the need-wakeup handshake needs it).
+inline void smp_mb() { std::atomic_thread_fence(std::memory_order_seq_cst); }
+
+inline void cpu_relax() {
+#if defined(__x86_64__) || defined(__i386__)
+  __builtin_ia32_pause();
+#elif defined(__aarch64__)
+  asm volatile("yield" ::: "memory");
+#endif
+}
+
+static_assert(std::atomic_ref<uint64_t>::is_always_lock_free,
+              "shared 64-bit counters need lock-free atomics");
+static_assert(std::atomic_ref<uint32_t>::is_always_lock_free,
+              "shared 32-bit flags need lock-free atomics");
+
+}  // namespace sring

@@ -1,0 +1,307 @@
+#include "ringlib/ring.hpp"
+
+#include <fcntl.h>
+#include <poll.h>
+#include <sys/eventfd.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "ringlib/mapping.hpp"
+
+namespace sring {
+namespace {
+
+bool is_power_of_two(uint64_t v) { return v != 0 && (v & (v - 1)) == 0; }
+
+// Largest ring ringlib will map: far above any real ring, low enough that
+// 2 * ring_size cannot overflow anything.
+constexpr uint64_t kMaxRingSize = uint64_t{1} << 40;
+
+}  // namespace
+
+std::optional<WaitStrategy> parse_wait_strategy(std::string_view name) {
+  if (name == "eventfd") return WaitStrategy::kEventfd;
+  if (name == "poll") return WaitStrategy::kPoll;
+  if (name == "spin") return WaitStrategy::kSpin;
+  if (name == "hybrid") return WaitStrategy::kHybrid;
+  return std::nullopt;
+}
+
+std::string_view to_string(WaitStrategy strategy) {
+  switch (strategy) {
+    case WaitStrategy::kEventfd: return "eventfd";
+    case WaitStrategy::kPoll: return "poll";
+    case WaitStrategy::kSpin: return "spin";
+    case WaitStrategy::kHybrid: return "hybrid";
+  }
+  return "unknown";
+}
+
+Status validate_producer_identity(const sring_producer_page& page, uint64_t file_size,
+                                  uint32_t page_size) {
+  // Identity fields are written before the ring becomes mappable and never
+  // change, so plain reads are enough here.
+  if (page.magic != SRING_MAGIC) {
+    return make_error(EPROTO, "bad magic {:#010x} in the producer page (expected {:#010x}): not a sring ring",
+                      page.magic, SRING_MAGIC);
+  }
+  if (SRING_ABI_MAJOR(page.abi_version) != SRING_ABI_VERSION_MAJOR) {
+    return make_error(EPROTO, "the ring speaks ABI version {}.{}, this ringlib was built for {}.{}",
+                      SRING_ABI_MAJOR(page.abi_version), SRING_ABI_MINOR(page.abi_version),
+                      SRING_ABI_VERSION_MAJOR, SRING_ABI_VERSION_MINOR);
+  }
+  if (page.page_size != page_size) {
+    return make_error(EINVAL, "the ring was laid out for {}-byte pages, this process uses {}",
+                      page.page_size, page_size);
+  }
+  if (!is_power_of_two(page.ring_size) || page.ring_size < SRING_MIN_RING_SIZE ||
+      page.ring_size > kMaxRingSize || page.ring_size % page_size != 0) {
+    return make_error(EPROTO, "ring size {} is not a power of two between {} and {} bytes",
+                      page.ring_size, SRING_MIN_RING_SIZE, kMaxRingSize);
+  }
+  if (page.consumer_offset != uint64_t{SRING_CONSUMER_PGOFF} * page_size ||
+      page.data_offset != uint64_t{SRING_DATA_PGOFF} * page_size) {
+    return make_error(EPROTO, "unexpected region offsets (consumer {}, data {})",
+                      page.consumer_offset, page.data_offset);
+  }
+  if (page.block_bytes % SRING_BLOCK_ALIGN != 0 || page.block_bytes > SRING_MAX_BLOCK_BYTES ||
+      page.block_bytes > page.ring_size / 2) {
+    return make_error(EPROTO, "block size {} is not a multiple of {} up to {} and half the ring",
+                      page.block_bytes, SRING_BLOCK_ALIGN, SRING_MAX_BLOCK_BYTES);
+  }
+  if (file_size != 0 && file_size != page.data_offset + page.ring_size) {
+    return make_error(EPROTO, "ring file is {} bytes, its producer page says {}", file_size,
+                      page.data_offset + page.ring_size);
+  }
+  return ok();
+}
+
+Expected<const sring_block_header*> BlockCursor::next() {
+  if (offset_ == span_.bytes) return static_cast<const sring_block_header*>(nullptr);
+  const uint64_t left = span_.bytes - offset_;
+  if (left < SRING_BLOCK_HEADER_SIZE) {
+    return make_error(EPROTO, "truncated block header at position {}", position());
+  }
+  const auto* block = reinterpret_cast<const sring_block_header*>(span_.data + offset_);
+  // The block was published by the head we loaded with acquire ordering, so
+  // plain reads of it are ordered; the checks keep a lying header in bounds.
+  if (block->magic != SRING_BLOCK_MAGIC) {
+    return make_error(EPROTO, "bad block magic {:#010x} at position {}", block->magic, position());
+  }
+  const uint32_t total = block->total_bytes;
+  if (total < SRING_BLOCK_HEADER_SIZE || total % SRING_BLOCK_ALIGN != 0 ||
+      total > max_block_bytes_ || total > left) {
+    return make_error(EPROTO, "block at position {} claims {} bytes ({} left in the span)",
+                      position(), total, left);
+  }
+  if (block->bytes_per_sample != 2 ||
+      (block->sample_format != SRING_FMT_U16 && block->sample_format != SRING_FMT_S16) ||
+      uint64_t{block->sample_count} * 2 > total - SRING_BLOCK_HEADER_SIZE) {
+    return make_error(EPROTO, "block at position {} has {} samples of format {} in {} bytes",
+                      position(), block->sample_count, block->sample_format, total);
+  }
+  block_offset_ = offset_;
+  offset_ += total;
+  return block;
+}
+
+Expected<Ring> Ring::open(const std::string& path, Access access) {
+  const int flags = (access == Access::kConsumer ? O_RDWR : O_RDONLY) | O_CLOEXEC;
+  UniqueFd fd(::open(path.c_str(), flags));
+  if (!fd.valid()) return errno_error("cannot open ring {}", path);
+  auto ring = attach(std::move(fd), access);
+  if (!ring) return make_error(ring.error().code, "{}: {}", path, ring.error().message);
+  return ring;
+}
+
+Expected<Ring> Ring::attach(UniqueFd fd, Access access) {
+  struct stat st {};
+  if (::fstat(fd.get(), &st) != 0) return errno_error("cannot stat the ring");
+  if (!S_ISCHR(st.st_mode) && !S_ISREG(st.st_mode)) {
+    return make_error(EINVAL, "not a sring device or ring file");
+  }
+  Ring ring;
+  ring.is_device_ = S_ISCHR(st.st_mode);
+  ring.consumer_ = access == Access::kConsumer;
+  const auto page_size = static_cast<uint32_t>(::sysconf(_SC_PAGESIZE));
+  if (!ring.is_device_ && static_cast<uint64_t>(st.st_size) < 2 * uint64_t{page_size}) {
+    return make_error(EPROTO, "ring file of {} bytes is too small to hold a ring", st.st_size);
+  }
+
+  auto producer = map_region(fd.get(), page_size, 0, PROT_READ, "producer page");
+  if (!producer) return producer.error();
+  ring.producer_map_ = std::move(*producer);
+  ring.kproducer_ = static_cast<const sring_producer_page*>(ring.producer_map_.get());
+  const uint64_t file_size = ring.is_device_ ? 0 : static_cast<uint64_t>(st.st_size);
+  if (auto valid = validate_producer_identity(*ring.kproducer_, file_size, page_size); !valid) {
+    return valid.error();
+  }
+  ring.ring_size_ = ring.kproducer_->ring_size;
+
+  const int consumer_prot = ring.consumer_ ? PROT_READ | PROT_WRITE : PROT_READ;
+  auto consumer = map_region(fd.get(), page_size, static_cast<off_t>(ring.kproducer_->consumer_offset),
+                             consumer_prot, "consumer page");
+  if (!consumer) return consumer.error();
+  ring.consumer_map_ = std::move(*consumer);
+  ring.kconsumer_ = static_cast<sring_consumer_page*>(ring.consumer_map_.get());
+
+  auto data = map_mirror(fd.get(), ring.ring_size_, static_cast<off_t>(ring.kproducer_->data_offset),
+                         PROT_READ, ring.is_device_ ? MirrorSource::kDevice : MirrorSource::kFile);
+  if (!data) return data.error();
+  ring.data_map_ = std::move(*data);
+  ring.data_ = static_cast<const std::byte*>(ring.data_map_.get());
+
+  // A new consumer continues where the last one released. Pairs with the
+  // previous consumer's store_release(tail).
+  ring.tail_ = load_acquire(ring.kconsumer_->tail);
+  ring.acquired_head_ = ring.tail_;
+  if (ring.head() - ring.tail_ > ring.ring_size_) {
+    return make_error(EPROTO, "the ring's tail {} is not within a ring of head {}", ring.tail_,
+                      ring.head());
+  }
+  if (ring.consumer_) {
+    store_relaxed(ring.kconsumer_->need_wakeup, uint32_t{0});
+    ring.set_wakeup_watermark(ring.watermark_);
+  }
+  ring.fd_ = std::move(fd);
+  return ring;
+}
+
+Expected<BlockSpan> Ring::acquire() {
+  if (load_relaxed(kproducer_->overrun_policy) == SRING_OVERRUN_OVERWRITE_OLDEST) {
+    // The producer may have reclaimed blocks we had not released: its
+    // compare-and-swap moved the shared tail. Pairs with that CAS (release).
+    const uint64_t shared = load_acquire(kconsumer_->tail);
+    if (shared - tail_ <= ring_size_ && shared != tail_) tail_ = shared;
+  }
+  const uint64_t head_now = head();
+  const uint64_t used = head_now - tail_;
+  if (used > ring_size_) {
+    return make_error(EPROTO, "corrupt producer page: head {} is not within one ring of tail {}",
+                      head_now, tail_);
+  }
+  acquired_head_ = head_now;
+  return BlockSpan{data_ + (tail_ & (ring_size_ - 1)), tail_, used};
+}
+
+ReleaseResult Ring::release(uint64_t new_tail) {
+  ReleaseResult result;
+  if (new_tail - tail_ > acquired_head_ - tail_) return result;  // not ours to release
+  if (load_relaxed(kproducer_->overrun_policy) != SRING_OVERRUN_OVERWRITE_OLDEST) {
+    // Pairs with the producer's smp_load_acquire(tail): our reads of the
+    // blocks happen before it may overwrite them.
+    store_release(kconsumer_->tail, new_tail);
+    tail_ = new_tail;
+    return result;
+  }
+  // Overwrite-oldest: the producer may be moving tail too. Our CAS (acq_rel)
+  // pairs with its CAS; whoever moves tail first owns the blocks.
+  __u64 expected = tail_;  // the shared field's own type, for the CAS
+  while (!compare_exchange(kconsumer_->tail, expected, new_tail)) {
+    // The producer reclaimed up to `expected`: the blocks below it were
+    // overwritten while we held them.
+    result.overwritten_below = expected;
+    if (expected - tail_ >= new_tail - tail_) {
+      tail_ = expected;
+      return result;
+    }
+    tail_ = expected;
+  }
+  tail_ = new_tail;
+  return result;
+}
+
+void Ring::set_wakeup_watermark(uint64_t bytes) {
+  watermark_ = bytes == 0 ? 1 : bytes;
+  if (consumer_) store_relaxed(kconsumer_->wakeup_watermark, watermark_);
+}
+
+Status Ring::use_eventfd(UniqueFd eventfd) {
+  if (is_device_) {
+    const int32_t efd = eventfd.get();
+    if (::ioctl(fd_.get(), SRING_IOC_SET_EVENTFD, &efd) != 0) {
+      return errno_error("cannot register the eventfd with the device");
+    }
+  }
+  eventfd_ = std::move(eventfd);
+  return ok();
+}
+
+Status Ring::enable_eventfd() {
+  UniqueFd efd(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
+  if (!efd.valid()) return errno_error("cannot create an eventfd");
+  return use_eventfd(std::move(efd));
+}
+
+bool Ring::data_ready() const {
+  const uint64_t used = available_now();
+  return used >= watermark_ || (used > 0 && load_relaxed(kproducer_->state) != SRING_STATE_RUNNING);
+}
+
+Expected<bool> Ring::wait(WaitStrategy strategy, std::chrono::nanoseconds timeout) {
+  using Clock = std::chrono::steady_clock;
+  const auto deadline = Clock::now() + timeout;
+  if (data_ready()) return true;
+
+  if (strategy == WaitStrategy::kSpin || strategy == WaitStrategy::kHybrid) {
+    const auto spin_deadline =
+        strategy == WaitStrategy::kSpin ? deadline : std::min(deadline, Clock::now() + spin_before_sleep_);
+    for (uint32_t i = 1;; ++i) {
+      if (data_ready()) return true;
+      cpu_relax();
+      // Reading the clock costs more than a head load: do it now and then.
+      if (i % 256 == 0 && Clock::now() >= spin_deadline) break;
+    }
+    if (strategy == WaitStrategy::kSpin) return false;
+  }
+  return sleep_until_signalled(strategy, deadline);
+}
+
+Expected<bool> Ring::sleep_until_signalled(WaitStrategy strategy,
+                                           std::chrono::steady_clock::time_point deadline) {
+  using Clock = std::chrono::steady_clock;
+  if (!consumer_) return make_error(EPERM, "a monitor cannot wait for wake-ups");
+  const bool use_device_poll = strategy == WaitStrategy::kPoll && is_device_;
+  if (!use_device_poll && !eventfd_.valid()) {
+    return make_error(EINVAL, "the {} strategy needs an eventfd (enable_eventfd or use_eventfd)",
+                      to_string(strategy));
+  }
+  for (;;) {
+    // Ask for a wake-up, then look again. The full barrier pairs with the
+    // producer's smp_mb() between storing head and reading need_wakeup: it
+    // either sees our flag and signals, or we see its head here.
+    store_relaxed(kconsumer_->need_wakeup, uint32_t{1});
+    smp_mb();
+    if (data_ready()) break;
+
+    const auto now = Clock::now();
+    if (now >= deadline) {
+      store_relaxed(kconsumer_->need_wakeup, uint32_t{0});
+      return false;
+    }
+    const auto left = std::chrono::ceil<std::chrono::milliseconds>(deadline - now);
+    pollfd pfd{use_device_poll ? fd_.get() : eventfd_.get(), POLLIN, 0};
+    ++sleeps_;
+    const int n = ::poll(&pfd, 1, static_cast<int>(std::min<int64_t>(left.count(), 1 << 30)));
+    if (n < 0 && errno != EINTR) return errno_error("poll on the ring failed");
+    if (n > 0 && (pfd.revents & (POLLERR | POLLNVAL))) {
+      return make_error(EIO, "the ring's wait descriptor reported an error");
+    }
+    if (n > 0 && !use_device_poll) {
+      uint64_t count = 0;
+      if (::read(eventfd_.get(), &count, sizeof(count)) == sizeof(count)) ++wakeups_received_;
+    } else if (n > 0) {
+      ++wakeups_received_;
+    }
+    // A flush wake-up may deliver less than the watermark: take what is there.
+    if (n > 0 && available_now() > 0) break;
+  }
+  // We have data: no need to be signalled while we consume it. A stale set
+  // flag would only cost a spurious signal, so relaxed is enough.
+  store_relaxed(kconsumer_->need_wakeup, uint32_t{0});
+  return true;
+}
+
+}  // namespace sring

@@ -1,0 +1,179 @@
+// ringlib's consumer side of an sring ring: attach and validate, acquire
+// whole blocks in place, release them, wait for more.
+//
+// Threading: a Ring belongs to one consumer thread. acquire(), release() and
+// wait() are called from that thread only; the const accessors may be called
+// from any thread that holds the Ring. None of them takes a lock or makes a
+// system call on the fast path (wait() sleeps only when there is no data).
+#pragma once
+
+#include <sys/types.h>
+
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "sring/sring_abi.h"
+#include "ringlib/barriers.hpp"
+#include "ringlib/error.hpp"
+#include "ringlib/unique_fd.hpp"
+
+namespace sring {
+
+enum class WaitStrategy {
+  kEventfd,  // arm need-wakeup, sleep in the eventfd
+  kPoll,     // arm need-wakeup, poll() the device fd (a file ring: its eventfd)
+  kSpin,     // busy-poll head; lowest latency, burns a core
+  kHybrid,   // spin briefly, then sleep as kEventfd
+};
+
+std::optional<WaitStrategy> parse_wait_strategy(std::string_view name);
+std::string_view to_string(WaitStrategy strategy);
+
+// Checks a producer page's identity against what this ringlib understands.
+// file_size is the size of the backing file (0 for a device); page_size is
+// ours. Each mismatch has its own message.
+Status validate_producer_identity(const sring_producer_page& page, uint64_t file_size,
+                                  uint32_t page_size);
+
+// A run of whole blocks, contiguous in memory thanks to the mirror.
+struct BlockSpan {
+  const std::byte* data = nullptr;  // data[0] is the byte at ring position begin
+  uint64_t begin = 0;
+  uint64_t bytes = 0;
+  bool empty() const { return bytes == 0; }
+  uint64_t end() const { return begin + bytes; }
+};
+
+// Walks the blocks of a span, validating each header against the span: a
+// header that is torn, lies, or points outside the span is an error, never
+// an out-of-bounds read.
+class BlockCursor {
+ public:
+  BlockCursor(const BlockSpan& span, uint32_t max_block_bytes)
+      : span_(span), max_block_bytes_(max_block_bytes) {}
+
+  // The next block, nullptr at the end of the span, or an error.
+  Expected<const sring_block_header*> next();
+  // Ring position of the block next() returned last (valid after a block).
+  uint64_t block_begin() const { return span_.begin + block_offset_; }
+  uint64_t position() const { return span_.begin + offset_; }
+
+ private:
+  BlockSpan span_;
+  uint32_t max_block_bytes_;
+  uint64_t offset_ = 0;
+  uint64_t block_offset_ = 0;
+};
+
+// The samples of a validated block.
+inline const uint16_t* block_samples(const sring_block_header* block) {
+  return reinterpret_cast<const uint16_t*>(reinterpret_cast<const std::byte*>(block) +
+                                           SRING_BLOCK_HEADER_SIZE);
+}
+
+// What release() found.
+struct ReleaseResult {
+  // Positions below this were reclaimed by the producer before we released
+  // them (overwrite-oldest only): blocks that begin below it were overwritten
+  // while we held them and their contents must be discarded.
+  uint64_t overwritten_below = 0;
+  bool overwritten() const { return overwritten_below != 0; }
+};
+
+class Ring {
+ public:
+  enum class Access {
+    kConsumer,  // maps the consumer page writable, moves tail
+    kMonitor,   // read-only: counters, head and tail; never disturbs
+  };
+
+  static Expected<Ring> open(const std::string& path, Access access);
+  // Takes ownership of fd: a sring device or a ring file (memfd).
+  static Expected<Ring> attach(UniqueFd fd, Access access);
+
+  Ring(Ring&&) noexcept = default;
+  Ring& operator=(Ring&&) noexcept = default;
+  Ring(const Ring&) = delete;
+  Ring& operator=(const Ring&) = delete;
+  ~Ring() = default;
+
+  int fd() const { return fd_.get(); }
+  bool is_device() const { return is_device_; }
+  uint64_t ring_size() const { return ring_size_; }
+  uint32_t max_block_bytes() const { return SRING_MAX_BLOCK_BYTES; }
+
+  // The producer page, for identity, configuration and counters. Read the
+  // counters with load_relaxed(): they are monotonic statistics.
+  const sring_producer_page& producer() const { return *kproducer_; }
+  uint32_t state() const { return load_acquire(kproducer_->state); }
+  uint64_t head() const {
+    // Pairs with the producer's smp_store_release(head) after it wrote the
+    // blocks: everything below head is visible after this load.
+    return load_acquire(kproducer_->head);
+  }
+  // The tail as published in the consumer page (a monitor's view).
+  uint64_t shared_tail() const { return load_acquire(kconsumer_->tail); }
+
+  // --- consumer thread only ------------------------------------------
+  // Our position: everything below it has been released.
+  uint64_t tail() const { return tail_; }
+
+  // All whole blocks available now, possibly none. An error means the
+  // producer page is corrupt (head behind tail or more than a ring ahead).
+  Expected<BlockSpan> acquire();
+
+  // Hands [tail(), new_tail) back to the producer. new_tail must lie within
+  // what acquire() returned, on a block boundary.
+  ReleaseResult release(uint64_t new_tail);
+
+  // Where the producer should signal: bytes available before a wake-up.
+  void set_wakeup_watermark(uint64_t bytes);
+
+  // The eventfd the producer signals. For a device, registers it with the
+  // driver (SRING_IOC_SET_EVENTFD); for a ring file, the producer already
+  // holds it (see simulator/).
+  Status use_eventfd(UniqueFd eventfd);
+  // Creates an eventfd and registers it with the device.
+  Status enable_eventfd();
+
+  // Waits until data is available (at least the watermark, or anything the
+  // producer flushed), up to timeout. true: data is there; false: timed out.
+  Expected<bool> wait(WaitStrategy strategy, std::chrono::nanoseconds timeout);
+
+  // Spin time of WaitStrategy::kHybrid before it sleeps.
+  void set_spin_before_sleep(std::chrono::nanoseconds spin) { spin_before_sleep_ = spin; }
+
+  uint64_t wakeups_received() const { return wakeups_received_; }
+  uint64_t sleeps() const { return sleeps_; }
+
+ private:
+  Ring() = default;
+  uint64_t available_now() const { return head() - tail_; }
+  bool data_ready() const;
+  Expected<bool> sleep_until_signalled(WaitStrategy strategy,
+                                       std::chrono::steady_clock::time_point deadline);
+
+  UniqueFd fd_;
+  UniqueFd eventfd_;
+  Mapping producer_map_;
+  Mapping consumer_map_;
+  Mapping data_map_;
+  const sring_producer_page* kproducer_ = nullptr;
+  sring_consumer_page* kconsumer_ = nullptr;
+  const std::byte* data_ = nullptr;
+  uint64_t ring_size_ = 0;
+  uint64_t tail_ = 0;
+  uint64_t acquired_head_ = 0;
+  uint64_t watermark_ = 1;
+  bool is_device_ = false;
+  bool consumer_ = false;
+  std::chrono::nanoseconds spin_before_sleep_{std::chrono::microseconds(20)};
+  uint64_t wakeups_received_ = 0;
+  uint64_t sleeps_ = 0;
+};
+
+}  // namespace sring

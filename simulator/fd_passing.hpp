@@ -1,0 +1,29 @@
+// Handing a ring to another process: the simulator process sends the ring's
+// memfd and the consumer's eventfd over a Unix socket (SCM_RIGHTS), the way a
+// device node would be opened, so the cross-process path is real.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "ringlib/error.hpp"
+#include "ringlib/unique_fd.hpp"
+
+namespace sring::sim {
+
+Expected<UniqueFd> listen_unix(const std::string& path);
+Expected<UniqueFd> accept_unix(int listen_fd, std::chrono::milliseconds timeout);
+// Retries until the listener exists or the timeout passes.
+Expected<UniqueFd> connect_unix(const std::string& path, std::chrono::milliseconds timeout);
+
+// Sends one byte of payload with the descriptors attached.
+Status send_fds(int socket, const std::vector<int>& fds, uint8_t payload);
+// Receives exactly `count` descriptors, and the payload byte.
+Expected<std::vector<UniqueFd>> receive_fds(int socket, size_t count, uint8_t* payload);
+
+Status send_byte(int socket, uint8_t byte);
+Expected<uint8_t> receive_byte(int socket, std::chrono::milliseconds timeout);
+
+}  // namespace sring::sim

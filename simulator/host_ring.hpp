@@ -1,0 +1,46 @@
+// A ring in a memfd: the user-space twin of the driver's ring memory. The
+// file holds the producer page, the consumer page and ring_size bytes of
+// data at the same offsets the device uses, so ringlib attaches to either the
+// same way (it mirrors the file's data pages itself).
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <string>
+
+#include "ringlib/error.hpp"
+#include "ringlib/unique_fd.hpp"
+#include "sring/sring_abi.h"
+
+namespace sring::sim {
+
+class HostRing {
+ public:
+  // ring_size: a power of two, at least SRING_MIN_RING_SIZE.
+  static Expected<HostRing> create(uint64_t ring_size, const std::string& name = "sring");
+
+  HostRing(HostRing&&) noexcept = default;
+  HostRing& operator=(HostRing&&) noexcept = default;
+
+  int fd() const { return fd_.get(); }
+  // A new descriptor for the same ring, for a consumer to attach with.
+  Expected<UniqueFd> duplicate_fd() const;
+
+  uint64_t ring_size() const { return ring_size_; }
+  sring_producer_page& producer() { return *kproducer_; }
+  sring_consumer_page& consumer() { return *kconsumer_; }
+  std::byte* data() { return data_; }  // writable, mirrored: 2 * ring_size
+
+ private:
+  HostRing() = default;
+
+  UniqueFd fd_;
+  Mapping pages_;  // producer and consumer pages
+  Mapping data_map_;
+  sring_producer_page* kproducer_ = nullptr;
+  sring_consumer_page* kconsumer_ = nullptr;
+  std::byte* data_ = nullptr;
+  uint64_t ring_size_ = 0;
+};
+
+}  // namespace sring::sim

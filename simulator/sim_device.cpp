@@ -1,0 +1,313 @@
+#include "simulator/sim_device.hpp"
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstring>
+#include <ctime>
+
+#include "ringlib/barriers.hpp"
+#include "sring/sring_pattern.h"
+
+namespace sring::sim {
+namespace {
+
+uint64_t monotonic_ns() {
+  timespec ts{};
+  ::clock_gettime(CLOCK_MONOTONIC, &ts);
+  return static_cast<uint64_t>(ts.tv_sec) * 1'000'000'000u + static_cast<uint64_t>(ts.tv_nsec);
+}
+
+}  // namespace
+
+Status validate_config(const SimConfig& config, uint64_t ring_size) {
+  if (config.block_bytes < SRING_BLOCK_HEADER_SIZE + SRING_BLOCK_ALIGN ||
+      config.block_bytes % SRING_BLOCK_ALIGN != 0 || config.block_bytes > SRING_MAX_BLOCK_BYTES ||
+      config.block_bytes > ring_size / 2) {
+    return make_error(EINVAL,
+                      "block size {} must be a multiple of {} between {} and the smaller of {} "
+                      "and half the ring ({})",
+                      config.block_bytes, SRING_BLOCK_ALIGN, SRING_BLOCK_HEADER_SIZE + SRING_BLOCK_ALIGN,
+                      SRING_MAX_BLOCK_BYTES, ring_size / 2);
+  }
+  if (config.overrun_policy > SRING_OVERRUN_STOP) {
+    return make_error(EINVAL, "unknown overrun policy {}", config.overrun_policy);
+  }
+  if (config.sample_format != SRING_FMT_U16 && config.sample_format != SRING_FMT_S16) {
+    return make_error(EINVAL, "unknown sample format {}", config.sample_format);
+  }
+  return ok();
+}
+
+SimDevice::SimDevice(HostRing& ring, SimConfig config)
+    : ring_(ring),
+      kproducer_(ring.producer()),
+      kconsumer_(ring.consumer()),
+      config_(config),
+      samples_per_block_((config.block_bytes - SRING_BLOCK_HEADER_SIZE) / 2) {
+  // Continue an existing stream position (a ring may be restarted).
+  head_ = load_relaxed(kproducer_.head);
+  last_tail_ = load_acquire(kconsumer_.tail);
+  if (head_ - last_tail_ > ring_.ring_size()) last_tail_ = head_;
+  oldest_ = last_tail_;
+}
+
+SimDevice::~SimDevice() {
+  request_stop();
+  join();
+}
+
+Status SimDevice::set_eventfd(int eventfd) {
+  UniqueFd copy(::fcntl(eventfd, F_DUPFD_CLOEXEC, 0));
+  if (!copy.valid()) return errno_error("cannot keep the consumer's eventfd");
+  eventfd_ = std::move(copy);
+  return ok();
+}
+
+void SimDevice::bump(__u64& counter, uint64_t by) {
+  // Only this thread writes the counters; readers load them relaxed.
+  store_relaxed(counter, load_relaxed(counter) + by);
+}
+
+void SimDevice::begin() {
+  // Configuration changes only while stopped; the release store of state
+  // publishes it to consumers that load state with acquire.
+  kproducer_.overrun_policy = config_.overrun_policy;
+  kproducer_.sample_rate = config_.sample_rate;
+  kproducer_.block_bytes = config_.block_bytes;
+  kproducer_.sample_format = config_.sample_format;
+  kproducer_.pattern_seed = config_.pattern_seed;
+  store_release(kproducer_.state, uint32_t{SRING_STATE_RUNNING});
+  running_.store(true, std::memory_order_release);
+}
+
+void SimDevice::end() {
+  // After the last head store: a consumer that sees "stopped" and then finds
+  // no data knows the stream is over.
+  if (load_relaxed(kproducer_.state) == SRING_STATE_RUNNING) {
+    store_release(kproducer_.state, uint32_t{SRING_STATE_STOPPED});
+  }
+  if (eventfd_.valid()) signal_consumer();
+  running_.store(false, std::memory_order_release);
+}
+
+uint64_t SimDevice::accepted_tail() {
+  // Pairs with the consumer's store_release(tail): its reads of the blocks
+  // below tail are done before we reuse their space.
+  const uint64_t tail = load_acquire(kconsumer_.tail);
+  // Valid only between the last tail we accepted and our head. Anything else
+  // is a consumer bug: count it and keep the last good value.
+  if (tail - last_tail_ > head_ - last_tail_) {
+    bump(kproducer_.bad_tails);
+    return last_tail_;
+  }
+  last_tail_ = tail;
+  return tail;
+}
+
+bool SimDevice::reclaim_oldest(uint64_t needed_head, uint64_t& tail) {
+  const uint64_t size = ring_.ring_size();
+  const uint64_t mask = size - 1;
+  __u64 in_memory = load_acquire(kconsumer_.tail);  // the field's own type, for the CAS
+  while (needed_head - tail > size) {
+    // Our own block headers (the consumer maps data read-only) give the block
+    // boundaries; oldest_ trails the consumer's released tail.
+    auto block_at = [&](uint64_t pos) {
+      return reinterpret_cast<const sring_block_header*>(ring_.data() + (pos & mask));
+    };
+    while (oldest_ != head_ && oldest_ + block_at(oldest_)->total_bytes <= tail) {
+      oldest_ += block_at(oldest_)->total_bytes;
+    }
+    if (oldest_ == head_) return false;  // nothing left to reclaim
+    const sring_block_header* victim = block_at(oldest_);
+    const uint64_t victim_end = oldest_ + victim->total_bytes;
+    // Take the block from the consumer. The CAS pairs with the consumer's CAS
+    // in release(): whichever moves tail first owns the block. If ours wins,
+    // the consumer's later CAS fails and it discards what it read.
+    if (compare_exchange(kconsumer_.tail, in_memory, victim_end)) {
+      bump(kproducer_.blocks_dropped);
+      bump(kproducer_.samples_dropped, victim->sample_count);
+      if (!in_overrun_) bump(kproducer_.overruns);
+      in_overrun_ = true;
+      tail = last_tail_ = oldest_ = in_memory = victim_end;
+      continue;
+    }
+    // The consumer released meanwhile; in_memory now holds its tail.
+    if (in_memory - last_tail_ <= head_ - last_tail_) {
+      tail = last_tail_ = in_memory;
+    } else {
+      bump(kproducer_.bad_tails);  // next CAS replaces the bad value
+    }
+  }
+  return true;
+}
+
+Produced SimDevice::produce_block() {
+  const uint64_t size = ring_.ring_size();
+  const uint64_t need = config_.block_bytes;
+  uint64_t tail = accepted_tail();
+
+  if (head_ + need - tail > size) {
+    if (config_.sample_rate == 0) return Produced::kNoSpace;  // flat out: wait, lose nothing
+    switch (config_.overrun_policy) {
+      case SRING_OVERRUN_STOP:
+        bump(kproducer_.overruns);
+        store_release(kproducer_.state, uint32_t{SRING_STATE_OVERRUN_STOPPED});
+        return Produced::kStopped;
+      case SRING_OVERRUN_OVERWRITE_OLDEST:
+        if (reclaim_oldest(head_ + need, tail)) break;
+        [[fallthrough]];
+      default:  // drop newest
+        if (!in_overrun_) bump(kproducer_.overruns);
+        in_overrun_ = true;
+        pending_overrun_ = true;
+        pending_lost_ += samples_per_block_;
+        ++sequence_;
+        next_sample_ += samples_per_block_;
+        bump(kproducer_.blocks_dropped);
+        bump(kproducer_.samples_dropped, samples_per_block_);
+        return Produced::kDropped;
+    }
+  }
+  in_overrun_ = false;
+
+  auto* block = reinterpret_cast<sring_block_header*>(ring_.data() + (head_ & (size - 1)));
+  auto* samples = reinterpret_cast<uint16_t*>(block + 1);
+  sring_pattern_fill(samples, next_sample_, samples_per_block_, config_.pattern_seed);
+  uint32_t corrupt = corrupt_blocks_.load(std::memory_order_relaxed);
+  while (corrupt > 0 && !corrupt_blocks_.compare_exchange_weak(corrupt, corrupt - 1)) {
+  }
+  if (corrupt > 0) samples[samples_per_block_ / 2] ^= 0x5a5a;
+
+  sring_block_header header{};
+  header.magic = SRING_BLOCK_MAGIC;
+  header.total_bytes = config_.block_bytes;
+  header.sequence = sequence_;
+  header.first_sample = next_sample_;
+  header.timestamp_ns = monotonic_ns();
+  header.lost_samples = pending_lost_;
+  header.sample_count = samples_per_block_;
+  header.sample_format = static_cast<uint16_t>(config_.sample_format);
+  header.bytes_per_sample = 2;
+  header.flags = (pending_lost_ ? SRING_BLOCK_F_GAP : 0) |
+                 (pending_overrun_ ? SRING_BLOCK_F_OVERRUN : 0);
+  std::memcpy(block, &header, sizeof(header));
+
+  ++sequence_;
+  next_sample_ += samples_per_block_;
+  pending_lost_ = 0;
+  pending_overrun_ = false;
+  publish(head_ + need, tail);
+  return Produced::kWritten;
+}
+
+void SimDevice::publish(uint64_t new_head, uint64_t tail) {
+  // Pairs with the consumer's load_acquire(head): the block is visible before
+  // the head that covers it.
+  store_release(kproducer_.head, new_head);
+  head_ = new_head;
+  bump(kproducer_.blocks_produced);
+  bump(kproducer_.samples_produced, samples_per_block_);
+  if (new_head - tail > load_relaxed(kproducer_.high_water)) {
+    store_relaxed(kproducer_.high_water, new_head - tail);
+  }
+
+  // Pairs with the consumer's smp_mb() between setting need_wakeup and
+  // re-reading head: it sees our head, or we see its flag.
+  smp_mb();
+  if (!load_relaxed(kconsumer_.need_wakeup)) {
+    unsignalled_ = false;
+    return;
+  }
+  // The watermark is the consumer's to set; clamp it so a wild value cannot
+  // silence wake-ups (the flush timeout still covers anything below it).
+  const uint64_t watermark =
+      std::clamp<uint64_t>(load_relaxed(kconsumer_.wakeup_watermark), 1, ring_.ring_size() / 2);
+  if (new_head - tail >= watermark) {
+    signal_consumer();
+  } else if (!unsignalled_) {
+    unsignalled_ = true;
+    unsignalled_since_ = std::chrono::steady_clock::now();
+  }
+}
+
+void SimDevice::poll_flush() {
+  if (!unsignalled_) return;
+  if (std::chrono::steady_clock::now() - unsignalled_since_ < config_.flush_timeout) return;
+  smp_mb();  // as in publish(): our head store before the flag load
+  if (load_relaxed(kconsumer_.need_wakeup) && head_ != load_acquire(kconsumer_.tail)) {
+    signal_consumer();
+  }
+  unsignalled_ = false;
+}
+
+void SimDevice::signal_consumer() {
+  // Clear the request and signal once: a consumer that re-arms after this
+  // gets the next signal, and one that is already awake loses nothing.
+  if (exchange(kconsumer_.need_wakeup, uint32_t{0}) == 0) return;
+  unsignalled_ = false;
+  if (!eventfd_.valid()) return;
+  const uint64_t one = 1;
+  if (::write(eventfd_.get(), &one, sizeof(one)) == sizeof(one)) bump(kproducer_.wakeups);
+}
+
+void SimDevice::start(std::chrono::nanoseconds duration) {
+  stop_.store(false, std::memory_order_relaxed);
+  begin();
+  thread_ = std::thread([this, duration] { run(duration); });
+}
+
+void SimDevice::join() {
+  if (thread_.joinable()) thread_.join();
+}
+
+void SimDevice::run(std::chrono::nanoseconds duration) {
+  using Clock = std::chrono::steady_clock;
+  const auto start = Clock::now();
+  const bool paced = config_.sample_rate != 0;
+  // Block k completes when its last sample has been taken.
+  auto due = [&](uint64_t k) {
+    const long double ns = static_cast<long double>(k + 1) * samples_per_block_ * 1e9L /
+                           static_cast<long double>(config_.sample_rate);
+    return start + std::chrono::nanoseconds(static_cast<int64_t>(ns));
+  };
+  const auto end_time = duration.count() > 0 ? start + duration : Clock::time_point::max();
+  uint64_t made = 0;  // blocks the device made, written or dropped
+  uint32_t full_spins = 0;
+
+  while (!stop_.load(std::memory_order_acquire)) {
+    if (const int64_t stall = stall_us_.exchange(0); stall > 0) {
+      // A stalled device makes nothing; what it owes comes out as a burst.
+      std::this_thread::sleep_for(std::chrono::microseconds(stall));
+    }
+    for (uint32_t burst = burst_blocks_.exchange(0); burst > 0; --burst) {
+      if (produce_block() == Produced::kStopped) break;
+      ++made;
+    }
+    const auto next_due = paced ? due(made) : Clock::now();
+    if (next_due > end_time || (!paced && Clock::now() >= end_time)) break;
+    if (paced && Clock::now() < next_due) {
+      poll_flush();
+      const auto flush_check = Clock::now() + config_.flush_timeout / 2;
+      std::this_thread::sleep_until(std::min(next_due, flush_check));
+      continue;
+    }
+    const Produced result = produce_block();
+    if (result == Produced::kStopped) break;
+    if (result == Produced::kNoSpace) {
+      poll_flush();
+      if (++full_spins < 64) {
+        cpu_relax();
+      } else {
+        std::this_thread::yield();
+      }
+      continue;
+    }
+    full_spins = 0;
+    ++made;
+  }
+  end();
+}
+
+}  // namespace sring::sim

@@ -1,0 +1,110 @@
+// The user-space simulated sampling device: the twin of the kernel's, for
+// host tests. It writes blocks of the sring pattern into a HostRing at a set
+// sample rate, as a digitizer's DMA completions would, applies the overrun
+// policy when the ring is full, marks every loss in band and in the
+// counters, and signals the consumer's eventfd only when it asked for it.
+//
+// Threading: produce_block() and poll_flush() belong to the producer thread
+// (the one start() creates, or a test calling them directly). inject(),
+// request_stop() and the const accessors may be called from any thread.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <thread>
+
+#include "ringlib/unique_fd.hpp"
+#include "simulator/host_ring.hpp"
+
+namespace sring::sim {
+
+struct SimConfig {
+  uint64_t sample_rate = 20'000'000;  // samples/s; 0: flat out, waiting for space
+  uint32_t block_bytes = 8192;        // header included, multiple of 64
+  uint32_t overrun_policy = SRING_OVERRUN_DROP_NEWEST;
+  uint32_t sample_format = SRING_FMT_U16;
+  uint32_t pattern_seed = 1;
+  std::chrono::microseconds flush_timeout{2000};  // wake below the watermark after this
+};
+
+Status validate_config(const SimConfig& config, uint64_t ring_size);
+
+enum class Produced {
+  kWritten,   // a block was written and published
+  kDropped,   // ring full, block dropped (drop-newest)
+  kStopped,   // ring full, device stopped (stop policy)
+  kNoSpace,   // ring full and flat out: nothing lost, try again
+};
+
+class SimDevice {
+ public:
+  SimDevice(HostRing& ring, SimConfig config);
+  SimDevice(const SimDevice&) = delete;
+  SimDevice& operator=(const SimDevice&) = delete;
+  ~SimDevice();
+
+  // The eventfd to signal; the device keeps its own duplicate.
+  Status set_eventfd(int eventfd);
+
+  // Writes the configuration into the producer page and marks it running.
+  void begin();
+  // One block, now. Producer thread only.
+  Produced produce_block();
+  // Sends a flush wake-up if the consumer waits below its watermark for too
+  // long. Producer thread only.
+  void poll_flush();
+  // Marks the ring stopped (state store-release after the last head).
+  void end();
+
+  // Runs the producer on its own thread at the configured rate, for at most
+  // `duration` (zero: until request_stop()).
+  void start(std::chrono::nanoseconds duration = {});
+  void request_stop() { stop_.store(true, std::memory_order_release); }
+  void join();
+  bool running() const { return running_.load(std::memory_order_acquire); }
+
+  // Fault injection, from any thread.
+  void inject_stall(std::chrono::microseconds stall) { stall_us_.fetch_add(stall.count()); }
+  void inject_burst(uint32_t blocks) { burst_blocks_.fetch_add(blocks); }
+  void inject_corruption(uint32_t blocks) { corrupt_blocks_.fetch_add(blocks); }
+
+  uint32_t samples_per_block() const { return samples_per_block_; }
+  uint64_t next_sample() const { return next_sample_; }
+
+ private:
+  void run(std::chrono::nanoseconds duration);
+  uint64_t accepted_tail();
+  bool reclaim_oldest(uint64_t needed_head, uint64_t& tail);
+  void publish(uint64_t new_head, uint64_t tail);
+  void signal_consumer();
+  void bump(__u64& counter, uint64_t by = 1);
+
+  HostRing& ring_;
+  sring_producer_page& kproducer_;
+  sring_consumer_page& kconsumer_;
+  SimConfig config_;
+  uint32_t samples_per_block_;
+  UniqueFd eventfd_;
+
+  // Producer-thread state (the kernel twin keeps the same).
+  uint64_t head_ = 0;
+  uint64_t last_tail_ = 0;   // last valid tail read from the consumer page
+  uint64_t oldest_ = 0;      // first block not yet reclaimed (overwrite mode)
+  uint64_t sequence_ = 0;
+  uint64_t next_sample_ = 0;
+  uint64_t pending_lost_ = 0;
+  bool pending_overrun_ = false;
+  bool in_overrun_ = false;
+  std::chrono::steady_clock::time_point unsignalled_since_{};
+  bool unsignalled_ = false;
+
+  std::atomic<bool> stop_{false};
+  std::atomic<bool> running_{false};
+  std::atomic<int64_t> stall_us_{0};
+  std::atomic<uint32_t> burst_blocks_{0};
+  std::atomic<uint32_t> corrupt_blocks_{0};
+  std::thread thread_;
+};
+
+}  // namespace sring::sim

@@ -1,0 +1,117 @@
+// sring-sim: the user-space simulated sampling device as a process of its own.
+// It creates a ring in a memfd, waits for one consumer on a Unix socket, hands
+// it the ring and an eventfd (SCM_RIGHTS), waits for "ready", then produces
+// for the given time and marks the ring stopped.
+#include <sys/eventfd.h>
+
+#include <cstdio>
+#include <string>
+
+#include <fmt/format.h>
+
+#include "consumer/cli.hpp"
+#include "ringlib/barriers.hpp"
+#include "simulator/fd_passing.hpp"
+#include "simulator/host_ring.hpp"
+#include "simulator/sim_device.hpp"
+
+namespace {
+
+constexpr char kUsage[] =
+    "usage: sring-sim --socket PATH [--rate SAMPLES_PER_S] [--duration SECONDS]\n"
+    "                 [--block-size BYTES] [--ring-size BYTES] [--policy drop|overwrite|stop]\n"
+    "                 [--seed N] [--accept-timeout SECONDS]\n";
+
+int fail(const sring::Error& error) {
+  fmt::print(stderr, "sring-sim: {}\n", error.message);
+  return 2;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  using namespace sring;
+  std::string socket_path;
+  sim::SimConfig config;
+  uint64_t ring_size = 4 << 20;
+  double duration = 5;
+  double accept_timeout = 30;
+  cli::Args args(argc, argv);
+  while (!args.done()) {
+    const std::string_view option = args.take();
+    if (option == "--help" || option == "-h") {
+      fmt::print("{}", kUsage);
+      return 0;
+    }
+    auto value = args.value(option);
+    if (!value) return fail(value.error());
+    if (option == "--socket") {
+      socket_path = std::string(*value);
+    } else if (option == "--rate") {
+      auto v = cli::parse_count(*value, option);
+      if (!v) return fail(v.error());
+      config.sample_rate = *v;
+    } else if (option == "--duration") {
+      auto v = cli::parse_seconds(*value, option);
+      if (!v) return fail(v.error());
+      duration = *v;
+    } else if (option == "--block-size") {
+      auto v = cli::parse_size(*value, option);
+      if (!v) return fail(v.error());
+      config.block_bytes = static_cast<uint32_t>(std::min<uint64_t>(*v, UINT32_MAX));
+    } else if (option == "--ring-size") {
+      auto v = cli::parse_size(*value, option);
+      if (!v) return fail(v.error());
+      ring_size = *v;
+    } else if (option == "--policy") {
+      auto v = cli::parse_overrun_policy(*value);
+      if (!v) return fail(v.error());
+      config.overrun_policy = *v;
+    } else if (option == "--seed") {
+      auto v = cli::parse_count(*value, option);
+      if (!v) return fail(v.error());
+      config.pattern_seed = static_cast<uint32_t>(*v);
+    } else if (option == "--accept-timeout") {
+      auto v = cli::parse_seconds(*value, option);
+      if (!v) return fail(v.error());
+      accept_timeout = *v;
+    } else {
+      fmt::print(stderr, "sring-sim: unknown option {}\n{}", option, kUsage);
+      return 2;
+    }
+  }
+  if (socket_path.empty()) {
+    fmt::print(stderr, "sring-sim: --socket is required\n{}", kUsage);
+    return 2;
+  }
+
+  auto ring = sim::HostRing::create(ring_size);
+  if (!ring) return fail(ring.error());
+  if (auto valid = sim::validate_config(config, ring_size); !valid) return fail(valid.error());
+  UniqueFd eventfd(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
+  if (!eventfd.valid()) return fail(errno_error("cannot create an eventfd"));
+  sim::SimDevice device(*ring, config);
+  if (auto set = device.set_eventfd(eventfd.get()); !set) return fail(set.error());
+
+  auto listener = sim::listen_unix(socket_path);
+  if (!listener) return fail(listener.error());
+  const auto timeout = std::chrono::milliseconds(static_cast<int64_t>(accept_timeout * 1000));
+  auto client = sim::accept_unix(listener->get(), timeout);
+  ::unlink(socket_path.c_str());
+  if (!client) return fail(client.error());
+  if (auto sent = sim::send_fds(client->get(), {ring->fd(), eventfd.get()}, 1); !sent) {
+    return fail(sent.error());
+  }
+  auto ready = sim::receive_byte(client->get(), timeout);
+  if (!ready) return fail(ready.error());
+
+  device.start(std::chrono::nanoseconds(static_cast<int64_t>(duration * 1e9)));
+  device.join();
+  const auto& p = ring->producer();
+  fmt::print(stderr, "sring-sim: produced {} blocks ({} samples), dropped {} blocks ({} samples)\n",
+             load_relaxed(p.blocks_produced), load_relaxed(p.samples_produced),
+             load_relaxed(p.blocks_dropped), load_relaxed(p.samples_dropped));
+  // Wait for the consumer to hang up, so the ring outlives its reading.
+  (void)sim::receive_byte(client->get(), std::chrono::milliseconds(60'000));
+  return 0;
+}
