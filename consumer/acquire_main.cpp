@@ -161,7 +161,7 @@ class InProcessSim final : public ProducerControl {
     return ok();
   }
   Status stop() override {
-    device_->join();  // it stops itself at the end of the duration
+    device_->request_stop();  // it also stops itself at the end of the duration
     return ok();
   }
 
@@ -172,7 +172,14 @@ class InProcessSim final : public ProducerControl {
 class SimProcess final : public ProducerControl {
  public:
   explicit SimProcess(UniqueFd socket) : socket_(std::move(socket)) {}
-  Status start(double) override { return sim::send_byte(socket_.get(), 1); }
+  Status start(double) override {
+    if (auto sent = sim::send_byte(socket_.get(), 1); !sent) return sent;
+    // The simulator answers once its device is running, so that "not
+    // running" afterwards means the stream is over.
+    auto ack = sim::receive_byte(socket_.get(), std::chrono::milliseconds(30'000));
+    if (!ack) return ack.error();
+    return ok();
+  }
   Status stop() override { return ok(); }
 
  private:
@@ -289,7 +296,7 @@ Expected<RunResult> run_single(Ring& ring, const Options& options, const Clock::
       stop_sent = true;
     }
     if (*n > 0) continue;
-    if (stop_sent && stream_over(ring, ring.tail())) break;
+    if (stream_over(ring, ring.tail())) break;
     auto waited = ring.wait(options.wait, std::chrono::milliseconds(50));
     if (!waited) return waited.error();
   }
@@ -316,7 +323,7 @@ Expected<RunResult> run_pipeline(Ring& ring, const Options& options, const Clock
       stop_status = producer.stop();
       stop_sent = true;
     }
-    return !(stop_sent && stream_over(ring, pipeline.dispatched_position()));
+    return !stream_over(ring, pipeline.dispatched_position());
   };
   auto observe = [&](const sring_block_header& block) { accounting.on_block(block); };
   if (auto run = pipeline.run(options.wait, keep_going, observe); !run) return run.error();

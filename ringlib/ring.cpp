@@ -171,10 +171,7 @@ Expected<Ring> Ring::attach(UniqueFd fd, Access access) {
 
 Expected<BlockSpan> Ring::acquire() {
   if (load_relaxed(kproducer_->overrun_policy) == SRING_OVERRUN_OVERWRITE_OLDEST) {
-    // The producer may have reclaimed blocks we had not released: its
-    // compare-and-swap moved the shared tail. Pairs with that CAS (release).
-    const uint64_t shared = load_acquire(kconsumer_->tail);
-    if (shared - tail_ <= ring_size_ && shared != tail_) tail_ = shared;
+    return acquire_overwritable();
   }
   const uint64_t head_now = head();
   const uint64_t used = head_now - tail_;
@@ -184,6 +181,28 @@ Expected<BlockSpan> Ring::acquire() {
   }
   acquired_head_ = head_now;
   return BlockSpan{data_ + (tail_ & (ring_size_ - 1)), tail_, used};
+}
+
+Expected<BlockSpan> Ring::acquire_overwritable() {
+  // The producer may have reclaimed blocks we had not released, moving the
+  // shared tail with its CAS. Load that tail (acquire, pairs with the CAS)
+  // before head: the producer only reclaims below a head it has published.
+  // Between the two loads it may reclaim and publish again, so head can run
+  // more than a ring past the tail we loaded: then look again.
+  for (int attempt = 0; attempt < 64; ++attempt) {
+    const uint64_t shared = load_acquire(kconsumer_->tail);
+    const uint64_t head_now = head();
+    if (shared - tail_ > head_now - tail_) {
+      return make_error(EPROTO, "corrupt consumer page: tail {} moved outside [{}, {}]", shared,
+                        tail_, head_now);
+    }
+    if (head_now - shared > ring_size_) continue;
+    tail_ = shared;
+    acquired_head_ = head_now;
+    return BlockSpan{data_ + (tail_ & (ring_size_ - 1)), tail_, head_now - tail_};
+  }
+  acquired_head_ = tail_;
+  return BlockSpan{data_ + (tail_ & (ring_size_ - 1)), tail_, 0};  // racing the producer: later
 }
 
 ReleaseResult Ring::release(uint64_t new_tail) {

@@ -152,6 +152,7 @@ class Ring {
 
  private:
   Ring() = default;
+  Expected<BlockSpan> acquire_overwritable();
   uint64_t available_now() const { return head() - tail_; }
   bool data_ready() const;
   Expected<bool> sleep_until_signalled(WaitStrategy strategy,

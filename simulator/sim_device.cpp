@@ -109,13 +109,24 @@ uint64_t SimDevice::accepted_tail() {
 bool SimDevice::reclaim_oldest(uint64_t needed_head, uint64_t& tail) {
   const uint64_t size = ring_.ring_size();
   const uint64_t mask = size - 1;
+  auto block_at = [&](uint64_t pos) {
+    return reinterpret_cast<const sring_block_header*>(ring_.data() + (pos & mask));
+  };
+  // The tail as it is in shared memory now: the CAS must expect exactly this.
+  // Pairs with the consumer's release of tail (store or CAS).
   __u64 in_memory = load_acquire(kconsumer_.tail);  // the field's own type, for the CAS
-  while (needed_head - tail > size) {
+  for (;;) {
+    // Every decision below uses the tail we are about to CAS from, so a
+    // block the consumer released a moment ago is never counted as lost.
+    if (in_memory - last_tail_ <= head_ - last_tail_) {
+      last_tail_ = in_memory;
+    } else {
+      bump(kproducer_.bad_tails);  // the CAS below replaces the bad value
+    }
+    tail = last_tail_;
+    if (needed_head - tail <= size) return true;
     // Our own block headers (the consumer maps data read-only) give the block
     // boundaries; oldest_ trails the consumer's released tail.
-    auto block_at = [&](uint64_t pos) {
-      return reinterpret_cast<const sring_block_header*>(ring_.data() + (pos & mask));
-    };
     while (oldest_ != head_ && oldest_ + block_at(oldest_)->total_bytes <= tail) {
       oldest_ += block_at(oldest_)->total_bytes;
     }
@@ -124,23 +135,16 @@ bool SimDevice::reclaim_oldest(uint64_t needed_head, uint64_t& tail) {
     const uint64_t victim_end = oldest_ + victim->total_bytes;
     // Take the block from the consumer. The CAS pairs with the consumer's CAS
     // in release(): whichever moves tail first owns the block. If ours wins,
-    // the consumer's later CAS fails and it discards what it read.
+    // the consumer's later CAS fails and it discards what it read. If the
+    // consumer's wins, in_memory now holds its tail and we look again.
     if (compare_exchange(kconsumer_.tail, in_memory, victim_end)) {
       bump(kproducer_.blocks_dropped);
       bump(kproducer_.samples_dropped, victim->sample_count);
       if (!in_overrun_) bump(kproducer_.overruns);
       in_overrun_ = true;
-      tail = last_tail_ = oldest_ = in_memory = victim_end;
-      continue;
-    }
-    // The consumer released meanwhile; in_memory now holds its tail.
-    if (in_memory - last_tail_ <= head_ - last_tail_) {
-      tail = last_tail_ = in_memory;
-    } else {
-      bump(kproducer_.bad_tails);  // next CAS replaces the bad value
+      oldest_ = last_tail_ = in_memory = victim_end;
     }
   }
-  return true;
 }
 
 Produced SimDevice::produce_block() {

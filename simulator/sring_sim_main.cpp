@@ -106,6 +106,7 @@ int main(int argc, char** argv) {
   if (!ready) return fail(ready.error());
 
   device.start(std::chrono::nanoseconds(static_cast<int64_t>(duration * 1e9)));
+  if (auto ack = sim::send_byte(client->get(), 1); !ack) return fail(ack.error());
   device.join();
   const auto& p = ring->producer();
   fmt::print(stderr, "sring-sim: produced {} blocks ({} samples), dropped {} blocks ({} samples)\n",
