@@ -109,10 +109,12 @@ TEST(Pipeline, RefusesOverwriteOldest) {
   EXPECT_EQ(run.error().code, EINVAL);
 }
 
-// A whole acquisition at a fixed rate: every sample arrives and verifies.
+// A whole acquisition with the producer flat out (it waits for room rather
+// than drop, so the result does not depend on this machine's speed or a
+// sanitizer's slowdown): every sample arrives, in order, and verifies.
 void acquire_and_check(sring::WaitStrategy strategy, unsigned workers) {
   SimConfig config;
-  config.sample_rate = 50'000'000;
+  config.sample_rate = 0;
   config.block_bytes = 16384;
   Acquisition a(4 << 20, config);
   a.device.start(std::chrono::milliseconds(400));
@@ -148,7 +150,8 @@ void acquire_and_check(sring::WaitStrategy strategy, unsigned workers) {
   const auto& p = a.host.producer();
   EXPECT_GT(counters.samples, 0u);
   EXPECT_EQ(counters.samples, p.samples_produced);
-  EXPECT_EQ(counters.lost_samples, p.samples_dropped);
+  EXPECT_EQ(counters.lost_samples, 0u);
+  EXPECT_EQ(p.samples_dropped, 0u);
   EXPECT_EQ(counters.corrupted_samples, 0u);
   EXPECT_EQ(counters.out_of_order, 0u);
   EXPECT_EQ(p.bad_tails, 0u);
