@@ -1,0 +1,980 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * sring: a zero-copy ring of physically contiguous pages between a sampling
+ * device and user space. One char device per ring (/dev/sringN); the layout
+ * and ioctls are in include/sring/sring_abi.h.
+ *
+ * A ring's memory lives from module load to module unload. Open files and
+ * mappings hold a reference on the module (fops.owner; a mapping holds its
+ * file), so rmmod is refused while any exists and the memory can only be
+ * freed when the last of them is gone.
+ */
+#define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
+
+#include <linux/fs.h>
+#include <linux/io.h>
+#include <linux/ioport.h>
+#include <linux/kernel.h>
+#include <linux/log2.h>
+#include <linux/mm.h>
+#include <linux/module.h>
+#include <linux/poll.h>
+#include <linux/slab.h>
+#include <linux/uaccess.h>
+#include <linux/vmalloc.h>
+
+#include "sring_compat.h"
+#include "sring_internal.h"
+
+static unsigned int nr_rings = 1;
+module_param(nr_rings, uint, 0444);
+MODULE_PARM_DESC(nr_rings, "Number of rings, /dev/sring0.. (default 1, at most 16)");
+
+static unsigned long ring_size = 4UL << 20;
+module_param(ring_size, ulong, 0444);
+MODULE_PARM_DESC(ring_size,
+		 "Bytes of data per ring, a power of two (default 4 MiB, the largest page allocation; larger needs reserved_base)");
+
+static unsigned long reserved_base;
+module_param(reserved_base, ulong, 0444);
+MODULE_PARM_DESC(reserved_base,
+		 "Physical address of a region reserved at boot (memmap=SIZE$BASE) to carve the rings from (default 0: allocate pages)");
+
+static unsigned long reserved_size;
+module_param(reserved_size, ulong, 0444);
+MODULE_PARM_DESC(reserved_size, "Size of the reserved region in bytes (default 0)");
+
+static unsigned long long initial_position;
+module_param(initial_position, ullong, 0444);
+MODULE_PARM_DESC(initial_position,
+		 "Head and tail after load and reset, for testing long runs, e.g. near 2^32 or 2^63 (default 0)");
+
+/* Upper bounds on configuration: a 16-bit sample stream at 1 GS/s is far
+ * beyond any device this transport is for; 10 s of flush timeout is forever. */
+#define SRING_MAX_SAMPLE_RATE		1000000000ULL
+#define SRING_MAX_FLUSH_TIMEOUT_US	(10 * USEC_PER_SEC)
+#define SRING_DEFAULT_FLUSH_US		2000
+
+struct sring_file {
+	struct sring_ring *ring;
+	bool consumer;		/* holds the ring's consumer role */
+};
+
+static struct class *sring_class;
+static dev_t sring_devt;
+static struct sring_ring *sring_rings;
+static bool sring_region_claimed;
+
+static const char *sring_state_name(u32 state)
+{
+	switch (state) {
+	case SRING_STATE_STOPPED:
+		return "stopped";
+	case SRING_STATE_RUNNING:
+		return "running";
+	case SRING_STATE_OVERRUN_STOPPED:
+		return "overrun-stopped";
+	}
+	return "unknown";
+}
+
+static const char *sring_policy_name(u32 policy)
+{
+	switch (policy) {
+	case SRING_OVERRUN_DROP_NEWEST:
+		return "drop";
+	case SRING_OVERRUN_OVERWRITE_OLDEST:
+		return "overwrite";
+	case SRING_OVERRUN_STOP:
+		return "stop";
+	}
+	return "unknown";
+}
+
+/* ------------------------------------------------------------------ */
+/* Configuration                                                       */
+/* ------------------------------------------------------------------ */
+
+static int sring_validate_config(const struct sring_ring *ring,
+				 const struct sring_config *config)
+{
+	if (config->flags || config->reserved[0] || config->reserved[1])
+		return -EINVAL;
+	if (config->block_bytes < SRING_BLOCK_HEADER_SIZE + SRING_BLOCK_ALIGN ||
+	    config->block_bytes % SRING_BLOCK_ALIGN ||
+	    config->block_bytes > SRING_MAX_BLOCK_BYTES ||
+	    config->block_bytes > ring->ring_size / 2)
+		return -EINVAL;
+	if (config->overrun_policy > SRING_OVERRUN_STOP)
+		return -EINVAL;
+	if (config->sample_format != SRING_FMT_U16 &&
+	    config->sample_format != SRING_FMT_S16)
+		return -EINVAL;
+	if (config->sample_rate > SRING_MAX_SAMPLE_RATE)
+		return -EINVAL;
+	if (config->flush_timeout_us > SRING_MAX_FLUSH_TIMEOUT_US)
+		return -EINVAL;
+	return 0;
+}
+
+/* Mirrors the configuration into the producer page; ring->lock held, stopped. */
+static void sring_publish_config(struct sring_ring *ring)
+{
+	struct sring_producer_page *kprod = ring->kprod;
+
+	WRITE_ONCE(kprod->overrun_policy, ring->config.overrun_policy);
+	WRITE_ONCE(kprod->sample_rate, ring->config.sample_rate);
+	WRITE_ONCE(kprod->block_bytes, ring->config.block_bytes);
+	WRITE_ONCE(kprod->sample_format, ring->config.sample_format);
+	WRITE_ONCE(kprod->pattern_seed, ring->config.pattern_seed);
+}
+
+static bool sring_running(struct sring_ring *ring)
+{
+	return READ_ONCE(ring->state) == SRING_STATE_RUNNING;
+}
+
+static void sring_set_state(struct sring_ring *ring, u32 state)
+{
+	spin_lock_bh(&ring->prod_lock);
+	ring->state = state;
+	/* Pairs with the consumer's load_acquire(state): a consumer that sees
+	 * "stopped" has also seen the last head before it. */
+	smp_store_release(&ring->kprod->state, state);
+	spin_unlock_bh(&ring->prod_lock);
+}
+
+static void sring_stop(struct sring_ring *ring)
+{
+	lockdep_assert_held(&ring->lock);
+	if (READ_ONCE(ring->state) == SRING_STATE_RUNNING)
+		sring_set_state(ring, SRING_STATE_STOPPED);
+	sring_sim_stop(ring);
+	spin_lock_bh(&ring->prod_lock);
+	sring_producer_wake(ring);
+	spin_unlock_bh(&ring->prod_lock);
+}
+
+/* ------------------------------------------------------------------ */
+/* File operations                                                     */
+/* ------------------------------------------------------------------ */
+
+static bool sring_take_consumer(struct sring_file *sf)
+{
+	if (sf->consumer)
+		return true;
+	if (test_and_set_bit(SRING_RING_CONSUMER, &sf->ring->flags))
+		return false;
+	sf->consumer = true;
+	return true;
+}
+
+static int sring_open(struct inode *inode, struct file *file)
+{
+	struct sring_ring *ring = container_of(inode->i_cdev, struct sring_ring,
+					       cdev);
+	struct sring_file *sf;
+
+	sf = kzalloc(sizeof(*sf), GFP_KERNEL);
+	if (!sf)
+		return -ENOMEM;
+	sf->ring = ring;
+	/* One consumer per ring; read-only opens are monitors. */
+	if ((file->f_mode & FMODE_WRITE) && !sring_take_consumer(sf)) {
+		kfree(sf);
+		return -EBUSY;
+	}
+	file->private_data = sf;
+	return nonseekable_open(inode, file);
+}
+
+static void sring_drop_eventfd(struct sring_ring *ring)
+{
+	struct eventfd_ctx *old;
+
+	spin_lock_bh(&ring->prod_lock);
+	old = ring->eventfd;
+	ring->eventfd = NULL;
+	spin_unlock_bh(&ring->prod_lock);
+	/* The producer only signals under prod_lock: after the swap nobody
+	 * uses the old context, and the put may run outside the lock. */
+	if (old)
+		eventfd_ctx_put(old);
+}
+
+static int sring_release(struct inode *inode, struct file *file)
+{
+	struct sring_file *sf = file->private_data;
+	struct sring_ring *ring = sf->ring;
+
+	if (sf->consumer) {
+		/* The device keeps running: a new consumer attaches and
+		 * continues from the tail this one left. */
+		mutex_lock(&ring->lock);
+		sring_drop_eventfd(ring);
+		WRITE_ONCE(ring->kcons->need_wakeup, 0);
+		clear_bit(SRING_RING_CONSUMER, &ring->flags);
+		mutex_unlock(&ring->lock);
+	}
+	kfree(sf);
+	return 0;
+}
+
+static int sring_mmap(struct file *file, struct vm_area_struct *vma)
+{
+	struct sring_file *sf = file->private_data;
+	struct sring_ring *ring = sf->ring;
+	unsigned long length = vma->vm_end - vma->vm_start;
+	bool may_write = false;
+	unsigned long pfn;
+	int ret;
+
+	switch (vma->vm_pgoff) {
+	case SRING_PRODUCER_PGOFF:
+		if (length != PAGE_SIZE)
+			return -EINVAL;
+		pfn = page_to_pfn(ring->prod_page);
+		break;
+	case SRING_CONSUMER_PGOFF:
+		if (length != PAGE_SIZE)
+			return -EINVAL;
+		pfn = page_to_pfn(ring->cons_page);
+		may_write = (file->f_mode & FMODE_WRITE) && sf->consumer;
+		break;
+	case SRING_DATA_PGOFF:
+		if (length != 2 * ring->ring_size)
+			return -EINVAL;
+		pfn = PHYS_PFN(ring->data_phys);
+		break;
+	default:
+		return -EINVAL;
+	}
+
+	if (!may_write) {
+		if (vma->vm_flags & VM_WRITE)
+			return -EPERM;
+		/* mprotect() must not make it writable later either. */
+		vm_flags_clear(vma, VM_MAYWRITE);
+	}
+	vm_flags_set(vma, VM_DONTEXPAND | VM_DONTDUMP);
+
+	if (vma->vm_pgoff != SRING_DATA_PGOFF)
+		return remap_pfn_range(vma, vma->vm_start, pfn, PAGE_SIZE,
+				       vma->vm_page_prot);
+	/* The data twice, back to back: the mirror. On failure the caller
+	 * unmaps the whole vma, so no half-mapped mirror is ever seen. */
+	ret = remap_pfn_range(vma, vma->vm_start, pfn, ring->ring_size,
+			      vma->vm_page_prot);
+	if (ret)
+		return ret;
+	return remap_pfn_range(vma, vma->vm_start + ring->ring_size, pfn,
+			       ring->ring_size, vma->vm_page_prot);
+}
+
+static __poll_t sring_poll(struct file *file, poll_table *wait)
+{
+	struct sring_ring *ring = ((struct sring_file *)file->private_data)->ring;
+	u64 head, tail, used, watermark;
+	__poll_t mask = 0;
+
+	poll_wait(file, &ring->waitq, wait);
+	/* Pairs with the producer's smp_store_release(head). */
+	head = smp_load_acquire(&ring->kprod->head);
+	tail = READ_ONCE(ring->kcons->tail);
+	used = head - tail;
+	if (used > ring->ring_size)
+		return EPOLLIN | EPOLLRDNORM | EPOLLERR;  /* a bad tail: let the consumer find out */
+	watermark = clamp_t(u64, READ_ONCE(ring->kcons->wakeup_watermark), 1,
+			    ring->ring_size / 2);
+	/*
+	 * need_wakeup set: the consumer waits for the watermark (or the flush
+	 * timeout, which clears the flag when it signals). Not set: any data.
+	 */
+	if (used >= watermark ||
+	    (used && (!READ_ONCE(ring->kcons->need_wakeup) || !sring_running(ring))))
+		mask |= EPOLLIN | EPOLLRDNORM;
+	return mask;
+}
+
+/* Bytes of whole blocks in [tail, head) that fit in count. */
+static u64 sring_whole_blocks(struct sring_ring *ring, u64 tail, u64 head,
+			      size_t count)
+{
+	u64 pos = tail;
+
+	while (pos != head) {
+		const struct sring_block_header *block =
+			ring->data_mirror + (pos & (ring->ring_size - 1));
+		u32 total = READ_ONCE(block->total_bytes);
+
+		/* Our own headers (user space maps data read-only), checked
+		 * anyway: a bad length must not walk out of the ring. */
+		if (total < SRING_BLOCK_HEADER_SIZE || total > head - pos)
+			break;
+		if (pos - tail + total > count)
+			break;
+		pos += total;
+	}
+	return pos - tail;
+}
+
+/*
+ * read(): the copy path, for dd and cat, and the baseline zero-copy is
+ * measured against. Copies as many whole blocks as fit; returns 0 at the end
+ * of a stopped stream; -EINVAL if the buffer cannot hold one block.
+ */
+static ssize_t sring_read(struct file *file, char __user *buf, size_t count,
+			  loff_t *ppos)
+{
+	struct sring_file *sf = file->private_data;
+	struct sring_ring *ring = sf->ring;
+	u64 head, tail, bytes;
+	int ret;
+
+	if (!sring_take_consumer(sf))
+		return -EBUSY;
+	for (;;) {
+		spin_lock_bh(&ring->prod_lock);
+		tail = sring_accepted_tail(ring);
+		head = ring->head;
+		spin_unlock_bh(&ring->prod_lock);
+
+		if (head != tail) {
+			bytes = sring_whole_blocks(ring, tail, head, count);
+			if (!bytes)
+				return -EINVAL;
+			if (copy_to_user(buf, ring->data_mirror +
+					 (tail & (ring->ring_size - 1)), bytes))
+				return -EFAULT;
+			if (READ_ONCE(ring->config.overrun_policy) !=
+			    SRING_OVERRUN_OVERWRITE_OLDEST) {
+				/* Pairs with the producer's
+				 * smp_load_acquire(tail): the copy is done
+				 * before the space may be reused. */
+				smp_store_release(&ring->kcons->tail, tail + bytes);
+			} else if (cmpxchg(&ring->kcons->tail, tail, tail + bytes) != tail) {
+				/* The producer took these blocks back while
+				 * we copied: what we copied may be torn. */
+				continue;
+			}
+			spin_lock_bh(&ring->prod_lock);
+			ring->bytes_read += bytes;
+			spin_unlock_bh(&ring->prod_lock);
+			return bytes;
+		}
+		if (!sring_running(ring))
+			return 0;
+		if (file->f_flags & O_NONBLOCK)
+			return -EAGAIN;
+		/* Ask for a wake-up, then look again (the producer stores
+		 * head, smp_mb(), reads need_wakeup). */
+		WRITE_ONCE(ring->kcons->need_wakeup, 1);
+		smp_mb();
+		ret = wait_event_interruptible(ring->waitq,
+			smp_load_acquire(&ring->kprod->head) != tail ||
+			!sring_running(ring));
+		if (ret)
+			return ret;
+	}
+}
+
+static int sring_set_eventfd(struct sring_ring *ring, int fd)
+{
+	struct eventfd_ctx *ctx, *old;
+
+	ctx = eventfd_ctx_fdget(fd);
+	if (IS_ERR(ctx))
+		return PTR_ERR(ctx);
+	spin_lock_bh(&ring->prod_lock);
+	old = ring->eventfd;
+	ring->eventfd = ctx;
+	spin_unlock_bh(&ring->prod_lock);
+	if (old)
+		eventfd_ctx_put(old);
+	return 0;
+}
+
+static void sring_fill_stats(struct sring_ring *ring, struct sring_stats *stats)
+{
+	struct sring_producer_page *kprod = ring->kprod;
+
+	memset(stats, 0, sizeof(*stats));
+	spin_lock_bh(&ring->prod_lock);
+	stats->blocks_produced = READ_ONCE(kprod->blocks_produced);
+	stats->samples_produced = READ_ONCE(kprod->samples_produced);
+	stats->blocks_dropped = READ_ONCE(kprod->blocks_dropped);
+	stats->samples_dropped = READ_ONCE(kprod->samples_dropped);
+	stats->overruns = READ_ONCE(kprod->overruns);
+	stats->wakeups = READ_ONCE(kprod->wakeups);
+	stats->bad_tails = READ_ONCE(kprod->bad_tails);
+	stats->high_water = READ_ONCE(kprod->high_water);
+	stats->head = ring->head;
+	stats->tail = ring->last_tail;
+	stats->bytes_consumed = ring->last_tail - ring->reset_position;
+	stats->state = ring->state;
+	spin_unlock_bh(&ring->prod_lock);
+}
+
+static long sring_ioctl(struct file *file, unsigned int cmd, unsigned long arg)
+{
+	struct sring_file *sf = file->private_data;
+	struct sring_ring *ring = sf->ring;
+	void __user *uarg = (void __user *)arg;
+	long ret = 0;
+
+	/* Read-only commands first: monitors may use them. */
+	switch (cmd) {
+	case SRING_IOC_GET_INFO: {
+		struct sring_info info = {
+			.abi_version = SRING_ABI_VERSION,
+			.page_size = PAGE_SIZE,
+			.ring_size = ring->ring_size,
+			.consumer_offset = SRING_CONSUMER_PGOFF * PAGE_SIZE,
+			.data_offset = SRING_DATA_PGOFF * PAGE_SIZE,
+			.memory_kind = ring->memory_kind,
+			.max_block_bytes = min_t(u64, SRING_MAX_BLOCK_BYTES,
+						 ring->ring_size / 2),
+		};
+
+		return copy_to_user(uarg, &info, sizeof(info)) ? -EFAULT : 0;
+	}
+	case SRING_IOC_GET_CONFIG: {
+		struct sring_config config;
+
+		mutex_lock(&ring->lock);
+		config = ring->config;
+		mutex_unlock(&ring->lock);
+		return copy_to_user(uarg, &config, sizeof(config)) ? -EFAULT : 0;
+	}
+	case SRING_IOC_GET_STATS: {
+		struct sring_stats stats;
+
+		sring_fill_stats(ring, &stats);
+		return copy_to_user(uarg, &stats, sizeof(stats)) ? -EFAULT : 0;
+	}
+	case SRING_IOC_SET_EVENTFD:
+	case SRING_IOC_CLEAR_EVENTFD:
+	case SRING_IOC_SET_CONFIG:
+	case SRING_IOC_START:
+	case SRING_IOC_STOP:
+	case SRING_IOC_RESET:
+	case SRING_IOC_INJECT_FAULT:
+		break;
+	default:
+		return -ENOTTY;
+	}
+
+	/* Everything else changes the ring: the consumer's alone. */
+	if (!sf->consumer)
+		return -EPERM;
+
+	mutex_lock(&ring->lock);
+	switch (cmd) {
+	case SRING_IOC_SET_EVENTFD: {
+		__s32 fd;
+
+		if (get_user(fd, (__s32 __user *)uarg)) {
+			ret = -EFAULT;
+			break;
+		}
+		ret = sring_set_eventfd(ring, fd);
+		break;
+	}
+	case SRING_IOC_CLEAR_EVENTFD:
+		sring_drop_eventfd(ring);
+		break;
+	case SRING_IOC_SET_CONFIG: {
+		struct sring_config config;
+
+		if (copy_from_user(&config, uarg, sizeof(config))) {
+			ret = -EFAULT;
+			break;
+		}
+		if (sring_running(ring)) {
+			ret = -EBUSY;
+			break;
+		}
+		ret = sring_validate_config(ring, &config);
+		if (ret)
+			break;
+		spin_lock_bh(&ring->prod_lock);
+		ring->config = config;
+		spin_unlock_bh(&ring->prod_lock);
+		sring_publish_config(ring);
+		break;
+	}
+	case SRING_IOC_START:
+		if (sring_running(ring)) {
+			ret = -EBUSY;
+			break;
+		}
+		sring_set_state(ring, SRING_STATE_RUNNING);
+		sring_sim_start(ring);
+		break;
+	case SRING_IOC_STOP:
+		sring_stop(ring);
+		break;
+	case SRING_IOC_RESET:
+		if (sring_running(ring)) {
+			ret = -EBUSY;
+			break;
+		}
+		/* The timer may still be finishing a tick that saw RUNNING. */
+		sring_sim_stop(ring);
+		spin_lock_bh(&ring->prod_lock);
+		sring_producer_reset(ring, initial_position &
+				     ~(u64)(SRING_BLOCK_ALIGN - 1));
+		ring->state = SRING_STATE_STOPPED;
+		smp_store_release(&ring->kprod->state, ring->state);
+		spin_unlock_bh(&ring->prod_lock);
+		break;
+	case SRING_IOC_INJECT_FAULT: {
+		struct sring_fault fault;
+
+		if (copy_from_user(&fault, uarg, sizeof(fault))) {
+			ret = -EFAULT;
+			break;
+		}
+		ret = sring_sim_inject(ring, &fault);
+		break;
+	}
+	}
+	mutex_unlock(&ring->lock);
+	return ret;
+}
+
+static const struct file_operations sring_fops = {
+	.owner = THIS_MODULE,
+	.open = sring_open,
+	.release = sring_release,
+	.read = sring_read,
+	.poll = sring_poll,
+	.mmap = sring_mmap,
+	.unlocked_ioctl = sring_ioctl,
+	.compat_ioctl = compat_ptr_ioctl,
+	.llseek = no_llseek,
+};
+
+/* ------------------------------------------------------------------ */
+/* sysfs: /sys/class/sring/sringN/, one read-only value per file       */
+/* ------------------------------------------------------------------ */
+
+#define SRING_COUNTER_ATTR(name, field)					\
+static ssize_t name##_show(struct device *dev,				\
+			   struct device_attribute *attr, char *buf)	\
+{									\
+	struct sring_ring *ring = dev_get_drvdata(dev);			\
+									\
+	return sysfs_emit(buf, "%llu\n",				\
+			  (unsigned long long)READ_ONCE(ring->kprod->field)); \
+}									\
+static DEVICE_ATTR_RO(name)
+
+SRING_COUNTER_ATTR(blocks_produced, blocks_produced);
+SRING_COUNTER_ATTR(samples_produced, samples_produced);
+SRING_COUNTER_ATTR(blocks_dropped, blocks_dropped);
+SRING_COUNTER_ATTR(samples_dropped, samples_dropped);
+SRING_COUNTER_ATTR(overruns, overruns);
+SRING_COUNTER_ATTR(wakeups, wakeups);
+SRING_COUNTER_ATTR(bad_tails, bad_tails);
+SRING_COUNTER_ATTR(high_water, high_water);
+SRING_COUNTER_ATTR(head, head);
+SRING_COUNTER_ATTR(sample_rate, sample_rate);
+SRING_COUNTER_ATTR(block_bytes, block_bytes);
+
+static ssize_t tail_show(struct device *dev, struct device_attribute *attr,
+			 char *buf)
+{
+	struct sring_ring *ring = dev_get_drvdata(dev);
+
+	return sysfs_emit(buf, "%llu\n", READ_ONCE(ring->kcons->tail));
+}
+static DEVICE_ATTR_RO(tail);
+
+static ssize_t fill_show(struct device *dev, struct device_attribute *attr,
+			 char *buf)
+{
+	struct sring_ring *ring = dev_get_drvdata(dev);
+	u64 used = smp_load_acquire(&ring->kprod->head) -
+		   READ_ONCE(ring->kcons->tail);
+
+	/* A consumer's bad tail must not show as an absurd fill level. */
+	return sysfs_emit(buf, "%llu\n", min_t(u64, used, ring->ring_size));
+}
+static DEVICE_ATTR_RO(fill);
+
+static ssize_t bytes_consumed_show(struct device *dev,
+				   struct device_attribute *attr, char *buf)
+{
+	struct sring_ring *ring = dev_get_drvdata(dev);
+	struct sring_stats stats;
+
+	sring_fill_stats(ring, &stats);
+	return sysfs_emit(buf, "%llu\n", stats.bytes_consumed);
+}
+static DEVICE_ATTR_RO(bytes_consumed);
+
+static ssize_t state_show(struct device *dev, struct device_attribute *attr,
+			  char *buf)
+{
+	struct sring_ring *ring = dev_get_drvdata(dev);
+
+	return sysfs_emit(buf, "%s\n", sring_state_name(READ_ONCE(ring->state)));
+}
+static DEVICE_ATTR_RO(state);
+
+static ssize_t overrun_policy_show(struct device *dev,
+				   struct device_attribute *attr, char *buf)
+{
+	struct sring_ring *ring = dev_get_drvdata(dev);
+
+	return sysfs_emit(buf, "%s\n",
+			  sring_policy_name(READ_ONCE(ring->kprod->overrun_policy)));
+}
+static DEVICE_ATTR_RO(overrun_policy);
+
+static ssize_t ring_size_show(struct device *dev, struct device_attribute *attr,
+			      char *buf)
+{
+	struct sring_ring *ring = dev_get_drvdata(dev);
+
+	return sysfs_emit(buf, "%llu\n", ring->ring_size);
+}
+static DEVICE_ATTR_RO(ring_size);
+
+static ssize_t memory_show(struct device *dev, struct device_attribute *attr,
+			   char *buf)
+{
+	struct sring_ring *ring = dev_get_drvdata(dev);
+
+	return sysfs_emit(buf, "%s\n", ring->memory_kind == SRING_MEM_RESERVED ?
+			  "reserved" : "pages");
+}
+static DEVICE_ATTR_RO(memory);
+
+static ssize_t consumer_show(struct device *dev, struct device_attribute *attr,
+			     char *buf)
+{
+	struct sring_ring *ring = dev_get_drvdata(dev);
+
+	return sysfs_emit(buf, "%d\n",
+			  test_bit(SRING_RING_CONSUMER, &ring->flags) ? 1 : 0);
+}
+static DEVICE_ATTR_RO(consumer);
+
+static ssize_t version_show(struct device *dev, struct device_attribute *attr,
+			    char *buf)
+{
+	return sysfs_emit(buf, "%s\n", SRING_DRIVER_VERSION);
+}
+static DEVICE_ATTR_RO(version);
+
+static ssize_t abi_version_show(struct device *dev,
+				struct device_attribute *attr, char *buf)
+{
+	return sysfs_emit(buf, "%d.%d\n", SRING_ABI_VERSION_MAJOR,
+			  SRING_ABI_VERSION_MINOR);
+}
+static DEVICE_ATTR_RO(abi_version);
+
+static struct attribute *sring_attrs[] = {
+	&dev_attr_blocks_produced.attr,
+	&dev_attr_samples_produced.attr,
+	&dev_attr_blocks_dropped.attr,
+	&dev_attr_samples_dropped.attr,
+	&dev_attr_overruns.attr,
+	&dev_attr_wakeups.attr,
+	&dev_attr_bad_tails.attr,
+	&dev_attr_high_water.attr,
+	&dev_attr_head.attr,
+	&dev_attr_tail.attr,
+	&dev_attr_fill.attr,
+	&dev_attr_bytes_consumed.attr,
+	&dev_attr_sample_rate.attr,
+	&dev_attr_block_bytes.attr,
+	&dev_attr_state.attr,
+	&dev_attr_overrun_policy.attr,
+	&dev_attr_ring_size.attr,
+	&dev_attr_memory.attr,
+	&dev_attr_consumer.attr,
+	&dev_attr_version.attr,
+	&dev_attr_abi_version.attr,
+	NULL,
+};
+ATTRIBUTE_GROUPS(sring);
+
+/* ------------------------------------------------------------------ */
+/* Ring memory                                                         */
+/* ------------------------------------------------------------------ */
+
+/* Maps the data twice back to back into the kernel, as user space sees it. */
+static int sring_map_mirror(struct sring_ring *ring)
+{
+	unsigned long nr = ring->ring_size >> PAGE_SHIFT;
+	unsigned long first = PHYS_PFN(ring->data_phys);
+	unsigned long i;
+	int ret = 0;
+
+	if (pfn_valid(first)) {
+		struct page **pages = kvmalloc_array(2 * nr, sizeof(*pages),
+						     GFP_KERNEL);
+
+		if (!pages)
+			return -ENOMEM;
+		for (i = 0; i < 2 * nr; i++)
+			pages[i] = pfn_to_page(first + (i % nr));
+		ring->data_mirror = vmap(pages, 2 * nr, VM_MAP, PAGE_KERNEL);
+		kvfree(pages);
+	} else {
+		/* A reserved region outside the memory map has no struct
+		 * pages: map it by frame number. */
+		unsigned long *pfns = kvmalloc_array(2 * nr, sizeof(*pfns),
+						     GFP_KERNEL);
+
+		if (!pfns)
+			return -ENOMEM;
+		for (i = 0; i < 2 * nr; i++)
+			pfns[i] = first + (i % nr);
+		ring->data_mirror = vmap_pfn(pfns, 2 * nr, PAGE_KERNEL);
+		kvfree(pfns);
+	}
+	if (!ring->data_mirror)
+		ret = -ENOMEM;
+	return ret;
+}
+
+static void sring_free_ring_memory(struct sring_ring *ring)
+{
+	if (ring->data_mirror)
+		vunmap(ring->data_mirror);
+	if (ring->data_pages)
+		__free_pages(ring->data_pages, get_order(ring->ring_size));
+	if (ring->cons_page)
+		__free_page(ring->cons_page);
+	if (ring->prod_page)
+		__free_page(ring->prod_page);
+}
+
+static int sring_alloc_ring_memory(struct sring_ring *ring)
+{
+	struct sring_producer_page *kprod;
+	int ret = -ENOMEM;
+
+	ring->prod_page = alloc_page(GFP_KERNEL | __GFP_ZERO);
+	ring->cons_page = alloc_page(GFP_KERNEL | __GFP_ZERO);
+	if (!ring->prod_page || !ring->cons_page)
+		goto err_free;
+	ring->kprod = page_address(ring->prod_page);
+	ring->kcons = page_address(ring->cons_page);
+
+	if (reserved_size) {
+		ring->data_phys = reserved_base + ring->index * ring->ring_size;
+		ring->memory_kind = SRING_MEM_RESERVED;
+	} else {
+		ring->data_pages = alloc_pages(GFP_KERNEL | __GFP_ZERO |
+					       __GFP_NOWARN,
+					       get_order(ring->ring_size));
+		if (!ring->data_pages) {
+			pr_err("cannot allocate %llu contiguous bytes for ring %d\n",
+			       ring->ring_size, ring->index);
+			goto err_free;
+		}
+		ring->data_phys = page_to_phys(ring->data_pages);
+		ring->memory_kind = SRING_MEM_PAGES;
+	}
+	ret = sring_map_mirror(ring);
+	if (ret)
+		goto err_free;
+	if (ring->memory_kind == SRING_MEM_RESERVED)
+		memset(ring->data_mirror, 0, ring->ring_size);
+
+	kprod = ring->kprod;
+	kprod->magic = SRING_MAGIC;
+	kprod->abi_version = SRING_ABI_VERSION;
+	kprod->page_size = PAGE_SIZE;
+	kprod->ring_size = ring->ring_size;
+	kprod->consumer_offset = SRING_CONSUMER_PGOFF * PAGE_SIZE;
+	kprod->data_offset = SRING_DATA_PGOFF * PAGE_SIZE;
+	return 0;
+
+err_free:
+	sring_free_ring_memory(ring);
+	return ret;
+}
+
+static int sring_check_params(void)
+{
+	unsigned int max_order_bytes = PAGE_SIZE << SRING_MAX_PAGE_ORDER;
+
+	if (nr_rings == 0 || nr_rings > SRING_MAX_RINGS) {
+		pr_err("nr_rings=%u: must be 1 to %d\n", nr_rings, SRING_MAX_RINGS);
+		return -EINVAL;
+	}
+	if (!is_power_of_2(ring_size) || ring_size < SRING_MIN_RING_SIZE ||
+	    ring_size < PAGE_SIZE) {
+		pr_err("ring_size=%lu: must be a power of two of at least %u\n",
+		       ring_size, SRING_MIN_RING_SIZE);
+		return -EINVAL;
+	}
+	if (!reserved_size) {
+		if (reserved_base) {
+			pr_err("reserved_base needs reserved_size\n");
+			return -EINVAL;
+		}
+		if (ring_size > max_order_bytes) {
+			pr_err("ring_size=%lu: pages give at most %u contiguous bytes; reserve a region at boot (memmap=) and pass reserved_base and reserved_size\n",
+			       ring_size, max_order_bytes);
+			return -EINVAL;
+		}
+		return 0;
+	}
+	if (!PAGE_ALIGNED(reserved_base) || reserved_size / nr_rings < ring_size ||
+	    reserved_base + reserved_size < reserved_base) {
+		pr_err("reserved region of %lu bytes cannot hold %u rings of %lu bytes\n",
+		       reserved_size, nr_rings, ring_size);
+		return -EINVAL;
+	}
+	/* Only memory the kernel does not own: memmap=SIZE$BASE takes it out
+	 * of System RAM. */
+	if (region_intersects(reserved_base, reserved_size, IORESOURCE_SYSTEM_RAM,
+			      IORES_DESC_NONE) != REGION_DISJOINT) {
+		pr_err("reserved region overlaps System RAM: reserve it with memmap=SIZE$BASE\n");
+		return -EINVAL;
+	}
+	return 0;
+}
+
+/* ------------------------------------------------------------------ */
+/* Module load and unload                                              */
+/* ------------------------------------------------------------------ */
+
+static void sring_destroy_ring(struct sring_ring *ring)
+{
+	device_destroy(sring_class, MKDEV(MAJOR(sring_devt), ring->index));
+	cdev_del(&ring->cdev);
+	/* No file is open (we are unloading), so nothing can restart it. */
+	hrtimer_cancel(&ring->sim_timer);
+	sring_free_ring_memory(ring);
+}
+
+static int sring_create_ring(struct sring_ring *ring, int index)
+{
+	dev_t devt = MKDEV(MAJOR(sring_devt), index);
+	int ret;
+
+	ring->index = index;
+	ring->ring_size = ring_size;
+	mutex_init(&ring->lock);
+	spin_lock_init(&ring->prod_lock);
+	init_waitqueue_head(&ring->waitq);
+	sring_sim_init(ring);
+	ring->config = (struct sring_config) {
+		.sample_rate = 20000000,
+		.block_bytes = 8192,
+		.overrun_policy = SRING_OVERRUN_DROP_NEWEST,
+		.sample_format = SRING_FMT_U16,
+		.pattern_seed = 1,
+		.flush_timeout_us = SRING_DEFAULT_FLUSH_US,
+	};
+
+	ret = sring_alloc_ring_memory(ring);
+	if (ret)
+		return ret;
+	sring_publish_config(ring);
+	spin_lock_bh(&ring->prod_lock);
+	sring_producer_reset(ring, initial_position & ~(u64)(SRING_BLOCK_ALIGN - 1));
+	spin_unlock_bh(&ring->prod_lock);
+
+	cdev_init(&ring->cdev, &sring_fops);
+	ring->cdev.owner = THIS_MODULE;
+	ret = cdev_add(&ring->cdev, devt, 1);
+	if (ret)
+		goto err_free_memory;
+	ring->dev = device_create_with_groups(sring_class, NULL, devt, ring,
+					      sring_groups, "sring%d", index);
+	if (IS_ERR(ring->dev)) {
+		ret = PTR_ERR(ring->dev);
+		goto err_del_cdev;
+	}
+	return 0;
+
+err_del_cdev:
+	cdev_del(&ring->cdev);
+err_free_memory:
+	sring_free_ring_memory(ring);
+	return ret;
+}
+
+static int __init sring_init(void)
+{
+	unsigned int i;
+	int ret;
+
+	ret = sring_check_params();
+	if (ret)
+		return ret;
+	if (reserved_size) {
+		if (!request_mem_region(reserved_base, reserved_size, "sring")) {
+			pr_err("reserved region is in use by another driver\n");
+			return -EBUSY;
+		}
+		sring_region_claimed = true;
+	}
+	sring_rings = kcalloc(nr_rings, sizeof(*sring_rings), GFP_KERNEL);
+	if (!sring_rings) {
+		ret = -ENOMEM;
+		goto err_release_region;
+	}
+	ret = alloc_chrdev_region(&sring_devt, 0, nr_rings, "sring");
+	if (ret)
+		goto err_free_rings;
+	sring_class = sring_class_create("sring");
+	if (IS_ERR(sring_class)) {
+		ret = PTR_ERR(sring_class);
+		goto err_unregister;
+	}
+	for (i = 0; i < nr_rings; i++) {
+		ret = sring_create_ring(&sring_rings[i], i);
+		if (ret)
+			goto err_destroy_rings;
+	}
+	pr_info("version %s, ABI %d.%d: %u ring(s) of %lu bytes (%s)\n",
+		SRING_DRIVER_VERSION, SRING_ABI_VERSION_MAJOR,
+		SRING_ABI_VERSION_MINOR, nr_rings, ring_size,
+		reserved_size ? "reserved region" : "pages");
+	return 0;
+
+err_destroy_rings:
+	while (i--)
+		sring_destroy_ring(&sring_rings[i]);
+	class_destroy(sring_class);
+err_unregister:
+	unregister_chrdev_region(sring_devt, nr_rings);
+err_free_rings:
+	kfree(sring_rings);
+err_release_region:
+	if (sring_region_claimed)
+		release_mem_region(reserved_base, reserved_size);
+	return ret;
+}
+
+static void __exit sring_exit(void)
+{
+	unsigned int i;
+
+	for (i = 0; i < nr_rings; i++)
+		sring_destroy_ring(&sring_rings[i]);
+	class_destroy(sring_class);
+	unregister_chrdev_region(sring_devt, nr_rings);
+	kfree(sring_rings);
+	if (sring_region_claimed)
+		release_mem_region(reserved_base, reserved_size);
+}
+
+module_init(sring_init);
+module_exit(sring_exit);
+
+MODULE_LICENSE("GPL");
+MODULE_AUTHOR("sring developers");
+MODULE_DESCRIPTION("Zero-copy DMA ring buffer for data acquisition, with a simulated sampling device");
+MODULE_VERSION(SRING_DRIVER_VERSION);

@@ -1,0 +1,305 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * The producer side of an sring ring: what a sampling device's DMA
+ * completion does once a block has landed. Writes the block header, applies
+ * the overrun policy, publishes head, and wakes the consumer only when it
+ * asked for it. The user-space twin is simulator/sim_device.cpp; the two
+ * follow the same steps and the same ordering.
+ *
+ * Everything here runs under ring->prod_lock (the simulated device's hrtimer
+ * callback in softirq context, or process context with _bh).
+ */
+#include <linux/atomic.h>
+#include <linux/ktime.h>
+#include <linux/minmax.h>
+#include <linux/poll.h>
+#include <linux/string.h>
+#include <linux/timekeeping.h>
+
+#include "sring_compat.h"
+#include "sring_internal.h"
+#include "sring/sring_pattern.h"
+
+/* Upper bound on compare-and-swap rounds against a consumer that keeps
+ * moving tail (or scribbles on it) while we reclaim: softirq must not spin. */
+#define SRING_RECLAIM_ATTEMPTS	64
+
+void sring_counter_add(__u64 *counter, u64 by)
+{
+	/* Only the producer writes the counters (under prod_lock); readers in
+	 * user space load them with relaxed ordering: they are statistics. */
+	WRITE_ONCE(*counter, READ_ONCE(*counter) + by);
+}
+
+static struct sring_block_header *sring_block_at(struct sring_ring *ring,
+						 u64 pos)
+{
+	return ring->data_mirror + (pos & (ring->ring_size - 1));
+}
+
+void sring_producer_reset(struct sring_ring *ring, u64 position)
+{
+	struct sring_producer_page *kprod = ring->kprod;
+
+	lockdep_assert_held(&ring->prod_lock);
+	ring->head = position;
+	ring->last_tail = position;
+	ring->oldest = position;
+	ring->reset_position = position;
+	ring->sequence = 0;
+	ring->next_sample = 0;
+	ring->pending_lost = 0;
+	ring->pending_overrun = false;
+	ring->in_overrun = false;
+	ring->unsignalled = false;
+	ring->corrupt_blocks = 0;
+	ring->bytes_read = 0;
+
+	WRITE_ONCE(kprod->blocks_produced, 0);
+	WRITE_ONCE(kprod->samples_produced, 0);
+	WRITE_ONCE(kprod->blocks_dropped, 0);
+	WRITE_ONCE(kprod->samples_dropped, 0);
+	WRITE_ONCE(kprod->overruns, 0);
+	WRITE_ONCE(kprod->wakeups, 0);
+	WRITE_ONCE(kprod->bad_tails, 0);
+	WRITE_ONCE(kprod->high_water, 0);
+	/* Tail first: a consumer that sees the new head must not pair it with
+	 * an old tail that would look more than a ring behind. */
+	smp_store_release(&ring->kcons->tail, position);
+	smp_store_release(&kprod->head, position);
+}
+
+u64 sring_accepted_tail(struct sring_ring *ring)
+{
+	/*
+	 * Pairs with the consumer's store_release(tail): its reads of the
+	 * blocks below tail are done before we reuse their space. The value is
+	 * the consumer's to write, so it is valid only between the last tail we
+	 * accepted and our head; anything else is counted and ignored, and is
+	 * never used to index memory.
+	 */
+	u64 tail = smp_load_acquire(&ring->kcons->tail);
+
+	if (tail - ring->last_tail > ring->head - ring->last_tail) {
+		sring_counter_add(&ring->kprod->bad_tails, 1);
+		dev_info_ratelimited(ring->dev,
+				     "consumer tail %llu outside [%llu, %llu]; ignored\n",
+				     tail, ring->last_tail, ring->head);
+		return ring->last_tail;
+	}
+	ring->last_tail = tail;
+	return tail;
+}
+
+static void sring_signal(struct sring_ring *ring)
+{
+	/*
+	 * Take the consumer's request and signal once: a consumer that asks
+	 * again after this gets the next signal; one already awake loses
+	 * nothing. xchg() is fully ordered.
+	 */
+	if (!xchg(&ring->kcons->need_wakeup, 0))
+		return;
+	ring->unsignalled = false;
+	if (ring->eventfd)
+		sring_eventfd_signal(ring->eventfd);
+	wake_up_interruptible_poll(&ring->waitq, EPOLLIN | EPOLLRDNORM);
+	sring_counter_add(&ring->kprod->wakeups, 1);
+}
+
+void sring_producer_wake(struct sring_ring *ring)
+{
+	/* A state change (stop, overrun stop): waiters must look again. */
+	if (READ_ONCE(ring->kcons->need_wakeup))
+		sring_signal(ring);
+	else
+		wake_up_interruptible_poll(&ring->waitq, EPOLLIN | EPOLLRDNORM);
+}
+
+static void sring_publish(struct sring_ring *ring, u64 new_head, u64 tail,
+			  ktime_t now)
+{
+	struct sring_producer_page *kprod = ring->kprod;
+	u32 samples = (ring->config.block_bytes - SRING_BLOCK_HEADER_SIZE) / 2;
+	u64 watermark;
+
+	/* Pairs with the consumer's load_acquire(head): the block is visible
+	 * before the head that covers it. */
+	smp_store_release(&kprod->head, new_head);
+	ring->head = new_head;
+	sring_counter_add(&kprod->blocks_produced, 1);
+	sring_counter_add(&kprod->samples_produced, samples);
+	if (new_head - tail > READ_ONCE(kprod->high_water))
+		WRITE_ONCE(kprod->high_water, new_head - tail);
+
+	/*
+	 * Pairs with the consumer's smp_mb() between setting need_wakeup and
+	 * re-reading head: either it sees our head, or we see its flag.
+	 */
+	smp_mb();
+	if (!READ_ONCE(ring->kcons->need_wakeup)) {
+		ring->unsignalled = false;
+		return;
+	}
+	/* The watermark is user-controlled: clamp it so that no value can
+	 * silence the ring (the flush timeout covers anything below it). */
+	watermark = clamp_t(u64, READ_ONCE(ring->kcons->wakeup_watermark), 1,
+			    ring->ring_size / 2);
+	if (new_head - tail >= watermark) {
+		sring_signal(ring);
+	} else if (!ring->unsignalled) {
+		ring->unsignalled = true;
+		ring->unsignalled_since = now;
+	}
+}
+
+void sring_producer_poll_flush(struct sring_ring *ring, ktime_t now)
+{
+	lockdep_assert_held(&ring->prod_lock);
+	if (!ring->unsignalled)
+		return;
+	if (ktime_us_delta(now, ring->unsignalled_since) <
+	    ring->config.flush_timeout_us)
+		return;
+	smp_mb();	/* as in sring_publish(): head store before flag load */
+	if (READ_ONCE(ring->kcons->need_wakeup))
+		sring_signal(ring);
+	ring->unsignalled = false;
+}
+
+/*
+ * Overwrite-oldest: take blocks back from the consumer until the next block
+ * fits. The consumer releases with a compare-and-swap on tail too, so
+ * whoever moves tail first owns the block: if we win, the consumer's CAS
+ * fails and it discards what it read. Returns false if nothing could be
+ * reclaimed (then the block is dropped instead).
+ */
+static bool sring_reclaim_oldest(struct sring_ring *ring, u64 needed_head,
+				 u64 *tail)
+{
+	u64 size = ring->ring_size;
+	/* The tail as it is in shared memory: the CAS must expect exactly it.
+	 * Pairs with the consumer's release of tail (store or CAS). */
+	u64 in_memory = smp_load_acquire(&ring->kcons->tail);
+	int attempt;
+
+	for (attempt = 0; attempt < SRING_RECLAIM_ATTEMPTS; attempt++) {
+		const struct sring_block_header *victim;
+		u64 victim_end, seen;
+
+		/* Decide from the tail we CAS from, so that a block released
+		 * a moment ago is never counted as lost. */
+		if (in_memory - ring->last_tail <= ring->head - ring->last_tail)
+			ring->last_tail = in_memory;
+		else
+			sring_counter_add(&ring->kprod->bad_tails, 1);
+		*tail = ring->last_tail;
+		if (needed_head - *tail <= size)
+			return true;
+
+		/* Block boundaries come from our own headers: the consumer
+		 * maps the data read-only. */
+		while (ring->oldest != ring->head &&
+		       ring->oldest + sring_block_at(ring, ring->oldest)->total_bytes <= *tail)
+			ring->oldest += sring_block_at(ring, ring->oldest)->total_bytes;
+		if (ring->oldest == ring->head)
+			return false;
+		victim = sring_block_at(ring, ring->oldest);
+		victim_end = ring->oldest + victim->total_bytes;
+
+		/* Fully ordered: pairs with the consumer's CAS (acq_rel). */
+		seen = cmpxchg(&ring->kcons->tail, in_memory, victim_end);
+		if (seen != in_memory) {
+			in_memory = seen;	/* it moved: look again */
+			continue;
+		}
+		sring_counter_add(&ring->kprod->blocks_dropped, 1);
+		sring_counter_add(&ring->kprod->samples_dropped,
+				  victim->sample_count);
+		if (!ring->in_overrun)
+			sring_counter_add(&ring->kprod->overruns, 1);
+		ring->in_overrun = true;
+		ring->oldest = victim_end;
+		ring->last_tail = victim_end;
+		in_memory = victim_end;
+	}
+	return false;
+}
+
+static enum sring_produce_result sring_drop_block(struct sring_ring *ring,
+						  u32 samples)
+{
+	if (!ring->in_overrun)
+		sring_counter_add(&ring->kprod->overruns, 1);
+	ring->in_overrun = true;
+	ring->pending_overrun = true;
+	ring->pending_lost += samples;
+	ring->sequence++;
+	ring->next_sample += samples;
+	sring_counter_add(&ring->kprod->blocks_dropped, 1);
+	sring_counter_add(&ring->kprod->samples_dropped, samples);
+	return SRING_PRODUCED_DROPPED;
+}
+
+enum sring_produce_result sring_produce_block(struct sring_ring *ring,
+					      ktime_t now)
+{
+	const struct sring_config *config = &ring->config;
+	u32 need = config->block_bytes;
+	u32 samples = (need - SRING_BLOCK_HEADER_SIZE) / 2;
+	struct sring_block_header *block;
+	__u16 *data;
+	u64 tail;
+
+	lockdep_assert_held(&ring->prod_lock);
+	tail = sring_accepted_tail(ring);
+	if (ring->head + need - tail > ring->ring_size) {
+		if (config->sample_rate == 0)
+			return SRING_PRODUCED_NO_SPACE;	/* flat out waits */
+		switch (config->overrun_policy) {
+		case SRING_OVERRUN_STOP:
+			sring_counter_add(&ring->kprod->overruns, 1);
+			ring->state = SRING_STATE_OVERRUN_STOPPED;
+			smp_store_release(&ring->kprod->state, ring->state);
+			sring_producer_wake(ring);
+			return SRING_PRODUCED_STOPPED;
+		case SRING_OVERRUN_OVERWRITE_OLDEST:
+			if (sring_reclaim_oldest(ring, ring->head + need, &tail))
+				break;
+			return sring_drop_block(ring, samples);
+		default:
+			return sring_drop_block(ring, samples);
+		}
+	}
+	ring->in_overrun = false;
+
+	/* The kernel's mirror makes the block contiguous even across the end. */
+	block = sring_block_at(ring, ring->head);
+	data = (__u16 *)((u8 *)block + SRING_BLOCK_HEADER_SIZE);
+	sring_pattern_fill(data, ring->next_sample, samples,
+			   config->pattern_seed);
+	if (ring->corrupt_blocks) {
+		ring->corrupt_blocks--;
+		data[samples / 2] ^= 0x5a5a;
+	}
+	block->magic = SRING_BLOCK_MAGIC;
+	block->total_bytes = need;
+	block->sequence = ring->sequence;
+	block->first_sample = ring->next_sample;
+	block->timestamp_ns = ktime_to_ns(now);
+	block->lost_samples = ring->pending_lost;
+	block->sample_count = samples;
+	block->sample_format = config->sample_format;
+	block->bytes_per_sample = 2;
+	block->flags = (ring->pending_lost ? SRING_BLOCK_F_GAP : 0) |
+		       (ring->pending_overrun ? SRING_BLOCK_F_OVERRUN : 0);
+	block->reserved0 = 0;
+	block->reserved1 = 0;
+
+	ring->sequence++;
+	ring->next_sample += samples;
+	ring->pending_lost = 0;
+	ring->pending_overrun = false;
+	sring_publish(ring, ring->head + need, tail, now);
+	return SRING_PRODUCED_WRITTEN;
+}
