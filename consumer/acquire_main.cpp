@@ -7,6 +7,7 @@
 //
 // Exit status: 0 every sample verified and none lost (or, with --allow-loss,
 // every loss accounted for exactly); 1 samples lost or corrupted; 2 errors.
+#include <fcntl.h>
 #include <sys/eventfd.h>
 #include <sys/ioctl.h>
 #include <unistd.h>
@@ -244,12 +245,16 @@ Status open_session(const Options& options, Session& session) {
       return ok();
     }
     case Source::kDevice: {
-      auto ring = Ring::open(options.path, Ring::Access::kConsumer);
-      if (!ring) return ring.error();
-      session.ring.emplace(std::move(*ring));
-      // Configuration only changes while stopped; a running device is stopped first.
-      ::ioctl(session.ring->fd(), SRING_IOC_STOP);
-      if (::ioctl(session.ring->fd(), SRING_IOC_RESET) != 0) return errno_error("cannot reset {}", options.path);
+      UniqueFd fd(::open(options.path.c_str(), O_RDWR | O_CLOEXEC));
+      if (!fd.valid()) {
+        if (errno == EBUSY) return make_error(EBUSY, "{} already has a consumer", options.path);
+        return errno_error("cannot open {}", options.path);
+      }
+      // Configuration only changes while stopped, and a reset starts the
+      // stream at sample 0; both before attaching, so ringlib starts from
+      // the reset tail.
+      if (::ioctl(fd.get(), SRING_IOC_STOP) != 0) return errno_error("cannot stop {}", options.path);
+      if (::ioctl(fd.get(), SRING_IOC_RESET) != 0) return errno_error("cannot reset {}", options.path);
       sring_config config{};
       config.sample_rate = options.sim.sample_rate;
       config.block_bytes = options.sim.block_bytes;
@@ -257,9 +262,12 @@ Status open_session(const Options& options, Session& session) {
       config.sample_format = options.sim.sample_format;
       config.pattern_seed = options.sim.pattern_seed;
       config.flush_timeout_us = static_cast<uint32_t>(options.sim.flush_timeout.count());
-      if (::ioctl(session.ring->fd(), SRING_IOC_SET_CONFIG, &config) != 0) {
-        return errno_error("cannot configure {}", options.path);
+      if (::ioctl(fd.get(), SRING_IOC_SET_CONFIG, &config) != 0) {
+        return errno_error("{} refused the configuration", options.path);
       }
+      auto ring = Ring::attach(std::move(fd), Ring::Access::kConsumer);
+      if (!ring) return make_error(ring.error().code, "{}: {}", options.path, ring.error().message);
+      session.ring.emplace(std::move(*ring));
       if (options.wait != WaitStrategy::kSpin) {
         if (auto efd = session.ring->enable_eventfd(); !efd) return efd;
       }

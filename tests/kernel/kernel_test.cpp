@@ -1,0 +1,467 @@
+// Runs inside the QEMU guest against the real module: real /dev/sring0,
+// real mmap, real eventfd. Every bad request must get its error and change
+// nothing; tests/qemu/guest-init.sh also checks dmesg after the run.
+//
+//   kernel_test [gtest flags]   the scenarios
+//   kernel_test hold DEVICE     map the ring and sleep (for the rmmod check)
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/eventfd.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <gtest/gtest.h>
+
+#include <chrono>
+#include <cstring>
+#include <fstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "ringlib/ring.hpp"
+#include "ringlib/stream.hpp"
+#include "ringlib/verify.hpp"
+#include "sring/sring_abi.h"
+
+namespace {
+
+using namespace std::chrono_literals;
+using sring::Ring;
+using sring::UniqueFd;
+
+const char* kDevice = "/dev/sring0";
+const char* kSysfs = "/sys/class/sring/sring0/";
+
+std::string sysfs(const std::string& name) {
+  std::ifstream in(std::string(kSysfs) + name);
+  std::string value;
+  std::getline(in, value);
+  return value;
+}
+
+uint64_t sysfs_u64(const std::string& name) { return std::stoull(sysfs(name)); }
+
+UniqueFd open_device(int flags) { return UniqueFd(::open(kDevice, flags | O_CLOEXEC)); }
+
+sring_config default_config() {
+  sring_config config{};
+  config.sample_rate = 20'000'000;
+  config.block_bytes = 8192;
+  config.overrun_policy = SRING_OVERRUN_DROP_NEWEST;
+  config.sample_format = SRING_FMT_U16;
+  config.pattern_seed = 1;
+  config.flush_timeout_us = 2000;
+  return config;
+}
+
+// Stops, resets and configures the device through a consumer fd.
+void prepare(int fd, const sring_config& config) {
+  ASSERT_EQ(::ioctl(fd, SRING_IOC_STOP), 0) << strerror(errno);
+  ASSERT_EQ(::ioctl(fd, SRING_IOC_RESET), 0) << strerror(errno);
+  ASSERT_EQ(::ioctl(fd, SRING_IOC_SET_CONFIG, &config), 0) << strerror(errno);
+}
+
+sring_stats stats_of(int fd) {
+  sring_stats stats{};
+  EXPECT_EQ(::ioctl(fd, SRING_IOC_GET_STATS, &stats), 0) << strerror(errno);
+  return stats;
+}
+
+// Consumes through ringlib until `duration` has passed, then stops the
+// device and drains. Returns the consumer's counters.
+sring::StreamCounters consume_for(Ring& ring, std::chrono::milliseconds duration, bool from_start) {
+  sring::StreamConsumer consumer(ring, true);
+  if (from_start) consumer.accounting().expect_start(0, 0);
+  const auto stop_at = std::chrono::steady_clock::now() + duration;
+  bool stopped = false;
+  for (;;) {
+    auto n = consumer.consume_available();
+    EXPECT_TRUE(n.has_value()) << (n ? "" : n.error().message);
+    if (!n) break;
+    if (!stopped && std::chrono::steady_clock::now() >= stop_at) {
+      EXPECT_EQ(::ioctl(ring.fd(), SRING_IOC_STOP), 0);
+      stopped = true;
+    }
+    if (*n > 0) continue;
+    if (stopped && ring.state() != SRING_STATE_RUNNING && ring.head() == ring.tail()) break;
+    auto waited = ring.wait(sring::WaitStrategy::kEventfd, 100ms);
+    EXPECT_TRUE(waited.has_value());
+    if (!waited) break;
+  }
+  return consumer.counters();
+}
+
+TEST(Load, DeviceAndSysfsAppear) {
+  EXPECT_EQ(::access(kDevice, F_OK), 0);
+  EXPECT_EQ(sysfs("state"), "stopped");
+  EXPECT_EQ(sysfs("memory"), "pages");
+  EXPECT_EQ(sysfs_u64("ring_size"), 4u << 20);
+  EXPECT_EQ(sysfs("abi_version"), "1.0");
+  EXPECT_EQ(sysfs("consumer"), "0");
+  EXPECT_FALSE(sysfs("version").empty());
+}
+
+TEST(Open, OneConsumerManyMonitors) {
+  UniqueFd consumer = open_device(O_RDWR);
+  ASSERT_TRUE(consumer.valid()) << strerror(errno);
+  EXPECT_EQ(sysfs("consumer"), "1");
+  UniqueFd second = open_device(O_RDWR);
+  EXPECT_FALSE(second.valid());
+  EXPECT_EQ(errno, EBUSY);
+  UniqueFd monitor = open_device(O_RDONLY);
+  ASSERT_TRUE(monitor.valid());
+  UniqueFd monitor2 = open_device(O_RDONLY);
+  ASSERT_TRUE(monitor2.valid());
+  // A monitor must not consume or control.
+  char buf[8192];
+  EXPECT_EQ(::read(monitor.get(), buf, sizeof(buf)), -1);
+  EXPECT_EQ(errno, EBUSY);
+  EXPECT_EQ(::ioctl(monitor.get(), SRING_IOC_START), -1);
+  EXPECT_EQ(errno, EPERM);
+  sring_stats stats{};
+  EXPECT_EQ(::ioctl(monitor.get(), SRING_IOC_GET_STATS, &stats), 0);
+  consumer.reset();
+  EXPECT_EQ(sysfs("consumer"), "0");
+  UniqueFd again = open_device(O_RDWR);
+  EXPECT_TRUE(again.valid()) << "the role is free once the consumer closed";
+}
+
+TEST(Ioctl, BadArgumentsChangeNothing) {
+  UniqueFd fd = open_device(O_RDWR);
+  ASSERT_TRUE(fd.valid());
+  const sring_config good = default_config();
+  prepare(fd.get(), good);
+
+  EXPECT_EQ(::ioctl(fd.get(), _IO(SRING_IOC_MAGIC, 0x7f)), -1);
+  EXPECT_EQ(errno, ENOTTY);
+  EXPECT_EQ(::ioctl(fd.get(), _IO('x', 1)), -1);
+  EXPECT_EQ(errno, ENOTTY);
+
+  struct Case {
+    const char* what;
+    void (*mutate)(sring_config&);
+  } cases[] = {
+      {"block too small", [](sring_config& c) { c.block_bytes = 64; }},
+      {"block unaligned", [](sring_config& c) { c.block_bytes = 8100; }},
+      {"block over half the ring", [](sring_config& c) { c.block_bytes = 4u << 20; }},
+      {"policy", [](sring_config& c) { c.overrun_policy = 9; }},
+      {"format", [](sring_config& c) { c.sample_format = 0; }},
+      {"rate", [](sring_config& c) { c.sample_rate = ~0ull; }},
+      {"flush", [](sring_config& c) { c.flush_timeout_us = ~0u; }},
+      {"flags", [](sring_config& c) { c.flags = 1; }},
+      {"reserved", [](sring_config& c) { c.reserved[1] = 1; }},
+  };
+  for (const auto& c : cases) {
+    sring_config bad = good;
+    c.mutate(bad);
+    EXPECT_EQ(::ioctl(fd.get(), SRING_IOC_SET_CONFIG, &bad), -1) << c.what;
+    EXPECT_EQ(errno, EINVAL) << c.what;
+    sring_config now{};
+    ASSERT_EQ(::ioctl(fd.get(), SRING_IOC_GET_CONFIG, &now), 0);
+    EXPECT_EQ(std::memcmp(&now, &good, sizeof(now)), 0) << c.what << " changed the configuration";
+  }
+  EXPECT_EQ(::ioctl(fd.get(), SRING_IOC_SET_CONFIG, nullptr), -1);
+  EXPECT_EQ(errno, EFAULT);
+  EXPECT_EQ(::ioctl(fd.get(), SRING_IOC_GET_STATS, reinterpret_cast<void*>(8)), -1);
+  EXPECT_EQ(errno, EFAULT);
+
+  int32_t bad_fd = -1;
+  EXPECT_EQ(::ioctl(fd.get(), SRING_IOC_SET_EVENTFD, &bad_fd), -1);
+  EXPECT_EQ(errno, EBADF);
+  int pipe_fds[2];
+  ASSERT_EQ(::pipe(pipe_fds), 0);
+  EXPECT_EQ(::ioctl(fd.get(), SRING_IOC_SET_EVENTFD, &pipe_fds[0]), -1);
+  EXPECT_EQ(errno, EINVAL) << "a pipe is not an eventfd";
+  ::close(pipe_fds[0]);
+  ::close(pipe_fds[1]);
+
+  sring_fault fault{};
+  fault.kind = 77;
+  fault.arg = 1;
+  EXPECT_EQ(::ioctl(fd.get(), SRING_IOC_INJECT_FAULT, &fault), -1);
+  EXPECT_EQ(errno, EINVAL);
+  fault.kind = SRING_FAULT_STALL;
+  fault.arg = ~0ull;
+  EXPECT_EQ(::ioctl(fd.get(), SRING_IOC_INJECT_FAULT, &fault), -1);
+  EXPECT_EQ(errno, EINVAL);
+
+  ASSERT_EQ(::ioctl(fd.get(), SRING_IOC_START), 0);
+  EXPECT_EQ(::ioctl(fd.get(), SRING_IOC_START), -1);
+  EXPECT_EQ(errno, EBUSY);
+  EXPECT_EQ(::ioctl(fd.get(), SRING_IOC_SET_CONFIG, &good), -1);
+  EXPECT_EQ(errno, EBUSY) << "configuration changes only while stopped";
+  EXPECT_EQ(::ioctl(fd.get(), SRING_IOC_RESET), -1);
+  EXPECT_EQ(errno, EBUSY);
+  EXPECT_EQ(sysfs("state"), "running");
+  ASSERT_EQ(::ioctl(fd.get(), SRING_IOC_STOP), 0);
+  EXPECT_EQ(::ioctl(fd.get(), SRING_IOC_STOP), 0) << "stop is idempotent";
+  EXPECT_EQ(sysfs("state"), "stopped");
+}
+
+TEST(Mmap, BadRequestsAreRefusedWhole) {
+  UniqueFd fd = open_device(O_RDWR);
+  ASSERT_TRUE(fd.valid());
+  const long page = ::sysconf(_SC_PAGESIZE);
+  const size_t ring_size = 4u << 20;
+  auto try_map = [&](int mapfd, size_t length, int prot, off_t offset) -> int {
+    void* p = ::mmap(nullptr, length, prot, MAP_SHARED, mapfd, offset);
+    if (p == MAP_FAILED) return errno;
+    ::munmap(p, length);
+    return 0;
+  };
+  EXPECT_EQ(try_map(fd.get(), page, PROT_READ, 3 * page), EINVAL) << "unknown offset";
+  EXPECT_EQ(try_map(fd.get(), page, PROT_READ, 12345 * page), EINVAL);
+  EXPECT_EQ(try_map(fd.get(), 2 * page, PROT_READ, 0), EINVAL) << "producer page size";
+  EXPECT_EQ(try_map(fd.get(), page, PROT_READ, 2 * page), EINVAL) << "data must be mapped whole";
+  EXPECT_EQ(try_map(fd.get(), ring_size, PROT_READ, 2 * page), EINVAL) << "data must be mapped twice";
+  EXPECT_EQ(try_map(fd.get(), page, PROT_READ | PROT_WRITE, 0), EPERM) << "producer page is read-only";
+  EXPECT_EQ(try_map(fd.get(), 2 * ring_size, PROT_READ | PROT_WRITE, 2 * page), EPERM);
+  EXPECT_EQ(try_map(fd.get(), page, PROT_READ | PROT_WRITE, page), 0) << "the consumer's own page";
+
+  UniqueFd monitor = open_device(O_RDONLY);
+  ASSERT_TRUE(monitor.valid());
+  EXPECT_NE(try_map(monitor.get(), page, PROT_READ | PROT_WRITE, page), 0);
+  EXPECT_EQ(try_map(monitor.get(), page, PROT_READ, page), 0);
+
+  // A read-only page cannot be made writable afterwards.
+  void* producer = ::mmap(nullptr, page, PROT_READ, MAP_SHARED, fd.get(), 0);
+  ASSERT_NE(producer, MAP_FAILED);
+  EXPECT_EQ(::mprotect(producer, page, PROT_READ | PROT_WRITE), -1);
+  EXPECT_EQ(errno, EACCES);
+  EXPECT_EQ(static_cast<const sring_producer_page*>(producer)->magic, SRING_MAGIC);
+  ::munmap(producer, page);
+
+  // The mirror: the same bytes in both halves.
+  auto* data = static_cast<const uint8_t*>(::mmap(nullptr, 2 * ring_size, PROT_READ, MAP_SHARED, fd.get(), 2 * page));
+  ASSERT_NE(data, MAP_FAILED);
+  prepare(fd.get(), default_config());
+  ASSERT_EQ(::ioctl(fd.get(), SRING_IOC_START), 0);
+  std::this_thread::sleep_for(50ms);
+  ASSERT_EQ(::ioctl(fd.get(), SRING_IOC_STOP), 0);
+  EXPECT_EQ(std::memcmp(data, data + ring_size, ring_size), 0);
+  EXPECT_EQ(reinterpret_cast<const sring_block_header*>(data)->magic, SRING_BLOCK_MAGIC);
+  ::munmap(const_cast<uint8_t*>(data), 2 * ring_size);
+}
+
+TEST(Acquire, MmapAndEventfdVerifyEverySample) {
+  UniqueFd fd = open_device(O_RDWR);
+  ASSERT_TRUE(fd.valid());
+  prepare(fd.get(), default_config());
+  auto ring = Ring::attach(std::move(fd), Ring::Access::kConsumer);
+  ASSERT_TRUE(ring.has_value()) << ring.error().message;
+  ASSERT_TRUE(ring->enable_eventfd().has_value());
+  ring->set_wakeup_watermark(512 * 1024);
+  ASSERT_EQ(::ioctl(ring->fd(), SRING_IOC_START), 0);
+  const auto counters = consume_for(*ring, 2000ms, true);
+  const sring_stats stats = stats_of(ring->fd());
+  EXPECT_GT(counters.samples, 30'000'000u);
+  EXPECT_EQ(counters.samples, stats.samples_produced);
+  EXPECT_EQ(counters.lost_samples, 0u);
+  EXPECT_EQ(stats.samples_dropped, 0u);
+  EXPECT_EQ(counters.corrupted_samples, 0u);
+  EXPECT_EQ(stats.bad_tails, 0u);
+  EXPECT_GT(ring->wakeups_received(), 0u);
+  EXPECT_LE(stats.wakeups, counters.blocks / 8) << "wake-ups only at the watermark";
+}
+
+TEST(Read, CopyPathVerifiesAndEndsAtStop) {
+  UniqueFd fd = open_device(O_RDWR);
+  ASSERT_TRUE(fd.valid());
+  prepare(fd.get(), default_config());
+  ASSERT_EQ(::ioctl(fd.get(), SRING_IOC_START), 0);
+  std::vector<uint8_t> buffer(64 * 1024);
+  char small[100];
+  EXPECT_EQ(::read(fd.get(), small, sizeof(small)), -1) << "smaller than a block";
+  EXPECT_EQ(errno, EINVAL);
+  sring::StreamAccounting accounting;
+  accounting.expect_start(0, 0);
+  const auto stop_at = std::chrono::steady_clock::now() + 1000ms;
+  bool stopped = false;
+  uint64_t eof_reads = 0;
+  for (;;) {
+    if (!stopped && std::chrono::steady_clock::now() >= stop_at) {
+      ASSERT_EQ(::ioctl(fd.get(), SRING_IOC_STOP), 0);
+      stopped = true;
+    }
+    const ssize_t n = ::read(fd.get(), buffer.data(), buffer.size());
+    ASSERT_GE(n, 0) << strerror(errno);
+    if (n == 0) {
+      ++eof_reads;
+      ASSERT_TRUE(stopped) << "EOF only once stopped";
+      break;
+    }
+    ASSERT_EQ(n % 8192, 0) << "whole blocks only";
+    for (ssize_t off = 0; off < n; off += 8192) {
+      const auto* block = reinterpret_cast<const sring_block_header*>(buffer.data() + off);
+      ASSERT_EQ(block->magic, SRING_BLOCK_MAGIC);
+      accounting.on_block(*block);
+      accounting.add_corrupted(sring::count_pattern_mismatches(
+          reinterpret_cast<const uint16_t*>(block + 1), block->first_sample, block->sample_count, 1));
+    }
+  }
+  const sring_stats stats = stats_of(fd.get());
+  EXPECT_EQ(eof_reads, 1u);
+  EXPECT_EQ(accounting.counters().samples, stats.samples_produced);
+  EXPECT_EQ(accounting.counters().lost_samples, 0u);
+  EXPECT_EQ(accounting.counters().corrupted_samples, 0u);
+  EXPECT_GT(accounting.counters().samples, 10'000'000u);
+}
+
+TEST(Tail, CorruptedTailIsCountedAndIgnored) {
+  UniqueFd fd = open_device(O_RDWR);
+  ASSERT_TRUE(fd.valid());
+  prepare(fd.get(), default_config());
+  const long page = ::sysconf(_SC_PAGESIZE);
+  auto* consumer = static_cast<sring_consumer_page*>(
+      ::mmap(nullptr, page, PROT_READ | PROT_WRITE, MAP_SHARED, fd.get(), page));
+  ASSERT_NE(consumer, MAP_FAILED);
+  ASSERT_EQ(::ioctl(fd.get(), SRING_IOC_START), 0);
+  std::this_thread::sleep_for(20ms);
+  const uint64_t good_tail = consumer->tail;
+  // A buggy consumer: tail past head, then far behind, then a wild watermark.
+  consumer->tail = ~0ull - 5;
+  std::this_thread::sleep_for(20ms);
+  consumer->tail = good_tail + 7;  // not on a block boundary, but in range
+  consumer->wakeup_watermark = ~0ull;
+  consumer->need_wakeup = 0xdead;
+  std::this_thread::sleep_for(20ms);
+  const sring_stats stats = stats_of(fd.get());
+  EXPECT_GT(stats.bad_tails, 0u);
+  EXPECT_GE(sysfs_u64("bad_tails"), stats.bad_tails);
+  EXPECT_LE(sysfs_u64("fill"), 4u << 20);
+  char buf[8];
+  pollfd pfd{fd.get(), POLLIN, 0};
+  EXPECT_GE(::poll(&pfd, 1, 10), 0);
+  (void)buf;
+  ASSERT_EQ(::ioctl(fd.get(), SRING_IOC_STOP), 0);
+  ::munmap(consumer, page);
+  // The device is still sound: a fresh consumer verifies everything.
+  prepare(fd.get(), default_config());
+  auto ring = Ring::attach(std::move(fd), Ring::Access::kConsumer);
+  ASSERT_TRUE(ring.has_value()) << ring.error().message;
+  ASSERT_TRUE(ring->enable_eventfd().has_value());
+  ASSERT_EQ(::ioctl(ring->fd(), SRING_IOC_START), 0);
+  const auto counters = consume_for(*ring, 500ms, true);
+  EXPECT_GT(counters.samples, 0u);
+  EXPECT_EQ(counters.lost_samples, 0u);
+  EXPECT_EQ(counters.corrupted_samples, 0u);
+}
+
+TEST(Poll, DeviceFdBecomesReadable) {
+  UniqueFd fd = open_device(O_RDWR);
+  ASSERT_TRUE(fd.valid());
+  prepare(fd.get(), default_config());
+  pollfd pfd{fd.get(), POLLIN, 0};
+  EXPECT_EQ(::poll(&pfd, 1, 20), 0) << "no data while stopped";
+  auto ring = Ring::attach(std::move(fd), Ring::Access::kConsumer);
+  ASSERT_TRUE(ring.has_value());
+  ring->set_wakeup_watermark(64 * 1024);
+  ASSERT_EQ(::ioctl(ring->fd(), SRING_IOC_START), 0);
+  auto waited = ring->wait(sring::WaitStrategy::kPoll, 2000ms);
+  ASSERT_TRUE(waited.has_value()) << waited.error().message;
+  EXPECT_TRUE(*waited);
+  EXPECT_GE(ring->head() - ring->tail(), 8192u);
+  ASSERT_EQ(::ioctl(ring->fd(), SRING_IOC_STOP), 0);
+}
+
+TEST(Lifecycle, KilledConsumerThenANewOneContinues) {
+  int ready[2];
+  ASSERT_EQ(::pipe(ready), 0);
+  const pid_t child = ::fork();
+  ASSERT_GE(child, 0);
+  if (child == 0) {
+    ::close(ready[0]);
+    UniqueFd fd = open_device(O_RDWR);
+    if (!fd.valid()) ::_exit(10);
+    sring_config config = default_config();
+    ::ioctl(fd.get(), SRING_IOC_STOP);
+    ::ioctl(fd.get(), SRING_IOC_RESET);
+    if (::ioctl(fd.get(), SRING_IOC_SET_CONFIG, &config) != 0) ::_exit(11);
+    auto ring = Ring::attach(std::move(fd), Ring::Access::kConsumer);
+    if (!ring || !ring->enable_eventfd()) ::_exit(12);
+    if (::ioctl(ring->fd(), SRING_IOC_START) != 0) ::_exit(13);
+    sring::StreamConsumer consumer(*ring, true);
+    bool told = false;
+    for (;;) {  // consume until killed
+      auto n = consumer.consume_available();
+      if (!n) ::_exit(14);
+      if (!told && consumer.counters().blocks > 100) {
+        told = ::write(ready[1], "r", 1) == 1;
+      }
+      if (*n == 0) (void)ring->wait(sring::WaitStrategy::kEventfd, 100ms);
+    }
+  }
+  ::close(ready[1]);
+  char byte = 0;
+  ASSERT_EQ(::read(ready[0], &byte, 1), 1) << "the first consumer never got going";
+  ::close(ready[0]);
+  ASSERT_EQ(::kill(child, SIGKILL), 0);
+  int status = 0;
+  ASSERT_EQ(::waitpid(child, &status, 0), child);
+  ASSERT_TRUE(WIFSIGNALED(status));
+
+  EXPECT_EQ(sysfs("state"), "running") << "the device outlives its consumer";
+  EXPECT_EQ(sysfs("consumer"), "0");
+  // The second consumer attaches mid-stream and continues from the tail the
+  // first one left: everything it sees verifies, and every gap is one the
+  // device dropped while nobody was reading.
+  auto ring = Ring::open(kDevice, Ring::Access::kConsumer);
+  ASSERT_TRUE(ring.has_value()) << ring.error().message;
+  ASSERT_TRUE(ring->enable_eventfd().has_value());
+  const sring_stats before = stats_of(ring->fd());
+  const auto counters = consume_for(*ring, 1000ms, false);
+  const sring_stats after = stats_of(ring->fd());
+  EXPECT_GT(counters.samples, 0u);
+  EXPECT_EQ(counters.corrupted_samples, 0u);
+  EXPECT_EQ(counters.out_of_order, 0u);
+  EXPECT_LE(counters.lost_samples, after.samples_dropped);
+  EXPECT_GT(before.tail, 0u) << "the first consumer's tail was kept";
+}
+
+TEST(Faults, InjectedCorruptionIsDetected) {
+  UniqueFd fd = open_device(O_RDWR);
+  ASSERT_TRUE(fd.valid());
+  prepare(fd.get(), default_config());
+  auto ring = Ring::attach(std::move(fd), Ring::Access::kConsumer);
+  ASSERT_TRUE(ring.has_value());
+  ASSERT_TRUE(ring->enable_eventfd().has_value());
+  ASSERT_EQ(::ioctl(ring->fd(), SRING_IOC_START), 0);
+  sring_fault fault{SRING_FAULT_CORRUPT, 0, 3};
+  ASSERT_EQ(::ioctl(ring->fd(), SRING_IOC_INJECT_FAULT, &fault), 0);
+  fault = {SRING_FAULT_STALL, 0, 20000};
+  ASSERT_EQ(::ioctl(ring->fd(), SRING_IOC_INJECT_FAULT, &fault), 0);
+  fault = {SRING_FAULT_BURST, 0, 50};
+  ASSERT_EQ(::ioctl(ring->fd(), SRING_IOC_INJECT_FAULT, &fault), 0);
+  const auto counters = consume_for(*ring, 500ms, true);
+  EXPECT_EQ(counters.corrupted_samples, 3u);
+  EXPECT_EQ(counters.lost_samples, 0u) << "a stall and a burst lose nothing";
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  if (argc == 3 && std::string(argv[1]) == "hold") {
+    // Map the producer page, close the descriptor, and wait to be killed:
+    // the mapping alone must keep rmmod away.
+    const int fd = ::open(argv[2], O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+      perror("hold: open");
+      return 2;
+    }
+    void* page = ::mmap(nullptr, ::sysconf(_SC_PAGESIZE), PROT_READ, MAP_SHARED, fd, 0);
+    ::close(fd);
+    if (page == MAP_FAILED) {
+      perror("hold: mmap");
+      return 2;
+    }
+    puts("holding");
+    fflush(stdout);
+    for (;;) ::pause();
+  }
+  ::testing::InitGoogleTest(&argc, argv);
+  return RUN_ALL_TESTS();
+}

@@ -1,0 +1,109 @@
+#!/bin/busybox sh
+# /init of the QEMU guest: mounts the basics, loads sring.ko and runs the
+# scenarios (or, with sring.mode=demo on the kernel command line, the main
+# job). Prints one result line per scenario and ends with
+#   qemu: N passed, M failed
+# then powers off. The host side (run-qemu-tests.sh) reads the console.
+/bin/busybox --install -s /bin
+export PATH=/bin:/sbin
+mount -t proc proc /proc
+mount -t sysfs sysfs /sys
+mount -t devtmpfs devtmpfs /dev
+mkdir -p /tmp && mount -t tmpfs tmpfs /tmp
+echo 8 > /proc/sys/kernel/printk   # everything to the console log we scan
+
+passed=0
+failed=0
+pass() { passed=$((passed + 1)); echo "SCENARIO PASS: $1"; }
+fail() { failed=$((failed + 1)); echo "SCENARIO FAIL: $1"; }
+finish() {
+  echo "qemu: $passed passed, $failed failed"
+  sync
+  poweroff -f
+}
+
+# Any of these in the kernel log is a failure, whatever the scenarios said.
+check_dmesg() {
+  if dmesg | grep -E "BUG:|WARNING:|Oops|KASAN|UBSAN|general protection|Call Trace|kmemleak|lockdep" >/tmp/splat; then
+    cat /tmp/splat
+    fail "kernel log is clean ($1)"
+  else
+    pass "kernel log is clean ($1)"
+  fi
+}
+
+mode=tests
+grep -q "sring.mode=demo" /proc/cmdline && mode=demo
+extra=$(sed -n 's/.*sring.args=\([^ ]*\).*/\1/p' /proc/cmdline | tr ',' ' ')
+
+if insmod /sring.ko && [ -c /dev/sring0 ]; then
+  pass "module loads, /dev/sring0 appears"
+else
+  fail "module loads, /dev/sring0 appears"
+  dmesg | tail -20
+  finish
+fi
+
+if [ "$mode" = demo ]; then
+  echo "=== acquire --device /dev/sring0 --rate 20M $extra"
+  if /acquire --device /dev/sring0 --rate 20M --duration 5 $extra; then
+    pass "acquisition from the kernel ring"
+  else
+    fail "acquisition from the kernel ring"
+  fi
+  echo "=== /sys/class/sring/sring0"
+  for f in state ring_size memory blocks_produced samples_produced samples_dropped wakeups high_water bad_tails; do
+    printf '  %-18s %s\n' "$f" "$(cat /sys/class/sring/sring0/$f)"
+  done
+  rmmod sring || fail "module unloads"
+  check_dmesg "demo"
+  finish
+fi
+
+# --- the kernel's own test program: ioctl, mmap, read(), tail, lifecycle ---
+/kernel_test --gtest_color=no >/tmp/kt.log 2>&1
+cat /tmp/kt.log
+kt_passed=$(grep -c '^\[       OK \]' /tmp/kt.log)
+kt_failed=$(grep -cE '^\[  FAILED  \] [A-Za-z_]+\.[A-Za-z_]+ \(' /tmp/kt.log)
+grep -q '^\[  PASSED  \]' /tmp/kt.log || [ "$kt_failed" -gt 0 ] || kt_failed=1
+passed=$((passed + kt_passed))
+failed=$((failed + kt_failed))
+check_dmesg "after kernel_test"
+
+run_acquire() {  # run_acquire NAME ARGS...: passes if acquire exits 0
+  name="$1"; shift
+  echo "=== acquire $*"
+  if /acquire --device /dev/sring0 "$@" >/tmp/acq.log 2>&1; then
+    cat /tmp/acq.log; pass "$name"
+  else
+    cat /tmp/acq.log; fail "$name"
+  fi
+}
+
+run_acquire "mmap + eventfd, 16-bit at 20 MS/s for 10 s, every sample verified" --rate 20M --duration 10
+run_acquire "mmap + poll on the device fd, 20 MS/s" --rate 20M --duration 3 --wait poll
+run_acquire "worker pipeline (2 workers), 20 MS/s" --rate 20M --duration 3 --workers 2
+run_acquire "hybrid spin-then-block, 20 MS/s" --rate 20M --duration 3 --wait hybrid
+
+# A slow consumer: drops must be counted exactly (acquire checks that what
+# the device dropped equals what it found missing) and must really happen.
+run_acquire "slow consumer, drop-newest: drops counted exactly" --rate 20M --duration 3 --slow-us 300000 --allow-loss
+grep -Eq "lost samples +[1-9]" /tmp/acq.log && pass "slow consumer really lost samples" || fail "slow consumer really lost samples"
+run_acquire "slow consumer, overwrite-oldest: losses counted exactly" --rate 20M --duration 3 --slow-us 300000 --allow-loss --policy overwrite
+run_acquire "slow consumer, stop policy: device stops" --rate 20M --duration 3 --slow-us 300000 --allow-loss --policy stop
+grep -q "overrun-stopped" /sys/class/sring/sring0/state && pass "stop policy leaves the ring overrun-stopped" || fail "stop policy leaves the ring overrun-stopped"
+
+# rmmod is refused while the device is open, and while it is mapped.
+exec 3</dev/sring0
+if rmmod sring 2>/dev/null; then fail "rmmod refused while open"; insmod /sring.ko; else pass "rmmod refused while open"; fi
+exec 3<&-
+/kernel_test hold /dev/sring0 >/tmp/hold.log 2>&1 &
+holder=$!
+for i in 1 2 3 4 5 6 7 8 9 10; do grep -q holding /tmp/hold.log && break; sleep 0.2; done
+if rmmod sring 2>/dev/null; then fail "rmmod refused while mapped"; insmod /sring.ko; else pass "rmmod refused while mapped"; fi
+kill $holder; wait $holder 2>/dev/null
+
+check_dmesg "after the scenarios"
+if rmmod sring && ! grep -q '^sring ' /proc/modules; then pass "rmmod after the last user"; else fail "rmmod after the last user"; fi
+check_dmesg "after unload"
+finish

@@ -1,0 +1,71 @@
+#!/bin/bash
+# Builds sring.ko against Debian's kernel headers and the guest programs,
+# packs them with busybox into an initramfs, boots Debian's kernel under
+# QEMU (software emulation: KVM does not work here), and turns the guest's
+# verdict into an exit code.
+#
+#   tests/qemu/run-qemu-tests.sh            the scenarios
+#   tests/qemu/run-qemu-tests.sh --demo     the main job: acquire and show stats
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+mode=tests
+append_extra=""
+if [ "${1:-}" = "--demo" ]; then
+  mode=demo; shift
+  if [ $# -gt 0 ]; then append_extra=" sring.args=$(echo "$*" | tr ' ' ',')"; fi
+fi
+timeout_s=${SRING_QEMU_TIMEOUT:-900}
+
+# The newest kernel that has both an image and matching headers.
+kver=""
+for image in $(ls /boot/vmlinuz-*-amd64 2>/dev/null | sort -V); do
+  v=${image#/boot/vmlinuz-}
+  [ -d "/usr/src/linux-headers-$v" ] && kver=$v
+done
+if [ -z "$kver" ]; then
+  echo "qemu: no kernel with matching headers (run scripts/setup-deps.sh)" >&2
+  echo "qemu: 0 passed, 1 failed"
+  exit 1
+fi
+
+echo "qemu: building sring.ko for $kver" >&2
+make -s -C driver KERNEL_SRC="/usr/src/linux-headers-$kver" >&2
+bazel build //tests/kernel:kernel_test //consumer:acquire-static 2>&1 |
+  grep -E '^(ERROR|FAILED)' >&2 || true
+test -x bazel-bin/tests/kernel/kernel_test
+test -x bazel-bin/consumer/acquire-static
+
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+root="$work/root"
+mkdir -p "$root"/{bin,sbin,proc,sys,dev,tmp}
+cp /bin/busybox "$root/bin/busybox"
+cp tests/qemu/guest-init.sh "$root/init"
+chmod +x "$root/init"
+cp driver/sring.ko "$root/sring.ko"
+cp bazel-bin/tests/kernel/kernel_test "$root/kernel_test"
+cp bazel-bin/consumer/acquire-static "$root/acquire"
+(cd "$root" && find . | cpio -o -H newc --quiet | gzip -1) >"$work/initrd.gz"
+
+log="$work/console.log"
+echo "qemu: booting $kver under TCG ($mode)" >&2
+set +e
+timeout "$timeout_s" qemu-system-x86_64 \
+  -accel tcg,thread=multi -cpu max -m 1024 -smp 2 \
+  -kernel "/boot/vmlinuz-$kver" -initrd "$work/initrd.gz" \
+  -append "console=ttyS0 quiet panic=-1 oops=panic sring.mode=$mode$append_extra" \
+  -nographic -no-reboot -monitor none -serial stdio </dev/null >"$log" 2>&1
+qemu_rc=$?
+set -e
+tr -d '\r' <"$log" | grep -vE '^\s*$' | grep -vE '^\[[ 0-9.]+\] (sring: version|ACPI|PCI|pci|clocksource)' || true
+if [ $qemu_rc -eq 124 ]; then
+  echo "qemu: timed out after ${timeout_s}s" >&2
+fi
+result=$(tr -d '\r' <"$log" | grep -E '^qemu: [0-9]+ passed, [0-9]+ failed' | tail -n1)
+if [ -z "$result" ]; then
+  echo "qemu: 0 passed, 1 failed (the guest gave no verdict)"
+  exit 1
+fi
+echo "$result"
+failed=$(echo "$result" | awk '{print $4}')
+[ "$failed" -eq 0 ]
