@@ -57,7 +57,9 @@ timeout "$timeout_s" qemu-system-x86_64 \
   -nographic -no-reboot -monitor none -serial stdio </dev/null >"$log" 2>&1
 qemu_rc=$?
 set -e
-tr -d '\r' <"$log" | grep -vE '^\s*$' | grep -vE '^\[[ 0-9.]+\] (sring: version|ACPI|PCI|pci|clocksource)' || true
+# The guest's console, without the firmware's terminal escapes.
+tr -d '\r' <"$log" | sed -e 's/\x1b\[[0-9;?]*[a-zA-Z]//g' -e 's/\x1bc//g' |
+  grep -vE '^\s*$|^(SeaBIOS|iPXE|Booting from|Machine UUID)' || true
 if [ $qemu_rc -eq 124 ]; then
   echo "qemu: timed out after ${timeout_s}s" >&2
 fi
