@@ -10,6 +10,7 @@
 #include <fcntl.h>
 #include <sys/eventfd.h>
 #include <sys/ioctl.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include <chrono>
@@ -48,6 +49,7 @@ constexpr char kUsage[] =
     "  --seed N               pattern seed (default 1)\n"
     "  --no-verify            do not check samples\n"
     "  --slow-us N            sleep N microseconds per batch (a slow consumer)\n"
+    "  --read                 with --device: copy blocks out with read() (the baseline)\n"
     "  --allow-loss           exit 0 if every lost sample is accounted for exactly\n";
 
 enum class Source { kNone, kSim, kSimSocket, kDevice };
@@ -64,6 +66,7 @@ struct Options {
   bool verify = true;
   uint64_t slow_us = 0;
   bool allow_loss = false;
+  bool use_read = false;
 };
 
 // Per-worker corrupted-sample counts, each on its own cache line.
@@ -89,6 +92,7 @@ Expected<Options> parse_options(int argc, char** argv) {
     if (option == "--sim") { options.source = Source::kSim; continue; }
     if (option == "--no-verify") { options.verify = false; continue; }
     if (option == "--allow-loss") { options.allow_loss = true; continue; }
+    if (option == "--read") { options.use_read = true; continue; }
     auto value = args.value(option);
     if (!value) return value.error();
     if (option == "--sim-socket" || option == "--device") {
@@ -140,6 +144,9 @@ Expected<Options> parse_options(int argc, char** argv) {
   }
   if (options.source == Source::kNone) {
     return make_error(EINVAL, "say where to acquire from: --sim, --sim-socket or --device");
+  }
+  if (options.use_read && (options.source != Source::kDevice || options.workers != 0)) {
+    return make_error(EINVAL, "--read works with --device and without --workers");
   }
   return options;
 }
@@ -340,6 +347,54 @@ Expected<RunResult> run_pipeline(Ring& ring, const Options& options, const Clock
   return RunResult{accounting.counters(), accounting.next_sample().value_or(0), 0};
 }
 
+// The copy path: read() whole blocks into a buffer, then verify them there.
+// A helper thread stops the device at the deadline; read() then drains what
+// is left and returns 0.
+Expected<RunResult> run_read(Ring& ring, const Options& options, const Clock::time_point stop_at,
+                             ProducerControl& producer) {
+  Status stop_status = ok();
+  std::thread stopper([&] {
+    std::this_thread::sleep_until(stop_at);
+    stop_status = producer.stop();
+  });
+  struct JoinOnExit {
+    std::thread& thread;
+    ~JoinOnExit() { thread.join(); }
+  } join{stopper};
+  std::vector<uint64_t> storage(SRING_MAX_BLOCK_BYTES / 8);  // 8-byte aligned
+  auto* buffer = reinterpret_cast<std::byte*>(storage.data());
+  StreamAccounting accounting;
+  accounting.expect_start(0, 0);
+  const uint32_t seed = load_relaxed(ring.producer().pattern_seed);
+  for (;;) {
+    const ssize_t n = ::read(ring.fd(), buffer, storage.size() * 8);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) return errno_error("read() from the device failed");
+    if (n == 0) break;
+    BlockCursor cursor(BlockSpan{buffer, 0, static_cast<uint64_t>(n)}, SRING_MAX_BLOCK_BYTES);
+    for (;;) {
+      auto block = cursor.next();
+      if (!block) return block.error();
+      if (*block == nullptr) break;
+      accounting.on_block(**block);
+      if (options.verify) {
+        accounting.add_corrupted(count_pattern_mismatches(block_samples(*block), (*block)->first_sample,
+                                                          (*block)->sample_count, seed));
+      }
+    }
+    if (options.slow_us > 0) std::this_thread::sleep_for(std::chrono::microseconds(options.slow_us));
+  }
+  if (!stop_status) return stop_status.error();
+  return RunResult{accounting.counters(), accounting.next_sample().value_or(0), 0};
+}
+
+double cpu_seconds() {
+  rusage usage{};
+  ::getrusage(RUSAGE_SELF, &usage);
+  auto seconds = [](const timeval& tv) { return tv.tv_sec + tv.tv_usec / 1e6; };
+  return seconds(usage.ru_utime) + seconds(usage.ru_stime);
+}
+
 std::string with_commas(uint64_t value) {
   const std::string digits = std::to_string(value);
   std::string grouped;
@@ -371,8 +426,11 @@ int main(int argc, char** argv) {
   const auto started = Clock::now();
   const auto stop_at = started + std::chrono::nanoseconds(static_cast<int64_t>(options.duration * 1e9));
   if (auto start = session.producer->start(options.duration); !start) return runtime_error(start.error());
-  auto result = options.workers == 0 ? run_single(ring, options, stop_at, *session.producer)
-                                     : run_pipeline(ring, options, stop_at, *session.producer);
+  const double cpu_before = cpu_seconds();
+  auto result = options.use_read        ? run_read(ring, options, stop_at, *session.producer)
+                : options.workers == 0 ? run_single(ring, options, stop_at, *session.producer)
+                                       : run_pipeline(ring, options, stop_at, *session.producer);
+  const double cpu_used = cpu_seconds() - cpu_before;
   if (!result) return runtime_error(result.error());
   const double seconds = std::chrono::duration<double>(Clock::now() - started).count();
   const StreamCounters& c = result->counters;
@@ -403,6 +461,9 @@ int main(int argc, char** argv) {
   fmt::print("  bytes          {:>16}\n", with_commas(static_cast<uint64_t>(sample_bytes)));
   fmt::print("  throughput     {:>16.1f} MB/s  ({:.2f} MS/s over {:.2f} s)\n",
              sample_bytes / seconds / 1e6, static_cast<double>(c.samples) / seconds / 1e6, seconds);
+  fmt::print("  cpu            {:>16.3f} s   ({:.2f} s per GB of samples{})\n", cpu_used,
+             sample_bytes > 0 ? cpu_used / (sample_bytes / 1e9) : 0.0,
+             options.use_read ? ", read() copy path" : ", zero-copy");
   fmt::print("  blocks         {:>16}\n", with_commas(c.blocks));
   fmt::print("  gaps           {:>16}  ({} flagged in band)\n", with_commas(c.gaps),
              with_commas(c.gaps - c.unflagged_gaps));

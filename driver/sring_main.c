@@ -292,6 +292,19 @@ static __poll_t sring_poll(struct file *file, poll_table *wait)
 	 */
 	if (used >= watermark ||
 	    (used && (!READ_ONCE(ring->kcons->need_wakeup) || !sring_running(ring))))
+		return EPOLLIN | EPOLLRDNORM;
+	if (!sring_running(ring))
+		return 0;
+	/*
+	 * Nothing to report: a poller wants to be woken, and only a signal
+	 * wakes the wait queue, so ask for one, then look again. The full
+	 * barrier pairs with the producer's smp_mb() between storing head and
+	 * reading need_wakeup.
+	 */
+	WRITE_ONCE(ring->kcons->need_wakeup, 1);
+	smp_mb();
+	head = smp_load_acquire(&ring->kprod->head);
+	if (head - tail >= watermark)
 		mask |= EPOLLIN | EPOLLRDNORM;
 	return mask;
 }

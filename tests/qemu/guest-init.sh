@@ -45,8 +45,17 @@ else
 fi
 
 if [ "$mode" = demo ]; then
-  echo "=== acquire --device /dev/sring0 --rate 20M $extra"
-  if /acquire --device /dev/sring0 --rate 20M --duration 5 $extra; then
+  echo "=== ringstat -i 1 sring0, beside acquire --device /dev/sring0 --rate 20M --duration 5 $extra"
+  /ringstat -i 1 -c 7 sring0 &
+  stat_pid=$!
+  if /acquire --device /dev/sring0 --rate 20M --duration 5 $extra >/tmp/acq.log 2>&1; then
+    ok=1
+  else
+    ok=0
+  fi
+  wait $stat_pid
+  cat /tmp/acq.log
+  if [ $ok = 1 ]; then
     pass "acquisition from the kernel ring"
   else
     fail "acquisition from the kernel ring"
@@ -84,6 +93,7 @@ run_acquire "mmap + eventfd, 16-bit at 20 MS/s for 10 s, every sample verified" 
 run_acquire "mmap + poll on the device fd, 20 MS/s" --rate 20M --duration 3 --wait poll
 run_acquire "worker pipeline (2 workers), 20 MS/s" --rate 20M --duration 3 --workers 2
 run_acquire "hybrid spin-then-block, 20 MS/s" --rate 20M --duration 3 --wait hybrid
+run_acquire "read() copy path, 20 MS/s, every sample verified" --rate 20M --duration 3 --read
 
 # A slow consumer: drops must be counted exactly (acquire checks that what
 # the device dropped equals what it found missing) and must really happen.
@@ -92,6 +102,32 @@ grep -Eq "lost samples +[1-9]" /tmp/acq.log && pass "slow consumer really lost s
 run_acquire "slow consumer, overwrite-oldest: losses counted exactly" --rate 20M --duration 3 --slow-us 300000 --allow-loss --policy overwrite
 run_acquire "slow consumer, stop policy: device stops" --rate 20M --duration 3 --slow-us 300000 --allow-loss --policy stop
 grep -q "overrun-stopped" /sys/class/sring/sring0/state && pass "stop policy leaves the ring overrun-stopped" || fail "stop policy leaves the ring overrun-stopped"
+
+# ringstat beside an acquisition: its figures must agree with acquire's.
+/ringstat --json -i 0.5 -c 10 sring0 >/tmp/rs.json 2>&1 &
+stat_pid=$!
+run_acquire "acquisition watched by ringstat" --rate 20M --duration 3
+wait $stat_pid && pass "ringstat --json ran beside acquire" || fail "ringstat --json ran beside acquire"
+cat /tmp/rs.json
+acquired=$(awk '/^  samples/ {gsub(",", "", $2); print $2}' /tmp/acq.log)
+last_total=$(tail -n1 /tmp/rs.json | sed -n 's/.*"samples_produced":\([0-9]*\).*/\1/p')
+[ -n "$acquired" ] && [ "$acquired" = "$last_total" ] &&
+  pass "ringstat's sample count equals acquire's ($acquired)" ||
+  fail "ringstat's sample count ($last_total) equals acquire's ($acquired)"
+# A full interval while running must show the configured 20 MS/s (±10%).
+if grep '"state":"running"' /tmp/rs.json | sed -n 's/.*"samples_per_s":\([0-9]*\).*/\1/p' |
+   awk '$1 >= 18000000 && $1 <= 22000000 { found = 1 } END { exit !found }'; then
+  pass "ringstat shows the 20 MS/s rate"
+else
+  fail "ringstat shows the 20 MS/s rate"
+fi
+if /ringstat --once sring9 >/tmp/rs9.log 2>&1; then
+  fail "ringstat on a missing ring exits non-zero"
+else
+  grep -q "no such ring" /tmp/rs9.log && pass "ringstat on a missing ring exits non-zero" ||
+    fail "ringstat on a missing ring says so"
+fi
+/ringstat --once sring0 | grep -q "^sring0 " && pass "ringstat plain output" || fail "ringstat plain output"
 
 # rmmod is refused while the device is open, and while it is mapped.
 exec 3</dev/sring0
@@ -104,6 +140,17 @@ if rmmod sring 2>/dev/null; then fail "rmmod refused while mapped"; insmod /srin
 kill $holder; wait $holder 2>/dev/null
 
 check_dmesg "after the scenarios"
+# ringstat only reads sysfs: it does not keep the module loaded, and it says
+# so when the ring disappears under it.
+/ringstat -i 0.2 -c 100 sring0 >/tmp/rs-gone.log 2>&1 &
+stat_pid=$!
+sleep 0.5
 if rmmod sring && ! grep -q '^sring ' /proc/modules; then pass "rmmod after the last user"; else fail "rmmod after the last user"; fi
+if wait $stat_pid; then
+  fail "ringstat exits non-zero when its ring disappears"
+else
+  grep -q "is gone" /tmp/rs-gone.log && pass "ringstat exits non-zero when its ring disappears" ||
+    { cat /tmp/rs-gone.log; fail "ringstat says the ring is gone"; }
+fi
 check_dmesg "after unload"
 finish

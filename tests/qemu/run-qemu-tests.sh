@@ -30,10 +30,11 @@ fi
 
 echo "qemu: building sring.ko for $kver" >&2
 make -s -C driver KERNEL_SRC="/usr/src/linux-headers-$kver" >&2
-bazel build //tests/kernel:kernel_test //consumer:acquire-static 2>&1 |
+bazel build //tests/kernel:kernel_test //consumer:acquire-static //consumer:ringstat-static 2>&1 |
   grep -E '^(ERROR|FAILED)' >&2 || true
 test -x bazel-bin/tests/kernel/kernel_test
 test -x bazel-bin/consumer/acquire-static
+test -x bazel-bin/consumer/ringstat-static
 
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
@@ -45,6 +46,7 @@ chmod +x "$root/init"
 cp driver/sring.ko "$root/sring.ko"
 cp bazel-bin/tests/kernel/kernel_test "$root/kernel_test"
 cp bazel-bin/consumer/acquire-static "$root/acquire"
+cp bazel-bin/consumer/ringstat-static "$root/ringstat"
 (cd "$root" && find . | cpio -o -H newc --quiet | gzip -1) >"$work/initrd.gz"
 
 log="$work/console.log"
