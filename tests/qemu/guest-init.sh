@@ -34,6 +34,7 @@ check_dmesg() {
 
 mode=tests
 grep -q "sring.mode=demo" /proc/cmdline && mode=demo
+grep -q "sring.mode=bench" /proc/cmdline && mode=bench
 extra=$(sed -n 's/.*sring.args=\([^ ]*\).*/\1/p' /proc/cmdline | tr ',' ' ')
 
 if insmod /sring.ko && [ -c /dev/sring0 ]; then
@@ -66,6 +67,28 @@ if [ "$mode" = demo ]; then
   done
   rmmod sring || fail "module unloads"
   check_dmesg "demo"
+  finish
+fi
+
+if [ "$mode" = bench ]; then
+  # A rate sweep per path (scripts/bench.sh reads the BENCH lines): each
+  # rate three times, 2 s each, in blocks of 64 KiB.
+  for rate in $extra; do
+    for path in mmap read; do
+      flag=""; [ $path = read ] && flag="--read"
+      for run in 1 2 3; do
+        /acquire --device /dev/sring0 --rate $rate --duration 2 --block-size 64K --allow-loss $flag >/tmp/b.log 2>&1
+        rc=$?
+        lost=$(awk '/^  lost samples/ {gsub(",", "", $3); print $3}' /tmp/b.log)
+        corrupted=$(awk '/^  corrupted/ {gsub(",", "", $2); print $2}' /tmp/b.log)
+        mbps=$(awk '/^  throughput/ {print $2}' /tmp/b.log)
+        cpu=$(awk '/^  cpu/ {print $4}' /tmp/b.log | tr -d '(')
+        echo "BENCH path=$path rate=$rate run=$run rc=$rc lost=${lost:-x} corrupted=${corrupted:-x} mbps=${mbps:-0} cpu_s_per_gb=${cpu:-0}"
+      done
+    done
+  done
+  rmmod sring || fail "module unloads"
+  check_dmesg "bench"
   finish
 fi
 

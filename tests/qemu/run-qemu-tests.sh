@@ -6,12 +6,13 @@
 #
 #   tests/qemu/run-qemu-tests.sh            the scenarios
 #   tests/qemu/run-qemu-tests.sh --demo     the main job: acquire and show stats
+#   tests/qemu/run-qemu-tests.sh --bench RATE...   rate sweep, mmap against read()
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 mode=tests
 append_extra=""
-if [ "${1:-}" = "--demo" ]; then
-  mode=demo; shift
+if [ "${1:-}" = "--demo" ] || [ "${1:-}" = "--bench" ]; then
+  mode=${1#--}; shift
   if [ $# -gt 0 ]; then append_extra=" sring.args=$(echo "$*" | tr ' ' ',')"; fi
 fi
 timeout_s=${SRING_QEMU_TIMEOUT:-900}

@@ -1,0 +1,388 @@
+// Host benchmark: the sring ring with in-place verification against the
+// copies people use today, side by side in one process, as ratios.
+//
+//   ring_bench [--runs N] [--json FILE] [--quick]
+//
+// Every transport moves the same bytes from a producer thread (which writes
+// the sample pattern) to a consumer thread (which verifies every sample):
+//   sring          HostRing + SimDevice flat out, verified in place
+//   spsc batch     boost::lockfree::spsc_queue<uint16_t>, push/pop of a block
+//   spsc element   the same queue, one sample at a time
+//   pipe           write()/read() of blocks through a 1 MiB pipe
+// and the limit: one thread reading and summing the same bytes (no transport).
+// Wake-up latency: time from a block's timestamp to the consumer's return
+// from wait(), per strategy, against a raw eventfd between the same threads.
+#include <fcntl.h>
+#include <pthread.h>
+#include <sched.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <cstdio>
+#include <fstream>
+#include <random>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <boost/lockfree/spsc_queue.hpp>
+#include <fmt/format.h>
+
+#include "ringlib/ring.hpp"
+#include "ringlib/stream.hpp"
+#include "ringlib/verify.hpp"
+#include "simulator/host_ring.hpp"
+#include "simulator/sim_device.hpp"
+#include "sring/sring_pattern.h"
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+using sring::Ring;
+
+void pin_to_cpu(int cpu) {
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  CPU_SET(cpu % std::max(1u, std::thread::hardware_concurrency()), &set);
+  pthread_setaffinity_np(pthread_self(), sizeof(set), &set);
+}
+
+uint64_t now_ns() {
+  timespec ts{};
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return uint64_t(ts.tv_sec) * 1'000'000'000u + uint64_t(ts.tv_nsec);
+}
+
+struct Stat {
+  double median = 0;
+  double spread_pct = 0;  // (max - min) / median
+};
+
+Stat summarize(std::vector<double> values) {
+  std::sort(values.begin(), values.end());
+  Stat s;
+  s.median = values[values.size() / 2];
+  s.spread_pct = s.median > 0 ? 100.0 * (values.back() - values.front()) / s.median : 0;
+  return s;
+}
+
+// A cross-core ping-pong: round-trip time of a cache line between two pinned
+// threads. Reported before and after the run: when the two virtual CPUs sit
+// "far apart" everything cross-core slows down together.
+double ping_pong_ns() {
+  std::atomic<uint64_t> ball{0};
+  constexpr uint64_t kRounds = 20000;
+  std::thread other([&] {
+    pin_to_cpu(1);
+    for (uint64_t i = 1; i < 2 * kRounds; i += 2) {
+      while (ball.load(std::memory_order_acquire) != i) {}
+      ball.store(i + 1, std::memory_order_release);
+    }
+  });
+  pin_to_cpu(0);
+  const auto start = Clock::now();
+  for (uint64_t i = 0; i < 2 * kRounds; i += 2) {
+    ball.store(i + 1, std::memory_order_release);
+    while (ball.load(std::memory_order_acquire) != i + 2) {}
+  }
+  const auto elapsed = Clock::now() - start;
+  other.join();
+  return std::chrono::duration<double, std::nano>(elapsed).count() / kRounds;
+}
+
+// ---- throughput: GB/s of samples verified by the consumer ----------------
+
+double sring_run(uint64_t ring_size, uint32_t block_bytes, uint64_t total_bytes) {
+  auto host = sring::sim::HostRing::create(ring_size);
+  sring::sim::SimConfig config;
+  config.sample_rate = 0;  // flat out: waits for room, loses nothing
+  config.block_bytes = block_bytes;
+  sring::sim::SimDevice device(*host, config);
+  auto ring = Ring::attach(std::move(*host->duplicate_fd()), Ring::Access::kConsumer);
+  const uint64_t blocks = total_bytes / block_bytes;
+  device.begin();
+  std::thread producer([&] {
+    pin_to_cpu(1);
+    for (uint64_t made = 0; made < blocks;) {
+      if (device.produce_block() == sring::sim::Produced::kWritten) ++made;
+      else sring::cpu_relax();
+    }
+    device.end();
+  });
+  pin_to_cpu(0);
+  sring::StreamConsumer consumer(*ring, true);
+  const auto start = Clock::now();
+  while (consumer.counters().blocks < blocks) {
+    auto n = consumer.consume_available();
+    if (!n || *n == 0) sring::cpu_relax();
+  }
+  const double seconds = std::chrono::duration<double>(Clock::now() - start).count();
+  producer.join();
+  if (consumer.counters().corrupted_samples || consumer.counters().lost_samples) {
+    fmt::print(stderr, "sring run lost or corrupted samples\n");
+  }
+  return consumer.counters().samples * 2 / seconds / 1e9;
+}
+
+double spsc_run(uint64_t ring_size, uint32_t block_bytes, uint64_t total_bytes, bool batch) {
+  const uint32_t samples = (block_bytes - SRING_BLOCK_HEADER_SIZE) / 2;
+  boost::lockfree::spsc_queue<uint16_t> queue(ring_size / 2);
+  const uint64_t blocks = total_bytes / block_bytes;
+  std::thread producer([&] {
+    pin_to_cpu(1);
+    std::vector<uint16_t> block(samples);
+    uint64_t first = 0;
+    for (uint64_t b = 0; b < blocks; ++b, first += samples) {
+      sring_pattern_fill(block.data(), first, samples, 1);
+      if (batch) {
+        size_t done = 0;
+        while (done < samples) done += queue.push(block.data() + done, samples - done);
+      } else {
+        for (uint16_t v : block) while (!queue.push(v)) {}
+      }
+    }
+  });
+  pin_to_cpu(0);
+  std::vector<uint16_t> block(samples);
+  uint64_t first = 0, bad = 0;
+  const auto start = Clock::now();
+  for (uint64_t b = 0; b < blocks; ++b, first += samples) {
+    size_t got = 0;
+    if (batch) {
+      while (got < samples) got += queue.pop(block.data() + got, samples - got);
+    } else {
+      while (got < samples) got += queue.pop(block[got]) ? 1 : 0;
+    }
+    bad += sring::count_pattern_mismatches(block.data(), first, samples, 1);
+  }
+  const double seconds = std::chrono::duration<double>(Clock::now() - start).count();
+  producer.join();
+  if (bad) fmt::print(stderr, "spsc run corrupted {} samples\n", bad);
+  return blocks * samples * 2.0 / seconds / 1e9;
+}
+
+double pipe_run(uint32_t block_bytes, uint64_t total_bytes) {
+  const uint32_t samples = (block_bytes - SRING_BLOCK_HEADER_SIZE) / 2;
+  int fds[2];
+  if (::pipe2(fds, O_CLOEXEC) != 0) return 0;
+  ::fcntl(fds[1], F_SETPIPE_SZ, 1 << 20);
+  const uint64_t blocks = total_bytes / block_bytes;
+  std::thread producer([&] {
+    pin_to_cpu(1);
+    std::vector<uint16_t> block(samples);
+    uint64_t first = 0;
+    for (uint64_t b = 0; b < blocks; ++b, first += samples) {
+      sring_pattern_fill(block.data(), first, samples, 1);
+      const char* p = reinterpret_cast<const char*>(block.data());
+      size_t left = samples * 2;
+      while (left) {
+        const ssize_t n = ::write(fds[1], p, left);
+        if (n <= 0) return;
+        p += n;
+        left -= n;
+      }
+    }
+  });
+  pin_to_cpu(0);
+  std::vector<uint16_t> block(samples);
+  uint64_t first = 0, bad = 0;
+  const auto start = Clock::now();
+  for (uint64_t b = 0; b < blocks; ++b, first += samples) {
+    char* p = reinterpret_cast<char*>(block.data());
+    size_t left = samples * 2;
+    while (left) {
+      const ssize_t n = ::read(fds[0], p, left);
+      if (n <= 0) break;
+      p += n;
+      left -= n;
+    }
+    bad += sring::count_pattern_mismatches(block.data(), first, samples, 1);
+  }
+  const double seconds = std::chrono::duration<double>(Clock::now() - start).count();
+  producer.join();
+  ::close(fds[0]);
+  ::close(fds[1]);
+  if (bad) fmt::print(stderr, "pipe run corrupted {} samples\n", bad);
+  return blocks * samples * 2.0 / seconds / 1e9;
+}
+
+// The limit: one thread, no transport, reading and summing the same number
+// of bytes out of a buffer the size of the ring.
+double limit_run(uint64_t ring_size, uint64_t total_bytes, bool verify) {
+  std::vector<uint16_t> buffer(ring_size / 2);
+  sring_pattern_fill(buffer.data(), 0, static_cast<uint32_t>(buffer.size()), 1);
+  volatile uint64_t sink = 0;
+  const auto start = Clock::now();
+  for (uint64_t done = 0; done < total_bytes; done += ring_size) {
+    sink = sink + (verify ? sring::count_pattern_mismatches(buffer.data(), 0, buffer.size(), 1)
+                          : sring::sum_samples(buffer.data(), buffer.size()));
+  }
+  const double seconds = std::chrono::duration<double>(Clock::now() - start).count();
+  return double(total_bytes) / seconds / 1e9;
+}
+
+// ---- wake-up latency ------------------------------------------------------
+
+struct Latency {
+  double p50 = 0, p99 = 0, p999 = 0;
+};
+
+Latency percentiles(std::vector<double> us) {
+  std::sort(us.begin(), us.end());
+  auto at = [&](double q) { return us[std::min(us.size() - 1, size_t(q * us.size()))]; };
+  return {at(0.50), at(0.99), at(0.999)};
+}
+
+Latency ring_wakeup(sring::WaitStrategy strategy, int samples) {
+  auto host = sring::sim::HostRing::create(4 << 20);
+  sring::sim::SimConfig config;
+  config.sample_rate = 1'000'000'000;  // paced by hand below
+  config.block_bytes = 4096;
+  sring::sim::SimDevice device(*host, config);
+  auto ring = Ring::attach(std::move(*host->duplicate_fd()), Ring::Access::kConsumer);
+  sring::UniqueFd efd(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
+  (void)device.set_eventfd(efd.get());
+  (void)ring->use_eventfd(std::move(efd));
+  ring->set_wakeup_watermark(1);
+  device.begin();
+  std::atomic<bool> done{false};
+  std::thread producer([&] {
+    pin_to_cpu(1);
+    std::mt19937 random(3);
+    for (int i = 0; i < samples + 10; ++i) {
+      std::this_thread::sleep_for(std::chrono::microseconds(100 + random() % 200));
+      device.produce_block();
+    }
+    done = true;
+  });
+  pin_to_cpu(0);
+  std::vector<double> us;
+  while (!done.load() && int(us.size()) < samples) {
+    auto waited = ring->wait(strategy, std::chrono::milliseconds(100));
+    const uint64_t woke = now_ns();
+    if (!waited || !*waited) continue;
+    auto span = ring->acquire();
+    if (!span || span->empty()) continue;
+    // The newest block's timestamp: when the producer completed it.
+    const auto* last = reinterpret_cast<const sring_block_header*>(span->data + span->bytes -
+                                                                   config.block_bytes);
+    us.push_back((woke - last->timestamp_ns) / 1e3);
+    ring->release(span->end());
+  }
+  producer.join();
+  return percentiles(us);
+}
+
+Latency raw_eventfd(int samples) {
+  sring::UniqueFd efd(::eventfd(0, EFD_CLOEXEC));
+  std::atomic<uint64_t> sent_at{0};
+  std::atomic<int> received{0};
+  std::vector<double> us;
+  std::thread consumer([&] {
+    pin_to_cpu(0);
+    for (int i = 0; i < samples; ++i) {
+      uint64_t count;
+      if (::read(efd.get(), &count, 8) != 8) return;
+      us.push_back((now_ns() - sent_at.load()) / 1e3);
+      received.store(i + 1, std::memory_order_release);
+    }
+  });
+  pin_to_cpu(1);
+  std::mt19937 random(3);
+  for (int i = 0; i < samples; ++i) {
+    std::this_thread::sleep_for(std::chrono::microseconds(100 + random() % 200));
+    // One signal at a time: an eventfd adds up signals, and two writes
+    // before one read would be one wake-up.
+    while (received.load(std::memory_order_acquire) < i) std::this_thread::yield();
+    sent_at.store(now_ns());
+    const uint64_t one = 1;
+    if (::write(efd.get(), &one, 8) != 8) break;
+  }
+  consumer.join();
+  return percentiles(us);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  int runs = 5;
+  bool quick = false;
+  std::string json_path;
+  for (int i = 1; i < argc; ++i) {
+    const std::string arg = argv[i];
+    if (arg == "--runs" && i + 1 < argc) runs = std::max(1, std::atoi(argv[++i]));
+    else if (arg == "--json" && i + 1 < argc) json_path = argv[++i];
+    else if (arg == "--quick") quick = true;
+    else {
+      fmt::print(stderr, "usage: ring_bench [--runs N] [--json FILE] [--quick]\n");
+      return 2;
+    }
+  }
+  std::setvbuf(stdout, nullptr, _IOLBF, 0);  // progress shows as it comes
+  const double ping_before = ping_pong_ns();
+  fmt::print("cross-core ping-pong before: {:.0f} ns per round trip\n\n", ping_before);
+
+  std::string json = "{\n  \"throughput\": [\n";
+  fmt::print("{:>9} {:>8} | {:>14} {:>14} {:>14} {:>14} {:>14} {:>14} | {:>9} {:>9}\n", "ring", "block",
+             "sring GB/s", "spsc batch", "spsc element", "pipe", "read+sum", "verify-only",
+             "vs batch", "vs limit");
+  const std::vector<uint64_t> rings = quick ? std::vector<uint64_t>{4 << 20}
+                                            : std::vector<uint64_t>{4 << 20, 256 << 20};
+  const std::vector<uint32_t> blocks = quick ? std::vector<uint32_t>{64 << 10}
+                                             : std::vector<uint32_t>{4 << 10, 16 << 10, 64 << 10, 256 << 10, 1 << 20};
+  bool first_row = true;
+  for (uint64_t ring_size : rings) {
+    const uint64_t total = std::max<uint64_t>(ring_size * 2, 512 << 20);
+    for (uint32_t block : blocks) {
+      if (block > ring_size / 2) continue;
+      std::vector<double> ring_v, batch_v, elem_v, pipe_v, limit_v, verify_v;
+      for (int r = 0; r < runs; ++r) {
+        ring_v.push_back(sring_run(ring_size, block, total));
+        batch_v.push_back(spsc_run(ring_size, block, total, true));
+        elem_v.push_back(spsc_run(ring_size, block, total / 16, false));
+        pipe_v.push_back(pipe_run(block, total));
+        limit_v.push_back(limit_run(ring_size, total, false));
+        verify_v.push_back(limit_run(ring_size, total, true));
+      }
+      const Stat s = summarize(ring_v), b = summarize(batch_v), e = summarize(elem_v),
+                 p = summarize(pipe_v), l = summarize(limit_v), v = summarize(verify_v);
+      auto cell = [](const Stat& x) { return fmt::format("{:6.2f} ±{:3.0f}%", x.median, x.spread_pct); };
+      fmt::print("{:>8}M {:>7}K | {:>14} {:>14} {:>14} {:>14} {:>14} {:>14} | {:>8.2f}x {:>8.0f}%\n",
+                 ring_size >> 20, block >> 10, cell(s), cell(b), cell(e), cell(p), cell(l), cell(v),
+                 s.median / b.median, 100 * s.median / l.median);
+      json += fmt::format(
+          "{}    {{\"ring_bytes\": {}, \"block_bytes\": {}, \"sring_gbps\": {:.3f}, \"sring_spread_pct\": {:.1f}, "
+          "\"spsc_batch_gbps\": {:.3f}, \"spsc_element_gbps\": {:.3f}, \"pipe_gbps\": {:.3f}, "
+          "\"read_sum_gbps\": {:.3f}, \"verify_only_gbps\": {:.3f}, \"sring_vs_spsc_batch\": {:.2f}, "
+          "\"sring_vs_read_sum\": {:.3f}}}",
+          first_row ? "" : ",\n", ring_size, block, s.median, s.spread_pct, b.median, e.median, p.median,
+          l.median, v.median, s.median / b.median, s.median / l.median);
+      first_row = false;
+    }
+  }
+  json += "\n  ],\n  \"wakeup_us\": {\n";
+  const int samples = quick ? 500 : 3000;
+  const Latency raw = raw_eventfd(samples);
+  fmt::print("\nwake-up latency, block completed -> consumer running (us), {} samples each\n", samples);
+  fmt::print("{:>14} {:>9} {:>9} {:>9} {:>12}\n", "strategy", "p50", "p99", "p99.9", "p99 vs raw");
+  fmt::print("{:>14} {:>9.1f} {:>9.1f} {:>9.1f} {:>12}\n", "raw eventfd", raw.p50, raw.p99, raw.p999, "1.00x");
+  json += fmt::format("    \"raw_eventfd\": {{\"p50\": {:.2f}, \"p99\": {:.2f}, \"p999\": {:.2f}}}", raw.p50,
+                      raw.p99, raw.p999);
+  for (auto strategy : {sring::WaitStrategy::kEventfd, sring::WaitStrategy::kPoll,
+                        sring::WaitStrategy::kSpin, sring::WaitStrategy::kHybrid}) {
+    const Latency l = ring_wakeup(strategy, samples);
+    fmt::print("{:>14} {:>9.1f} {:>9.1f} {:>9.1f} {:>11.2f}x\n", sring::to_string(strategy), l.p50, l.p99,
+               l.p999, l.p99 / raw.p99);
+    json += fmt::format(",\n    \"{}\": {{\"p50\": {:.2f}, \"p99\": {:.2f}, \"p999\": {:.2f}}}",
+                        sring::to_string(strategy), l.p50, l.p99, l.p999);
+  }
+  const double ping_after = ping_pong_ns();
+  fmt::print("\ncross-core ping-pong after: {:.0f} ns per round trip\n", ping_after);
+  json += fmt::format("\n  }},\n  \"ping_pong_ns\": {{\"before\": {:.0f}, \"after\": {:.0f}}}\n}}\n",
+                      ping_before, ping_after);
+  if (!json_path.empty()) std::ofstream(json_path) << json;
+  return 0;
+}
