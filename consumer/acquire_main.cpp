@@ -23,6 +23,7 @@
 #include <fmt/format.h>
 
 #include "consumer/cli.hpp"
+#include "consumer/version.hpp"
 #include "ringlib/pipeline.hpp"
 #include "ringlib/ring.hpp"
 #include "ringlib/stream.hpp"
@@ -50,7 +51,8 @@ constexpr char kUsage[] =
     "  --no-verify            do not check samples\n"
     "  --slow-us N            sleep N microseconds per batch (a slow consumer)\n"
     "  --read                 with --device: copy blocks out with read() (the baseline)\n"
-    "  --allow-loss           exit 0 if every lost sample is accounted for exactly\n";
+    "  --allow-loss           exit 0 if every lost sample is accounted for exactly\n"
+    "  --version              print the version and ABI version\n";
 
 enum class Source { kNone, kSim, kSimSocket, kDevice };
 
@@ -411,6 +413,10 @@ int main(int argc, char** argv) {
   for (int i = 1; i < argc; ++i) {
     if (std::string_view(argv[i]) == "--help" || std::string_view(argv[i]) == "-h") {
       fmt::print("{}", kUsage);
+      return 0;
+    }
+    if (std::string_view(argv[i]) == "--version") {
+      cli::print_version("acquire");
       return 0;
     }
   }

@@ -15,6 +15,7 @@
 #include <fmt/format.h>
 
 #include "consumer/cli.hpp"
+#include "consumer/version.hpp"
 #include "consumer/ringstat.hpp"
 
 namespace {
@@ -25,7 +26,8 @@ constexpr char kUsage[] =
     "  -c COUNT     stop after COUNT reports (default: until interrupted)\n"
     "  --json       one JSON object per ring per interval\n"
     "  --once       one report after one interval (same as -c 1)\n"
-    "  RING         sring0, /dev/sring0 or a ring file (default: all kernel rings)\n";
+    "  RING         sring0, /dev/sring0 or a ring file (default: all kernel rings)\n"
+    "  --version    print the version and ABI version\n";
 
 volatile std::sig_atomic_t interrupted = 0;
 
@@ -50,6 +52,10 @@ int main(int argc, char** argv) {
   cli::Args args(argc, argv);
   while (!args.done()) {
     const std::string_view option = args.take();
+    if (option == "--version") {
+      cli::print_version("ringstat");
+      return 0;
+    }
     if (option == "-h" || option == "--help") {
       fmt::print("{}", kUsage);
       return 0;

@@ -35,7 +35,9 @@
 
 #include "sring/sring_abi.h"
 
-#define SRING_DRIVER_VERSION	"0.1.0"
+#include "sring/sring_version.h"
+
+#define SRING_DRIVER_VERSION	SRING_VERSION
 #define SRING_MAX_RINGS		16
 
 enum sring_produce_result {

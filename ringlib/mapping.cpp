@@ -25,7 +25,9 @@ Expected<Mapping> map_mirror(int fd, uint64_t ring_size, off_t data_offset, int 
   auto* bytes = static_cast<unsigned char*>(base);
   for (int half = 0; half < 2; ++half) {
     void* want = bytes + half * ring_size;
-    void* got = ::mmap(want, ring_size, prot, MAP_SHARED | MAP_FIXED, fd, data_offset);
+    // Populated up front, as a device's ring is: page faults belong to
+    // attach, not to the first lap of the consumer's hot loop.
+    void* got = ::mmap(want, ring_size, prot, MAP_SHARED | MAP_FIXED | MAP_POPULATE, fd, data_offset);
     if (got == MAP_FAILED) return errno_error("cannot map half {} of the data mirror", half);
   }
   return window;

@@ -5,7 +5,9 @@
 # Writes docs/bench/host.json, docs/bench/qemu.json, docs/bench/*.txt and the
 # plots docs/throughput.png and docs/qemu-loss-free.png.
 #
-#   scripts/bench.sh [--quick]     (--quick: one block size, fewer runs, host only)
+#   scripts/bench.sh [--quick | --plot-only]
+#     --quick: one block size, fewer runs, host only
+#     --plot-only: redraw the tables and plots from docs/bench/*.json and qemu-raw.txt
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup-deps.sh
@@ -14,9 +16,11 @@ if ! command -v gnuplot >/dev/null; then
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -q --no-install-recommends gnuplot-nox >&2
 fi
 quick=0; [ "${1:-}" = "--quick" ] && quick=1
+plot_only=0; [ "${1:-}" = "--plot-only" ] && plot_only=1   # redraw from the saved results
 out=docs/bench
 mkdir -p "$out"
 
+if [ $plot_only = 0 ]; then
 bazel build //bench:ring_bench 2>&1 | grep -E '^(ERROR|FAILED)' || true
 echo "== host: ring vs spsc_queue vs pipe vs memory limit (GB/s of verified samples; median ± spread)"
 if [ $quick = 1 ]; then
@@ -28,6 +32,7 @@ bazel-bin/bench/ring_bench --runs 5 --json "$out/host.json" | tee "$out/host.txt
 echo "== QEMU (emulated: absolute rates are TCG's, compare the two paths)"
 rates="20M 40M 60M 80M 100M 150M 200M"
 tests/qemu/run-qemu-tests.sh --bench $rates | grep '^BENCH' >"$out/qemu-raw.txt"
+fi
 python3 - "$out" <<'PY'
 import json, statistics, sys
 out = sys.argv[1]
@@ -108,9 +113,9 @@ set title "QEMU (emulated): delivered rate against the device rate; filled = no 
 set xlabel "device rate (MS/s of 16-bit samples)"
 set ylabel "MB/s delivered (median of 3)"
 plot "$out/qemu-plot.dat" index 0 using 1:2 with lines title "mmap + eventfd", \
-     "" index 0 using 1:(\$3 ? \$2 : 1/0) with points pt 7 ps 1.5 notitle, \
+     "" index 0 using 1:(\$3 > 0 ? \$2 : 1/0) with points pt 7 ps 1.5 notitle, \
      "" index 1 using 1:2 with lines title "read()", \
-     "" index 1 using 1:(\$3 ? \$2 : 1/0) with points pt 7 ps 1.5 notitle, \
+     "" index 1 using 1:(\$3 > 0 ? \$2 : 1/0) with points pt 7 ps 1.5 notitle, \
      x*2 with lines dashtype 3 title "offered"
 GP
 echo "wrote $out/host.json $out/qemu.json docs/throughput.png docs/qemu-loss-free.png"

@@ -11,6 +11,8 @@ packages=(
   libboost-dev libfmt-dev libgtest-dev libbenchmark-dev
   # kernel module and QEMU tests (Debian's 6.1 kernel and matching headers)
   linux-image-amd64 linux-headers-amd64 qemu-system-x86 busybox-static cpio gzip sparse
+  # packaging tests: DKMS, pkg-config, man pages
+  dkms pkg-config groff-base man-db kmod
 )
 
 missing=()

@@ -29,6 +29,17 @@ run_bazel_tests "host tests" 'tests(//...)'
 run_bazel_tests "host tests (ASan+UBSan)" 'tests(//...)' --config=asan
 run_bazel_tests "threaded tests (TSan)" 'attr(tags, concurrent, tests(//...))' --config=tsan
 
+echo "== packaging: install, pkg-config, man pages, modinfo, DKMS"
+out=$(tests/packaging/packaging_test.sh 2>&1)
+echo "$out" | tail -n 40
+summary=$(echo "$out" | grep -E '^packaging: [0-9]+ passed, [0-9]+ failed' | tail -n1)
+if [ -n "$summary" ]; then
+  p=$(echo "$summary" | awk '{print $2}'); f=$(echo "$summary" | awk '{print $4}')
+  record "packaging" $((p + f)) "$f"
+else
+  record "packaging" 1 1
+fi
+
 if [ -x tests/qemu/run-qemu-tests.sh ]; then
   echo "== kernel module under QEMU"
   out=$(tests/qemu/run-qemu-tests.sh 2>&1); rc=$?

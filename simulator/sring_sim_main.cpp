@@ -10,6 +10,7 @@
 #include <fmt/format.h>
 
 #include "consumer/cli.hpp"
+#include "consumer/version.hpp"
 #include "ringlib/barriers.hpp"
 #include "simulator/fd_passing.hpp"
 #include "simulator/host_ring.hpp"
@@ -41,6 +42,10 @@ int main(int argc, char** argv) {
     const std::string_view option = args.take();
     if (option == "--help" || option == "-h") {
       fmt::print("{}", kUsage);
+      return 0;
+    }
+    if (option == "--version") {
+      cli::print_version("sring-sim");
       return 0;
     }
     auto value = args.value(option);

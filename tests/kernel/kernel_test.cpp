@@ -4,12 +4,14 @@
 //
 //   kernel_test [gtest flags]   the scenarios
 //   kernel_test hold DEVICE     map the ring and sleep (for the rmmod check)
+//   kernel_test as-user UID GID PROGRAM ARGS...   run PROGRAM unprivileged
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
 #include <sys/eventfd.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
+#include <grp.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -461,6 +463,19 @@ int main(int argc, char** argv) {
     puts("holding");
     fflush(stdout);
     for (;;) ::pause();
+  }
+  if (argc >= 5 && std::string(argv[1]) == "as-user") {
+    // Run a program as an unprivileged user whose only group is GID, the
+    // way a udev-managed group grants (or does not grant) the device.
+    const auto uid = static_cast<uid_t>(std::stoul(argv[2]));
+    const auto gid = static_cast<gid_t>(std::stoul(argv[3]));
+    if (::setgroups(1, &gid) != 0 || ::setgid(gid) != 0 || ::setuid(uid) != 0) {
+      perror("as-user");
+      return 2;
+    }
+    ::execv(argv[4], argv + 4);
+    perror("as-user: exec");
+    return 2;
   }
   ::testing::InitGoogleTest(&argc, argv);
   return RUN_ALL_TESTS();

@@ -152,6 +152,26 @@ else
 fi
 /ringstat --once sring0 | grep -q "^sring0 " && pass "ringstat plain output" || fail "ringstat plain output"
 
+# Device access as packaging/udev/60-sring.rules sets it up (the guest has
+# no udev: apply the rule's GROUP and MODE by hand, group "sring" = 990).
+mode_bits=$(sed -n 's/.*MODE="\([0-7]*\)".*/\1/p' /60-sring.rules)
+chgrp 990 /dev/sring0 && chmod "$mode_bits" /dev/sring0
+ls -l /dev/sring0
+if /kernel_test as-user 1000 990 /acquire --device /dev/sring0 --rate 20M --duration 1 >/tmp/user.log 2>&1; then
+  pass "an unprivileged member of the sring group acquires"
+else
+  cat /tmp/user.log; fail "an unprivileged member of the sring group acquires"
+fi
+if /kernel_test as-user 1000 1000 /acquire --device /dev/sring0 --rate 20M --duration 1 >/tmp/user.log 2>&1; then
+  fail "a user outside the sring group is refused"
+else
+  cat /tmp/user.log
+  grep -q "cannot open /dev/sring0: Permission denied" /tmp/user.log &&
+    pass "a user outside the sring group is refused with a clear message" ||
+    fail "a user outside the sring group is refused with a clear message"
+fi
+chmod 0600 /dev/sring0 && chgrp 0 /dev/sring0
+
 # rmmod is refused while the device is open, and while it is mapped.
 exec 3</dev/sring0
 if rmmod sring 2>/dev/null; then fail "rmmod refused while open"; insmod /sring.ko; else pass "rmmod refused while open"; fi

@@ -1,0 +1,67 @@
+#!/bin/bash
+# Packaging, the way a user on a real machine meets sring: versions agree,
+# the library installs under a prefix and an example builds against it with
+# plain g++ and pkg-config, the ABI header compiles as C, the man pages
+# render, modinfo describes the module, and DKMS builds it against the
+# installed Debian headers (building needs no module loading).
+# Prints "packaging: N passed, M failed".
+set -uo pipefail
+cd "$(dirname "$0")/../.."
+passed=0; failed=0
+check() {  # check NAME COMMAND...
+  local name="$1"; shift
+  if "$@" >/tmp/sring-pkg.log 2>&1; then
+    passed=$((passed + 1)); echo "PASS: $name"
+  else
+    failed=$((failed + 1)); echo "FAIL: $name"; tail -n 20 /tmp/sring-pkg.log
+  fi
+}
+version=$(sed -n 's/^#define SRING_VERSION "\(.*\)"/\1/p' include/sring/sring_version.h)
+kver=""
+for image in $(ls /boot/vmlinuz-*-amd64 2>/dev/null | sort -V); do
+  v=${image#/boot/vmlinuz-}; [ -d "/usr/src/linux-headers-$v" ] && kver=$v
+done
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+
+check "dkms.conf has version $version" grep -q "^PACKAGE_VERSION=\"$version\"" dkms.conf
+check "man pages carry version $version" bash -c "grep -l 'sring $version' man/acquire.1 man/ringstat.1 man/sring.4 | wc -l | grep -qx 3"
+
+check "install under a prefix" scripts/install.sh --prefix "$work/prefix"
+export PKG_CONFIG_PATH="$work/prefix/lib/pkgconfig"
+check "pkg-config knows sring $version" bash -c "pkg-config --modversion sring | grep -qx '$version'"
+for tool in acquire ringstat sring-sim; do
+  check "$tool --version" bash -c "'$work/prefix/bin/$tool' --version | grep -q '$tool $version (sring ABI 1.0)'"
+done
+check "example consumer builds with g++ and pkg-config" bash -c \
+  "g++ -O2 -Wall -Wextra -Werror examples/minimal_consumer.cpp \$(pkg-config --cflags --libs sring) -o '$work/minimal_consumer'"
+check "example consumer verifies every sample" bash -c "'$work/minimal_consumer' | grep -q ': OK$'"
+check "ABI header compiles and runs as C11" bash -c \
+  "gcc -std=c11 -Wall -Wextra -Werror -I'$work/prefix/include' examples/abi_from_c.c -o '$work/abi_c' && '$work/abi_c' | grep -q 'ABI 1.0'"
+for page in man1/acquire.1 man1/ringstat.1 man4/sring.4; do
+  check "man page $page renders without warnings" bash -c \
+    "groff -man -ww -z '$work/prefix/share/man/$page' 2>&1 | (! grep .) && man -l '$work/prefix/share/man/$page' 2>/dev/null | grep -q NAME"
+done
+
+if [ -z "$kver" ]; then
+  check "kernel headers installed" false
+else
+  check "module builds with plain make" make -s -C driver KERNEL_SRC="/usr/src/linux-headers-$kver"
+  check "modinfo: version, description, parameters with defaults" bash -c "
+    info=\$(modinfo driver/sring.ko)
+    echo \"\$info\" | grep -q '^version: *$version\$' &&
+    echo \"\$info\" | grep -q '^description: .*data acquisition' &&
+    echo \"\$info\" | grep -q '^license: *GPL' &&
+    test \$(echo \"\$info\" | grep -c '^parm:') -eq 5 &&
+    test \$(echo \"\$info\" | grep '^parm:' | grep -c 'default') -eq 5"
+  if [ "$(id -u)" -eq 0 ] && command -v dkms >/dev/null; then
+    check "DKMS builds the module for $kver" scripts/dkms-install.sh --build-only "$kver"
+    check "DKMS produced sring.ko" bash -c "ls /var/lib/dkms/sring/$version/$kver/*/module/sring.ko*"
+    dkms remove "sring/$version" --all >/dev/null 2>&1 || true
+    rm -rf "/usr/src/sring-$version"
+  else
+    check "DKMS available (root and the dkms package)" false
+  fi
+fi
+echo "packaging: $passed passed, $failed failed"
+[ "$failed" -eq 0 ]
