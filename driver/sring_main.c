@@ -54,6 +54,9 @@ MODULE_PARM_DESC(initial_position,
 #define SRING_MAX_SAMPLE_RATE		1000000000ULL
 #define SRING_MAX_FLUSH_TIMEOUT_US	(10 * USEC_PER_SEC)
 #define SRING_DEFAULT_FLUSH_US		2000
+/* read() in overwrite mode: copies retried when the producer takes blocks
+ * back under us, before giving up with -EIO. */
+#define SRING_READ_RETRIES		16
 
 struct sring_file {
 	struct sring_ring *ring;
@@ -334,7 +337,8 @@ static u64 sring_whole_blocks(struct sring_ring *ring, u64 tail, u64 head,
 /*
  * read(): the copy path, for dd and cat, and the baseline zero-copy is
  * measured against. Copies as many whole blocks as fit; returns 0 at the end
- * of a stopped stream; -EINVAL if the buffer cannot hold one block.
+ * of a stopped stream; -EINVAL if the buffer cannot hold one block; -EIO
+ * if, in overwrite mode, the shared tail keeps changing under every copy.
  */
 static ssize_t sring_read(struct file *file, char __user *buf, size_t count,
 			  loff_t *ppos)
@@ -342,6 +346,7 @@ static ssize_t sring_read(struct file *file, char __user *buf, size_t count,
 	struct sring_file *sf = file->private_data;
 	struct sring_ring *ring = sf->ring;
 	u64 head, tail, bytes;
+	int retries = 0;
 	int ret;
 
 	if (!sring_take_consumer(sf))
@@ -366,8 +371,16 @@ static ssize_t sring_read(struct file *file, char __user *buf, size_t count,
 				 * before the space may be reused. */
 				smp_store_release(&ring->kcons->tail, tail + bytes);
 			} else if (cmpxchg(&ring->kcons->tail, tail, tail + bytes) != tail) {
-				/* The producer took these blocks back while
-				 * we copied: what we copied may be torn. */
+				/*
+				 * The producer took these blocks back while
+				 * we copied (what we copied may be torn), or
+				 * someone scribbled on the shared tail. Try
+				 * again, a bounded number of times: a tail
+				 * that keeps changing must not pin us here.
+				 */
+				if (++retries > SRING_READ_RETRIES)
+					return -EIO;
+				cond_resched();
 				continue;
 			}
 			spin_lock_bh(&ring->prod_lock);

@@ -182,6 +182,76 @@ for i in 1 2 3 4 5 6 7 8 9 10; do grep -q holding /tmp/hold.log && break; sleep 
 if rmmod sring 2>/dev/null; then fail "rmmod refused while mapped"; insmod /sring.ko; else pass "rmmod refused while mapped"; fi
 kill $holder; wait $holder 2>/dev/null
 
+# ---------------- hardening (issue: fuzzing, stress, lifecycle, long runs) ---
+
+# Fuzzing: three processes abuse the device at once, bounded in time.
+for seed in 1 2 3; do /kernel_test fuzz 15 $seed >/tmp/fuzz$seed.log 2>&1 & done
+wait
+cat /tmp/fuzz1.log /tmp/fuzz2.log /tmp/fuzz3.log
+/kernel_test stop-device
+check_dmesg "after fuzzing"
+run_acquire "a fresh consumer verifies every sample after fuzzing" --rate 20M --duration 2
+
+# Stress: CPU and memory hogs beside an acquisition. Whatever is lost must be
+# exactly what the device dropped (acquire --allow-loss checks that).
+hogs=""
+for i in 1 2; do (while :; do :; done) & hogs="$hogs $!"; done
+(while :; do dd if=/dev/zero of=/tmp/hog bs=1M count=64 2>/dev/null; rm -f /tmp/hog; done) & hogs="$hogs $!"
+run_acquire "acquisition under CPU and memory load: every sample verified or counted dropped" --rate 20M --duration 4 --allow-loss
+kill $hogs; wait $hogs 2>/dev/null
+
+# Lifecycle: 100 consumers killed mid-stream, each replaced by the next,
+# while the device keeps running; the last one must verify what it sees.
+/kernel_test start-device 20000000 && pass "device left running without a consumer" || fail "device left running without a consumer"
+i=0
+while [ $i -lt 100 ]; do
+  /kernel_test attach-consume 5 >/dev/null 2>&1 &
+  victim=$!
+  usleep $(( (i % 5) * 20000 + 10000 ))
+  kill -9 $victim; wait $victim 2>/dev/null
+  i=$((i + 1))
+done
+/kernel_test attach-consume 1 >/tmp/attach.log 2>&1 && pass "100 killed consumers, then one that verifies everything" ||
+  { cat /tmp/attach.log; fail "100 killed consumers, then one that verifies everything"; }
+cat /tmp/attach.log
+/kernel_test stop-device
+check_dmesg "after the consumer kills"
+
+# 100 load/unload cycles, alternately with a monitor reading sysfs and a
+# reader holding the device open (unload refused until it lets go).
+cycles_ok=1
+i=0
+while [ $i -lt 100 ]; do
+  rmmod sring || { cycles_ok=0; break; }
+  insmod /sring.ko || { cycles_ok=0; break; }
+  if [ $((i % 2)) = 0 ]; then
+    cat /sys/class/sring/sring0/head /sys/class/sring/sring0/state >/dev/null || cycles_ok=0
+  else
+    exec 3</dev/sring0
+    rmmod sring 2>/dev/null && { cycles_ok=0; insmod /sring.ko; }
+    exec 3<&-
+  fi
+  i=$((i + 1))
+done
+[ $cycles_ok = 1 ] && pass "100 load/unload cycles with monitors and readers" || fail "100 load/unload cycles with monitors and readers"
+
+# Long runs: head and tail start just below 2^32 and just below 2^63, so a
+# 32-bit truncation or a sign bug shows in seconds, not on day four.
+for position in 4294901760 9223372036854710272; do
+  rmmod sring && insmod /sring.ko initial_position=$position
+  run_acquire "counters crossing $position + 64 KiB: every sample verified" --rate 20M --duration 2
+  head=$(cat /sys/class/sring/sring0/head)
+  echo "head after the run: $head"
+done
+rmmod sring && insmod /sring.ko
+
+# No kernel address leaks out through sysfs or the kernel log.
+if grep -rhE "ffff[0-9a-f]{12}" /sys/class/sring/sring0/ 2>/dev/null || dmesg | grep -i sring | grep -E "ffff[0-9a-f]{12}"; then
+  fail "no kernel addresses in sysfs or dmesg"
+else
+  pass "no kernel addresses in sysfs or dmesg"
+fi
+
 check_dmesg "after the scenarios"
 # ringstat only reads sysfs: it does not keep the module loaded, and it says
 # so when the ring disappears under it.
@@ -196,4 +266,12 @@ else
     { cat /tmp/rs-gone.log; fail "ringstat says the ring is gone"; }
 fi
 check_dmesg "after unload"
+if [ -e /sys/kernel/debug/kmemleak ] || mount -t debugfs debugfs /sys/kernel/debug 2>/dev/null && [ -e /sys/kernel/debug/kmemleak ]; then
+  echo scan > /sys/kernel/debug/kmemleak; sleep 5; echo scan > /sys/kernel/debug/kmemleak
+  if grep -q sring /sys/kernel/debug/kmemleak; then
+    cat /sys/kernel/debug/kmemleak; fail "kmemleak finds nothing of ours"
+  else
+    pass "kmemleak finds nothing of ours"
+  fi
+fi
 finish
