@@ -109,6 +109,28 @@ TEST(Pipeline, RefusesOverwriteOldest) {
   EXPECT_EQ(run.error().code, EINVAL);
 }
 
+// Consumes on this thread until the producer has stopped and the ring is
+// drained. With slow_one_in > 0, sleeps up to max_sleep_us after one batch in
+// slow_one_in (a consumer that sometimes falls behind).
+void consume_until_over(Acquisition& a, sring::StreamConsumer& consumer,
+                        sring::WaitStrategy strategy, uint32_t seed = 0,
+                        uint32_t slow_one_in = 0, uint32_t max_sleep_us = 0) {
+  std::mt19937 random(seed);
+  for (;;) {
+    auto n = consumer.consume_available();
+    ASSERT_TRUE(n.has_value()) << n.error().message;
+    if (*n > 0) {
+      if (slow_one_in && random() % slow_one_in == 0) {
+        std::this_thread::sleep_for(std::chrono::microseconds(random() % max_sleep_us));
+      }
+      continue;
+    }
+    if (a.over(a.ring->tail())) break;
+    auto waited = a.ring->wait(strategy, std::chrono::milliseconds(50));
+    ASSERT_TRUE(waited.has_value()) << waited.error().message;
+  }
+}
+
 // A whole acquisition with the producer flat out (it waits for room rather
 // than drop, so the result does not depend on this machine's speed or a
 // sanitizer's slowdown): every sample arrives, in order, and verifies.
@@ -122,14 +144,7 @@ void acquire_and_check(sring::WaitStrategy strategy, unsigned workers) {
   if (workers == 0) {
     sring::StreamConsumer consumer(*a.ring, true);
     consumer.accounting().expect_start(0, 0);
-    for (;;) {
-      auto n = consumer.consume_available();
-      ASSERT_TRUE(n.has_value()) << n.error().message;
-      if (*n > 0) continue;
-      if (a.over(a.ring->tail())) break;
-      auto waited = a.ring->wait(strategy, std::chrono::milliseconds(50));
-      ASSERT_TRUE(waited.has_value()) << waited.error().message;
-    }
+    consume_until_over(a, consumer, strategy);
     counters = consumer.counters();
   } else {
     std::vector<std::atomic<uint64_t>> corrupted(workers);
@@ -176,17 +191,7 @@ TEST(Stress, SmallRingDropNewestAccountsExactly) {
   a.device.inject_burst(20);
   sring::StreamConsumer consumer(*a.ring, true);
   consumer.accounting().expect_start(0, 0);
-  std::mt19937 random(7);
-  for (;;) {
-    auto n = consumer.consume_available();
-    ASSERT_TRUE(n.has_value()) << n.error().message;
-    if (*n > 0) {
-      if (random() % 4 == 0) std::this_thread::sleep_for(std::chrono::microseconds(random() % 300));
-      continue;
-    }
-    if (a.over(a.ring->tail())) break;
-    ASSERT_TRUE(a.ring->wait(sring::WaitStrategy::kHybrid, std::chrono::milliseconds(50)).has_value());
-  }
+  consume_until_over(a, consumer, sring::WaitStrategy::kHybrid, 7, 4, 300);
   a.device.join();
   const auto& p = a.host.producer();
   const auto& c = consumer.counters();
@@ -206,17 +211,7 @@ TEST(Stress, SmallRingOverwriteOldestAccountsExactly) {
   a.device.start(std::chrono::milliseconds(500));
   sring::StreamConsumer consumer(*a.ring, true);
   consumer.accounting().expect_start(0, 0);
-  std::mt19937 random(11);
-  for (;;) {
-    auto n = consumer.consume_available();
-    ASSERT_TRUE(n.has_value()) << n.error().message;
-    if (*n > 0) {
-      if (random() % 3 == 0) std::this_thread::sleep_for(std::chrono::microseconds(random() % 500));
-      continue;
-    }
-    if (a.over(a.ring->tail())) break;
-    ASSERT_TRUE(a.ring->wait(sring::WaitStrategy::kEventfd, std::chrono::milliseconds(50)).has_value());
-  }
+  consume_until_over(a, consumer, sring::WaitStrategy::kEventfd, 11, 3, 500);
   a.device.join();
   const auto& p = a.host.producer();
   const auto& c = consumer.counters();
