@@ -167,6 +167,42 @@ void sring_producer_poll_flush(struct sring_ring *ring, ktime_t now)
 	ring->unsignalled = false;
 }
 
+/* A header we wrote, still intact between oldest and head? */
+static bool sring_block_sane(struct sring_ring *ring, u64 pos)
+{
+	const struct sring_block_header *block = sring_block_at(ring, pos);
+	u32 total = READ_ONCE(block->total_bytes);
+
+	return READ_ONCE(block->magic) == SRING_BLOCK_MAGIC &&
+	       total >= SRING_BLOCK_HEADER_SIZE + SRING_BLOCK_ALIGN &&
+	       total % SRING_BLOCK_ALIGN == 0 && total <= ring->head - pos;
+}
+
+/*
+ * Moves ring->oldest to the first block that ends past tail. Block
+ * boundaries come from our own headers (user space maps data read-only),
+ * but oldest may be stale: after a reset, or when the policy changed to
+ * overwrite-oldest after the ring had run in another mode, the blocks it
+ * pointed at are long gone. Then it starts again from tail, and any header
+ * that does not check out stops the walk: the caller drops the new block
+ * rather than trust it. Each step advances at least 128 bytes, so the walk
+ * is bounded by the ring.
+ */
+static bool sring_find_oldest(struct sring_ring *ring, u64 tail)
+{
+	if (ring->head - ring->oldest > ring->ring_size ||
+	    tail - ring->oldest > ring->head - ring->oldest)
+		ring->oldest = tail;
+	while (ring->oldest != ring->head) {
+		if (!sring_block_sane(ring, ring->oldest))
+			return false;
+		if (ring->oldest + sring_block_at(ring, ring->oldest)->total_bytes > tail)
+			return true;
+		ring->oldest += sring_block_at(ring, ring->oldest)->total_bytes;
+	}
+	return false;	/* nothing left to reclaim */
+}
+
 /*
  * Overwrite-oldest: take blocks back from the consumer until the next block
  * fits. The consumer releases with a compare-and-swap on tail too, so
@@ -197,12 +233,7 @@ static bool sring_reclaim_oldest(struct sring_ring *ring, u64 needed_head,
 		if (needed_head - *tail <= size)
 			return true;
 
-		/* Block boundaries come from our own headers: the consumer
-		 * maps the data read-only. */
-		while (ring->oldest != ring->head &&
-		       ring->oldest + sring_block_at(ring, ring->oldest)->total_bytes <= *tail)
-			ring->oldest += sring_block_at(ring, ring->oldest)->total_bytes;
-		if (ring->oldest == ring->head)
+		if (!sring_find_oldest(ring, *tail))
 			return false;
 		victim = sring_block_at(ring, ring->oldest);
 		victim_end = ring->oldest + victim->total_bytes;

@@ -126,11 +126,19 @@ bool SimDevice::reclaim_oldest(uint64_t needed_head, uint64_t& tail) {
     tail = last_tail_;
     if (needed_head - tail <= size) return true;
     // Our own block headers (the consumer maps data read-only) give the block
-    // boundaries; oldest_ trails the consumer's released tail.
-    while (oldest_ != head_ && oldest_ + block_at(oldest_)->total_bytes <= tail) {
+    // boundaries; oldest_ trails the consumer's released tail. As in the
+    // kernel (sring_find_oldest): a stale oldest_ restarts from tail, and a
+    // header that does not check out stops the walk (the block is dropped).
+    if (head_ - oldest_ > size || tail - oldest_ > head_ - oldest_) oldest_ = tail;
+    auto sane = [&](uint64_t pos) {
+      const sring_block_header* b = block_at(pos);
+      return b->magic == SRING_BLOCK_MAGIC && b->total_bytes >= SRING_BLOCK_HEADER_SIZE + SRING_BLOCK_ALIGN &&
+             b->total_bytes % SRING_BLOCK_ALIGN == 0 && b->total_bytes <= head_ - pos;
+    };
+    while (oldest_ != head_ && sane(oldest_) && oldest_ + block_at(oldest_)->total_bytes <= tail) {
       oldest_ += block_at(oldest_)->total_bytes;
     }
-    if (oldest_ == head_) return false;  // nothing left to reclaim
+    if (oldest_ == head_ || !sane(oldest_)) return false;  // nothing (trustworthy) to reclaim
     const sring_block_header* victim = block_at(oldest_);
     const uint64_t victim_end = oldest_ + victim->total_bytes;
     // Take the block from the consumer. The CAS pairs with the consumer's CAS

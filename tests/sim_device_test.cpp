@@ -134,6 +134,18 @@ TEST(OverwriteOldest, ConsumerReleaseWinsTheRace) {
   EXPECT_EQ(f.host.producer().blocks_dropped, 1u);
 }
 
+TEST(OverwriteOldest, ReclaimNeverTrustsABrokenHeader) {
+  // Tricky: reclaim walks block headers from the oldest block. A header that
+  // does not check out (here zeroed; in the kernel fuzzer, a stale position
+  // after a policy change) must stop the walk, not loop on a zero length.
+  Fixture f(SRING_OVERRUN_OVERWRITE_OLDEST);
+  for (int i = 0; i < 8; ++i) ASSERT_EQ(f.device.produce_block(), Produced::kWritten);
+  reinterpret_cast<sring_block_header*>(f.host.data())->total_bytes = 0;
+  EXPECT_EQ(f.device.produce_block(), Produced::kDropped) << "nothing trustworthy to reclaim";
+  reinterpret_cast<sring_block_header*>(f.host.data())->total_bytes = kBlock;
+  EXPECT_EQ(f.device.produce_block(), Produced::kWritten) << "reclaims again once the header is sane";
+}
+
 TEST(TailValidation, BadTailsAreCountedAndIgnored) {
   Fixture f(SRING_OVERRUN_DROP_NEWEST);
   for (int i = 0; i < 4; ++i) ASSERT_EQ(f.device.produce_block(), Produced::kWritten);
