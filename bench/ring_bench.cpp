@@ -127,9 +127,13 @@ double sring_run(uint64_t ring_size, uint32_t block_bytes, uint64_t total_bytes)
   return consumer.counters().samples * 2 / seconds / 1e9;
 }
 
-double spsc_run(uint64_t ring_size, uint32_t block_bytes, uint64_t total_bytes, bool batch) {
+// The two ends every copying transport shares: a producer thread generating
+// each block of the pattern and handing it to `send`, and a consumer (this
+// thread) taking each block with `receive` and verifying it. GB/s of samples.
+template <typename Send, typename Receive>
+double copy_transport_run(uint32_t block_bytes, uint64_t total_bytes, const char* name, Send send,
+                          Receive receive) {
   const uint32_t samples = (block_bytes - SRING_BLOCK_HEADER_SIZE) / 2;
-  boost::lockfree::spsc_queue<uint16_t> queue(ring_size / 2);
   const uint64_t blocks = total_bytes / block_bytes;
   std::thread producer([&] {
     pin_to_cpu(1);
@@ -137,12 +141,7 @@ double spsc_run(uint64_t ring_size, uint32_t block_bytes, uint64_t total_bytes, 
     uint64_t first = 0;
     for (uint64_t b = 0; b < blocks; ++b, first += samples) {
       sring_pattern_fill(block.data(), first, samples, 1);
-      if (batch) {
-        size_t done = 0;
-        while (done < samples) done += queue.push(block.data() + done, samples - done);
-      } else {
-        for (uint16_t v : block) while (!queue.push(v)) {}
-      }
+      if (!send(block)) return;
     }
   });
   pin_to_cpu(0);
@@ -150,63 +149,64 @@ double spsc_run(uint64_t ring_size, uint32_t block_bytes, uint64_t total_bytes, 
   uint64_t first = 0, bad = 0;
   const auto start = Clock::now();
   for (uint64_t b = 0; b < blocks; ++b, first += samples) {
-    size_t got = 0;
-    if (batch) {
-      while (got < samples) got += queue.pop(block.data() + got, samples - got);
-    } else {
-      while (got < samples) got += queue.pop(block[got]) ? 1 : 0;
-    }
+    if (!receive(block)) break;
     bad += sring::count_pattern_mismatches(block.data(), first, samples, 1);
   }
   const double seconds = std::chrono::duration<double>(Clock::now() - start).count();
   producer.join();
-  if (bad) fmt::print(stderr, "spsc run corrupted {} samples\n", bad);
+  if (bad) fmt::print(stderr, "{} run corrupted {} samples\n", name, bad);
   return blocks * samples * 2.0 / seconds / 1e9;
 }
 
+double spsc_run(uint64_t ring_size, uint32_t block_bytes, uint64_t total_bytes, bool batch) {
+  boost::lockfree::spsc_queue<uint16_t> queue(ring_size / 2);
+  auto send = [&](const std::vector<uint16_t>& block) {
+    if (batch) {
+      size_t done = 0;
+      while (done < block.size()) done += queue.push(block.data() + done, block.size() - done);
+    } else {
+      for (uint16_t v : block) while (!queue.push(v)) {}
+    }
+    return true;
+  };
+  auto receive = [&](std::vector<uint16_t>& block) {
+    size_t got = 0;
+    if (batch) {
+      while (got < block.size()) got += queue.pop(block.data() + got, block.size() - got);
+    } else {
+      while (got < block.size()) got += queue.pop(block[got]) ? 1 : 0;
+    }
+    return true;
+  };
+  return copy_transport_run(block_bytes, total_bytes, "spsc", send, receive);
+}
+
 double pipe_run(uint32_t block_bytes, uint64_t total_bytes) {
-  const uint32_t samples = (block_bytes - SRING_BLOCK_HEADER_SIZE) / 2;
   int fds[2];
   if (::pipe2(fds, O_CLOEXEC) != 0) return 0;
-  ::fcntl(fds[1], F_SETPIPE_SZ, 1 << 20);
-  const uint64_t blocks = total_bytes / block_bytes;
-  std::thread producer([&] {
-    pin_to_cpu(1);
-    std::vector<uint16_t> block(samples);
-    uint64_t first = 0;
-    for (uint64_t b = 0; b < blocks; ++b, first += samples) {
-      sring_pattern_fill(block.data(), first, samples, 1);
-      const char* p = reinterpret_cast<const char*>(block.data());
-      size_t left = samples * 2;
-      while (left) {
-        const ssize_t n = ::write(fds[1], p, left);
-        if (n <= 0) return;
-        p += n;
-        left -= n;
-      }
-    }
-  });
-  pin_to_cpu(0);
-  std::vector<uint16_t> block(samples);
-  uint64_t first = 0, bad = 0;
-  const auto start = Clock::now();
-  for (uint64_t b = 0; b < blocks; ++b, first += samples) {
-    char* p = reinterpret_cast<char*>(block.data());
-    size_t left = samples * 2;
-    while (left) {
-      const ssize_t n = ::read(fds[0], p, left);
-      if (n <= 0) break;
+  sring::UniqueFd read_end(fds[0]), write_end(fds[1]);
+  ::fcntl(write_end.get(), F_SETPIPE_SZ, 1 << 20);
+  auto send = [&](const std::vector<uint16_t>& block) {
+    const char* p = reinterpret_cast<const char*>(block.data());
+    for (size_t left = block.size() * 2; left > 0;) {
+      const ssize_t n = ::write(write_end.get(), p, left);
+      if (n <= 0) return false;
       p += n;
       left -= n;
     }
-    bad += sring::count_pattern_mismatches(block.data(), first, samples, 1);
-  }
-  const double seconds = std::chrono::duration<double>(Clock::now() - start).count();
-  producer.join();
-  ::close(fds[0]);
-  ::close(fds[1]);
-  if (bad) fmt::print(stderr, "pipe run corrupted {} samples\n", bad);
-  return blocks * samples * 2.0 / seconds / 1e9;
+    return true;
+  };
+  auto receive = [&](std::vector<uint16_t>& block) {
+    char* p = reinterpret_cast<char*>(block.data());
+    for (size_t left = block.size() * 2; left > 0;) {
+      const ssize_t n = ::read(read_end.get(), p, left);
+      if (n <= 0) return false;
+      p += n;
+      left -= n;
+    }
+    return true;
+  };
+  return copy_transport_run(block_bytes, total_bytes, "pipe", send, receive);
 }
 
 // The limit: one thread, no transport, reading and summing the same number
