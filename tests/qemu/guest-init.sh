@@ -24,7 +24,10 @@ finish() {
 
 # Any of these in the kernel log is a failure, whatever the scenarios said.
 check_dmesg() {
-  if dmesg | grep -E "BUG:|WARNING:|Oops|KASAN|UBSAN|general protection|Call Trace|kmemleak|lockdep" >/tmp/splat; then
+  # Specific enough that a debug kernel's boot banners ("RCU lockdep checking
+  # is enabled", "kmemleak: ... initialized") do not count; lockdep and KASAN
+  # reports start with WARNING: and BUG:.
+  if dmesg | grep -E "BUG:|WARNING:|Oops|KASAN:|UBSAN:|general protection|Call Trace|new suspected memory leak|stall on CPU|detected stalls" >/tmp/splat; then
     cat /tmp/splat
     fail "kernel log is clean ($1)"
   else
