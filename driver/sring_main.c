@@ -296,11 +296,10 @@ static __poll_t sring_poll(struct file *file, poll_table *wait)
 	if (used >= watermark ||
 	    (used && (!READ_ONCE(ring->kcons->need_wakeup) || !sring_running(ring))))
 		return EPOLLIN | EPOLLRDNORM;
-	if (!sring_running(ring))
-		return 0;
 	/*
 	 * Nothing to report: a poller wants to be woken, and only a signal
-	 * wakes the wait queue, so ask for one, then look again. The full
+	 * wakes the wait queue, so ask for one (also while stopped: the first
+	 * blocks after a start then wake it), then look again. The full
 	 * barrier pairs with the producer's smp_mb() between storing head and
 	 * reading need_wakeup.
 	 */
