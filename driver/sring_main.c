@@ -191,16 +191,20 @@ static int sring_open(struct inode *inode, struct file *file)
 	return nonseekable_open(inode, file);
 }
 
-static void sring_drop_eventfd(struct sring_ring *ring)
+/*
+ * Installs ctx (or none) as the eventfd the producer signals, and drops the
+ * reference to the one it replaces. The producer only signals under
+ * prod_lock: after the swap nobody uses the old context, so the put may run
+ * outside the lock.
+ */
+static void sring_swap_eventfd(struct sring_ring *ring, struct eventfd_ctx *ctx)
 {
 	struct eventfd_ctx *old;
 
 	spin_lock_bh(&ring->prod_lock);
 	old = ring->eventfd;
-	ring->eventfd = NULL;
+	ring->eventfd = ctx;
 	spin_unlock_bh(&ring->prod_lock);
-	/* The producer only signals under prod_lock: after the swap nobody
-	 * uses the old context, and the put may run outside the lock. */
 	if (old)
 		eventfd_ctx_put(old);
 }
@@ -214,7 +218,7 @@ static int sring_release(struct inode *inode, struct file *file)
 		/* The device keeps running: a new consumer attaches and
 		 * continues from the tail this one left. */
 		mutex_lock(&ring->lock);
-		sring_drop_eventfd(ring);
+		sring_swap_eventfd(ring, NULL);
 		WRITE_ONCE(ring->kcons->need_wakeup, 0);
 		clear_bit(SRING_RING_CONSUMER, &ring->flags);
 		mutex_unlock(&ring->lock);
@@ -405,17 +409,11 @@ static ssize_t sring_read(struct file *file, char __user *buf, size_t count,
 
 static int sring_set_eventfd(struct sring_ring *ring, int fd)
 {
-	struct eventfd_ctx *ctx, *old;
+	struct eventfd_ctx *ctx = eventfd_ctx_fdget(fd);
 
-	ctx = eventfd_ctx_fdget(fd);
 	if (IS_ERR(ctx))
 		return PTR_ERR(ctx);
-	spin_lock_bh(&ring->prod_lock);
-	old = ring->eventfd;
-	ring->eventfd = ctx;
-	spin_unlock_bh(&ring->prod_lock);
-	if (old)
-		eventfd_ctx_put(old);
+	sring_swap_eventfd(ring, ctx);
 	return 0;
 }
 
@@ -506,7 +504,7 @@ static long sring_ioctl(struct file *file, unsigned int cmd, unsigned long arg)
 		break;
 	}
 	case SRING_IOC_CLEAR_EVENTFD:
-		sring_drop_eventfd(ring);
+		sring_swap_eventfd(ring, NULL);
 		break;
 	case SRING_IOC_SET_CONFIG: {
 		struct sring_config config;
