@@ -290,8 +290,7 @@ Status open_session(const Options& options, Session& session) {
 }
 
 struct RunResult {
-  StreamCounters counters;
-  uint64_t next_sample = 0;  // index after the last sample seen
+  StreamAccounting accounting;  // every block seen, in order
   uint64_t overwritten_while_read = 0;
 };
 
@@ -317,8 +316,7 @@ Expected<RunResult> run_single(Ring& ring, const Options& options, const Clock::
     auto waited = ring.wait(options.wait, std::chrono::milliseconds(50));
     if (!waited) return waited.error();
   }
-  return RunResult{consumer.counters(), consumer.accounting().next_sample().value_or(0),
-                   consumer.overwritten_while_read()};
+  return RunResult{consumer.accounting(), consumer.overwritten_while_read()};
 }
 
 Expected<RunResult> run_pipeline(Ring& ring, const Options& options, const Clock::time_point stop_at,
@@ -346,7 +344,7 @@ Expected<RunResult> run_pipeline(Ring& ring, const Options& options, const Clock
   if (auto run = pipeline.run(options.wait, keep_going, observe); !run) return run.error();
   if (!stop_status) return stop_status.error();
   for (const auto& tally : tallies) accounting.add_corrupted(tally.corrupted);
-  return RunResult{accounting.counters(), accounting.next_sample().value_or(0), 0};
+  return RunResult{accounting, 0};
 }
 
 // The copy path: read() whole blocks into a buffer, then verify them there.
@@ -387,7 +385,7 @@ Expected<RunResult> run_read(Ring& ring, const Options& options, const Clock::ti
     if (options.slow_us > 0) std::this_thread::sleep_for(std::chrono::microseconds(options.slow_us));
   }
   if (!stop_status) return stop_status.error();
-  return RunResult{accounting.counters(), accounting.next_sample().value_or(0), 0};
+  return RunResult{accounting, 0};
 }
 
 double cpu_seconds() {
@@ -439,22 +437,20 @@ int main(int argc, char** argv) {
   const double cpu_used = cpu_seconds() - cpu_before;
   if (!result) return runtime_error(result.error());
   const double seconds = std::chrono::duration<double>(Clock::now() - started).count();
-  const StreamCounters& c = result->counters;
+  const StreamCounters& c = result->accounting.counters();
 
   const auto& p = ring.producer();
-  const uint64_t produced = load_relaxed(p.samples_produced);
-  const uint64_t dropped = load_relaxed(p.samples_dropped);
+  // Every run above ends only once it saw the device stopped (load_acquire of
+  // state) and drained up to head: the counters are final (docs/abi.md, "End
+  // of stream"), and losses after the last block seen count too.
+  const bool stopped_on_overrun = ring.state() == SRING_STATE_OVERRUN_STOPPED;
+  const EndOfStream end = result->accounting.finish(p);
+  const uint64_t lost = end.missing_samples;
+  const uint64_t dropped = end.dropped_samples;
   const uint64_t signals = load_relaxed(p.wakeups);
   const uint64_t bad_tails = load_relaxed(p.bad_tails);
   const double sample_bytes = static_cast<double>(c.samples) * 2;
   const uint32_t policy = load_relaxed(p.overrun_policy);
-  const bool stopped_on_overrun = ring.state() == SRING_STATE_OVERRUN_STOPPED;
-  // Samples the device made: written ones, plus dropped ones that were never
-  // written (overwritten ones were written first and are counted there).
-  const uint64_t made = policy == SRING_OVERRUN_OVERWRITE_OLDEST ? produced : produced + dropped;
-  // Losses after the last block we saw show up only against that total.
-  const uint64_t seen_up_to = result->next_sample;
-  const uint64_t lost = c.lost_samples + (made > seen_up_to ? made - seen_up_to : 0);
 
   fmt::print("acquire: {} | rate {} | block {} B | policy {} | wait {} | workers {}\n",
              session.description,
@@ -489,8 +485,20 @@ int main(int argc, char** argv) {
   if (c.out_of_order) problems.push_back(fmt::format("{} blocks out of order", c.out_of_order));
   if (bad_tails) problems.push_back(fmt::format("the producer refused {} tails", bad_tails));
   // What the producer dropped must be exactly what the consumer misses.
-  if (lost != dropped) {
-    problems.push_back(fmt::format("accounting mismatch: {} samples missing, producer dropped {}", lost, dropped));
+  if (!end.exact()) {
+    problems.push_back(fmt::format("accounting mismatch: {} samples ({} blocks) missing, producer dropped {} ({})",
+                                   lost, end.missing_blocks, dropped, end.dropped_blocks));
+  }
+  // In band: under drop-newest every loss is dropped before it is written, so
+  // the next block written carries it (F_GAP, lost_samples) and the flags
+  // must add up to the jumps exactly; under stop nothing is ever lost.
+  if (policy == SRING_OVERRUN_DROP_NEWEST &&
+      (c.flagged_lost_samples != c.lost_samples || c.unflagged_gaps != 0)) {
+    problems.push_back(fmt::format("in-band loss flags disagree: {} samples flagged, {} missing between blocks, "
+                                   "{} gaps unflagged", c.flagged_lost_samples, c.lost_samples, c.unflagged_gaps));
+  }
+  if (policy == SRING_OVERRUN_STOP && dropped != 0) {
+    problems.push_back(fmt::format("the stop policy lost {} samples", dropped));
   }
   if (!options.allow_loss) {
     if (lost) problems.push_back(fmt::format("{} samples lost", lost));

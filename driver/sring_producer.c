@@ -37,6 +37,28 @@ static struct sring_block_header *sring_block_at(struct sring_ring *ring,
 	return ring->data_mirror + (pos & (ring->ring_size - 1));
 }
 
+/*
+ * The device made a block: it takes the next sequence number and sample
+ * indices whether it is written or lost, so that blocks_produced and
+ * samples_produced always equal the sequence and first_sample of the next
+ * block (docs/abi.md, "Counters").
+ */
+static void sring_block_made(struct sring_ring *ring, u32 samples)
+{
+	ring->sequence++;
+	ring->next_sample += samples;
+	sring_counter_add(&ring->kprod->blocks_produced, 1);
+	sring_counter_add(&ring->kprod->samples_produced, samples);
+}
+
+/* An overrun episode starts at the first loss after a block that fit. */
+static void sring_note_overrun(struct sring_ring *ring)
+{
+	if (!ring->in_overrun)
+		sring_counter_add(&ring->kprod->overruns, 1);
+	ring->in_overrun = true;
+}
+
 void sring_producer_reset(struct sring_ring *ring, u64 position)
 {
 	struct sring_producer_page *kprod = ring->kprod;
@@ -120,15 +142,12 @@ static void sring_publish(struct sring_ring *ring, u64 new_head, u64 tail,
 			  ktime_t now)
 {
 	struct sring_producer_page *kprod = ring->kprod;
-	u32 samples = (ring->config.block_bytes - SRING_BLOCK_HEADER_SIZE) / 2;
 	u64 watermark;
 
 	/* Pairs with the consumer's load_acquire(head): the block is visible
 	 * before the head that covers it. */
 	smp_store_release(&kprod->head, new_head);
 	ring->head = new_head;
-	sring_counter_add(&kprod->blocks_produced, 1);
-	sring_counter_add(&kprod->samples_produced, samples);
 	if (new_head - tail > READ_ONCE(kprod->high_water))
 		WRITE_ONCE(kprod->high_water, new_head - tail);
 
@@ -162,7 +181,10 @@ void sring_producer_poll_flush(struct sring_ring *ring, ktime_t now)
 	    ring->config.flush_timeout_us)
 		return;
 	smp_mb();	/* as in sring_publish(): head store before flag load */
-	if (READ_ONCE(ring->kcons->need_wakeup))
+	/* Only for data still unreleased: the tail is compared, never used.
+	 * Pairs with the consumer's release of tail. */
+	if (READ_ONCE(ring->kcons->need_wakeup) &&
+	    smp_load_acquire(&ring->kcons->tail) != ring->head)
 		sring_signal(ring);
 	ring->unsignalled = false;
 }
@@ -208,10 +230,11 @@ static bool sring_find_oldest(struct sring_ring *ring, u64 tail)
  * fits. The consumer releases with a compare-and-swap on tail too, so
  * whoever moves tail first owns the block: if we win, the consumer's CAS
  * fails and it discards what it read. Returns false if nothing could be
- * reclaimed (then the block is dropped instead).
+ * reclaimed (then the block is dropped instead); *reclaimed says whether
+ * any block was taken (the consumer may have made room by itself).
  */
 static bool sring_reclaim_oldest(struct sring_ring *ring, u64 needed_head,
-				 u64 *tail)
+				 u64 *tail, bool *reclaimed)
 {
 	u64 size = ring->ring_size;
 	/* The tail as it is in shared memory: the CAS must expect exactly it.
@@ -244,12 +267,14 @@ static bool sring_reclaim_oldest(struct sring_ring *ring, u64 needed_head,
 			in_memory = seen;	/* it moved: look again */
 			continue;
 		}
+		/* It was made (and counted in blocks_produced) when it was
+		 * written; now it is lost too. Its header is our own: the
+		 * consumer maps data read-only. */
 		sring_counter_add(&ring->kprod->blocks_dropped, 1);
 		sring_counter_add(&ring->kprod->samples_dropped,
 				  victim->sample_count);
-		if (!ring->in_overrun)
-			sring_counter_add(&ring->kprod->overruns, 1);
-		ring->in_overrun = true;
+		sring_note_overrun(ring);
+		*reclaimed = true;
 		ring->oldest = victim_end;
 		ring->last_tail = victim_end;
 		in_memory = victim_end;
@@ -260,13 +285,10 @@ static bool sring_reclaim_oldest(struct sring_ring *ring, u64 needed_head,
 static enum sring_produce_result sring_drop_block(struct sring_ring *ring,
 						  u32 samples)
 {
-	if (!ring->in_overrun)
-		sring_counter_add(&ring->kprod->overruns, 1);
-	ring->in_overrun = true;
+	sring_note_overrun(ring);
 	ring->pending_overrun = true;
 	ring->pending_lost += samples;
-	ring->sequence++;
-	ring->next_sample += samples;
+	sring_block_made(ring, samples);
 	sring_counter_add(&ring->kprod->blocks_dropped, 1);
 	sring_counter_add(&ring->kprod->samples_dropped, samples);
 	return SRING_PRODUCED_DROPPED;
@@ -279,6 +301,7 @@ enum sring_produce_result sring_produce_block(struct sring_ring *ring,
 	u32 need = config->block_bytes;
 	u32 samples = (need - SRING_BLOCK_HEADER_SIZE) / 2;
 	struct sring_block_header *block;
+	bool reclaimed = false;
 	__u16 *data;
 	u64 tail;
 
@@ -289,20 +312,27 @@ enum sring_produce_result sring_produce_block(struct sring_ring *ring,
 			return SRING_PRODUCED_NO_SPACE;	/* flat out waits */
 		switch (config->overrun_policy) {
 		case SRING_OVERRUN_STOP:
-			sring_counter_add(&ring->kprod->overruns, 1);
+			/* The device stops instead of making this block:
+			 * nothing is lost, the stream just ends. */
+			sring_note_overrun(ring);
 			ring->state = SRING_STATE_OVERRUN_STOPPED;
+			/* After the counters: pairs with the consumer's
+			 * load_acquire(state) of the end-of-stream rule. */
 			smp_store_release(&ring->kprod->state, ring->state);
 			sring_producer_wake(ring);
 			return SRING_PRODUCED_STOPPED;
 		case SRING_OVERRUN_OVERWRITE_OLDEST:
-			if (sring_reclaim_oldest(ring, ring->head + need, &tail))
+			if (sring_reclaim_oldest(ring, ring->head + need, &tail,
+						 &reclaimed))
 				break;
 			return sring_drop_block(ring, samples);
 		default:
 			return sring_drop_block(ring, samples);
 		}
 	}
-	ring->in_overrun = false;
+	/* The episode lasts while every block costs a loss. */
+	if (!reclaimed)
+		ring->in_overrun = false;
 
 	/* The kernel's mirror makes the block contiguous even across the end. */
 	block = sring_block_at(ring, ring->head);
@@ -327,8 +357,7 @@ enum sring_produce_result sring_produce_block(struct sring_ring *ring,
 	block->reserved0 = 0;
 	block->reserved1 = 0;
 
-	ring->sequence++;
-	ring->next_sample += samples;
+	sring_block_made(ring, samples);
 	ring->pending_lost = 0;
 	ring->pending_overrun = false;
 	sring_publish(ring, ring->head + need, tail, now);

@@ -1,5 +1,7 @@
 #include "ringlib/accounting.hpp"
 
+#include "ringlib/barriers.hpp"
+
 namespace sring {
 
 void StreamCounters::merge(const StreamCounters& other) {
@@ -14,14 +16,12 @@ void StreamCounters::merge(const StreamCounters& other) {
   unflagged_gaps += other.unflagged_gaps;
   out_of_order += other.out_of_order;
   corrupted_samples += other.corrupted_samples;
-  last_blocks += other.last_blocks;
 }
 
 void StreamAccounting::on_block(const sring_block_header& block) {
   const bool flagged_gap = (block.flags & SRING_BLOCK_F_GAP) != 0;
   if (flagged_gap) counters_.flagged_lost_samples += block.lost_samples;
   if (block.flags & SRING_BLOCK_F_OVERRUN) ++counters_.overrun_blocks;
-  if (block.flags & SRING_BLOCK_F_LAST) ++counters_.last_blocks;
 
   if (next_sample_ && next_sequence_) {
     if (block.first_sample < *next_sample_ || block.sequence < *next_sequence_) {
@@ -38,6 +38,22 @@ void StreamAccounting::on_block(const sring_block_header& block) {
   ++counters_.blocks;
   counters_.samples += block.sample_count;
   counters_.bytes += block.total_bytes;
+}
+
+EndOfStream StreamAccounting::finish(const sring_producer_page& producer) const {
+  // Relaxed loads: the caller's load_acquire(state) that saw the device
+  // stopped pairs with the producer's store_release(state) after its last
+  // counter update, so these are the final values.
+  const uint64_t blocks_made = load_relaxed(producer.blocks_produced);
+  const uint64_t samples_made = load_relaxed(producer.samples_produced);
+  const uint64_t next_sequence = next_sequence_.value_or(0);
+  const uint64_t next_sample = next_sample_.value_or(0);
+  EndOfStream end;
+  end.missing_blocks = counters_.lost_blocks + (blocks_made > next_sequence ? blocks_made - next_sequence : 0);
+  end.missing_samples = counters_.lost_samples + (samples_made > next_sample ? samples_made - next_sample : 0);
+  end.dropped_blocks = load_relaxed(producer.blocks_dropped);
+  end.dropped_samples = load_relaxed(producer.samples_dropped);
+  return end;
 }
 
 }  // namespace sring

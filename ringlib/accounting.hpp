@@ -22,9 +22,21 @@ struct StreamCounters {
   uint64_t unflagged_gaps = 0;        // gaps with no F_GAP (overwritten blocks)
   uint64_t out_of_order = 0;          // a block behind the last (reset or corrupt)
   uint64_t corrupted_samples = 0;     // samples that are not the pattern
-  uint64_t last_blocks = 0;           // blocks flagged F_LAST
 
   void merge(const StreamCounters& other);
+};
+
+// What a consumer is missing at the end of a stream against what the
+// producer says it lost (docs/abi.md, "End of stream").
+struct EndOfStream {
+  uint64_t missing_blocks = 0;   // sequence jumps + blocks after the last one seen
+  uint64_t missing_samples = 0;  // first_sample jumps + samples after the last one seen
+  uint64_t dropped_blocks = 0;   // the producer's final blocks_dropped
+  uint64_t dropped_samples = 0;  // the producer's final samples_dropped
+  // The contract: every sample delivered or counted as lost, exactly.
+  bool exact() const {
+    return missing_blocks == dropped_blocks && missing_samples == dropped_samples;
+  }
 };
 
 class StreamAccounting {
@@ -42,6 +54,16 @@ class StreamAccounting {
 
   const StreamCounters& counters() const { return counters_; }
   std::optional<uint64_t> next_sample() const { return next_sample_; }
+  std::optional<uint64_t> next_sequence() const { return next_sequence_; }
+
+  // The end-of-stream rule. Call it once the ring's state was loaded (with
+  // acquire) as not running and every block up to the head loaded after that
+  // was fed here and released: then the producer's counters are final, and
+  // blocks_produced/samples_produced are the sequence/first sample the next
+  // block would have had, so whatever lies between our last block and them
+  // was lost after it. Assumes the stream began where expect_start() said
+  // (or at the first block seen).
+  EndOfStream finish(const sring_producer_page& producer) const;
 
  private:
   StreamCounters counters_;

@@ -139,6 +139,17 @@ Expected<Ring> Ring::attach(UniqueFd fd, Access access) {
     return valid.error();
   }
   ring.ring_size_ = ring.kproducer_->ring_size;
+  if (!ring.is_device_) {
+    // A ring file's producer could shrink it under our mapping, and the next
+    // access would kill us with SIGBUS. A sealed memfd cannot be shrunk by
+    // anyone (docs/abi.md, "Ring files"): insist on it.
+    const int seals = ::fcntl(fd.get(), F_GET_SEALS);
+    if (seals < 0 || (seals & F_SEAL_SHRINK) == 0) {
+      return make_error(EPROTO,
+                        "ring file is not sealed against shrinking (F_SEAL_SHRINK): its producer "
+                        "could cut it under the mapping");
+    }
+  }
 
   const int consumer_prot = ring.consumer_ ? PROT_READ | PROT_WRITE : PROT_READ;
   auto consumer = map_region(fd.get(), page_size, static_cast<off_t>(ring.kproducer_->consumer_offset),

@@ -26,6 +26,11 @@ class HostRing {
   // A new descriptor for the same ring, for a consumer to attach with.
   Expected<UniqueFd> duplicate_fd() const;
 
+  // As SRING_IOC_RESET: head and tail to position (a multiple of 64),
+  // counters to zero, state stopped; the next device starts at sequence 0,
+  // sample 0. EBUSY while a device runs on the ring.
+  Status reset(uint64_t position = 0);
+
   uint64_t ring_size() const { return ring_size_; }
   sring_producer_page& producer() { return *kproducer_; }
   sring_consumer_page& consumer() { return *kconsumer_; }

@@ -13,6 +13,9 @@
 namespace sring::sim {
 namespace {
 
+// As SRING_RECLAIM_ATTEMPTS in driver/sring_producer.c.
+constexpr int kReclaimAttempts = 64;
+
 uint64_t monotonic_ns() {
   timespec ts{};
   ::clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -46,11 +49,18 @@ SimDevice::SimDevice(HostRing& ring, SimConfig config)
       kconsumer_(ring.consumer()),
       config_(config),
       samples_per_block_((config.block_bytes - SRING_BLOCK_HEADER_SIZE) / 2) {
-  // Continue an existing stream position (a ring may be restarted).
+  // Continue an existing stream (a ring may be restarted without a reset):
+  // the counters are the stream's position, as in the kernel, because
+  // blocks_produced and samples_produced are the sequence and first sample
+  // of the next block (docs/abi.md). Nothing else writes the producer page
+  // while no device runs on it, so relaxed loads are enough.
   head_ = load_relaxed(kproducer_.head);
-  last_tail_ = load_acquire(kconsumer_.tail);
+  sequence_ = load_relaxed(kproducer_.blocks_produced);
+  next_sample_ = load_relaxed(kproducer_.samples_produced);
+  last_tail_ = load_acquire(kconsumer_.tail);  // pairs with the consumer's release of tail
   if (head_ - last_tail_ > ring_.ring_size()) last_tail_ = head_;
   oldest_ = last_tail_;
+  publish_config();
 }
 
 SimDevice::~SimDevice() {
@@ -70,14 +80,19 @@ void SimDevice::bump(__u64& counter, uint64_t by) {
   store_relaxed(counter, load_relaxed(counter) + by);
 }
 
+void SimDevice::publish_config() {
+  // Configuration changes only while stopped (as SRING_IOC_SET_CONFIG); the
+  // release store of state in begin() publishes it to consumers that load
+  // state with acquire. Written at construction, so a consumer handed the
+  // ring file sees the real rate and seed before the device starts.
+  store_relaxed(kproducer_.overrun_policy, config_.overrun_policy);
+  store_relaxed(kproducer_.sample_rate, config_.sample_rate);
+  store_relaxed(kproducer_.block_bytes, config_.block_bytes);
+  store_relaxed(kproducer_.sample_format, config_.sample_format);
+  store_relaxed(kproducer_.pattern_seed, config_.pattern_seed);
+}
+
 void SimDevice::begin() {
-  // Configuration changes only while stopped; the release store of state
-  // publishes it to consumers that load state with acquire.
-  kproducer_.overrun_policy = config_.overrun_policy;
-  kproducer_.sample_rate = config_.sample_rate;
-  kproducer_.block_bytes = config_.block_bytes;
-  kproducer_.sample_format = config_.sample_format;
-  kproducer_.pattern_seed = config_.pattern_seed;
   store_release(kproducer_.state, uint32_t{SRING_STATE_RUNNING});
   running_.store(true, std::memory_order_release);
 }
@@ -106,7 +121,7 @@ uint64_t SimDevice::accepted_tail() {
   return tail;
 }
 
-bool SimDevice::reclaim_oldest(uint64_t needed_head, uint64_t& tail) {
+bool SimDevice::reclaim_oldest(uint64_t needed_head, uint64_t& tail, bool& reclaimed) {
   const uint64_t size = ring_.ring_size();
   const uint64_t mask = size - 1;
   auto block_at = [&](uint64_t pos) {
@@ -115,7 +130,9 @@ bool SimDevice::reclaim_oldest(uint64_t needed_head, uint64_t& tail) {
   // The tail as it is in shared memory now: the CAS must expect exactly this.
   // Pairs with the consumer's release of tail (store or CAS).
   __u64 in_memory = load_acquire(kconsumer_.tail);  // the field's own type, for the CAS
-  for (;;) {
+  // Bounded as in the kernel (SRING_RECLAIM_ATTEMPTS): a consumer that keeps
+  // moving or scribbling on tail cannot keep the producer here.
+  for (int attempt = 0; attempt < kReclaimAttempts; ++attempt) {
     // Every decision below uses the tail we are about to CAS from, so a
     // block the consumer released a moment ago is never counted as lost.
     if (in_memory - last_tail_ <= head_ - last_tail_) {
@@ -146,43 +163,64 @@ bool SimDevice::reclaim_oldest(uint64_t needed_head, uint64_t& tail) {
     // the consumer's later CAS fails and it discards what it read. If the
     // consumer's wins, in_memory now holds its tail and we look again.
     if (compare_exchange(kconsumer_.tail, in_memory, victim_end)) {
+      // Made (and counted in blocks_produced) when it was written; now lost.
       bump(kproducer_.blocks_dropped);
       bump(kproducer_.samples_dropped, victim->sample_count);
-      if (!in_overrun_) bump(kproducer_.overruns);
-      in_overrun_ = true;
+      note_overrun();
+      reclaimed = true;
       oldest_ = last_tail_ = in_memory = victim_end;
     }
   }
+  return false;
+}
+
+void SimDevice::block_made() {
+  // Written or lost, a block the device made takes the next sequence number
+  // and sample indices: blocks_produced and samples_produced always equal
+  // the sequence and first sample of the next block (docs/abi.md).
+  ++sequence_;
+  next_sample_ += samples_per_block_;
+  bump(kproducer_.blocks_produced);
+  bump(kproducer_.samples_produced, samples_per_block_);
+}
+
+void SimDevice::note_overrun() {
+  // An overrun episode starts at the first loss after a block that fit.
+  if (!in_overrun_) bump(kproducer_.overruns);
+  in_overrun_ = true;
 }
 
 Produced SimDevice::produce_block() {
   const uint64_t size = ring_.ring_size();
   const uint64_t need = config_.block_bytes;
   uint64_t tail = accepted_tail();
+  bool reclaimed = false;
 
   if (head_ + need - tail > size) {
     if (config_.sample_rate == 0) return Produced::kNoSpace;  // flat out: wait, lose nothing
     switch (config_.overrun_policy) {
       case SRING_OVERRUN_STOP:
-        bump(kproducer_.overruns);
+        // The device stops instead of making this block: nothing is lost.
+        note_overrun();
+        // After the counters: pairs with the consumer's load_acquire(state)
+        // of the end-of-stream rule.
         store_release(kproducer_.state, uint32_t{SRING_STATE_OVERRUN_STOPPED});
         return Produced::kStopped;
       case SRING_OVERRUN_OVERWRITE_OLDEST:
-        if (reclaim_oldest(head_ + need, tail)) break;
+        if (reclaim_oldest(head_ + need, tail, reclaimed)) break;
         [[fallthrough]];
       default:  // drop newest
-        if (!in_overrun_) bump(kproducer_.overruns);
-        in_overrun_ = true;
+        note_overrun();
         pending_overrun_ = true;
         pending_lost_ += samples_per_block_;
-        ++sequence_;
-        next_sample_ += samples_per_block_;
+        block_made();
         bump(kproducer_.blocks_dropped);
         bump(kproducer_.samples_dropped, samples_per_block_);
         return Produced::kDropped;
     }
   }
-  in_overrun_ = false;
+  // The episode lasts while every block costs a loss.
+  if (!reclaimed) in_overrun_ = false;
 
   auto* block = reinterpret_cast<sring_block_header*>(ring_.data() + (head_ & (size - 1)));
   auto* samples = reinterpret_cast<uint16_t*>(block + 1);
@@ -206,8 +244,7 @@ Produced SimDevice::produce_block() {
                  (pending_overrun_ ? SRING_BLOCK_F_OVERRUN : 0);
   std::memcpy(block, &header, sizeof(header));
 
-  ++sequence_;
-  next_sample_ += samples_per_block_;
+  block_made();
   pending_lost_ = 0;
   pending_overrun_ = false;
   publish(head_ + need, tail);
@@ -219,8 +256,6 @@ void SimDevice::publish(uint64_t new_head, uint64_t tail) {
   // the head that covers it.
   store_release(kproducer_.head, new_head);
   head_ = new_head;
-  bump(kproducer_.blocks_produced);
-  bump(kproducer_.samples_produced, samples_per_block_);
   if (new_head - tail > load_relaxed(kproducer_.high_water)) {
     store_relaxed(kproducer_.high_water, new_head - tail);
   }
@@ -259,9 +294,14 @@ void SimDevice::signal_consumer() {
   // gets the next signal, and one that is already awake loses nothing.
   if (exchange(kconsumer_.need_wakeup, uint32_t{0}) == 0) return;
   unsignalled_ = false;
+  // Counted per request answered, as the kernel does (it also wakes poll()
+  // waiters, which a ring file does not have).
+  bump(kproducer_.wakeups);
   if (!eventfd_.valid()) return;
   const uint64_t one = 1;
-  if (::write(eventfd_.get(), &one, sizeof(one)) == sizeof(one)) bump(kproducer_.wakeups);
+  // An eventfd write fails only when its counter would overflow: the
+  // consumer has more wake-ups pending than it could ever read.
+  (void)!::write(eventfd_.get(), &one, sizeof(one));
 }
 
 void SimDevice::start(std::chrono::nanoseconds duration) {

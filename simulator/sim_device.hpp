@@ -75,7 +75,10 @@ class SimDevice {
  private:
   void run(std::chrono::nanoseconds duration);
   uint64_t accepted_tail();
-  bool reclaim_oldest(uint64_t needed_head, uint64_t& tail);
+  void publish_config();
+  bool reclaim_oldest(uint64_t needed_head, uint64_t& tail, bool& reclaimed);
+  void block_made();
+  void note_overrun();
   void publish(uint64_t new_head, uint64_t tail);
   void signal_consumer();
   void bump(__u64& counter, uint64_t by = 1);

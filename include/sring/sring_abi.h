@@ -27,7 +27,8 @@
  *   used  = head - tail            (0 <= used <= ring_size, else corrupt)
  *   full  when head + block_bytes - tail > ring_size
  *
- * Ordering (each access in the code names its partner):
+ * Ordering (each access in the code names its partner; docs/abi.md says the
+ * same in C11 terms for consumers in other languages):
  *   producer: write block; smp_store_release(head)      pairs with consumer's
  *             smp_load_acquire(head) before it reads the block.
  *   consumer: read block; smp_store_release(tail)       pairs with producer's
@@ -35,7 +36,18 @@
  *   wake-ups: producer stores head, smp_mb(), reads need_wakeup;
  *             consumer stores need_wakeup, smp_mb(), reads head.
  *             Either the producer sees the flag or the consumer sees the data:
- *             a wake-up cannot be lost between the two.
+ *             a wake-up cannot be lost between the two. The smp_mb() is a
+ *             real full fence on every CPU, x86 included (store then load).
+ *   end:      producer updates the counters, then smp_store_release(state);
+ *             a consumer that load-acquires state != RUNNING then sees the
+ *             final head and final counters (docs/abi.md, "End of stream").
+ *
+ * Accounting (exact, in every policy, docs/abi.md "Counters"):
+ *   blocks_produced/samples_produced count every block the device made,
+ *   written or lost: they equal the sequence/first_sample of the next block.
+ *   blocks_dropped/samples_dropped count those a consumer will never see.
+ *   At the end of a stream, once everything up to head is released:
+ *     samples delivered + samples_dropped == samples_produced.
  */
 #ifndef _UAPI_SRING_ABI_H
 #define _UAPI_SRING_ABI_H
@@ -45,7 +57,7 @@
 
 #define SRING_MAGIC		0x474e5253U	/* "SRNG" in memory, little endian */
 #define SRING_ABI_VERSION_MAJOR	1
-#define SRING_ABI_VERSION_MINOR	0
+#define SRING_ABI_VERSION_MINOR	1	/* 1.1: counters and end of stream exact */
 #define SRING_ABI_VERSION \
 	((SRING_ABI_VERSION_MAJOR << 16) | SRING_ABI_VERSION_MINOR)
 #define SRING_ABI_MAJOR(v)	((v) >> 16)
@@ -71,12 +83,17 @@
 #define SRING_MAX_BLOCK_BYTES	(1U << 20)
 
 /* Block flags. */
-/* Samples were lost right before this block; lost_samples says how many. */
+/* The producer dropped samples right before this block instead of writing
+ * them (drop-newest, or overwrite-oldest when nothing could be reclaimed);
+ * lost_samples says how many. Blocks reclaimed after they were written
+ * (overwrite-oldest) are not flagged: they show only as a jump in
+ * first_sample and sequence, which is what a consumer counts. */
 #define SRING_BLOCK_F_GAP	(1U << 0)
 /* ...and they were lost because the ring was full (an overrun). */
 #define SRING_BLOCK_F_OVERRUN	(1U << 1)
-/* The device stopped after this block (stop policy or a stop request). */
-#define SRING_BLOCK_F_LAST	(1U << 2)
+/* Reserved: never set (ABI 1.0 declared it but no producer set it). The end
+ * of a stream is state != RUNNING and head, see docs/abi.md. */
+#define SRING_BLOCK_F_RESERVED2	(1U << 2)
 
 enum sring_sample_format {
 	SRING_FMT_U16 = 1,	/* 16-bit unsigned, little endian */
@@ -86,10 +103,11 @@ enum sring_sample_format {
 struct sring_block_header {
 	__u32 magic;		/* SRING_BLOCK_MAGIC */
 	__u32 total_bytes;	/* header + samples + padding, multiple of 64 */
-	__u64 sequence;		/* +1 per block the device made, lost or not */
-	__u64 first_sample;	/* index of the first sample since start */
+	__u64 sequence;		/* +1 per block the device made, lost or not;
+				 * 0 for the first block after a reset */
+	__u64 first_sample;	/* index of the first sample since reset */
 	__u64 timestamp_ns;	/* CLOCK_MONOTONIC when the block completed */
-	__u64 lost_samples;	/* samples lost just before this one (F_GAP) */
+	__u64 lost_samples;	/* samples dropped just before this one (F_GAP) */
 	__u32 sample_count;	/* samples in this block */
 	__u16 sample_format;	/* enum sring_sample_format */
 	__u16 bytes_per_sample;	/* 2 for the 16-bit formats */
@@ -149,13 +167,14 @@ struct sring_producer_page {
 	__u64 head;		/* store-release by the producer */
 	__u8 pad1[128 - 8];
 
-	/* Offset 256: counters, monotonic, written only by the producer. */
-	__u64 blocks_produced;	/* blocks written into the ring */
-	__u64 samples_produced;	/* samples written into the ring */
-	__u64 blocks_dropped;	/* blocks lost: dropped or overwritten */
-	__u64 samples_dropped;	/* samples lost: dropped or overwritten */
-	__u64 overruns;		/* episodes of a full ring */
-	__u64 wakeups;		/* eventfd signals sent */
+	/* Offset 256: counters, monotonic between resets, written only by the
+	 * producer, read with relaxed loads. */
+	__u64 blocks_produced;	/* blocks the device made, written or lost */
+	__u64 samples_produced;	/* samples in them: first_sample of the next */
+	__u64 blocks_dropped;	/* of those, never seen: dropped or reclaimed */
+	__u64 samples_dropped;	/* samples in the blocks_dropped */
+	__u64 overruns;		/* episodes: first loss after a block that fit */
+	__u64 wakeups;		/* consumer wake-up requests answered */
 	__u64 bad_tails;	/* tails read from the consumer page and refused */
 	__u64 high_water;	/* largest head - tail seen, bytes */
 };

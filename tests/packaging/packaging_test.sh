@@ -31,13 +31,13 @@ check "install under a prefix" scripts/install.sh --prefix "$work/prefix"
 export PKG_CONFIG_PATH="$work/prefix/lib/pkgconfig"
 check "pkg-config knows sring $version" bash -c "pkg-config --modversion sring | grep -qx '$version'"
 for tool in acquire ringstat sring-sim; do
-  check "$tool --version" bash -c "'$work/prefix/bin/$tool' --version | grep -q '$tool $version (sring ABI 1.0)'"
+  check "$tool --version" bash -c "'$work/prefix/bin/$tool' --version | grep -q '$tool $version (sring ABI 1.1)'"
 done
 check "example consumer builds with g++ and pkg-config" bash -c \
   "g++ -O2 -Wall -Wextra -Werror examples/minimal_consumer.cpp \$(pkg-config --cflags --libs sring) -o '$work/minimal_consumer'"
 check "example consumer verifies every sample" bash -c "'$work/minimal_consumer' | grep -q ': OK$'"
 check "ABI header compiles and runs as C11" bash -c \
-  "gcc -std=c11 -Wall -Wextra -Werror -I'$work/prefix/include' examples/abi_from_c.c -o '$work/abi_c' && '$work/abi_c' | grep -q 'ABI 1.0'"
+  "gcc -std=c11 -Wall -Wextra -Werror -I'$work/prefix/include' examples/abi_from_c.c -o '$work/abi_c' && '$work/abi_c' | grep -q 'ABI 1.1'"
 for page in man1/acquire.1 man1/ringstat.1 man4/sring.4; do
   check "man page $page renders without warnings" bash -c \
     "groff -man -ww -z '$work/prefix/share/man/$page' 2>&1 | (! grep .) && man -l '$work/prefix/share/man/$page' 2>/dev/null | grep -q NAME"
