@@ -362,8 +362,18 @@ static ssize_t sring_read(struct file *file, char __user *buf, size_t count,
 
 		if (head != tail) {
 			bytes = sring_whole_blocks(ring, tail, head, count);
-			if (!bytes)
+			if (!bytes) {
+				/*
+				 * Overwrite-oldest: the header at tail may be
+				 * one the producer is reclaiming and rewriting
+				 * right now; if it moved tail, look again.
+				 * Pairs with its cmpxchg() of tail.
+				 */
+				if (smp_load_acquire(&ring->kcons->tail) != tail &&
+				    ++retries <= SRING_READ_RETRIES)
+					continue;
 				return -EINVAL;
+			}
 			if (copy_to_user(buf, ring->data_mirror +
 					 (tail & (ring->ring_size - 1)), bytes))
 				return -EFAULT;
