@@ -302,7 +302,7 @@ Expected<bool> Ring::sleep_until_signalled(WaitStrategy strategy,
     }
     const auto left = std::chrono::ceil<std::chrono::milliseconds>(deadline - now);
     pollfd pfd{use_device_poll ? fd_.get() : eventfd_.get(), POLLIN, 0};
-    ++sleeps_;
+    sleeps_.add();
     const int n = ::poll(&pfd, 1, static_cast<int>(std::min<int64_t>(left.count(), 1 << 30)));
     if (n < 0 && errno != EINTR) return errno_error("poll on the ring failed");
     if (n > 0 && (pfd.revents & (POLLERR | POLLNVAL))) {
@@ -310,9 +310,9 @@ Expected<bool> Ring::sleep_until_signalled(WaitStrategy strategy,
     }
     if (n > 0 && !use_device_poll) {
       uint64_t count = 0;
-      if (::read(eventfd_.get(), &count, sizeof(count)) == sizeof(count)) ++wakeups_received_;
+      if (::read(eventfd_.get(), &count, sizeof(count)) == sizeof(count)) wakeups_received_.add();
     } else if (n > 0) {
-      ++wakeups_received_;
+      wakeups_received_.add();
     }
     // A flush wake-up may deliver less than the watermark: take what is there.
     if (n > 0 && available_now() > 0) break;

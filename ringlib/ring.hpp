@@ -2,9 +2,11 @@
 // whole blocks in place, release them, wait for more.
 //
 // Threading: a Ring belongs to one consumer thread. acquire(), release() and
-// wait() are called from that thread only; the const accessors may be called
-// from any thread that holds the Ring. None of them takes a lock or makes a
-// system call on the fast path (wait() sleeps only when there is no data).
+// wait() are called from that thread only; the const accessors (except
+// tail()) may be called from any thread that holds the Ring: they read
+// shared memory with atomics and the Ring's own statistics as
+// RelaxedCounter. None of them takes a lock or makes a system call on the
+// fast path (wait() sleeps only when there is no data).
 #pragma once
 
 #include <sys/types.h>
@@ -147,8 +149,9 @@ class Ring {
   // Spin time of WaitStrategy::kHybrid before it sleeps.
   void set_spin_before_sleep(std::chrono::nanoseconds spin) { spin_before_sleep_ = spin; }
 
-  uint64_t wakeups_received() const { return wakeups_received_; }
-  uint64_t sleeps() const { return sleeps_; }
+  // Statistics, from any thread (written by the consumer thread only).
+  uint64_t wakeups_received() const { return wakeups_received_.load(); }
+  uint64_t sleeps() const { return sleeps_.load(); }
 
  private:
   Ring() = default;
@@ -173,8 +176,8 @@ class Ring {
   bool is_device_ = false;
   bool consumer_ = false;
   std::chrono::nanoseconds spin_before_sleep_{std::chrono::microseconds(20)};
-  uint64_t wakeups_received_ = 0;
-  uint64_t sleeps_ = 0;
+  RelaxedCounter wakeups_received_;
+  RelaxedCounter sleeps_;
 };
 
 }  // namespace sring
