@@ -8,6 +8,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <type_traits>
+
 #include "ringlib/mapping.hpp"
 
 namespace sring {
@@ -18,6 +21,24 @@ bool is_power_of_two(uint64_t v) { return v != 0 && (v & (v - 1)) == 0; }
 // Largest ring ringlib will map: far above any real ring, low enough that
 // 2 * ring_size cannot overflow anything.
 constexpr uint64_t kMaxRingSize = uint64_t{1} << 40;
+
+using Clock = std::chrono::steady_clock;
+static_assert(std::is_same_v<Clock::duration, std::chrono::nanoseconds>,
+              "deadline_after() adds nanosecond counts");
+
+// now + timeout, saturated: kWaitForever (and anything else that would run
+// past the clock's end) is time_point::max(), which the sleep treats as no
+// deadline. Plain addition would overflow to a time long past and turn
+// "forever" into "at once".
+Clock::time_point deadline_after(Clock::time_point now, std::chrono::nanoseconds timeout) {
+  if (timeout <= std::chrono::nanoseconds::zero()) return now;
+  Clock::rep sum = 0;
+  if (timeout == kWaitForever ||
+      __builtin_add_overflow(now.time_since_epoch().count(), timeout.count(), &sum)) {
+    return Clock::time_point::max();
+  }
+  return Clock::time_point(Clock::duration(sum));
+}
 
 }  // namespace
 
@@ -254,24 +275,37 @@ Status Ring::enable_eventfd() {
   return use_eventfd(std::move(efd));
 }
 
-bool Ring::data_ready() const {
+Ring::Readiness Ring::readiness() const {
+  // State before head. Pairs with the producer's store_release(state) after
+  // its last head store: a producer seen not running has its final head
+  // visible to the head() below, so "idle" never hides a last block.
+  const bool running = state() == SRING_STATE_RUNNING;
   const uint64_t used = available_now();
-  return used >= watermark_ || (used > 0 && load_relaxed(kproducer_->state) != SRING_STATE_RUNNING);
+  // Below the watermark, data is ready only once the producer has stopped:
+  // no more will come to reach it.
+  if (used >= watermark_ || (used > 0 && !running)) return Readiness::kData;
+  return running ? Readiness::kWaiting : Readiness::kIdle;
 }
 
 Expected<bool> Ring::wait(WaitStrategy strategy, std::chrono::nanoseconds timeout) {
-  using Clock = std::chrono::steady_clock;
-  const auto deadline = Clock::now() + timeout;
-  if (data_ready()) return true;
+  const auto deadline = deadline_after(Clock::now(), timeout);
+  if (const Readiness ready = readiness(); ready != Readiness::kWaiting) {
+    return ready == Readiness::kData;
+  }
 
   if (strategy == WaitStrategy::kSpin || strategy == WaitStrategy::kHybrid) {
-    const auto spin_deadline =
-        strategy == WaitStrategy::kSpin ? deadline : std::min(deadline, Clock::now() + spin_before_sleep_);
+    const auto spin_deadline = strategy == WaitStrategy::kSpin
+                                   ? deadline
+                                   : std::min(deadline, deadline_after(Clock::now(), spin_before_sleep_));
     for (uint32_t i = 1;; ++i) {
-      if (data_ready()) return true;
+      if (const Readiness ready = readiness(); ready != Readiness::kWaiting) {
+        return ready == Readiness::kData;
+      }
       cpu_relax();
       // Reading the clock costs more than a head load: do it now and then.
-      if (i % 256 == 0 && Clock::now() >= spin_deadline) break;
+      if (i % 256 == 0 && spin_deadline != Clock::time_point::max() && Clock::now() >= spin_deadline) {
+        break;
+      }
     }
     if (strategy == WaitStrategy::kSpin) return false;
   }
@@ -280,30 +314,38 @@ Expected<bool> Ring::wait(WaitStrategy strategy, std::chrono::nanoseconds timeou
 
 Expected<bool> Ring::sleep_until_signalled(WaitStrategy strategy,
                                            std::chrono::steady_clock::time_point deadline) {
-  using Clock = std::chrono::steady_clock;
   if (!consumer_) return make_error(EPERM, "a monitor cannot wait for wake-ups");
   const bool use_device_poll = strategy == WaitStrategy::kPoll && is_device_;
   if (!use_device_poll && !eventfd_.valid()) {
     return make_error(EINVAL, "the {} strategy needs an eventfd (enable_eventfd or use_eventfd)",
                       to_string(strategy));
   }
+  const bool forever = deadline == Clock::time_point::max();
+  bool got_data = false;
   for (;;) {
     // Ask for a wake-up, then look again. The full barrier pairs with the
     // producer's smp_mb() between storing head and reading need_wakeup: it
-    // either sees our flag and signals, or we see its head here.
+    // either sees our flag and signals, or we see its head here. Without
+    // this second look, a block published after our last look but before
+    // the flag was set would never be signalled.
     store_relaxed(kconsumer_->need_wakeup, uint32_t{1});
     smp_mb();
-    if (data_ready()) break;
-
-    const auto now = Clock::now();
-    if (now >= deadline) {
-      store_relaxed(kconsumer_->need_wakeup, uint32_t{0});
-      return false;
+    if (const Readiness ready = readiness(); ready != Readiness::kWaiting) {
+      got_data = ready == Readiness::kData;
+      break;
     }
-    const auto left = std::chrono::ceil<std::chrono::milliseconds>(deadline - now);
+
+    int poll_ms = -1;  // forever
+    if (!forever) {
+      const auto now = Clock::now();
+      if (now >= deadline) break;
+      const auto left = std::chrono::ceil<std::chrono::milliseconds>(deadline - now);
+      // Far deadlines sleep in steps: the loop looks again and sleeps on.
+      poll_ms = static_cast<int>(std::min<int64_t>(left.count(), 1 << 30));
+    }
     pollfd pfd{use_device_poll ? fd_.get() : eventfd_.get(), POLLIN, 0};
     sleeps_.add();
-    const int n = ::poll(&pfd, 1, static_cast<int>(std::min<int64_t>(left.count(), 1 << 30)));
+    const int n = ::poll(&pfd, 1, poll_ms);
     if (n < 0 && errno != EINTR) return errno_error("poll on the ring failed");
     if (n > 0 && (pfd.revents & (POLLERR | POLLNVAL))) {
       return make_error(EIO, "the ring's wait descriptor reported an error");
@@ -314,13 +356,18 @@ Expected<bool> Ring::sleep_until_signalled(WaitStrategy strategy,
     } else if (n > 0) {
       wakeups_received_.add();
     }
-    // A flush wake-up may deliver less than the watermark: take what is there.
-    if (n > 0 && available_now() > 0) break;
+    // A flush wake-up may deliver less than the watermark: take what is
+    // there. A wake-up for a state change with nothing there (the producer
+    // stopped) ends the wait at the next look above.
+    if (n > 0 && available_now() > 0) {
+      got_data = true;
+      break;
+    }
   }
-  // We have data: no need to be signalled while we consume it. A stale set
+  // We have data, or give up: no need to be signalled now. A stale set
   // flag would only cost a spurious signal, so relaxed is enough.
   store_relaxed(kconsumer_->need_wakeup, uint32_t{0});
-  return true;
+  return got_data;
 }
 
 }  // namespace sring

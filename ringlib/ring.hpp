@@ -32,6 +32,11 @@ enum class WaitStrategy {
   kHybrid,   // spin briefly, then sleep as kEventfd
 };
 
+// Ring::wait() with this timeout never times out (any timeout that would run
+// past the end of the clock is the same): it returns when data is ready or
+// when the producer is not running.
+inline constexpr std::chrono::nanoseconds kWaitForever = std::chrono::nanoseconds::max();
+
 std::optional<WaitStrategy> parse_wait_strategy(std::string_view name);
 std::string_view to_string(WaitStrategy strategy);
 
@@ -142,8 +147,13 @@ class Ring {
   // Creates an eventfd and registers it with the device.
   Status enable_eventfd();
 
-  // Waits until data is available (at least the watermark, or anything the
-  // producer flushed), up to timeout. true: data is there; false: timed out.
+  // Waits until data is ready: at least the watermark, anything the producer
+  // flushed, or anything at all once the producer is not running. Up to
+  // timeout; kWaitForever (nanoseconds::max()) waits with no deadline.
+  // true: data is there. false: timed out, or the producer is not running
+  // and the ring is empty, so nothing will come until it starts again (this
+  // is how a wait-forever ends at the end of a stream; callers tell the two
+  // apart with state()).
   Expected<bool> wait(WaitStrategy strategy, std::chrono::nanoseconds timeout);
 
   // Spin time of WaitStrategy::kHybrid before it sleeps.
@@ -154,10 +164,17 @@ class Ring {
   uint64_t sleeps() const { return sleeps_.load(); }
 
  private:
+  // What a wait can end on.
+  enum class Readiness {
+    kWaiting,  // running, below the watermark
+    kData,     // the watermark reached, or anything once the producer stopped
+    kIdle,     // the producer is not running and the ring is empty
+  };
+
   Ring() = default;
   Expected<BlockSpan> acquire_overwritable();
   uint64_t available_now() const { return head() - tail_; }
-  bool data_ready() const;
+  Readiness readiness() const;
   Expected<bool> sleep_until_signalled(WaitStrategy strategy,
                                        std::chrono::steady_clock::time_point deadline);
 

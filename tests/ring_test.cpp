@@ -250,4 +250,23 @@ TEST(Wait, TimesOutWithoutDataAndWithoutEventfdSaysWhy) {
   EXPECT_EQ(host.consumer().need_wakeup, 0u) << "a timed-out wait must disarm its wake-up";
 }
 
+TEST(Wait, StoppedRingWithABlockBelowTheWatermarkIsReady) {
+  // Once the producer has stopped, no more will come to reach the
+  // watermark: what is there is ready, even for a wait forever.
+  auto host = make_ring();
+  auto ring = attach(host);
+  ASSERT_TRUE(ring.has_value());
+  ASSERT_TRUE(ring->use_eventfd(sring::UniqueFd(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK))).has_value());
+  SimConfig config;
+  config.sample_rate = 0;
+  SimDevice device(host, config);
+  device.begin();
+  ASSERT_EQ(device.produce_block(), sring::sim::Produced::kWritten);
+  device.end();
+  ring->set_wakeup_watermark(ring->ring_size() / 2);
+  auto waited = ring->wait(sring::WaitStrategy::kEventfd, sring::kWaitForever);
+  ASSERT_TRUE(waited.has_value());
+  EXPECT_TRUE(*waited);
+}
+
 }  // namespace
