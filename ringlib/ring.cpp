@@ -270,6 +270,16 @@ Status Ring::use_eventfd(UniqueFd eventfd) {
 }
 
 Status Ring::enable_eventfd() {
+  if (!is_device_) {
+    // Only a device has a way to be handed an eventfd (the SET_EVENTFD
+    // ioctl). A ring file's producer signals the eventfd it was given when
+    // the ring was set up; one created here would never be signalled and
+    // every wait() would sleep its whole timeout.
+    return make_error(EOPNOTSUPP,
+                      "enable_eventfd() works only on a sring device: a ring file's producer hands "
+                      "over its eventfd (SimDevice::set_eventfd, or the one sring-sim sends); pass "
+                      "that to use_eventfd()");
+  }
   UniqueFd efd(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
   if (!efd.valid()) return errno_error("cannot create an eventfd");
   return use_eventfd(std::move(efd));

@@ -141,10 +141,14 @@ class Ring {
   void set_wakeup_watermark(uint64_t bytes);
 
   // The eventfd the producer signals. For a device, registers it with the
-  // driver (SRING_IOC_SET_EVENTFD); for a ring file, the producer already
-  // holds it (see simulator/).
+  // driver (SRING_IOC_SET_EVENTFD); for a ring file, the producer must
+  // already hold the same eventfd (SimDevice::set_eventfd, or
+  // the one sring-sim sends with the ring): this only tells wait() where to
+  // sleep.
   Status use_eventfd(UniqueFd eventfd);
-  // Creates an eventfd and registers it with the device.
+  // Creates an eventfd and registers it with the device. A device only:
+  // for a ring file nothing would ever signal an eventfd made here, so it is
+  // EOPNOTSUPP (use use_eventfd() with the producer's eventfd).
   Status enable_eventfd();
 
   // Waits until data is ready: at least the watermark, anything the producer

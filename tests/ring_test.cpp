@@ -243,11 +243,35 @@ TEST(Wait, TimesOutWithoutDataAndWithoutEventfdSaysWhy) {
   auto blocked = ring->wait(sring::WaitStrategy::kEventfd, std::chrono::milliseconds(5));
   ASSERT_FALSE(blocked.has_value());
   EXPECT_NE(blocked.error().message.find("eventfd"), std::string::npos);
-  ASSERT_TRUE(ring->enable_eventfd().has_value());
+  // A ring file's eventfd comes from its producer; none here, so nothing
+  // signals it and the wait runs out.
+  ASSERT_TRUE(ring->use_eventfd(sring::UniqueFd(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK))).has_value());
   auto timed_out = ring->wait(sring::WaitStrategy::kEventfd, std::chrono::milliseconds(5));
   ASSERT_TRUE(timed_out.has_value());
   EXPECT_FALSE(*timed_out);
   EXPECT_EQ(host.consumer().need_wakeup, 0u) << "a timed-out wait must disarm its wake-up";
+}
+
+TEST(Wait, EnableEventfdOnARingFileIsRefusedAndSaysWhatToDo) {
+  // Nothing would ever signal an eventfd the consumer makes for itself on a
+  // ring file: only the producer's own (handed over) eventfd works.
+  auto host = make_ring();
+  auto ring = attach(host);
+  ASSERT_TRUE(ring.has_value());
+  auto enabled = ring->enable_eventfd();
+  ASSERT_FALSE(enabled.has_value()) << "enable_eventfd() accepted a ring file";
+  EXPECT_EQ(enabled.error().code, EOPNOTSUPP) << enabled.error().message;
+  EXPECT_NE(enabled.error().message.find("use_eventfd()"), std::string::npos) << enabled.error().message;
+  EXPECT_NE(enabled.error().message.find("ring file"), std::string::npos) << enabled.error().message;
+
+  // The producer's eventfd, handed over, is what works.
+  sring::UniqueFd efd(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
+  ASSERT_TRUE(efd.valid());
+  SimConfig config;
+  config.sample_rate = 0;
+  SimDevice device(host, config);
+  ASSERT_TRUE(device.set_eventfd(efd.get()).has_value());
+  ASSERT_TRUE(ring->use_eventfd(std::move(efd)).has_value());
 }
 
 TEST(Wait, StoppedRingWithABlockBelowTheWatermarkIsReady) {
