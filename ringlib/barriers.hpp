@@ -51,9 +51,14 @@ inline bool compare_exchange(T& shared, T& expected, std::type_identity_t<T> des
 #if defined(__SANITIZE_THREAD__)
 // ThreadSanitizer does not model standalone fences (GCC refuses them under
 // -fsanitize=thread). A seq_cst read-modify-write is a full barrier on every
-// target we build for and is something TSan understands.
+// target we build for and is something TSan understands. The object is per
+// thread on purpose: one shared by all threads would make TSan treat every
+// pair of smp_mb() calls (the producer's after each head store, the
+// consumer's before each sleep) as a release/acquire synchronization, which
+// could hide a missing acquire on head or release on tail from the tests
+// that exist to catch exactly that (tests/cross_thread_test.cpp).
 inline void smp_mb() {
-  static std::atomic<uint32_t> barrier{0};
+  thread_local std::atomic<uint32_t> barrier{0};
   barrier.fetch_add(0, std::memory_order_seq_cst);
 }
 #else

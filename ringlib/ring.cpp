@@ -174,20 +174,45 @@ Expected<Ring> Ring::attach(UniqueFd fd, Access access) {
   ring.data_map_ = std::move(*data);
   ring.data_ = static_cast<const std::byte*>(ring.data_map_.get());
 
-  // A new consumer continues where the last one released. Pairs with the
-  // previous consumer's store_release(tail).
-  ring.tail_ = load_acquire(ring.kconsumer_->tail);
-  ring.acquired_head_ = ring.tail_;
-  if (ring.head() - ring.tail_ > ring.ring_size_) {
-    return make_error(EPROTO, "the ring's tail {} is not within a ring of head {}", ring.tail_,
-                      ring.head());
-  }
-  if (ring.consumer_) {
-    store_relaxed(ring.kconsumer_->need_wakeup, uint32_t{0});
-    ring.set_wakeup_watermark(ring.watermark_);
-  }
+  if (auto adopted = ring.adopt_positions(); !adopted) return adopted.error();
   ring.fd_ = std::move(fd);
   return ring;
+}
+
+Expected<Ring> Ring::attach_memory(const RingMemory& memory, Access access) {
+  if (memory.producer == nullptr || memory.consumer == nullptr || memory.data == nullptr) {
+    return make_error(EINVAL, "attach_memory needs the producer page, the consumer page and the data");
+  }
+  const auto page_size = static_cast<uint32_t>(::sysconf(_SC_PAGESIZE));
+  // No file to measure: the identity check covers the rest.
+  if (auto valid = validate_producer_identity(*memory.producer, 0, page_size); !valid) {
+    return valid.error();
+  }
+  Ring ring;
+  ring.consumer_ = access == Access::kConsumer;
+  ring.kproducer_ = memory.producer;
+  ring.kconsumer_ = memory.consumer;
+  ring.data_ = memory.data;
+  ring.ring_size_ = memory.producer->ring_size;
+  if (auto adopted = ring.adopt_positions(); !adopted) return adopted.error();
+  return ring;
+}
+
+Status Ring::adopt_positions() {
+  // A new consumer continues where the last one released. Pairs with the
+  // previous consumer's store_release(tail).
+  tail_ = load_acquire(kconsumer_->tail);
+  acquired_head_ = tail_;
+  if (head() - tail_ > ring_size_) {
+    return make_error(EPROTO, "the ring's tail {} is not within a ring of head {}", tail_, head());
+  }
+  if (consumer_) {
+    // Nobody waits yet: a stale request left by a previous consumer would
+    // only cost a spurious signal, so relaxed is enough.
+    store_relaxed(kconsumer_->need_wakeup, uint32_t{0});
+    set_wakeup_watermark(watermark_);
+  }
+  return ok();
 }
 
 Expected<BlockSpan> Ring::acquire() {

@@ -82,6 +82,14 @@ inline const uint16_t* block_samples(const sring_block_header* block) {
                                            SRING_BLOCK_HEADER_SIZE);
 }
 
+// A ring's three regions, already mapped in this process (see
+// Ring::attach_memory).
+struct RingMemory {
+  const sring_producer_page* producer = nullptr;
+  sring_consumer_page* consumer = nullptr;  // writable, for a consumer
+  const std::byte* data = nullptr;          // 2 * ring_size, mirrored
+};
+
 // What release() found.
 struct ReleaseResult {
   // Positions below this were reclaimed by the producer before we released
@@ -101,6 +109,17 @@ class Ring {
   static Expected<Ring> open(const std::string& path, Access access);
   // Takes ownership of fd: a sring device or a ring file (memfd).
   static Expected<Ring> attach(UniqueFd fd, Access access);
+  // Adopts a ring that this process has already mapped, for a producer in
+  // the same process (the simulator's HostRing) and for tests. The Ring then
+  // reads and writes the very addresses the producer uses, which is what
+  // lets ThreadSanitizer check the head/tail ordering between them (through
+  // two mappings of one memfd it sees unrelated addresses and no race).
+  // Non-owning: nothing is mapped, unmapped or closed, and the memory must
+  // outlive the Ring. data must be the mirrored 2 * ring_size window (not
+  // checked). The producer page is validated as attach() does; there is no
+  // descriptor, so fd() is -1, and wake-ups come through use_eventfd() as for
+  // a ring file.
+  static Expected<Ring> attach_memory(const RingMemory& memory, Access access);
 
   Ring(Ring&&) noexcept = default;
   Ring& operator=(Ring&&) noexcept = default;
@@ -141,8 +160,8 @@ class Ring {
   void set_wakeup_watermark(uint64_t bytes);
 
   // The eventfd the producer signals. For a device, registers it with the
-  // driver (SRING_IOC_SET_EVENTFD); for a ring file, the producer must
-  // already hold the same eventfd (SimDevice::set_eventfd, or
+  // driver (SRING_IOC_SET_EVENTFD); for a ring file (or adopted memory), the
+  // producer must already hold the same eventfd (SimDevice::set_eventfd, or
   // the one sring-sim sends with the ring): this only tells wait() where to
   // sleep.
   Status use_eventfd(UniqueFd eventfd);
@@ -176,6 +195,7 @@ class Ring {
   };
 
   Ring() = default;
+  Status adopt_positions();
   Expected<BlockSpan> acquire_overwritable();
   uint64_t available_now() const { return head() - tail_; }
   Readiness readiness() const;
