@@ -358,11 +358,12 @@ Expected<bool> Ring::sleep_until_signalled(WaitStrategy strategy,
   const bool forever = deadline == Clock::time_point::max();
   bool got_data = false;
   for (;;) {
+    if (before_arm_hook_ != nullptr) before_arm_hook_(before_arm_context_);
     // Ask for a wake-up, then look again. The full barrier pairs with the
     // producer's smp_mb() between storing head and reading need_wakeup: it
     // either sees our flag and signals, or we see its head here. Without
     // this second look, a block published after our last look but before
-    // the flag was set would never be signalled.
+    // the flag was set would never be signalled (tests/wait_test.cpp).
     store_relaxed(kconsumer_->need_wakeup, uint32_t{1});
     smp_mb();
     if (const Readiness ready = readiness(); ready != Readiness::kWaiting) {

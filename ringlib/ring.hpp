@@ -186,6 +186,19 @@ class Ring {
   uint64_t wakeups_received() const { return wakeups_received_.load(); }
   uint64_t sleeps() const { return sleeps_.load(); }
 
+  // Test seam: called on the consumer thread by wait() right before it arms
+  // need_wakeup to sleep, every time it is about to. A test publishes a block
+  // from here to land exactly in the window between the consumer's last look
+  // at head and its setting the flag, the window the re-check after smp_mb()
+  // exists for (tests/wait_test.cpp). Costs one predictable branch on the
+  // path that is about to make a system call, nothing on the data path.
+  // Pass nullptr to remove it. Not for production use.
+  using BeforeArmHook = void (*)(void* context);
+  void set_before_arm_hook_for_testing(BeforeArmHook hook, void* context) {
+    before_arm_hook_ = hook;
+    before_arm_context_ = context;
+  }
+
  private:
   // What a wait can end on.
   enum class Readiness {
@@ -219,6 +232,8 @@ class Ring {
   std::chrono::nanoseconds spin_before_sleep_{std::chrono::microseconds(20)};
   RelaxedCounter wakeups_received_;
   RelaxedCounter sleeps_;
+  BeforeArmHook before_arm_hook_ = nullptr;
+  void* before_arm_context_ = nullptr;
 };
 
 }  // namespace sring

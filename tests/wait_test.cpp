@@ -199,4 +199,63 @@ TEST(WaitForever, OnAStoppedEmptyRingReturnsAtOnce) {
   }
 }
 
+// The hook: publishes one block right before the consumer arms need_wakeup,
+// the moment a producer that finds the flag clear does not signal.
+struct BetweenCheckAndArm {
+  SimDevice* device = nullptr;
+  const sring_consumer_page* consumer_page = nullptr;
+  int calls = 0;
+  uint32_t need_wakeup_when_published = 99;
+  Produced produced = Produced::kNoSpace;
+
+  static void hook(void* context) {
+    auto& self = *static_cast<BetweenCheckAndArm*>(context);
+    if (++self.calls != 1) return;
+    // Consumer-thread code (wait() has just looked at head and found
+    // nothing); this thread is the only producer in the test, too.
+    self.need_wakeup_when_published = sring::load_relaxed(self.consumer_page->need_wakeup);
+    self.produced = self.device->produce_block();
+  }
+};
+
+TEST(NeedWakeup, RecheckAfterArmingCatchesABlockPublishedJustBefore) {
+  // Tricky: the consumer looks at head (nothing), the producer publishes,
+  // finds need_wakeup clear and does not signal, then the consumer sets the
+  // flag. Only its second look at head after smp_mb() finds that block;
+  // without it the consumer sleeps with data in the ring and no signal ever
+  // coming (here: no flush timeout, no deadline, nothing else published).
+  // The hook puts the publication in that window on every run.
+  HandSteppedRing s;
+  for (const WaitStrategy strategy :
+       {WaitStrategy::kEventfd, WaitStrategy::kPoll, WaitStrategy::kHybrid}) {
+    SCOPED_TRACE(std::string(to_string(strategy)));
+    BetweenCheckAndArm window;
+    window.device = &s.device;
+    window.consumer_page = &s.host.consumer();
+    s.ring->set_before_arm_hook_for_testing(&BetweenCheckAndArm::hook, &window);
+    const uint64_t signals_before = sring::load_relaxed(s.host.producer().wakeups);
+    const uint64_t sleeps_before = s.ring->sleeps();
+    sring::Expected<bool> waited = false;
+    {
+      BackgroundWait waiter(*s.ring, strategy);
+      waited = waiter.finish("a block published before need_wakeup was armed was never seen "
+                             "(the re-check of head after smp_mb() is missing)",
+                             [&] { s.kick(); });
+    }
+    s.ring->set_before_arm_hook_for_testing(nullptr, nullptr);
+    ASSERT_TRUE(waited.has_value()) << waited.error().message;
+    EXPECT_TRUE(*waited);
+    // The window was hit as intended: published once, with the flag clear,
+    // and so without a signal; the consumer never slept.
+    EXPECT_EQ(window.calls, 1);
+    EXPECT_EQ(window.produced, Produced::kWritten);
+    EXPECT_EQ(window.need_wakeup_when_published, 0u);
+    EXPECT_EQ(sring::load_relaxed(s.host.producer().wakeups), signals_before)
+        << "the producer signalled: the test missed the window";
+    EXPECT_EQ(s.ring->sleeps(), sleeps_before);
+    EXPECT_EQ(sring::load_relaxed(s.host.consumer().need_wakeup), 0u);
+    s.release_all();
+  }
+}
+
 }  // namespace
