@@ -8,6 +8,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <type_traits>
+
 #include "ringlib/mapping.hpp"
 
 namespace sring {
@@ -18,6 +21,24 @@ bool is_power_of_two(uint64_t v) { return v != 0 && (v & (v - 1)) == 0; }
 // Largest ring ringlib will map: far above any real ring, low enough that
 // 2 * ring_size cannot overflow anything.
 constexpr uint64_t kMaxRingSize = uint64_t{1} << 40;
+
+using Clock = std::chrono::steady_clock;
+static_assert(std::is_same_v<Clock::duration, std::chrono::nanoseconds>,
+              "deadline_after() adds nanosecond counts");
+
+// now + timeout, saturated: kWaitForever (and anything else that would run
+// past the clock's end) is time_point::max(), which the sleep treats as no
+// deadline. Plain addition would overflow to a time long past and turn
+// "forever" into "at once".
+Clock::time_point deadline_after(Clock::time_point now, std::chrono::nanoseconds timeout) {
+  if (timeout <= std::chrono::nanoseconds::zero()) return now;
+  Clock::rep sum = 0;
+  if (timeout == kWaitForever ||
+      __builtin_add_overflow(now.time_since_epoch().count(), timeout.count(), &sum)) {
+    return Clock::time_point::max();
+  }
+  return Clock::time_point(Clock::duration(sum));
+}
 
 }  // namespace
 
@@ -164,20 +185,45 @@ Expected<Ring> Ring::attach(UniqueFd fd, Access access) {
   ring.data_map_ = std::move(*data);
   ring.data_ = static_cast<const std::byte*>(ring.data_map_.get());
 
-  // A new consumer continues where the last one released. Pairs with the
-  // previous consumer's store_release(tail).
-  ring.tail_ = load_acquire(ring.kconsumer_->tail);
-  ring.acquired_head_ = ring.tail_;
-  if (ring.head() - ring.tail_ > ring.ring_size_) {
-    return make_error(EPROTO, "the ring's tail {} is not within a ring of head {}", ring.tail_,
-                      ring.head());
-  }
-  if (ring.consumer_) {
-    store_relaxed(ring.kconsumer_->need_wakeup, uint32_t{0});
-    ring.set_wakeup_watermark(ring.watermark_);
-  }
+  if (auto adopted = ring.adopt_positions(); !adopted) return adopted.error();
   ring.fd_ = std::move(fd);
   return ring;
+}
+
+Expected<Ring> Ring::attach_memory(const RingMemory& memory, Access access) {
+  if (memory.producer == nullptr || memory.consumer == nullptr || memory.data == nullptr) {
+    return make_error(EINVAL, "attach_memory needs the producer page, the consumer page and the data");
+  }
+  const auto page_size = static_cast<uint32_t>(::sysconf(_SC_PAGESIZE));
+  // No file to measure: the identity check covers the rest.
+  if (auto valid = validate_producer_identity(*memory.producer, 0, page_size); !valid) {
+    return valid.error();
+  }
+  Ring ring;
+  ring.consumer_ = access == Access::kConsumer;
+  ring.kproducer_ = memory.producer;
+  ring.kconsumer_ = memory.consumer;
+  ring.data_ = memory.data;
+  ring.ring_size_ = memory.producer->ring_size;
+  if (auto adopted = ring.adopt_positions(); !adopted) return adopted.error();
+  return ring;
+}
+
+Status Ring::adopt_positions() {
+  // A new consumer continues where the last one released. Pairs with the
+  // previous consumer's store_release(tail).
+  tail_ = load_acquire(kconsumer_->tail);
+  acquired_head_ = tail_;
+  if (head() - tail_ > ring_size_) {
+    return make_error(EPROTO, "the ring's tail {} is not within a ring of head {}", tail_, head());
+  }
+  if (consumer_) {
+    // Nobody waits yet: a stale request left by a previous consumer would
+    // only cost a spurious signal, so relaxed is enough.
+    store_relaxed(kconsumer_->need_wakeup, uint32_t{0});
+    set_wakeup_watermark(watermark_);
+  }
+  return ok();
 }
 
 Expected<BlockSpan> Ring::acquire() {
@@ -260,29 +306,52 @@ Status Ring::use_eventfd(UniqueFd eventfd) {
 }
 
 Status Ring::enable_eventfd() {
+  if (!is_device_) {
+    // Only a device has a way to be handed an eventfd (the SET_EVENTFD
+    // ioctl). A ring file's producer signals the eventfd it was given when
+    // the ring was set up; one created here would never be signalled and
+    // every wait() would sleep its whole timeout.
+    return make_error(EOPNOTSUPP,
+                      "enable_eventfd() works only on a sring device: a ring file's producer hands "
+                      "over its eventfd (SimDevice::set_eventfd, or the one sring-sim sends); pass "
+                      "that to use_eventfd()");
+  }
   UniqueFd efd(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
   if (!efd.valid()) return errno_error("cannot create an eventfd");
   return use_eventfd(std::move(efd));
 }
 
-bool Ring::data_ready() const {
+Ring::Readiness Ring::readiness() const {
+  // State before head. Pairs with the producer's store_release(state) after
+  // its last head store: a producer seen not running has its final head
+  // visible to the head() below, so "idle" never hides a last block.
+  const bool running = state() == SRING_STATE_RUNNING;
   const uint64_t used = available_now();
-  return used >= watermark_ || (used > 0 && load_relaxed(kproducer_->state) != SRING_STATE_RUNNING);
+  // Below the watermark, data is ready only once the producer has stopped:
+  // no more will come to reach it.
+  if (used >= watermark_ || (used > 0 && !running)) return Readiness::kData;
+  return running ? Readiness::kWaiting : Readiness::kIdle;
 }
 
 Expected<bool> Ring::wait(WaitStrategy strategy, std::chrono::nanoseconds timeout) {
-  using Clock = std::chrono::steady_clock;
-  const auto deadline = Clock::now() + timeout;
-  if (data_ready()) return true;
+  const auto deadline = deadline_after(Clock::now(), timeout);
+  if (const Readiness ready = readiness(); ready != Readiness::kWaiting) {
+    return ready == Readiness::kData;
+  }
 
   if (strategy == WaitStrategy::kSpin || strategy == WaitStrategy::kHybrid) {
-    const auto spin_deadline =
-        strategy == WaitStrategy::kSpin ? deadline : std::min(deadline, Clock::now() + spin_before_sleep_);
+    const auto spin_deadline = strategy == WaitStrategy::kSpin
+                                   ? deadline
+                                   : std::min(deadline, deadline_after(Clock::now(), spin_before_sleep_));
     for (uint32_t i = 1;; ++i) {
-      if (data_ready()) return true;
+      if (const Readiness ready = readiness(); ready != Readiness::kWaiting) {
+        return ready == Readiness::kData;
+      }
       cpu_relax();
       // Reading the clock costs more than a head load: do it now and then.
-      if (i % 256 == 0 && Clock::now() >= spin_deadline) break;
+      if (i % 256 == 0 && spin_deadline != Clock::time_point::max() && Clock::now() >= spin_deadline) {
+        break;
+      }
     }
     if (strategy == WaitStrategy::kSpin) return false;
   }
@@ -291,47 +360,61 @@ Expected<bool> Ring::wait(WaitStrategy strategy, std::chrono::nanoseconds timeou
 
 Expected<bool> Ring::sleep_until_signalled(WaitStrategy strategy,
                                            std::chrono::steady_clock::time_point deadline) {
-  using Clock = std::chrono::steady_clock;
   if (!consumer_) return make_error(EPERM, "a monitor cannot wait for wake-ups");
   const bool use_device_poll = strategy == WaitStrategy::kPoll && is_device_;
   if (!use_device_poll && !eventfd_.valid()) {
     return make_error(EINVAL, "the {} strategy needs an eventfd (enable_eventfd or use_eventfd)",
                       to_string(strategy));
   }
+  const bool forever = deadline == Clock::time_point::max();
+  bool got_data = false;
   for (;;) {
+    if (before_arm_hook_ != nullptr) before_arm_hook_(before_arm_context_);
     // Ask for a wake-up, then look again. The full barrier pairs with the
     // producer's smp_mb() between storing head and reading need_wakeup: it
-    // either sees our flag and signals, or we see its head here.
+    // either sees our flag and signals, or we see its head here. Without
+    // this second look, a block published after our last look but before
+    // the flag was set would never be signalled (tests/wait_test.cpp).
     store_relaxed(kconsumer_->need_wakeup, uint32_t{1});
     smp_mb();
-    if (data_ready()) break;
-
-    const auto now = Clock::now();
-    if (now >= deadline) {
-      store_relaxed(kconsumer_->need_wakeup, uint32_t{0});
-      return false;
+    if (const Readiness ready = readiness(); ready != Readiness::kWaiting) {
+      got_data = ready == Readiness::kData;
+      break;
     }
-    const auto left = std::chrono::ceil<std::chrono::milliseconds>(deadline - now);
+
+    int poll_ms = -1;  // forever
+    if (!forever) {
+      const auto now = Clock::now();
+      if (now >= deadline) break;
+      const auto left = std::chrono::ceil<std::chrono::milliseconds>(deadline - now);
+      // Far deadlines sleep in steps: the loop looks again and sleeps on.
+      poll_ms = static_cast<int>(std::min<int64_t>(left.count(), 1 << 30));
+    }
     pollfd pfd{use_device_poll ? fd_.get() : eventfd_.get(), POLLIN, 0};
-    ++sleeps_;
-    const int n = ::poll(&pfd, 1, static_cast<int>(std::min<int64_t>(left.count(), 1 << 30)));
+    sleeps_.add();
+    const int n = ::poll(&pfd, 1, poll_ms);
     if (n < 0 && errno != EINTR) return errno_error("poll on the ring failed");
     if (n > 0 && (pfd.revents & (POLLERR | POLLNVAL))) {
       return make_error(EIO, "the ring's wait descriptor reported an error");
     }
     if (n > 0 && !use_device_poll) {
       uint64_t count = 0;
-      if (::read(eventfd_.get(), &count, sizeof(count)) == sizeof(count)) ++wakeups_received_;
+      if (::read(eventfd_.get(), &count, sizeof(count)) == sizeof(count)) wakeups_received_.add();
     } else if (n > 0) {
-      ++wakeups_received_;
+      wakeups_received_.add();
     }
-    // A flush wake-up may deliver less than the watermark: take what is there.
-    if (n > 0 && available_now() > 0) break;
+    // A flush wake-up may deliver less than the watermark: take what is
+    // there. A wake-up for a state change with nothing there (the producer
+    // stopped) ends the wait at the next look above.
+    if (n > 0 && available_now() > 0) {
+      got_data = true;
+      break;
+    }
   }
-  // We have data: no need to be signalled while we consume it. A stale set
+  // We have data, or give up: no need to be signalled now. A stale set
   // flag would only cost a spurious signal, so relaxed is enough.
   store_relaxed(kconsumer_->need_wakeup, uint32_t{0});
-  return true;
+  return got_data;
 }
 
 }  // namespace sring

@@ -2,9 +2,11 @@
 // whole blocks in place, release them, wait for more.
 //
 // Threading: a Ring belongs to one consumer thread. acquire(), release() and
-// wait() are called from that thread only; the const accessors may be called
-// from any thread that holds the Ring. None of them takes a lock or makes a
-// system call on the fast path (wait() sleeps only when there is no data).
+// wait() are called from that thread only; the const accessors (except
+// tail()) may be called from any thread that holds the Ring: they read
+// shared memory with atomics and the Ring's own statistics as
+// RelaxedCounter. None of them takes a lock or makes a system call on the
+// fast path (wait() sleeps only when there is no data).
 #pragma once
 
 #include <sys/types.h>
@@ -29,6 +31,11 @@ enum class WaitStrategy {
   kSpin,     // busy-poll head; lowest latency, burns a core
   kHybrid,   // spin briefly, then sleep as kEventfd
 };
+
+// Ring::wait() with this timeout never times out (any timeout that would run
+// past the end of the clock is the same): it returns when data is ready or
+// when the producer is not running.
+inline constexpr std::chrono::nanoseconds kWaitForever = std::chrono::nanoseconds::max();
 
 std::optional<WaitStrategy> parse_wait_strategy(std::string_view name);
 std::string_view to_string(WaitStrategy strategy);
@@ -75,6 +82,14 @@ inline const uint16_t* block_samples(const sring_block_header* block) {
                                            SRING_BLOCK_HEADER_SIZE);
 }
 
+// A ring's three regions, already mapped in this process (see
+// Ring::attach_memory).
+struct RingMemory {
+  const sring_producer_page* producer = nullptr;
+  sring_consumer_page* consumer = nullptr;  // writable, for a consumer
+  const std::byte* data = nullptr;          // 2 * ring_size, mirrored
+};
+
 // What release() found.
 struct ReleaseResult {
   // Positions below this were reclaimed by the producer before we released
@@ -94,6 +109,17 @@ class Ring {
   static Expected<Ring> open(const std::string& path, Access access);
   // Takes ownership of fd: a sring device or a ring file (memfd).
   static Expected<Ring> attach(UniqueFd fd, Access access);
+  // Adopts a ring that this process has already mapped, for a producer in
+  // the same process (the simulator's HostRing) and for tests. The Ring then
+  // reads and writes the very addresses the producer uses, which is what
+  // lets ThreadSanitizer check the head/tail ordering between them (through
+  // two mappings of one memfd it sees unrelated addresses and no race).
+  // Non-owning: nothing is mapped, unmapped or closed, and the memory must
+  // outlive the Ring. data must be the mirrored 2 * ring_size window (not
+  // checked). The producer page is validated as attach() does; there is no
+  // descriptor, so fd() is -1, and wake-ups come through use_eventfd() as for
+  // a ring file.
+  static Expected<Ring> attach_memory(const RingMemory& memory, Access access);
 
   Ring(Ring&&) noexcept = default;
   Ring& operator=(Ring&&) noexcept = default;
@@ -134,27 +160,58 @@ class Ring {
   void set_wakeup_watermark(uint64_t bytes);
 
   // The eventfd the producer signals. For a device, registers it with the
-  // driver (SRING_IOC_SET_EVENTFD); for a ring file, the producer already
-  // holds it (see simulator/).
+  // driver (SRING_IOC_SET_EVENTFD); for a ring file (or adopted memory), the
+  // producer must already hold the same eventfd (SimDevice::set_eventfd, or
+  // the one sring-sim sends with the ring): this only tells wait() where to
+  // sleep.
   Status use_eventfd(UniqueFd eventfd);
-  // Creates an eventfd and registers it with the device.
+  // Creates an eventfd and registers it with the device. A device only:
+  // for a ring file nothing would ever signal an eventfd made here, so it is
+  // EOPNOTSUPP (use use_eventfd() with the producer's eventfd).
   Status enable_eventfd();
 
-  // Waits until data is available (at least the watermark, or anything the
-  // producer flushed), up to timeout. true: data is there; false: timed out.
+  // Waits until data is ready: at least the watermark, anything the producer
+  // flushed, or anything at all once the producer is not running. Up to
+  // timeout; kWaitForever (nanoseconds::max()) waits with no deadline.
+  // true: data is there. false: timed out, or the producer is not running
+  // and the ring is empty, so nothing will come until it starts again (this
+  // is how a wait-forever ends at the end of a stream; callers tell the two
+  // apart with state()).
   Expected<bool> wait(WaitStrategy strategy, std::chrono::nanoseconds timeout);
 
   // Spin time of WaitStrategy::kHybrid before it sleeps.
   void set_spin_before_sleep(std::chrono::nanoseconds spin) { spin_before_sleep_ = spin; }
 
-  uint64_t wakeups_received() const { return wakeups_received_; }
-  uint64_t sleeps() const { return sleeps_; }
+  // Statistics, from any thread (written by the consumer thread only).
+  uint64_t wakeups_received() const { return wakeups_received_.load(); }
+  uint64_t sleeps() const { return sleeps_.load(); }
+
+  // Test seam: called on the consumer thread by wait() right before it arms
+  // need_wakeup to sleep, every time it is about to. A test publishes a block
+  // from here to land exactly in the window between the consumer's last look
+  // at head and its setting the flag, the window the re-check after smp_mb()
+  // exists for (tests/wait_test.cpp). Costs one predictable branch on the
+  // path that is about to make a system call, nothing on the data path.
+  // Pass nullptr to remove it. Not for production use.
+  using BeforeArmHook = void (*)(void* context);
+  void set_before_arm_hook_for_testing(BeforeArmHook hook, void* context) {
+    before_arm_hook_ = hook;
+    before_arm_context_ = context;
+  }
 
  private:
+  // What a wait can end on.
+  enum class Readiness {
+    kWaiting,  // running, below the watermark
+    kData,     // the watermark reached, or anything once the producer stopped
+    kIdle,     // the producer is not running and the ring is empty
+  };
+
   Ring() = default;
+  Status adopt_positions();
   Expected<BlockSpan> acquire_overwritable();
   uint64_t available_now() const { return head() - tail_; }
-  bool data_ready() const;
+  Readiness readiness() const;
   Expected<bool> sleep_until_signalled(WaitStrategy strategy,
                                        std::chrono::steady_clock::time_point deadline);
 
@@ -173,8 +230,10 @@ class Ring {
   bool is_device_ = false;
   bool consumer_ = false;
   std::chrono::nanoseconds spin_before_sleep_{std::chrono::microseconds(20)};
-  uint64_t wakeups_received_ = 0;
-  uint64_t sleeps_ = 0;
+  RelaxedCounter wakeups_received_;
+  RelaxedCounter sleeps_;
+  BeforeArmHook before_arm_hook_ = nullptr;
+  void* before_arm_context_ = nullptr;
 };
 
 }  // namespace sring

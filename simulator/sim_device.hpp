@@ -14,6 +14,7 @@
 #include <cstdint>
 #include <thread>
 
+#include "ringlib/barriers.hpp"
 #include "ringlib/unique_fd.hpp"
 #include "simulator/host_ring.hpp"
 
@@ -70,7 +71,8 @@ class SimDevice {
   void inject_corruption(uint32_t blocks) { corrupt_blocks_.fetch_add(blocks); }
 
   uint32_t samples_per_block() const { return samples_per_block_; }
-  uint64_t next_sample() const { return next_sample_; }
+  // Any thread: a relaxed snapshot of the producer thread's position.
+  uint64_t next_sample() const { return next_sample_.load(); }
 
  private:
   void run(std::chrono::nanoseconds duration);
@@ -95,7 +97,7 @@ class SimDevice {
   uint64_t last_tail_ = 0;   // last valid tail read from the consumer page
   uint64_t oldest_ = 0;      // first block not yet reclaimed (overwrite mode)
   uint64_t sequence_ = 0;
-  uint64_t next_sample_ = 0;
+  RelaxedCounter next_sample_;  // read by next_sample() from any thread
   uint64_t pending_lost_ = 0;
   bool pending_overrun_ = false;
   bool in_overrun_ = false;

@@ -244,11 +244,108 @@ TEST(Wait, TimesOutWithoutDataAndWithoutEventfdSaysWhy) {
   auto blocked = ring->wait(sring::WaitStrategy::kEventfd, std::chrono::milliseconds(5));
   ASSERT_FALSE(blocked.has_value());
   EXPECT_NE(blocked.error().message.find("eventfd"), std::string::npos);
-  ASSERT_TRUE(ring->enable_eventfd().has_value());
+  // A ring file's eventfd comes from its producer; none here, so nothing
+  // signals it and the wait runs out.
+  ASSERT_TRUE(ring->use_eventfd(sring::UniqueFd(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK))).has_value());
   auto timed_out = ring->wait(sring::WaitStrategy::kEventfd, std::chrono::milliseconds(5));
   ASSERT_TRUE(timed_out.has_value());
   EXPECT_FALSE(*timed_out);
   EXPECT_EQ(host.consumer().need_wakeup, 0u) << "a timed-out wait must disarm its wake-up";
+}
+
+TEST(Wait, EnableEventfdOnARingFileIsRefusedAndSaysWhatToDo) {
+  // Nothing would ever signal an eventfd the consumer makes for itself on a
+  // ring file: only the producer's own (handed over) eventfd works.
+  auto host = make_ring();
+  auto ring = attach(host);
+  ASSERT_TRUE(ring.has_value());
+  auto enabled = ring->enable_eventfd();
+  ASSERT_FALSE(enabled.has_value()) << "enable_eventfd() accepted a ring file";
+  EXPECT_EQ(enabled.error().code, EOPNOTSUPP) << enabled.error().message;
+  EXPECT_NE(enabled.error().message.find("use_eventfd()"), std::string::npos) << enabled.error().message;
+  EXPECT_NE(enabled.error().message.find("ring file"), std::string::npos) << enabled.error().message;
+
+  // The same for a ring adopted from memory: there is no device either.
+  auto adopted = Ring::attach_memory({&host.producer(), &host.consumer(), host.data()},
+                                     Ring::Access::kConsumer);
+  ASSERT_TRUE(adopted.has_value()) << adopted.error().message;
+  auto adopted_enabled = adopted->enable_eventfd();
+  ASSERT_FALSE(adopted_enabled.has_value());
+  EXPECT_EQ(adopted_enabled.error().code, EOPNOTSUPP);
+
+  // The producer's eventfd, handed over, is what works.
+  sring::UniqueFd efd(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
+  ASSERT_TRUE(efd.valid());
+  SimConfig config;
+  config.sample_rate = 0;
+  SimDevice device(host, config);
+  ASSERT_TRUE(device.set_eventfd(efd.get()).has_value());
+  ASSERT_TRUE(ring->use_eventfd(std::move(efd)).has_value());
+}
+
+TEST(Wait, StoppedRingWithABlockBelowTheWatermarkIsReady) {
+  // Once the producer has stopped, no more will come to reach the
+  // watermark: what is there is ready, even for a wait forever.
+  auto host = make_ring();
+  auto ring = attach(host);
+  ASSERT_TRUE(ring.has_value());
+  ASSERT_TRUE(ring->use_eventfd(sring::UniqueFd(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK))).has_value());
+  SimConfig config;
+  config.sample_rate = 0;
+  SimDevice device(host, config);
+  device.begin();
+  ASSERT_EQ(device.produce_block(), sring::sim::Produced::kWritten);
+  device.end();
+  ring->set_wakeup_watermark(ring->ring_size() / 2);
+  auto waited = ring->wait(sring::WaitStrategy::kEventfd, sring::kWaitForever);
+  ASSERT_TRUE(waited.has_value());
+  EXPECT_TRUE(*waited);
+}
+
+TEST(AttachMemory, AdoptsAnInProcessRingWithoutOwningIt) {
+  auto host = make_ring();
+  SimConfig config;
+  config.sample_rate = 0;
+  SimDevice device(host, config);
+  device.begin();
+  for (int i = 0; i < 3; ++i) ASSERT_EQ(device.produce_block(), sring::sim::Produced::kWritten);
+  {
+    auto ring = Ring::attach_memory({&host.producer(), &host.consumer(), host.data()},
+                                    Ring::Access::kConsumer);
+    ASSERT_TRUE(ring.has_value()) << ring.error().message;
+    EXPECT_EQ(ring->fd(), -1);
+    EXPECT_FALSE(ring->is_device());
+    EXPECT_EQ(ring->ring_size(), host.ring_size());
+    sring::StreamConsumer consumer(*ring, true);
+    consumer.accounting().expect_start(0, 0);
+    auto n = consumer.consume_available();
+    ASSERT_TRUE(n.has_value()) << n.error().message;
+    EXPECT_EQ(*n, 3u);
+    EXPECT_EQ(consumer.counters().corrupted_samples, 0u);
+    EXPECT_EQ(host.consumer().tail, 3u * config.block_bytes) << "releases into the same page";
+  }
+  // The Ring is gone; the memory it adopted is still the producer's.
+  ASSERT_EQ(device.produce_block(), sring::sim::Produced::kWritten);
+  EXPECT_EQ(reinterpret_cast<const sring_block_header*>(host.data() + 3 * config.block_bytes)->magic,
+            SRING_BLOCK_MAGIC);
+}
+
+TEST(AttachMemory, ValidatesLikeAttach) {
+  auto host = make_ring();
+  auto missing = Ring::attach_memory({&host.producer(), nullptr, host.data()}, Ring::Access::kConsumer);
+  ASSERT_FALSE(missing.has_value());
+  EXPECT_EQ(missing.error().code, EINVAL);
+  host.producer().magic = 0xdeadbeef;
+  auto bad = Ring::attach_memory({&host.producer(), &host.consumer(), host.data()},
+                                 Ring::Access::kConsumer);
+  ASSERT_FALSE(bad.has_value());
+  EXPECT_EQ(bad.error().code, EPROTO);
+  host.producer().magic = SRING_MAGIC;
+  host.producer().head = 1 << 20;  // more than a ring ahead of tail
+  auto far = Ring::attach_memory({&host.producer(), &host.consumer(), host.data()},
+                                 Ring::Access::kConsumer);
+  ASSERT_FALSE(far.has_value());
+  EXPECT_NE(far.error().message.find("tail"), std::string::npos);
 }
 
 }  // namespace

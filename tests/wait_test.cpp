@@ -1,0 +1,261 @@
+// Ring::wait() across threads: a wait forever blocks for as long as it must
+// and no longer, and the need-wakeup re-check catches a block published in
+// the window before the consumer arms its flag. Each wait runs on its own
+// thread under a watchdog: a broken wait fails the test, it does not hang it.
+// Also run under ThreadSanitizer (tag "concurrent").
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <functional>
+#include <optional>
+#include <thread>
+
+#include "ringlib/ring.hpp"
+#include "simulator/host_ring.hpp"
+#include "simulator/sim_device.hpp"
+
+namespace {
+
+using namespace std::chrono_literals;
+using sring::Ring;
+using sring::WaitStrategy;
+using sring::sim::HostRing;
+using sring::sim::Produced;
+using sring::sim::SimConfig;
+using sring::sim::SimDevice;
+
+constexpr auto kWatchdog = 5s;
+
+// A ring file with a simulated device stepped by hand (no producer thread:
+// nothing signals unless the test publishes) and the device's eventfd
+// handed to the consumer, as a real set-up does.
+struct HandSteppedRing {
+  HandSteppedRing()
+      : host(std::move(*HostRing::create(64 * 1024))), device(host, [] {
+          SimConfig c;
+          c.sample_rate = 1'000'000;
+          c.block_bytes = 8192;
+          // No flush wake-up can rescue a lost signal (poll_flush() is
+          // never called here anyway).
+          c.flush_timeout = std::chrono::hours(1);
+          return c;
+        }()) {
+    auto fd = host.duplicate_fd();
+    ring.emplace(std::move(*Ring::attach(std::move(*fd), Ring::Access::kConsumer)));
+    sring::UniqueFd efd(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
+    eventfd = efd.get();
+    EXPECT_TRUE(device.set_eventfd(efd.get()).has_value());
+    EXPECT_TRUE(ring->use_eventfd(std::move(efd)).has_value());
+    device.begin();
+  }
+  // Signals the consumer's eventfd behind the device's back (the watchdog's
+  // rescue). The ring keeps the descriptor open until it is destroyed.
+  void kick() const {
+    const uint64_t one = 1;
+    EXPECT_EQ(::write(eventfd, &one, sizeof(one)), static_cast<ssize_t>(sizeof(one)));
+  }
+  void release_all() {
+    auto span = ring->acquire();
+    ASSERT_TRUE(span.has_value());
+    ring->release(span->end());
+  }
+
+  HostRing host;
+  SimDevice device;
+  std::optional<Ring> ring;
+  int eventfd = -1;
+};
+
+// ring.wait(strategy, kWaitForever) on its own thread.
+class BackgroundWait {
+ public:
+  BackgroundWait(Ring& ring, WaitStrategy strategy)
+      : thread_([this, &ring, strategy] {
+          result_.emplace(ring.wait(strategy, sring::kWaitForever));
+          // Pairs with the acquire in done(): result_ is complete before.
+          done_.store(true, std::memory_order_release);
+        }) {}
+  ~BackgroundWait() { thread_.join(); }
+
+  bool done() const { return done_.load(std::memory_order_acquire); }
+  bool done_within(std::chrono::milliseconds limit) const {
+    const auto until = std::chrono::steady_clock::now() + limit;
+    while (!done()) {
+      if (std::chrono::steady_clock::now() >= until) return false;
+      std::this_thread::sleep_for(1ms);
+    }
+    return true;
+  }
+  // Waits for the thread; if it is still in wait() after the watchdog
+  // period, fails the test with `why` and calls rescue (which must make the
+  // wait return) rather than hang. Returns what wait() returned.
+  sring::Expected<bool> finish(const std::string& why, const std::function<void()>& rescue) {
+    if (!done_within(kWatchdog)) {
+      ADD_FAILURE() << "wait() still blocked after " << kWatchdog.count() << " s: " << why;
+      rescue();
+      if (!done_within(kWatchdog)) {
+        std::fprintf(stderr, "wait() did not return even after the rescue; giving up\n");
+        std::abort();
+      }
+    }
+    return *result_;
+  }
+
+ private:
+  std::optional<sring::Expected<bool>> result_;
+  std::atomic<bool> done_{false};
+  std::thread thread_;
+};
+
+constexpr WaitStrategy kAllStrategies[] = {WaitStrategy::kEventfd, WaitStrategy::kPoll,
+                                           WaitStrategy::kSpin, WaitStrategy::kHybrid};
+
+bool sleeps_in_the_kernel(WaitStrategy strategy) { return strategy != WaitStrategy::kSpin; }
+
+// Waits until the consumer thread is asleep (sleeps() moved past `before`),
+// or a while for a spinning one. false: it never got there.
+bool until_blocked(const Ring& ring, WaitStrategy strategy, uint64_t before) {
+  if (!sleeps_in_the_kernel(strategy)) {
+    std::this_thread::sleep_for(50ms);
+    return true;
+  }
+  const auto until = std::chrono::steady_clock::now() + kWatchdog;
+  while (ring.sleeps() == before) {
+    if (std::chrono::steady_clock::now() >= until) return false;
+    std::this_thread::sleep_for(1ms);
+  }
+  return true;
+}
+
+TEST(WaitForever, BlocksUntilAProducerPublishes) {
+  // Tricky: nanoseconds::max() added to now() overflowed, and the "forever"
+  // wait returned "timed out" at once. It must stay blocked however long
+  // nothing arrives, and return true as soon as a block does.
+  HandSteppedRing s;
+  for (const WaitStrategy strategy : kAllStrategies) {
+    SCOPED_TRACE(std::string(to_string(strategy)));
+    const uint64_t sleeps_before = s.ring->sleeps();
+    BackgroundWait waiter(*s.ring, strategy);
+    ASSERT_TRUE(until_blocked(*s.ring, strategy, sleeps_before) || waiter.done())
+        << "the consumer never went to sleep";
+    std::this_thread::sleep_for(200ms);
+    ASSERT_FALSE(waiter.done()) << "a wait forever returned with no data and the producer running";
+
+    ASSERT_EQ(s.device.produce_block(), Produced::kWritten);
+    auto waited = waiter.finish("the published block did not end the wait", [&] { s.kick(); });
+    ASSERT_TRUE(waited.has_value()) << waited.error().message;
+    EXPECT_TRUE(*waited);
+    s.release_all();
+  }
+}
+
+TEST(WaitForever, EndsWhenTheProducerStopsWithNothing) {
+  // The end of a stream: the producer stops with the ring empty. Nothing will
+  // come, so a wait forever must return (false: no data), as data_ready's
+  // "anything is ready once it stopped" implies; looping back to sleep would
+  // hang the consumer for good.
+  HandSteppedRing s;
+  for (const WaitStrategy strategy : kAllStrategies) {
+    SCOPED_TRACE(std::string(to_string(strategy)));
+    s.device.begin();
+    const uint64_t sleeps_before = s.ring->sleeps();
+    BackgroundWait waiter(*s.ring, strategy);
+    ASSERT_TRUE(until_blocked(*s.ring, strategy, sleeps_before) || waiter.done());
+    ASSERT_FALSE(waiter.done()) << "returned while the producer was running and the ring empty";
+
+    s.device.end();  // state "stopped", and a wake-up for the sleeper
+    auto waited = waiter.finish("the producer stopped and the waiter slept on", [&] {
+      // Data, and a kick: ends even a wait that ignores the stop.
+      (void)s.device.produce_block();
+      s.kick();
+    });
+    ASSERT_TRUE(waited.has_value()) << waited.error().message;
+    EXPECT_FALSE(*waited) << "nothing was published";
+    EXPECT_EQ(s.ring->head(), s.ring->tail());
+  }
+}
+
+TEST(WaitForever, OnAStoppedEmptyRingReturnsAtOnce) {
+  // "Not running and empty" ends any wait, a wait forever included: nothing
+  // will come until the producer starts again.
+  HandSteppedRing s;
+  s.device.end();
+  for (const WaitStrategy strategy : kAllStrategies) {
+    SCOPED_TRACE(std::string(to_string(strategy)));
+    BackgroundWait waiter(*s.ring, strategy);
+    auto waited = waiter.finish("the producer was stopped and the ring empty", [&] {
+      (void)s.device.produce_block();
+      s.kick();
+    });
+    ASSERT_TRUE(waited.has_value()) << waited.error().message;
+    EXPECT_FALSE(*waited);
+    s.release_all();
+  }
+}
+
+// The hook: publishes one block right before the consumer arms need_wakeup,
+// the moment a producer that finds the flag clear does not signal.
+struct BetweenCheckAndArm {
+  SimDevice* device = nullptr;
+  const sring_consumer_page* consumer_page = nullptr;
+  int calls = 0;
+  uint32_t need_wakeup_when_published = 99;
+  Produced produced = Produced::kNoSpace;
+
+  static void hook(void* context) {
+    auto& self = *static_cast<BetweenCheckAndArm*>(context);
+    if (++self.calls != 1) return;
+    // Consumer-thread code (wait() has just looked at head and found
+    // nothing); this thread is the only producer in the test, too.
+    self.need_wakeup_when_published = sring::load_relaxed(self.consumer_page->need_wakeup);
+    self.produced = self.device->produce_block();
+  }
+};
+
+TEST(NeedWakeup, RecheckAfterArmingCatchesABlockPublishedJustBefore) {
+  // Tricky: the consumer looks at head (nothing), the producer publishes,
+  // finds need_wakeup clear and does not signal, then the consumer sets the
+  // flag. Only its second look at head after smp_mb() finds that block;
+  // without it the consumer sleeps with data in the ring and no signal ever
+  // coming (here: no flush timeout, no deadline, nothing else published).
+  // The hook puts the publication in that window on every run.
+  HandSteppedRing s;
+  for (const WaitStrategy strategy :
+       {WaitStrategy::kEventfd, WaitStrategy::kPoll, WaitStrategy::kHybrid}) {
+    SCOPED_TRACE(std::string(to_string(strategy)));
+    BetweenCheckAndArm window;
+    window.device = &s.device;
+    window.consumer_page = &s.host.consumer();
+    s.ring->set_before_arm_hook_for_testing(&BetweenCheckAndArm::hook, &window);
+    const uint64_t signals_before = sring::load_relaxed(s.host.producer().wakeups);
+    const uint64_t sleeps_before = s.ring->sleeps();
+    sring::Expected<bool> waited = false;
+    {
+      BackgroundWait waiter(*s.ring, strategy);
+      waited = waiter.finish("a block published before need_wakeup was armed was never seen "
+                             "(the re-check of head after smp_mb() is missing)",
+                             [&] { s.kick(); });
+    }
+    s.ring->set_before_arm_hook_for_testing(nullptr, nullptr);
+    ASSERT_TRUE(waited.has_value()) << waited.error().message;
+    EXPECT_TRUE(*waited);
+    // The window was hit as intended: published once, with the flag clear,
+    // and so without a signal; the consumer never slept.
+    EXPECT_EQ(window.calls, 1);
+    EXPECT_EQ(window.produced, Produced::kWritten);
+    EXPECT_EQ(window.need_wakeup_when_published, 0u);
+    EXPECT_EQ(sring::load_relaxed(s.host.producer().wakeups), signals_before)
+        << "the producer signalled: the test missed the window";
+    EXPECT_EQ(s.ring->sleeps(), sleeps_before);
+    EXPECT_EQ(sring::load_relaxed(s.host.consumer().need_wakeup), 0u);
+    s.release_all();
+  }
+}
+
+}  // namespace
