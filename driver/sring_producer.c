@@ -131,7 +131,14 @@ static void sring_signal(struct sring_ring *ring)
 
 void sring_producer_wake(struct sring_ring *ring)
 {
-	/* A state change (stop, overrun stop): waiters must look again. */
+	/*
+	 * A state change (stop, overrun stop): waiters must look again. The
+	 * state store comes before the flag load, and a release store then
+	 * an unlock and lock order nothing before a load: pairs with the
+	 * consumer's smp_mb() between arming need_wakeup and re-reading state
+	 * and head. Either it sees the new state or we see its flag.
+	 */
+	smp_mb();
 	if (READ_ONCE(ring->kcons->need_wakeup))
 		sring_signal(ring);
 	else

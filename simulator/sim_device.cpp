@@ -56,7 +56,7 @@ SimDevice::SimDevice(HostRing& ring, SimConfig config)
   // while no device runs on it, so relaxed loads are enough.
   head_ = load_relaxed(kproducer_.head);
   sequence_ = load_relaxed(kproducer_.blocks_produced);
-  next_sample_ = load_relaxed(kproducer_.samples_produced);
+  next_sample_.store(load_relaxed(kproducer_.samples_produced));
   last_tail_ = load_acquire(kconsumer_.tail);  // pairs with the consumer's release of tail
   if (head_ - last_tail_ > ring_.ring_size()) last_tail_ = head_;
   oldest_ = last_tail_;
@@ -103,6 +103,10 @@ void SimDevice::end() {
   if (load_relaxed(kproducer_.state) == SRING_STATE_RUNNING) {
     store_release(kproducer_.state, uint32_t{SRING_STATE_STOPPED});
   }
+  // As the kernel's sring_producer_wake(): the state store before the flag
+  // load, paired with the consumer's smp_mb() between arming need_wakeup and
+  // re-reading state and head.
+  smp_mb();
   if (eventfd_.valid()) signal_consumer();
   running_.store(false, std::memory_order_release);
 }
