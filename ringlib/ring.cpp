@@ -8,6 +8,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <cstring>
+
 #include <algorithm>
 #include <type_traits>
 
@@ -106,22 +108,26 @@ Expected<const sring_block_header*> BlockCursor::next() {
     return make_error(EPROTO, "truncated block header at position {}", position());
   }
   const auto* block = reinterpret_cast<const sring_block_header*>(span_.data + offset_);
-  // The block was published by the head we loaded with acquire ordering, so
-  // plain reads of it are ordered; the checks keep a lying header in bounds.
-  if (block->magic != SRING_BLOCK_MAGIC) {
-    return make_error(EPROTO, "bad block magic {:#010x} at position {}", block->magic, position());
+  // One copy, validated, and only the copy used: under overwrite-oldest the
+  // producer may rewrite the block while we look at it, and a field read
+  // twice could pass the check once and lie the second time. The block was
+  // published by the head we loaded with acquire ordering, so the copy is
+  // ordered after it.
+  std::memcpy(&header_, block, sizeof(header_));
+  if (header_.magic != SRING_BLOCK_MAGIC) {
+    return make_error(EPROTO, "bad block magic {:#010x} at position {}", header_.magic, position());
   }
-  const uint32_t total = block->total_bytes;
+  const uint32_t total = header_.total_bytes;
   if (total < SRING_BLOCK_HEADER_SIZE || total % SRING_BLOCK_ALIGN != 0 ||
       total > max_block_bytes_ || total > left) {
     return make_error(EPROTO, "block at position {} claims {} bytes ({} left in the span)",
                       position(), total, left);
   }
-  if (block->bytes_per_sample != 2 ||
-      (block->sample_format != SRING_FMT_U16 && block->sample_format != SRING_FMT_S16) ||
-      uint64_t{block->sample_count} * 2 > total - SRING_BLOCK_HEADER_SIZE) {
+  if (header_.bytes_per_sample != 2 ||
+      (header_.sample_format != SRING_FMT_U16 && header_.sample_format != SRING_FMT_S16) ||
+      uint64_t{header_.sample_count} * 2 > total - SRING_BLOCK_HEADER_SIZE) {
     return make_error(EPROTO, "block at position {} has {} samples of format {} in {} bytes",
-                      position(), block->sample_count, block->sample_format, total);
+                      position(), header_.sample_count, header_.sample_format, total);
   }
   block_offset_ = offset_;
   offset_ += total;

@@ -63,8 +63,19 @@ class BlockCursor {
   BlockCursor(const BlockSpan& span, uint32_t max_block_bytes)
       : span_(span), max_block_bytes_(max_block_bytes) {}
 
-  // The next block, nullptr at the end of the span, or an error.
+  // The next block, nullptr at the end of the span, or an error. The pointer
+  // is into the ring: its fields are stable while the block is held, except
+  // under overwrite-oldest, where only header() and samples() may be used.
   Expected<const sring_block_header*> next();
+  // The validated copy of the header of the block next() returned last: the
+  // only view of it that cannot change under the caller.
+  const sring_block_header& header() const { return header_; }
+  // Its samples, in place: header().sample_count of them, always within the
+  // span (under overwrite-oldest their values mean something only if the
+  // release that follows says the block was not overwritten).
+  const uint16_t* samples() const {
+    return reinterpret_cast<const uint16_t*>(span_.data + block_offset_ + SRING_BLOCK_HEADER_SIZE);
+  }
   // Ring position of the block next() returned last (valid after a block).
   uint64_t block_begin() const { return span_.begin + block_offset_; }
   uint64_t position() const { return span_.begin + offset_; }
@@ -74,6 +85,7 @@ class BlockCursor {
   uint32_t max_block_bytes_;
   uint64_t offset_ = 0;
   uint64_t block_offset_ = 0;
+  sring_block_header header_{};
 };
 
 // The samples of a validated block.

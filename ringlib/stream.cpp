@@ -4,12 +4,11 @@
 
 namespace sring {
 
-uint64_t StreamConsumer::corrupted_in(const sring_block_header& block) const {
+uint64_t StreamConsumer::count_corrupted(const uint16_t* samples, const sring_block_header& header) const {
   if (!verify_) return 0;
   // The seed is configuration: it changes only while the device is stopped.
   const uint32_t seed = load_relaxed(ring_.producer().pattern_seed);
-  return count_pattern_mismatches(block_samples(&block), block.first_sample, block.sample_count,
-                                  seed);
+  return count_pattern_mismatches(samples, header.first_sample, header.sample_count, seed);
 }
 
 Expected<uint64_t> StreamConsumer::consume_available() {
@@ -32,8 +31,8 @@ Expected<uint64_t> StreamConsumer::consume_batched(const BlockSpan& span) {
       return block.error();
     }
     if (*block == nullptr) break;
-    accounting_.on_block(**block);
-    accounting_.add_corrupted(corrupted_in(**block));
+    accounting_.on_block(cursor.header());
+    accounting_.add_corrupted(count_corrupted(cursor.samples(), cursor.header()));
     ++blocks;
   }
   // One release for the whole span: one store to the shared line per batch.
@@ -45,12 +44,25 @@ Expected<uint64_t> StreamConsumer::consume_one_by_one(const BlockSpan& span) {
   BlockCursor cursor(span, ring_.max_block_bytes());
   uint64_t blocks = 0;
   for (;;) {
+    const uint64_t position = cursor.position();
     auto block = cursor.next();
-    if (!block) return block.error();
+    if (!block) {
+      // Check after use: a header that does not check out is the producer
+      // rewriting a block it took back if the shared tail (which it moves by
+      // CAS before it writes) has passed it; then acquire again from there.
+      // Only a block it cannot have reclaimed is an error.
+      if (reclaimed(position)) {
+        ++overwritten_while_read_;
+        return blocks;
+      }
+      return block.error();
+    }
     if (*block == nullptr) break;
-    // Copy the header first: the producer may overwrite the block under us.
-    const sring_block_header header = **block;
-    const uint64_t corrupted = corrupted_in(**block);
+    // Only the validated copy: the block may be rewritten under us, so
+    // nothing is read from its header again and every sample read is
+    // bounded by the copy.
+    const sring_block_header header = cursor.header();
+    const uint64_t corrupted = count_corrupted(cursor.samples(), header);
     const ReleaseResult released = ring_.release(cursor.position());
     if (released.overwritten()) {
       // Reclaimed while we read it: what we read may be torn. The gap shows
@@ -63,6 +75,13 @@ Expected<uint64_t> StreamConsumer::consume_one_by_one(const BlockSpan& span) {
     ++blocks;
   }
   return blocks;
+}
+
+bool StreamConsumer::reclaimed(uint64_t position) const {
+  // The producer's tail in (position, head]: the block at position is gone.
+  // Pairs with the producer's reclaiming CAS (shared_tail() loads acquire).
+  const uint64_t shared = ring_.shared_tail();
+  return shared - position - 1 < ring_.head() - position;
 }
 
 }  // namespace sring

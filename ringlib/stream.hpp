@@ -27,7 +27,8 @@ class StreamConsumer {
  private:
   Expected<uint64_t> consume_batched(const BlockSpan& span);
   Expected<uint64_t> consume_one_by_one(const BlockSpan& span);
-  uint64_t corrupted_in(const sring_block_header& block) const;
+  uint64_t count_corrupted(const uint16_t* samples, const sring_block_header& header) const;
+  bool reclaimed(uint64_t position) const;
 
   Ring& ring_;
   bool verify_;
