@@ -1,5 +1,7 @@
 #include "ringlib/pipeline.hpp"
 
+#include <mutex>
+
 namespace sring {
 namespace {
 
@@ -50,11 +52,32 @@ void Pipeline::worker_loop(unsigned index) {
       continue;
     }
     backoff.reset();
-    work_(index, descriptor);
+    try {
+      work_(index, descriptor);
+    } catch (...) {
+      // The block is not done: it is never reported, so it is never
+      // released. run() stops and rethrows this once every thread is joined.
+      fail(std::current_exception());
+      return;
+    }
     // spsc push is a release: the reader sees our work done before the
-    // completion, and only then lets the producer reuse the block.
-    while (!self.done.push(descriptor.end_position)) backoff.idle();
+    // completion, and only then lets the producer reuse the block. A reader
+    // that left (an error, or its own callback threw) no longer drains the
+    // queue: stop_ says so, and the completion no longer matters.
+    while (!self.done.push(descriptor.end_position)) {
+      if (stop_.load(std::memory_order_acquire)) return;
+      backoff.idle();
+    }
   }
+}
+
+void Pipeline::fail(std::exception_ptr error) {
+  {
+    std::lock_guard lock(failure_mutex_);
+    if (!failure_) failure_ = std::move(error);  // the first one wins
+  }
+  // Release: run() reads failure_ (under the mutex) after it sees this.
+  failed_.store(true, std::memory_order_release);
 }
 
 uint64_t Pipeline::collect_completions() {
@@ -74,6 +97,16 @@ Status Pipeline::run(WaitStrategy strategy, const std::function<bool()>& keep_go
   if (load_relaxed(ring_.producer().overrun_policy) == SRING_OVERRUN_OVERWRITE_OLDEST) {
     return make_error(EINVAL, "the worker pipeline cannot run on an overwrite-oldest ring");
   }
+  failed_.store(false, std::memory_order_relaxed);
+  failure_ = nullptr;
+  Status status = run_reader(strategy, keep_going, observe);  // joins the workers on every way out
+  // Every worker is joined: failure_ is no longer written.
+  if (failure_) std::rethrow_exception(failure_);
+  return status;
+}
+
+Status Pipeline::run_reader(WaitStrategy strategy, const std::function<bool()>& keep_going,
+                            const Observe& observe) {
   stop_.store(false, std::memory_order_relaxed);
   for (unsigned i = 0; i < workers_.size(); ++i) {
     workers_[i]->thread = std::thread([this, i] { worker_loop(i); });
@@ -95,6 +128,9 @@ Status Pipeline::run(WaitStrategy strategy, const std::function<bool()>& keep_go
   Status status = ok();
   bool draining = false;
   for (;;) {
+    // A worker's callback threw: its block and those after it will never be
+    // done, so nothing more is released and the run ends now.
+    if (failed_.load(std::memory_order_acquire)) break;
     if (!draining && !keep_going()) draining = true;
     if (const uint64_t new_tail = collect_completions(); new_tail != 0) ring_.release(new_tail);
     if (draining && released_ == dispatched_) break;

@@ -17,7 +17,9 @@
 #include <atomic>
 #include <chrono>
 #include <cstdint>
+#include <exception>
 #include <functional>
+#include <mutex>
 #include <memory>
 #include <thread>
 #include <vector>
@@ -50,6 +52,10 @@ class Pipeline {
 
   // The reader loop, on the calling thread, until keep_going() is false and
   // every dispatched block has been released. Workers start and stop with it.
+  // If a Work callback throws, the run stops at once (blocks from the one
+  // that threw on are not released) and, once every worker is joined, the
+  // first exception is rethrown here; an exception from keep_going or
+  // observe propagates the same way.
   Status run(WaitStrategy strategy, const std::function<bool()>& keep_going,
              const Observe& observe);
 
@@ -66,15 +72,23 @@ class Pipeline {
     std::thread thread;
   };
 
+  Status run_reader(WaitStrategy strategy, const std::function<bool()>& keep_going,
+                    const Observe& observe);
   void worker_loop(unsigned index);
+  void fail(std::exception_ptr error);
   // Pops completions in dispatch order; returns the new tail, or 0 if none.
   uint64_t collect_completions();
 
   Ring& ring_;
   Work work_;
   std::vector<std::unique_ptr<Worker>> workers_;
-  std::atomic<bool> stop_{false};
-  uint64_t dispatched_ = 0;
+  // Read by every worker on each idle round and by the reader on each loop:
+  // each on its own cache line, away from the reader's counters below.
+  alignas(64) std::atomic<bool> stop_{false};
+  alignas(64) std::atomic<bool> failed_{false};
+  std::mutex failure_mutex_;
+  std::exception_ptr failure_;  // first exception from a Work callback
+  alignas(64) uint64_t dispatched_ = 0;  // the reader's own, off the flags' lines
   uint64_t released_ = 0;
   uint64_t dispatched_position_ = 0;
 };
