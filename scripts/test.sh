@@ -8,6 +8,9 @@ cd "$(dirname "$0")/.."
 scripts/setup-deps.sh || { echo "sring: setup failed"; echo "0 passed, 1 failed"; exit 1; }
 
 passed=0; failed=0
+# Every stage's full output stays here (CI keeps the workspace's files).
+log_dir=${SRING_LOG_DIR:-$PWD/test-logs}
+rm -rf "$log_dir"; mkdir -p "$log_dir"
 record() {  # record NAME TOTAL FAILED
   echo "== $1: $(( $2 - $3 )) passed, $3 failed"
   passed=$((passed + $2 - $3)); failed=$((failed + $3))
@@ -15,14 +18,28 @@ record() {  # record NAME TOTAL FAILED
 
 run_bazel_tests() {  # run_bazel_tests NAME QUERY BAZEL_ARGS...
   local name="$1" query="$2"; shift 2
-  local targets
-  targets=$(bazel query "$query" 2>/dev/null) || { record "$name" 1 1; return; }
+  local targets testlogs rc target slug
+  slug=$(echo "$name" | tr -c 'a-zA-Z0-9\n' '-')
+  targets=$(bazel query "$query" 2>/dev/null) || { record "$name: bazel query" 1 1; return; }
+  testlogs=$(bazel info "$@" bazel-testlogs 2>/dev/null) || { record "$name: bazel info" 1 1; return; }
+  # A target that fails to build writes no test.xml: delete the old ones
+  # first, so a result from an earlier run can never be counted as this one.
+  for target in $targets; do
+    target="${target#//}"; rm -rf "$testlogs/${target/://}"
+  done
   echo "== $name: bazel test $*"
-  bazel test --nocache_test_results "$@" $targets 2>&1 | grep -vE '^\[[0-9,]+ / [0-9,]+\]|^(Loading|Analyzing):' | tail -n 25
-  local testlogs
-  testlogs=$(bazel info "$@" bazel-testlogs 2>/dev/null)
+  bazel test --nocache_test_results "$@" $targets >"$log_dir/bazel-$slug.log" 2>&1
+  rc=$?
+  grep -vE '^\[[0-9,]+ / [0-9,]+\]|^(Loading|Analyzing):|getaddrinfo' "$log_dir/bazel-$slug.log" | tail -n 25
   read -r total bad < <(scripts/count_tests.sh "$testlogs" $targets)
   record "$name" "$total" "$bad"
+  # bazel test: 0 all passed, 3 some test failed (counted above); anything
+  # else (1 build failure, 4 nothing to run, ...) fails the run on its own.
+  if [ $rc -ne 0 ] && [ $rc -ne 3 ]; then
+    record "$name: bazel exited $rc (build failure?)" 1 1
+  elif [ $rc -eq 3 ] && [ "$bad" -eq 0 ]; then
+    record "$name: bazel reported failures the XML does not show" 1 1
+  fi
 }
 
 run_bazel_tests "host tests" 'tests(//...)'
@@ -40,18 +57,38 @@ else
   record "packaging" 1 1
 fi
 
-if [ -x tests/qemu/run-qemu-tests.sh ]; then
-  echo "== kernel module under QEMU"
-  out=$(tests/qemu/run-qemu-tests.sh 2>&1); rc=$?
-  echo "$out" | tail -n 60
-  summary=$(echo "$out" | grep -E '^qemu: [0-9]+ passed, [0-9]+ failed' | tail -n1)
-  if [ -n "$summary" ]; then
-    p=$(echo "$summary" | awk '{print $2}'); f=$(echo "$summary" | awk '{print $4}')
-    [ $rc -ne 0 ] && [ "$f" -eq 0 ] && f=1
-    record "QEMU scenarios" $((p + f)) "$f"
-  else
-    record "QEMU scenarios" 1 1
-  fi
+echo "== sparse: make -C driver check against Debian's headers"
+sparse_dir=$(mktemp -d)
+mkdir -p "$sparse_dir/include" "$sparse_dir/simulator"
+cp -r driver "$sparse_dir/driver"; cp -r include/sring "$sparse_dir/include/"; cp -r simulator/kernel "$sparse_dir/simulator/"
+headers=$(ls -d /usr/src/linux-headers-*-amd64 2>/dev/null | sort -V | tail -n1)
+if [ -n "$headers" ] && make -C "$sparse_dir/driver" KERNEL_SRC="$headers" check >"$log_dir/sparse.log" 2>&1 &&
+   grep -q 'CHECK .*sring_main.c' "$log_dir/sparse.log" && ! grep -E 'warning:|error:' "$log_dir/sparse.log"; then
+  record "sparse (driver and in-kernel simulator)" 1 0
+else
+  cat "$log_dir/sparse.log"
+  record "sparse (driver and in-kernel simulator)" 1 1
+fi
+rm -rf "$sparse_dir"
+
+echo "== kernel module under QEMU"
+tests/qemu/run-qemu-tests.sh >"$log_dir/qemu.log" 2>&1
+rc=$?
+# Every verdict reaches the log: each scenario line, each gtest case of the
+# guest programs, the harness's own lines; the whole console is in
+# $log_dir/qemu.log, and a failure prints its context too.
+grep -E '^SCENARIO |^\[ +(OK|FAILED) +\] [A-Za-z]|^qemu:|^guest kernel' "$log_dir/qemu.log"
+summary=$(grep -E '^qemu: [0-9]+ passed, [0-9]+ failed' "$log_dir/qemu.log" | tail -n1)
+if [ -n "$summary" ]; then
+  p=$(echo "$summary" | awk '{print $2}'); f=$(echo "$summary" | awk '{print $4}')
+  [ $rc -ne 0 ] && [ "$f" -eq 0 ] && f=1
+  record "QEMU scenarios" $((p + f)) "$f"
+else
+  record "QEMU scenarios" 1 1
+fi
+if [ $rc -ne 0 ]; then
+  echo "== QEMU: last 150 lines of $log_dir/qemu.log"
+  tail -n 150 "$log_dir/qemu.log"
 fi
 
 echo "sring: $passed passed, $failed failed"

@@ -8,6 +8,7 @@
 //   kernel_test fuzz SECONDS SEED                 random abuse of /dev/sring0
 //   kernel_test start-device RATE | stop-device   leave the device running / stop it
 //   kernel_test attach-consume SECONDS            attach mid-stream and verify
+//   kernel_test expect-position P                 head and tail just above P
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
@@ -107,7 +108,7 @@ TEST(Load, DeviceAndSysfsAppear) {
   EXPECT_EQ(sysfs("state"), "stopped");
   EXPECT_EQ(sysfs("memory"), "pages");
   EXPECT_EQ(sysfs_u64("ring_size"), 4u << 20);
-  EXPECT_EQ(sysfs("abi_version"), "1.0");
+  EXPECT_EQ(sysfs("abi_version"), "1.1");
   EXPECT_EQ(sysfs("consumer"), "0");
   EXPECT_FALSE(sysfs("version").empty());
 }
@@ -433,6 +434,113 @@ TEST(Lifecycle, KilledConsumerThenANewOneContinues) {
   EXPECT_GT(before.tail, 0u) << "the first consumer's tail was kept";
 }
 
+TEST(Info, GetInfoDescribesTheRingAsThePagesDo) {
+  UniqueFd fd = open_device(O_RDONLY);
+  ASSERT_TRUE(fd.valid());
+  sring_info info{};
+  info.reserved[0] = 0xdead;  // must come back zeroed
+  ASSERT_EQ(::ioctl(fd.get(), SRING_IOC_GET_INFO, &info), 0) << strerror(errno);
+  const long page = ::sysconf(_SC_PAGESIZE);
+  EXPECT_EQ(info.abi_version, uint32_t{SRING_ABI_VERSION});
+  EXPECT_EQ(info.page_size, static_cast<uint32_t>(page));
+  EXPECT_EQ(info.ring_size, sysfs_u64("ring_size"));
+  EXPECT_EQ(info.ring_size, 4u << 20) << "the module's default ring_size";
+  EXPECT_EQ(info.consumer_offset, uint64_t{SRING_CONSUMER_PGOFF} * page);
+  EXPECT_EQ(info.data_offset, uint64_t{SRING_DATA_PGOFF} * page);
+  EXPECT_EQ(info.memory_kind, uint32_t{SRING_MEM_PAGES});
+  EXPECT_EQ(info.max_block_bytes, SRING_MAX_BLOCK_BYTES);
+  for (auto r : info.reserved) EXPECT_EQ(r, 0u);
+  auto ring = Ring::attach(std::move(fd), Ring::Access::kMonitor);
+  ASSERT_TRUE(ring.has_value()) << ring.error().message;
+  EXPECT_EQ(ring->producer().ring_size, info.ring_size) << "GET_INFO and the producer page agree";
+  EXPECT_EQ(ring->producer().data_offset, info.data_offset);
+}
+
+// Raw protocol: arm need_wakeup with a watermark, fence, and wait for the
+// eventfd. Returns whether it was signalled within `timeout`.
+bool signalled_within(sring_consumer_page* page, int efd, uint64_t watermark, std::chrono::milliseconds timeout) {
+  uint64_t count = 0;
+  while (::read(efd, &count, sizeof(count)) == sizeof(count)) {
+  }
+  __atomic_store_n(&page->wakeup_watermark, watermark, __ATOMIC_RELAXED);
+  __atomic_store_n(&page->need_wakeup, 1u, __ATOMIC_RELAXED);
+  __atomic_thread_fence(__ATOMIC_SEQ_CST);
+  pollfd pfd{efd, POLLIN, 0};
+  return ::poll(&pfd, 1, static_cast<int>(timeout.count())) == 1;
+}
+
+struct RawConsumer {
+  explicit RawConsumer(const sring_config& config) {
+    fd = open_device(O_RDWR);
+    EXPECT_TRUE(fd.valid());
+    prepare(fd.get(), config);
+    efd.reset(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
+    const int32_t e = efd.get();
+    EXPECT_EQ(::ioctl(fd.get(), SRING_IOC_SET_EVENTFD, &e), 0);
+    void* p = ::mmap(nullptr, ::sysconf(_SC_PAGESIZE), PROT_READ | PROT_WRITE, MAP_SHARED, fd.get(),
+                     ::sysconf(_SC_PAGESIZE));
+    EXPECT_NE(p, MAP_FAILED);
+    page = static_cast<sring_consumer_page*>(p);
+  }
+  ~RawConsumer() {
+    ::ioctl(fd.get(), SRING_IOC_STOP);
+    ::munmap(page, ::sysconf(_SC_PAGESIZE));
+  }
+  UniqueFd fd;
+  UniqueFd efd;
+  sring_consumer_page* page = nullptr;
+};
+
+TEST(Watermark, WildValuesAreClampedAndStillWake) {
+  // No flush wake-up within the test (10 s is the longest allowed): only the
+  // clamp can make these signals come.
+  sring_config config = default_config();
+  config.flush_timeout_us = 10'000'000;
+  RawConsumer c(config);
+  ASSERT_EQ(::ioctl(c.fd.get(), SRING_IOC_START), 0);
+  // Beyond the ring: clamped to ring_size / 2 (2 MiB, about 50 ms of data).
+  EXPECT_TRUE(signalled_within(c.page, c.efd.get(), ~uint64_t{0}, 3000ms)) << "a huge watermark silenced the ring";
+  const uint64_t after_huge = stats_of(c.fd.get()).wakeups;
+  EXPECT_GE(after_huge, 1u);
+  // Zero: clamped to 1 byte, the next block wakes. Tail moved up to head
+  // first, so the ring is empty when we ask.
+  __atomic_store_n(&c.page->tail, stats_of(c.fd.get()).head, __ATOMIC_RELEASE);
+  EXPECT_TRUE(signalled_within(c.page, c.efd.get(), 0, 3000ms)) << "a zero watermark silenced the ring";
+  EXPECT_GT(stats_of(c.fd.get()).wakeups, after_huge);
+  EXPECT_EQ(stats_of(c.fd.get()).bad_tails, 0u);
+}
+
+TEST(Eventfd, ClearedEventfdIsNeverSignalledAgain) {
+  sring_config config = default_config();
+  config.flush_timeout_us = 1000;
+  RawConsumer c(config);
+  ASSERT_EQ(::ioctl(c.fd.get(), SRING_IOC_START), 0);
+  ASSERT_TRUE(signalled_within(c.page, c.efd.get(), 1, 3000ms)) << "registered: signalled";
+  ASSERT_EQ(::ioctl(c.fd.get(), SRING_IOC_CLEAR_EVENTFD), 0) << strerror(errno);
+  const uint64_t before = stats_of(c.fd.get()).wakeups;
+  EXPECT_FALSE(signalled_within(c.page, c.efd.get(), 1, 500ms)) << "signalled after CLEAR_EVENTFD";
+  // The request was still answered (poll() waiters would have been woken):
+  // only the eventfd is gone.
+  EXPECT_GT(stats_of(c.fd.get()).wakeups, before);
+  UniqueFd monitor = open_device(O_RDONLY);
+  EXPECT_EQ(::ioctl(monitor.get(), SRING_IOC_CLEAR_EVENTFD), -1);
+  EXPECT_EQ(errno, EPERM) << "a monitor cannot clear the consumer's eventfd";
+}
+
+TEST(Read, NonBlockingReadOfAnEmptyRunningRingIsEagain) {
+  UniqueFd fd = open_device(O_RDWR | O_NONBLOCK);
+  ASSERT_TRUE(fd.valid());
+  sring_config config = default_config();
+  config.sample_rate = 1000;  // first block due in about 4 s
+  prepare(fd.get(), config);
+  ASSERT_EQ(::ioctl(fd.get(), SRING_IOC_START), 0);
+  std::vector<uint8_t> buffer(64 * 1024);
+  EXPECT_EQ(::read(fd.get(), buffer.data(), buffer.size()), -1);
+  EXPECT_EQ(errno, EAGAIN);
+  ASSERT_EQ(::ioctl(fd.get(), SRING_IOC_STOP), 0);
+  EXPECT_EQ(::read(fd.get(), buffer.data(), buffer.size()), 0) << "stopped and drained: end of file";
+}
+
 TEST(Faults, InjectedCorruptionIsDetected) {
   UniqueFd fd = open_device(O_RDWR);
   ASSERT_TRUE(fd.valid());
@@ -485,11 +593,15 @@ int fuzz(double seconds, uint64_t seed) {
     }
   };
   uint64_t ops = 0;
+  uint64_t by_kind[12] = {};
+  uint64_t unexpected = 0;  // the kernel accepted what it must refuse
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::duration<double>(seconds);
   while (std::chrono::steady_clock::now() < deadline) {
     ++ops;
     const int fd = pick_fd();
-    switch (rng() % 12) {
+    const unsigned kind = static_cast<unsigned>(rng() % 12);
+    ++by_kind[kind];
+    switch (kind) {
       case 0: {
         if (fds.size() >= 6) break;
         const int flags = (rng() % 2 ? O_RDWR : O_RDONLY) | (rng() % 2 ? O_NONBLOCK : 0);
@@ -510,7 +622,11 @@ int fuzz(double seconds, uint64_t seed) {
       case 2: {  // any command, any argument
         const unsigned long cmd = rng() % 3 == 0 ? static_cast<unsigned long>(rng() & 0xffffffff)
                                                  : commands[rng() % std::size(commands)];
-        ::ioctl(fd, cmd, random_arg());
+        const bool known = std::find(std::begin(commands), std::end(commands), cmd) != std::end(commands);
+        if (::ioctl(fd, cmd, random_arg()) == 0 && !known && fd >= 0) {
+          std::printf("fuzz: unknown ioctl %#lx succeeded\n", cmd);
+          ++unexpected;
+        }
         break;
       }
       case 3: {  // plausible configurations, and the state machine
@@ -531,9 +647,16 @@ int fuzz(double seconds, uint64_t seed) {
         const int prots[] = {PROT_READ, PROT_READ | PROT_WRITE, PROT_WRITE, PROT_READ | PROT_EXEC};
         const size_t length = sizes[rng() % std::size(sizes)];
         const int prot = prots[rng() % std::size(prots)];
-        void* p = ::mmap(nullptr, length, prot, rng() % 4 ? MAP_SHARED : MAP_PRIVATE, fd,
-                         offsets[rng() % std::size(offsets)]);
+        const off_t offset = offsets[rng() % std::size(offsets)];
+        const int share = rng() % 4 ? MAP_SHARED : MAP_PRIVATE;
+        void* p = ::mmap(nullptr, length, prot, share, fd, offset);
         if (p == MAP_FAILED) break;
+        // The producer page and the data are never writable through a
+        // shared mapping, whoever asks.
+        if ((prot & PROT_WRITE) && share == MAP_SHARED && (offset == 0 || offset == 2 * page)) {
+          std::printf("fuzz: writable shared mapping at offset %lld was allowed\n", static_cast<long long>(offset));
+          ++unexpected;
+        }
         volatile uint8_t sink = 0;
         if (prot & PROT_READ) {
           for (size_t off = 0; off < length; off += page) sink = sink + static_cast<uint8_t*>(p)[off];
@@ -589,9 +712,36 @@ int fuzz(double seconds, uint64_t seed) {
   }
   if (consumer) ::munmap(consumer, page);
   for (int fd : fds) ::close(fd);
-  std::printf("fuzz: %llu operations, seed %llu\n", static_cast<unsigned long long>(ops),
-              static_cast<unsigned long long>(seed));
-  return 0;
+  std::printf("fuzz: %llu operations, seed %llu, %llu unexpected successes; per kind:",
+              static_cast<unsigned long long>(ops), static_cast<unsigned long long>(seed),
+              static_cast<unsigned long long>(unexpected));
+  for (uint64_t n : by_kind) std::printf(" %llu", static_cast<unsigned long long>(n));
+  std::printf("\n");
+  // A fuzzer that did not exercise every kind of abuse proves nothing.
+  const uint64_t fewest = *std::min_element(std::begin(by_kind), std::end(by_kind));
+  if (fewest < 20) {
+    std::printf("fuzz: FAIL: some kind of operation ran only %llu times\n", static_cast<unsigned long long>(fewest));
+    return 1;
+  }
+  return unexpected == 0 ? 0 : 1;
+}
+
+// The stream position after a run with the module parameter
+// initial_position=P: head and tail must be just above P (the reset
+// position), never wrapped, truncated or reset to 0.
+int expect_position(uint64_t position) {
+  UniqueFd fd = open_device(O_RDONLY);
+  if (!fd.valid()) return 2;
+  const sring_stats stats = stats_of(fd.get());
+  const uint64_t base = position & ~uint64_t{SRING_BLOCK_ALIGN - 1};
+  const uint64_t ran = stats.head - base;
+  std::printf("position: initial %llu, head %llu (+%llu), tail %llu, sysfs head %s\n",
+              static_cast<unsigned long long>(position), static_cast<unsigned long long>(stats.head),
+              static_cast<unsigned long long>(ran), static_cast<unsigned long long>(stats.tail),
+              sysfs("head").c_str());
+  const bool ok = ran > 0 && ran < (uint64_t{1} << 40) && stats.tail - base <= ran &&
+                  sysfs("head") == std::to_string(stats.head) && stats.bytes_consumed == stats.tail - base;
+  return ok ? 0 : 1;
 }
 
 // Configures and starts the device, then leaves it running with no consumer.
@@ -624,11 +774,19 @@ int attach_consume(double seconds) {
   if (!ring->enable_eventfd()) return 2;
   sring::StreamConsumer consumer(*ring, true);
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::duration<double>(seconds);
+  bool announced = false;
   while (std::chrono::steady_clock::now() < deadline) {
     auto n = consumer.consume_available();
     if (!n) {
       std::fprintf(stderr, "attach: %s\n", n.error().message.c_str());
       return 1;
+    }
+    if (!announced && consumer.counters().samples > 0) {
+      // For the lifecycle scenario: a consumer killed before this line
+      // never attached and proves nothing.
+      std::printf("attached and consuming\n");
+      std::fflush(stdout);
+      announced = true;
     }
     if (*n == 0) (void)ring->wait(sring::WaitStrategy::kEventfd, 50ms);
   }
@@ -647,6 +805,7 @@ int main(int argc, char** argv) {
   if (mode == "start-device" && argc == 3) return start_device(std::stoull(argv[2]));
   if (mode == "stop-device") return stop_device();
   if (mode == "attach-consume" && argc == 3) return attach_consume(std::stod(argv[2]));
+  if (mode == "expect-position" && argc == 3) return expect_position(std::stoull(argv[2]));
   if (argc == 3 && std::string(argv[1]) == "hold") {
     // Map the producer page, close the descriptor, and wait to be killed:
     // the mapping alone must keep rmmod away.

@@ -42,7 +42,42 @@ dmesg | grep -E "KernelAddressSanitizer initialized|lockdep checking is enabled|
 mode=tests
 grep -q "sring.mode=demo" /proc/cmdline && mode=demo
 grep -q "sring.mode=bench" /proc/cmdline && mode=bench
+grep -q "sring.mode=reserved" /proc/cmdline && mode=reserved
 extra=$(sed -n 's/.*sring.args=\([^ ]*\).*/\1/p' /proc/cmdline | tr ',' ' ')
+
+if [ "$mode" = reserved ]; then
+  # The kernel command line has memmap=32M$0x30000000 (run-qemu-tests.sh):
+  # 32 MiB at 768 MiB the kernel does not own. Two 16 MiB rings in it, four
+  # times what a page allocation gives.
+  grep -o 'memmap=[^ ]*' /proc/cmdline
+  if insmod /sring.ko nr_rings=2 ring_size=16777216 reserved_base=0x30000000 reserved_size=0x2000000 &&
+     [ -c /dev/sring1 ]; then
+    pass "two 16 MiB rings in a region reserved at boot"
+  else
+    dmesg | tail -n 20; fail "two 16 MiB rings in a region reserved at boot"; finish
+  fi
+  for n in 0 1; do
+    [ "$(cat /sys/class/sring/sring$n/memory)" = reserved ] && [ "$(cat /sys/class/sring/sring$n/ring_size)" = 16777216 ] &&
+      pass "sring$n: memory reserved, ring_size 16 MiB" || fail "sring$n: memory reserved, ring_size 16 MiB"
+  done
+  grep -i sring /proc/iomem && pass "the region is claimed in /proc/iomem" || fail "the region is claimed in /proc/iomem"
+  if /acquire --device /dev/sring0 --rate 20M --duration 3 --block-size 1M >/tmp/acq.log 2>&1; then
+    cat /tmp/acq.log; pass "reserved ring, 1 MiB blocks at 20 MS/s: every sample verified"
+  else
+    cat /tmp/acq.log; fail "reserved ring, 1 MiB blocks at 20 MS/s: every sample verified"
+  fi
+  if /acquire --device /dev/sring1 --rate 20M --duration 3 --slow-us 300000 --allow-loss --policy overwrite >/tmp/acq.log 2>&1; then
+    cat /tmp/acq.log; pass "reserved ring, overwrite-oldest, slow consumer: losses exact"
+  else
+    cat /tmp/acq.log; fail "reserved ring, overwrite-oldest, slow consumer: losses exact"
+  fi
+  rmmod sring && ! grep -qi sring /proc/iomem && pass "unload releases the reserved region" ||
+    fail "unload releases the reserved region"
+  insmod /sring.ko nr_rings=2 ring_size=16777216 reserved_base=0x30000000 reserved_size=0x2000000 &&
+    rmmod sring && pass "the region can be claimed again after unload" || fail "the region can be claimed again after unload"
+  check_dmesg "reserved memory"
+  finish
+fi
 
 if insmod /sring.ko && [ -c /dev/sring0 ]; then
   pass "module loads, /dev/sring0 appears"
@@ -99,15 +134,28 @@ if [ "$mode" = bench ]; then
   finish
 fi
 
+# A gtest program in the guest: each case counts as one verdict; a program
+# that dies or runs nothing counts as a failure.
+run_gtest() {  # run_gtest NAME PROGRAM
+  "$2" --gtest_color=no >/tmp/gt.log 2>&1
+  rc=$?
+  cat /tmp/gt.log
+  gt_passed=$(grep -c '^\[       OK \]' /tmp/gt.log)
+  gt_failed=$(grep -cE '^\[  FAILED  \] [A-Za-z_/]+\.[A-Za-z_/]+.* \(' /tmp/gt.log)
+  if ! grep -q '^\[  PASSED  \]' /tmp/gt.log || [ $rc -ne 0 ] || [ "$gt_passed" -eq 0 ]; then
+    [ "$gt_failed" -gt 0 ] || gt_failed=1
+  fi
+  passed=$((passed + gt_passed))
+  failed=$((failed + gt_failed))
+  echo "SCENARIO $([ "$gt_failed" -eq 0 ] && echo PASS || echo FAIL): $1 ($gt_passed cases passed, $gt_failed failed, exit $rc)"
+}
+
 # --- the kernel's own test program: ioctl, mmap, read(), tail, lifecycle ---
-/kernel_test --gtest_color=no >/tmp/kt.log 2>&1
-cat /tmp/kt.log
-kt_passed=$(grep -c '^\[       OK \]' /tmp/kt.log)
-kt_failed=$(grep -cE '^\[  FAILED  \] [A-Za-z_]+\.[A-Za-z_]+ \(' /tmp/kt.log)
-grep -q '^\[  PASSED  \]' /tmp/kt.log || [ "$kt_failed" -gt 0 ] || kt_failed=1
-passed=$((passed + kt_passed))
-failed=$((failed + kt_failed))
+run_gtest "kernel_test" /kernel_test
 check_dmesg "after kernel_test"
+# --- docs/abi.md, checked with the same tests as the user-space simulator ---
+run_gtest "conformance to docs/abi.md (the tests the simulator passes on the host)" /conformance_kernel
+check_dmesg "after the conformance tests"
 
 # On the checkers' kernel (KASAN, lockdep, ...) everything runs several
 # times slower: there an acquisition must verify every sample it gets and
@@ -145,6 +193,8 @@ run_acquire "read() copy path, 20 MS/s, every sample verified, losses exact" --r
 run_acquire "slow consumer, drop-newest: drops counted exactly" --rate 20M --duration 3 --slow-us 300000 --allow-loss
 grep -Eq "lost samples +[1-9]" /tmp/acq.log && pass "slow consumer really lost samples" || fail "slow consumer really lost samples"
 run_acquire "slow consumer, overwrite-oldest: losses counted exactly" --rate 20M --duration 3 --slow-us 300000 --allow-loss --policy overwrite
+run_acquire "read() under overwrite-oldest, slow reader: losses counted exactly" --rate 20M --duration 3 --read --slow-us 200000 --allow-loss --policy overwrite
+grep -Eq "lost samples +[1-9]" /tmp/acq.log && pass "the slow reader really lost samples" || fail "the slow reader really lost samples"
 run_acquire "slow consumer, stop policy: device stops" --rate 20M --duration 3 --slow-us 300000 --allow-loss --policy stop
 grep -q "overrun-stopped" /sys/class/sring/sring0/state && pass "stop policy leaves the ring overrun-stopped" || fail "stop policy leaves the ring overrun-stopped"
 
@@ -207,9 +257,17 @@ kill $holder; wait $holder 2>/dev/null
 # ---------------- hardening (issue: fuzzing, stress, lifecycle, long runs) ---
 
 # Fuzzing: three processes abuse the device at once, bounded in time.
-for seed in 1 2 3; do /kernel_test fuzz 15 $seed >/tmp/fuzz$seed.log 2>&1 & done
-wait
-cat /tmp/fuzz1.log /tmp/fuzz2.log /tmp/fuzz3.log
+fuzzers=""
+for seed in 1 2 3; do /kernel_test fuzz 15 $seed >/tmp/fuzz$seed.log 2>&1 & fuzzers="$fuzzers $!"; done
+seed=1
+for pid in $fuzzers; do
+  # Each fuzzer exits 0 only if every kind of abuse ran at least 20 times and
+  # the kernel refused everything it must refuse.
+  if wait $pid; then pass "fuzzer $seed ran every kind of operation, nothing unexpected accepted"
+  else fail "fuzzer $seed ran every kind of operation, nothing unexpected accepted"; fi
+  cat /tmp/fuzz$seed.log
+  seed=$((seed + 1))
+done
 /kernel_test stop-device
 check_dmesg "after fuzzing"
 run_acquire "a fresh consumer verifies every sample after fuzzing" --rate 20M --duration 2
@@ -226,13 +284,32 @@ kill $hogs; wait $hogs 2>/dev/null
 # while the device keeps running; the last one must verify what it sees.
 /kernel_test start-device 20000000 && pass "device left running without a consumer" || fail "device left running without a consumer"
 i=0
+attached=0
 while [ $i -lt 100 ]; do
-  /kernel_test attach-consume 5 >/dev/null 2>&1 &
-  victim=$!
-  usleep $(( (i % 5) * 20000 + 10000 ))
+  # Killed only once it has attached and consumed: a consumer killed before
+  # it held the role would prove nothing. One that exits without attaching
+  # (the killed one before it may not have let go of the role yet: its file
+  # is released after it exits) says why and is started again.
+  try=0
+  while [ $try -lt 5 ]; do
+    /kernel_test attach-consume 5 >/tmp/victim.log 2>&1 &
+    victim=$!
+    n=0
+    while [ $n -lt 300 ] && ! grep -q "attached and consuming" /tmp/victim.log && kill -0 $victim 2>/dev/null; do
+      usleep 10000; n=$((n + 1))
+    done
+    grep -q "attached and consuming" /tmp/victim.log && break
+    echo "consumer $i, try $try: $(cat /tmp/victim.log)"
+    kill -9 $victim 2>/dev/null; wait $victim 2>/dev/null
+    try=$((try + 1)); usleep 50000
+  done
+  grep -q "attached and consuming" /tmp/victim.log && attached=$((attached + 1))
+  usleep $(( (i % 5) * 20000 ))
   kill -9 $victim; wait $victim 2>/dev/null
   i=$((i + 1))
 done
+[ $attached = 100 ] && pass "each of the 100 consumers attached and consumed before it was killed" ||
+  fail "each of the 100 consumers attached and consumed before it was killed (only $attached did)"
 /kernel_test attach-consume 1 >/tmp/attach.log 2>&1 && pass "100 killed consumers, then one that verifies everything" ||
   { cat /tmp/attach.log; fail "100 killed consumers, then one that verifies everything"; }
 cat /tmp/attach.log
@@ -262,10 +339,46 @@ done
 for position in 4294901760 9223372036854710272; do
   rmmod sring && insmod /sring.ko initial_position=$position
   run_acquire "counters crossing $position + 64 KiB: every sample verified" --rate 20M --duration 2
-  head=$(cat /sys/class/sring/sring0/head)
-  echo "head after the run: $head"
+  /kernel_test expect-position $position && pass "head and tail ran on from $position (not reset, truncated or wrapped)" ||
+    fail "head and tail ran on from $position (not reset, truncated or wrapped)"
 done
 rmmod sring && insmod /sring.ko
+
+# Module parameters: several rings of a non-default size, each its own
+# device with its own data; bad values refused with a message, nothing left.
+rmmod sring
+if insmod /sring.ko nr_rings=3 ring_size=1048576 && [ -c /dev/sring2 ] &&
+   [ "$(cat /sys/class/sring/sring1/ring_size)" = 1048576 ]; then
+  pass "nr_rings=3 ring_size=1M: three 1 MiB rings"
+else
+  fail "nr_rings=3 ring_size=1M: three 1 MiB rings"
+fi
+# 4 MS/s each: a 1 MiB ring holds 130 ms of it, room for emulation stalls.
+/acquire --device /dev/sring1 --rate 4M --duration 2 >/tmp/r1.log 2>&1 & r1=$!
+/acquire --device /dev/sring2 --rate 4M --duration 2 --policy overwrite >/tmp/r2.log 2>&1 & r2=$!
+/acquire --device /dev/sring0 --rate 4M --duration 2 --block-size 64K >/tmp/r0.log 2>&1
+r0=$?
+wait $r1; rc1=$?; wait $r2; rc2=$?
+cat /tmp/r0.log /tmp/r1.log /tmp/r2.log
+[ $r0 = 0 ] && [ $rc1 = 0 ] && [ $rc2 = 0 ] && pass "three rings acquire at once, every sample verified" ||
+  fail "three rings acquire at once, every sample verified ($r0 $rc1 $rc2)"
+rmmod sring
+for bad in "ring_size=1000000" "ring_size=32768" "nr_rings=0" "nr_rings=17" "ring_size=8388608" \
+           "reserved_base=0x100000 reserved_size=0x1000000" "reserved_base=0x1000"; do
+  # Only what this load logged (dmesg -c would hide earlier splats from the
+  # final kernel-log check).
+  seen=$(dmesg | wc -l)
+  if insmod /sring.ko $bad 2>/dev/null; then
+    fail "insmod sring.ko $bad is refused"; rmmod sring
+  elif dmesg | tail -n +$((seen + 1)) | grep -q "sring: .*\(must\|needs\|cannot\|overlaps\|at most\)"; then
+    pass "insmod sring.ko $bad is refused with a message: $(dmesg | tail -n +$((seen + 1)) | grep 'sring: ' | tail -n1 | sed 's/^\[[^]]*\] //')"
+  else
+    dmesg | tail -n 5; fail "insmod sring.ko $bad is refused with a message"
+  fi
+done
+[ ! -e /dev/sring0 ] && ! grep -q '^sring ' /proc/modules && pass "nothing left behind by a refused load" ||
+  fail "nothing left behind by a refused load"
+insmod /sring.ko
 
 # No kernel address leaks out through sysfs or the kernel log.
 if grep -rhE "ffff[0-9a-f]{12}" /sys/class/sring/sring0/ 2>/dev/null || dmesg | grep -i sring | grep -E "ffff[0-9a-f]{12}"; then
