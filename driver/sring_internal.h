@@ -82,6 +82,7 @@ struct sring_ring {
 	bool unsignalled;	/* data published since the last signal */
 	ktime_t unsignalled_since;
 	u32 corrupt_blocks;	/* fault injection: blocks left to corrupt */
+	bool read_pinned;	/* read() is copying from tail: no reclaim */
 	struct eventfd_ctx *eventfd;
 	u64 bytes_read;		/* through read() */
 

@@ -56,7 +56,6 @@ MODULE_PARM_DESC(initial_position,
 #define SRING_DEFAULT_FLUSH_US		2000
 /* read() in overwrite mode: copies retried when the producer takes blocks
  * back under us, before giving up with -EIO. */
-#define SRING_READ_RETRIES		16
 
 struct sring_file {
 	struct sring_ring *ring;
@@ -341,16 +340,16 @@ static u64 sring_whole_blocks(struct sring_ring *ring, u64 tail, u64 head,
  * read(): the copy path, for dd and cat, and the baseline zero-copy is
  * measured against. Copies as many whole blocks as fit; returns 0 at the end
  * of a stopped stream; -EINVAL if the buffer cannot hold one block; -EIO
- * if, in overwrite mode, the shared tail keeps changing under every copy.
+ * if, in overwrite mode, the shared tail was written behind our back.
  */
 static ssize_t sring_read(struct file *file, char __user *buf, size_t count,
 			  loff_t *ppos)
 {
 	struct sring_file *sf = file->private_data;
 	struct sring_ring *ring = sf->ring;
+	unsigned long uncopied;
 	u64 head, tail, bytes;
-	int retries = 0;
-	int ret;
+	ssize_t ret;
 
 	if (!sring_take_consumer(sf))
 		return -EBUSY;
@@ -358,48 +357,47 @@ static ssize_t sring_read(struct file *file, char __user *buf, size_t count,
 		spin_lock_bh(&ring->prod_lock);
 		tail = sring_accepted_tail(ring);
 		head = ring->head;
+		/*
+		 * Under the producer's lock, which it holds while it makes a
+		 * block: the headers between tail and head are whole. Under
+		 * overwrite-oldest, pin what we are about to copy: until we
+		 * release it the producer drops new blocks instead of taking
+		 * these back (counted and flagged as any drop), so a slow
+		 * copy can neither be torn nor starved by a full ring.
+		 */
+		bytes = head != tail ? sring_whole_blocks(ring, tail, head, count) : 0;
+		ring->read_pinned = bytes != 0;
 		spin_unlock_bh(&ring->prod_lock);
 
 		if (head != tail) {
-			bytes = sring_whole_blocks(ring, tail, head, count);
-			if (!bytes) {
-				/*
-				 * Overwrite-oldest: the header at tail may be
-				 * one the producer is reclaiming and rewriting
-				 * right now; if it moved tail, look again.
-				 * Pairs with its cmpxchg() of tail.
-				 */
-				if (smp_load_acquire(&ring->kcons->tail) != tail &&
-				    ++retries <= SRING_READ_RETRIES)
-					continue;
+			if (!bytes)
 				return -EINVAL;
-			}
-			if (copy_to_user(buf, ring->data_mirror +
-					 (tail & (ring->ring_size - 1)), bytes))
-				return -EFAULT;
-			if (READ_ONCE(ring->config.overrun_policy) !=
-			    SRING_OVERRUN_OVERWRITE_OLDEST) {
+			uncopied = copy_to_user(buf, ring->data_mirror +
+						(tail & (ring->ring_size - 1)), bytes);
+			spin_lock_bh(&ring->prod_lock);
+			ring->read_pinned = false;
+			if (uncopied) {
+				ret = -EFAULT;
+			} else if (ring->config.overrun_policy !=
+				   SRING_OVERRUN_OVERWRITE_OLDEST) {
 				/* Pairs with the producer's
 				 * smp_load_acquire(tail): the copy is done
 				 * before the space may be reused. */
 				smp_store_release(&ring->kcons->tail, tail + bytes);
-			} else if (cmpxchg(&ring->kcons->tail, tail, tail + bytes) != tail) {
-				/*
-				 * The producer took these blocks back while
-				 * we copied (what we copied may be torn), or
-				 * someone scribbled on the shared tail. Try
-				 * again, a bounded number of times: a tail
-				 * that keeps changing must not pin us here.
-				 */
-				if (++retries > SRING_READ_RETRIES)
-					return -EIO;
-				cond_resched();
-				continue;
+				ret = bytes;
+			} else if (cmpxchg(&ring->kcons->tail, tail, tail + bytes) == tail) {
+				/* Fully ordered, as the producer's CAS. It
+				 * could not move tail while we held the pin:
+				 * a failure means the consumer page was
+				 * written behind our back. */
+				ret = bytes;
+			} else {
+				ret = -EIO;
 			}
-			spin_lock_bh(&ring->prod_lock);
-			ring->bytes_read += bytes;
+			if (ret > 0)
+				ring->bytes_read += bytes;
 			spin_unlock_bh(&ring->prod_lock);
-			return bytes;
+			return ret;
 		}
 		if (!sring_running(ring))
 			return 0;

@@ -75,6 +75,7 @@ void sring_producer_reset(struct sring_ring *ring, u64 position)
 	ring->in_overrun = false;
 	ring->unsignalled = false;
 	ring->corrupt_blocks = 0;
+	ring->read_pinned = false;
 	ring->bytes_read = 0;
 
 	WRITE_ONCE(kprod->blocks_produced, 0);
@@ -248,6 +249,11 @@ static bool sring_reclaim_oldest(struct sring_ring *ring, u64 needed_head,
 	 * Pairs with the consumer's release of tail (store or CAS). */
 	u64 in_memory = smp_load_acquire(&ring->kcons->tail);
 	int attempt;
+
+	/* read() is copying the oldest blocks (sring_read()): they stay,
+	 * and the new block is dropped instead. */
+	if (ring->read_pinned)
+		return false;
 
 	for (attempt = 0; attempt < SRING_RECLAIM_ATTEMPTS; attempt++) {
 		const struct sring_block_header *victim;
