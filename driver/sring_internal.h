@@ -1,8 +1,8 @@
 /* SPDX-License-Identifier: GPL-2.0 */
 /*
- * sring internals shared by the char device (sring_main.c), the producer
- * core (sring_producer.c) and the simulated sampling device
- * (simulator/kernel/sring_sim.c).
+ * sring internals shared by the char device and registration
+ * (sring_core.c) and the producer core (sring_producer.c). Device drivers
+ * see only include/sring/sring_device.h.
  *
  * Memory of one ring:
  *
@@ -10,17 +10,26 @@
  *   cons_page  one zeroed page, struct sring_consumer_page; mapped read-write
  *              by the consumer. Everything in it is user-controlled: read it
  *              once (READ_ONCE/smp_load_acquire), validate, never index with it.
- *   data       ring_size bytes, physically contiguous (high-order pages, or a
- *              region reserved at boot). The kernel maps it twice back to back
- *              with vmap_pfn() (data_mirror), exactly as user space sees it, so
- *              the producer writes every block in one piece too.
+ *   data       ring_size bytes, physically contiguous: pages below the
+ *              device's DMA mask, or part of a region reserved at boot. The
+ *              kernel maps it twice back to back with vmap()/vmap_pfn()
+ *              (data_mirror), exactly as user space sees it, so the header
+ *              and the CPU's view of every slot are contiguous too. The
+ *              device sees it once, through a streaming DMA mapping
+ *              (dma_handle) that lives from register to unregister.
+ *
+ * Lifetime: struct sring_ring embeds the struct device of /dev/sringN; the
+ * cdev is its child (cdev_device_add) and every open file holds a reference,
+ * so the ring and its memory outlive unregister until the last file (and
+ * with it the last mapping) is gone: sring_ring_release() frees them.
  *
  * Locking:
  *   ring->lock (mutex)      configuration, start/stop/reset, the consumer
- *                           role, eventfd replacement; process context only.
- *   ring->prod_lock (spin)  producer state: taken by the simulated device's
- *                           hrtimer callback (softirq) and with _bh from
- *                           process context. Never sleep under it.
+ *                           role, eventfd replacement, ring->gone; process
+ *                           context only. ops are called under it.
+ *   ring->prod_lock (spin)  producer state. The device API may be called
+ *                           from hard IRQ: everyone takes it irqsave (or
+ *                           _irq in process context). Never sleep under it.
  */
 #ifndef _SRING_INTERNAL_H
 #define _SRING_INTERNAL_H
@@ -34,43 +43,45 @@
 #include <linux/wait.h>
 
 #include "sring/sring_abi.h"
-
+#include "sring/sring_device.h"
 #include "sring/sring_version.h"
 
 #define SRING_DRIVER_VERSION	SRING_VERSION
-#define SRING_MAX_RINGS		16
-
-enum sring_produce_result {
-	SRING_PRODUCED_WRITTEN,
-	SRING_PRODUCED_DROPPED,		/* ring full, drop-newest */
-	SRING_PRODUCED_STOPPED,		/* ring full, stop policy */
-	SRING_PRODUCED_NO_SPACE,	/* ring full, flat out: retry later */
-};
+#define SRING_MAX_RINGS		64
+#define SRING_MAX_FAULT_BLOCKS	1024
 
 struct sring_ring {
-	int index;
-	struct device *dev;
+	struct device dev;		/* /dev/sringN; its release frees us */
 	struct cdev cdev;
+	int minor;
+	struct device *parent;		/* the registering device; ref held */
+	const struct sring_device_ops *ops;
+	void *priv;
+	u32 params_flags;		/* SRING_RING_* */
 
-	/* Ring memory: constant from module load to unload. */
+	/* Ring memory: constant from register to the last close. */
 	struct page *prod_page;
 	struct page *cons_page;
 	struct sring_producer_page *kprod;
 	struct sring_consumer_page *kcons;
 	struct page *data_pages;	/* high-order allocation, or NULL */
 	phys_addr_t data_phys;		/* start of the data, either kind */
-	void *data_mirror;		/* 2 * ring_size, vmap_pfn() */
+	void *data_mirror;		/* 2 * ring_size, vmap()/vmap_pfn() */
 	u64 ring_size;
 	u32 memory_kind;		/* enum sring_memory_kind */
+	dma_addr_t dma_handle;		/* the data, for the device */
+	bool dma_mapped;		/* until unregister */
 
 	struct mutex lock;
-	unsigned long flags;		/* SRING_RING_* bits */
+	unsigned long flags;		/* SRING_RING_* bits below */
+	bool gone;			/* unregistered; under lock */
 	struct sring_config config;	/* under lock; producer copies at start */
 
 	spinlock_t prod_lock;
 	/* Producer state, under prod_lock. */
 	u32 state;
 	u64 head;
+	u64 reserved;		/* end of the slots given to the device */
 	u64 last_tail;		/* last valid tail read from cons_page */
 	u64 oldest;		/* first block not reclaimed (overwrite mode) */
 	u64 reset_position;	/* head and tail after the last reset */
@@ -81,36 +92,25 @@ struct sring_ring {
 	bool in_overrun;
 	bool unsignalled;	/* data published since the last signal */
 	ktime_t unsignalled_since;
+	struct hrtimer flush_timer;	/* signals unsignalled data in time */
 	u32 corrupt_blocks;	/* fault injection: blocks left to corrupt */
 	bool read_pinned;	/* read() is copying from tail: no reclaim */
 	struct eventfd_ctx *eventfd;
 	u64 bytes_read;		/* through read() */
 
 	wait_queue_head_t waitq;	/* poll() and blocking read() */
-
-	/* The simulated sampling device (simulator/kernel/sring_sim.c). */
-	struct hrtimer sim_timer;
-	ktime_t sim_start;
-	u64 sim_blocks_made;
-	ktime_t sim_stall_until;
-	u32 sim_burst_blocks;
 };
 
 #define SRING_RING_CONSUMER	0	/* flags bit: a consumer holds the ring */
 
-/* sring_producer.c: the producer core a DMA completion would call. */
+/* sring_producer.c: the producer core behind the device API. */
+void sring_producer_init(struct sring_ring *ring);
 void sring_producer_reset(struct sring_ring *ring, u64 position);
-enum sring_produce_result sring_produce_block(struct sring_ring *ring,
-					      ktime_t now);
-void sring_producer_poll_flush(struct sring_ring *ring, ktime_t now);
 void sring_producer_wake(struct sring_ring *ring);
+void sring_producer_end(struct sring_ring *ring, u32 state);
 u64 sring_accepted_tail(struct sring_ring *ring);
 void sring_counter_add(__u64 *counter, u64 by);
-
-/* simulator/kernel/sring_sim.c: the simulated sampling device. */
-void sring_sim_init(struct sring_ring *ring);
-void sring_sim_start(struct sring_ring *ring);
-void sring_sim_stop(struct sring_ring *ring);
-int sring_sim_inject(struct sring_ring *ring, const struct sring_fault *fault);
+int sring_producer_inject(struct sring_ring *ring,
+			  const struct sring_fault *fault);
 
 #endif /* _SRING_INTERNAL_H */

@@ -1,15 +1,18 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
- * The producer side of an sring ring: what a sampling device's DMA
- * completion does once a block has landed. Writes the block header, applies
- * the overrun policy, publishes head, and wakes the consumer only when it
- * asked for it. The user-space twin is simulator/sim_device.cpp; the two
- * follow the same steps and the same ordering.
+ * The producer side of an sring ring, behind the device API of
+ * include/sring/sring_device.h: reserve hands the device free space, commit
+ * writes the block header, applies the overrun policy, publishes head, and
+ * wakes the consumer only when it asked for it. The user-space twin is
+ * simulator/sim_device.cpp; the two follow the same steps and the same
+ * ordering.
  *
- * Everything here runs under ring->prod_lock (the simulated device's hrtimer
- * callback in softirq context, or process context with _bh).
+ * Everything here runs under ring->prod_lock, taken irqsave: the device API
+ * may be called from a hard IRQ handler.
  */
 #include <linux/atomic.h>
+#include <linux/dma-mapping.h>
+#include <linux/export.h>
 #include <linux/ktime.h>
 #include <linux/minmax.h>
 #include <linux/poll.h>
@@ -65,6 +68,7 @@ void sring_producer_reset(struct sring_ring *ring, u64 position)
 
 	lockdep_assert_held(&ring->prod_lock);
 	ring->head = position;
+	ring->reserved = position;
 	ring->last_tail = position;
 	ring->oldest = position;
 	ring->reset_position = position;
@@ -105,7 +109,7 @@ u64 sring_accepted_tail(struct sring_ring *ring)
 
 	if (tail - ring->last_tail > ring->head - ring->last_tail) {
 		sring_counter_add(&ring->kprod->bad_tails, 1);
-		dev_info_ratelimited(ring->dev,
+		dev_info_ratelimited(&ring->dev,
 				     "consumer tail %llu outside [%llu, %llu]; ignored\n",
 				     tail, ring->last_tail, ring->head);
 		return ring->last_tail;
@@ -175,19 +179,35 @@ static void sring_publish(struct sring_ring *ring, u64 new_head, u64 tail,
 	if (new_head - tail >= watermark) {
 		sring_signal(ring);
 	} else if (!ring->unsignalled) {
+		/* Below the watermark: the flush timer signals it in time if
+		 * the consumer has not taken it by then. */
 		ring->unsignalled = true;
 		ring->unsignalled_since = now;
+		hrtimer_start(&ring->flush_timer,
+			      ns_to_ktime((u64)ring->config.flush_timeout_us * NSEC_PER_USEC),
+			      HRTIMER_MODE_REL_SOFT);
 	}
 }
 
-void sring_producer_poll_flush(struct sring_ring *ring, ktime_t now)
+static enum hrtimer_restart sring_flush_expired(struct hrtimer *timer)
 {
-	lockdep_assert_held(&ring->prod_lock);
+	struct sring_ring *ring = container_of(timer, struct sring_ring,
+					       flush_timer);
+	enum hrtimer_restart restart = HRTIMER_NORESTART;
+	ktime_t now = ktime_get();
+	unsigned long irqflags;
+
+	spin_lock_irqsave(&ring->prod_lock, irqflags);
 	if (!ring->unsignalled)
-		return;
+		goto out;
 	if (ktime_us_delta(now, ring->unsignalled_since) <
-	    ring->config.flush_timeout_us)
-		return;
+	    ring->config.flush_timeout_us) {
+		/* Signalled and unsignalled again since it was armed. */
+		hrtimer_set_expires(timer, ktime_add_us(ring->unsignalled_since,
+					ring->config.flush_timeout_us));
+		restart = HRTIMER_RESTART;
+		goto out;
+	}
 	smp_mb();	/* as in sring_publish(): head store before flag load */
 	/* Only for data still unreleased: the tail is compared, never used.
 	 * Pairs with the consumer's release of tail. */
@@ -195,6 +215,16 @@ void sring_producer_poll_flush(struct sring_ring *ring, ktime_t now)
 	    smp_load_acquire(&ring->kcons->tail) != ring->head)
 		sring_signal(ring);
 	ring->unsignalled = false;
+out:
+	spin_unlock_irqrestore(&ring->prod_lock, irqflags);
+	return restart;
+}
+
+void sring_producer_init(struct sring_ring *ring)
+{
+	spin_lock_init(&ring->prod_lock);
+	hrtimer_setup(&ring->flush_timer, sring_flush_expired, CLOCK_MONOTONIC,
+		      HRTIMER_MODE_REL_SOFT);
 }
 
 /* A header we wrote, still intact between oldest and head? */
@@ -295,8 +325,123 @@ static bool sring_reclaim_oldest(struct sring_ring *ring, u64 needed_head,
 	return false;
 }
 
-static enum sring_produce_result sring_drop_block(struct sring_ring *ring,
-						  u32 samples)
+/*
+ * The stream ends: state first after the counters, so that a consumer that
+ * load-acquires the new state sees the final head and counters
+ * (docs/abi.md, "End of stream"). Slots the device still holds are
+ * discarded: nothing in them was made.
+ */
+void sring_producer_end(struct sring_ring *ring, u32 state)
+{
+	lockdep_assert_held(&ring->prod_lock);
+	ring->state = state;
+	ring->reserved = ring->head;
+	/* After the counters: pairs with the consumer's load_acquire(state). */
+	smp_store_release(&ring->kprod->state, state);
+	sring_producer_wake(ring);
+}
+
+static u32 sring_block_capacity(const struct sring_ring *ring)
+{
+	return (ring->config.block_bytes - SRING_BLOCK_HEADER_SIZE) / 2;
+}
+
+/* The device's address of ring position @pos. */
+static dma_addr_t sring_dma_at(const struct sring_ring *ring, u64 pos)
+{
+	return ring->dma_handle + (pos & (ring->ring_size - 1));
+}
+
+/* The part of [pos, pos + len) before the end of the ring, in bytes. */
+static u32 sring_first_piece(const struct sring_ring *ring, u64 pos, u32 len)
+{
+	u64 to_end = ring->ring_size - (pos & (ring->ring_size - 1));
+
+	return min_t(u64, len, to_end);
+}
+
+/* Gives [pos, pos + len) to the device or back to the CPU (non-coherent
+ * platforms write back or invalidate caches here; coherent ones do
+ * nothing). The ring is mapped once for the device: a range that wraps
+ * is two ranges. */
+static void sring_sync(struct sring_ring *ring, u64 pos, u32 len,
+		       bool for_device)
+{
+	u32 first = sring_first_piece(ring, pos, len);
+
+	if (!ring->dma_mapped)
+		return;
+	if (for_device) {
+		dma_sync_single_for_device(ring->parent, sring_dma_at(ring, pos),
+					   first, DMA_FROM_DEVICE);
+		if (len > first)
+			dma_sync_single_for_device(ring->parent, ring->dma_handle,
+						   len - first, DMA_FROM_DEVICE);
+	} else {
+		dma_sync_single_for_cpu(ring->parent, sring_dma_at(ring, pos),
+					first, DMA_FROM_DEVICE);
+		if (len > first)
+			dma_sync_single_for_cpu(ring->parent, ring->dma_handle,
+						len - first, DMA_FROM_DEVICE);
+	}
+}
+
+int sring_reserve(struct sring_ring *ring, struct sring_slot *slot)
+{
+	unsigned long irqflags;
+	bool reclaimed = false;
+	u64 tail, samples_at;
+	u32 need, len;
+	int ret = 0;
+
+	spin_lock_irqsave(&ring->prod_lock, irqflags);
+	if (ring->state != SRING_STATE_RUNNING) {
+		ret = -EPIPE;
+		goto out;
+	}
+	need = ring->config.block_bytes;
+	tail = sring_accepted_tail(ring);
+	if (ring->reserved + need - tail > ring->ring_size) {
+		/* Only committed blocks can be taken back, never a slot the
+		 * device holds. */
+		if (ring->config.overrun_policy != SRING_OVERRUN_OVERWRITE_OLDEST ||
+		    !sring_reclaim_oldest(ring, ring->reserved + need, &tail,
+					  &reclaimed)) {
+			ret = -ENOSPC;
+			goto out;
+		}
+	}
+	/* The episode lasts while every block costs a loss. */
+	if (!reclaimed)
+		ring->in_overrun = false;
+
+	samples_at = ring->reserved + SRING_BLOCK_HEADER_SIZE;
+	len = need - SRING_BLOCK_HEADER_SIZE;
+	memset(slot, 0, sizeof(*slot));
+	slot->position = ring->reserved;
+	slot->cpu_addr = (u8 *)sring_block_at(ring, ring->reserved) +
+			 SRING_BLOCK_HEADER_SIZE;
+	slot->capacity = len;
+	if (ring->dma_mapped) {
+		slot->dma_addr = sring_dma_at(ring, samples_at);
+		slot->bytes = sring_first_piece(ring, samples_at, len);
+		slot->dma_addr2 = slot->bytes < len ? ring->dma_handle :
+						      DMA_MAPPING_ERROR;
+		slot->bytes2 = len - slot->bytes;
+		sring_sync(ring, samples_at, len, true);
+	} else {
+		slot->dma_addr = DMA_MAPPING_ERROR;
+		slot->dma_addr2 = DMA_MAPPING_ERROR;
+	}
+	ring->reserved += need;
+out:
+	spin_unlock_irqrestore(&ring->prod_lock, irqflags);
+	return ret;
+}
+EXPORT_SYMBOL_GPL(sring_reserve);
+
+/* A block made with nowhere to go: lost, counted, flagged on the next. */
+static void sring_lose_block(struct sring_ring *ring, u32 samples)
 {
 	sring_note_overrun(ring);
 	ring->pending_overrun = true;
@@ -304,54 +449,63 @@ static enum sring_produce_result sring_drop_block(struct sring_ring *ring,
 	sring_block_made(ring, samples);
 	sring_counter_add(&ring->kprod->blocks_dropped, 1);
 	sring_counter_add(&ring->kprod->samples_dropped, samples);
-	return SRING_PRODUCED_DROPPED;
 }
 
-enum sring_produce_result sring_produce_block(struct sring_ring *ring,
-					      ktime_t now)
+int sring_drop(struct sring_ring *ring, u32 samples)
 {
-	const struct sring_config *config = &ring->config;
-	u32 need = config->block_bytes;
-	u32 samples = (need - SRING_BLOCK_HEADER_SIZE) / 2;
-	struct sring_block_header *block;
-	bool reclaimed = false;
-	__u16 *data;
-	u64 tail;
+	unsigned long irqflags;
+	int ret = 0;
 
-	lockdep_assert_held(&ring->prod_lock);
-	tail = sring_accepted_tail(ring);
-	if (ring->head + need - tail > ring->ring_size) {
-		if (config->sample_rate == 0)
-			return SRING_PRODUCED_NO_SPACE;	/* flat out waits */
-		switch (config->overrun_policy) {
-		case SRING_OVERRUN_STOP:
-			/* The device stops instead of making this block:
-			 * nothing is lost, the stream just ends. */
-			sring_note_overrun(ring);
-			ring->state = SRING_STATE_OVERRUN_STOPPED;
-			/* After the counters: pairs with the consumer's
-			 * load_acquire(state) of the end-of-stream rule. */
-			smp_store_release(&ring->kprod->state, ring->state);
-			sring_producer_wake(ring);
-			return SRING_PRODUCED_STOPPED;
-		case SRING_OVERRUN_OVERWRITE_OLDEST:
-			if (sring_reclaim_oldest(ring, ring->head + need, &tail,
-						 &reclaimed))
-				break;
-			return sring_drop_block(ring, samples);
-		default:
-			return sring_drop_block(ring, samples);
-		}
+	spin_lock_irqsave(&ring->prod_lock, irqflags);
+	if (ring->state != SRING_STATE_RUNNING) {
+		ret = -EPIPE;
+	} else if (ring->config.overrun_policy == SRING_OVERRUN_STOP) {
+		/* The device stops instead of making this block: nothing is
+		 * lost, the stream just ends. */
+		sring_note_overrun(ring);
+		sring_producer_end(ring, SRING_STATE_OVERRUN_STOPPED);
+		ret = -EPIPE;
+	} else {
+		sring_lose_block(ring, samples);
 	}
-	/* The episode lasts while every block costs a loss. */
-	if (!reclaimed)
-		ring->in_overrun = false;
+	spin_unlock_irqrestore(&ring->prod_lock, irqflags);
+	return ret;
+}
+EXPORT_SYMBOL_GPL(sring_drop);
 
-	/* The kernel's mirror makes the block contiguous even across the end. */
-	block = sring_block_at(ring, ring->head);
+int sring_commit(struct sring_ring *ring, u64 position, u32 samples,
+		 ktime_t timestamp, u32 flags)
+{
+	struct sring_block_header *block;
+	u32 need, capacity;
+	unsigned long irqflags;
+	__u16 *data;
+	int ret = 0;
+
+	spin_lock_irqsave(&ring->prod_lock, irqflags);
+	if (ring->state != SRING_STATE_RUNNING) {
+		ret = -EPIPE;	/* discarded: the stream ended before it */
+		goto out;
+	}
+	need = ring->config.block_bytes;
+	capacity = sring_block_capacity(ring);
+	if (position != ring->head || ring->reserved - ring->head < need ||
+	    samples == 0 || samples > capacity || (flags & ~SRING_COMMIT_FLAGS)) {
+		dev_err_ratelimited(&ring->dev,
+				    "commit of %u samples at %llu (flags %#x) out of order or too large: head %llu, reserved %llu; stream failed\n",
+				    samples, position, flags, ring->head,
+				    ring->reserved);
+		sring_producer_end(ring, SRING_STATE_FAILED);
+		ret = -EINVAL;
+		goto out;
+	}
+
+	/* The device's writes are visible to the CPU before anyone reads
+	 * them, the header included. */
+	sring_sync(ring, position + SRING_BLOCK_HEADER_SIZE,
+		   need - SRING_BLOCK_HEADER_SIZE, false);
+	block = sring_block_at(ring, position);
 	data = (__u16 *)((u8 *)block + SRING_BLOCK_HEADER_SIZE);
-	sring_pattern_fill(data, ring->next_sample, samples,
-			   config->pattern_seed);
 	if (ring->corrupt_blocks) {
 		ring->corrupt_blocks--;
 		data[samples / 2] ^= 0x5a5a;
@@ -360,12 +514,13 @@ enum sring_produce_result sring_produce_block(struct sring_ring *ring,
 	block->total_bytes = need;
 	block->sequence = ring->sequence;
 	block->first_sample = ring->next_sample;
-	block->timestamp_ns = ktime_to_ns(now);
+	block->timestamp_ns = ktime_to_ns(timestamp);
 	block->lost_samples = ring->pending_lost;
 	block->sample_count = samples;
-	block->sample_format = config->sample_format;
+	block->sample_format = ring->config.sample_format;
 	block->bytes_per_sample = 2;
-	block->flags = (ring->pending_lost ? SRING_BLOCK_F_GAP : 0) |
+	block->flags = flags |
+		       (ring->pending_lost ? SRING_BLOCK_F_GAP : 0) |
 		       (ring->pending_overrun ? SRING_BLOCK_F_OVERRUN : 0);
 	block->reserved0 = 0;
 	block->reserved1 = 0;
@@ -373,6 +528,62 @@ enum sring_produce_result sring_produce_block(struct sring_ring *ring,
 	sring_block_made(ring, samples);
 	ring->pending_lost = 0;
 	ring->pending_overrun = false;
-	sring_publish(ring, ring->head + need, tail, now);
-	return SRING_PRODUCED_WRITTEN;
+	sring_publish(ring, position + need, sring_accepted_tail(ring),
+		      ktime_get());
+out:
+	spin_unlock_irqrestore(&ring->prod_lock, irqflags);
+	return ret;
+}
+EXPORT_SYMBOL_GPL(sring_commit);
+
+void sring_device_error(struct sring_ring *ring)
+{
+	unsigned long irqflags;
+
+	spin_lock_irqsave(&ring->prod_lock, irqflags);
+	if (ring->state == SRING_STATE_RUNNING) {
+		dev_warn(&ring->dev, "the device reported an error; stream ended\n");
+		sring_producer_end(ring, SRING_STATE_FAILED);
+	}
+	spin_unlock_irqrestore(&ring->prod_lock, irqflags);
+}
+EXPORT_SYMBOL_GPL(sring_device_error);
+
+bool sring_ring_running(struct sring_ring *ring)
+{
+	return READ_ONCE(ring->state) == SRING_STATE_RUNNING;
+}
+EXPORT_SYMBOL_GPL(sring_ring_running);
+
+u64 sring_next_sample(struct sring_ring *ring)
+{
+	unsigned long irqflags;
+	u64 next;
+
+	spin_lock_irqsave(&ring->prod_lock, irqflags);
+	next = ring->next_sample;
+	spin_unlock_irqrestore(&ring->prod_lock, irqflags);
+	return next;
+}
+EXPORT_SYMBOL_GPL(sring_next_sample);
+
+/* Corrupting delivered data is the core's to do (after the device wrote
+ * it, as a bad DMA would); stalls and bursts are the device's. */
+int sring_producer_inject(struct sring_ring *ring,
+			  const struct sring_fault *fault)
+{
+	if (fault->reserved0)
+		return -EINVAL;
+	if (fault->kind == SRING_FAULT_CORRUPT) {
+		if (fault->arg == 0 || fault->arg > SRING_MAX_FAULT_BLOCKS)
+			return -EINVAL;
+		spin_lock_irq(&ring->prod_lock);
+		ring->corrupt_blocks = min_t(u32, ring->corrupt_blocks + fault->arg,
+					     SRING_MAX_FAULT_BLOCKS);
+		spin_unlock_irq(&ring->prod_lock);
+		return 0;
+	}
+	if (!ring->ops->inject_fault)
+		return -EOPNOTSUPP;
+	return ring->ops->inject_fault(ring, fault);
 }

@@ -57,7 +57,9 @@
 
 #define SRING_MAGIC		0x474e5253U	/* "SRNG" in memory, little endian */
 #define SRING_ABI_VERSION_MAJOR	1
-#define SRING_ABI_VERSION_MINOR	1	/* 1.1: counters and end of stream exact */
+#define SRING_ABI_VERSION_MINOR	2	/* 1.1: counters and end of stream exact;
+					 * 1.2: states FAILED and REMOVED, device
+					 * flags in blocks */
 #define SRING_ABI_VERSION \
 	((SRING_ABI_VERSION_MAJOR << 16) | SRING_ABI_VERSION_MINOR)
 #define SRING_ABI_MAJOR(v)	((v) >> 16)
@@ -94,6 +96,10 @@
 /* Reserved: never set (ABI 1.0 declared it but no producer set it). The end
  * of a stream is state != RUNNING and head, see docs/abi.md. */
 #define SRING_BLOCK_F_RESERVED2	(1U << 2)
+/* Bits 16 to 31 belong to the device driver that made the block (a trigger,
+ * a saturated input, ...): sring passes them through and never sets them.
+ * Its documentation says what they mean; 0 from the simulated devices. */
+#define SRING_BLOCK_F_DEVICE_MASK	0xffff0000U
 
 enum sring_sample_format {
 	SRING_FMT_U16 = 1,	/* 16-bit unsigned, little endian */
@@ -137,6 +143,12 @@ enum sring_state {
 	SRING_STATE_STOPPED = 0,
 	SRING_STATE_RUNNING = 1,
 	SRING_STATE_OVERRUN_STOPPED = 2,
+	/* 1.2: the device reported an error and stopped. */
+	SRING_STATE_FAILED = 3,
+	/* 1.2: the device is gone (unbound, hot-unplugged, its driver
+	 * unloaded). The mappings stay valid until closed; ioctls that act on
+	 * the device fail with ENODEV. */
+	SRING_STATE_REMOVED = 4,
 };
 
 /*

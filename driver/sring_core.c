@@ -1,17 +1,22 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
  * sring: a zero-copy ring of physically contiguous pages between a sampling
- * device and user space. One char device per ring (/dev/sringN); the layout
- * and ioctls are in include/sring/sring_abi.h.
+ * device and user space. Device drivers register rings through
+ * include/sring/sring_device.h; each ring is a char device (/dev/sringN)
+ * whose layout and ioctls are in include/sring/sring_abi.h.
  *
- * A ring's memory lives from module load to module unload. Open files and
- * mappings hold a reference on the module (fops.owner; a mapping holds its
- * file), so rmmod is refused while any exists and the memory can only be
- * freed when the last of them is gone.
+ * A ring lives from sring_register() to the last close after
+ * sring_unregister(): open files hold a reference on its struct device (a
+ * mapping holds its file), so a device that goes away while a consumer has
+ * the ring mapped leaves the memory valid, unreachable by the device, until
+ * the consumer is done. Open files also hold sring.ko (fops.owner).
  */
 #define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
 
+#include <linux/dma-mapping.h>
 #include <linux/fs.h>
+#include <linux/genalloc.h>
+#include <linux/idr.h>
 #include <linux/io.h>
 #include <linux/ioport.h>
 #include <linux/kernel.h>
@@ -26,19 +31,10 @@
 #include "sring_compat.h"
 #include "sring_internal.h"
 
-static unsigned int nr_rings = 1;
-module_param(nr_rings, uint, 0444);
-MODULE_PARM_DESC(nr_rings, "Number of rings, /dev/sring0.. (default 1, at most 16)");
-
-static unsigned long ring_size = 4UL << 20;
-module_param(ring_size, ulong, 0444);
-MODULE_PARM_DESC(ring_size,
-		 "Bytes of data per ring, a power of two (default 4 MiB, the largest page allocation; larger needs reserved_base)");
-
 static unsigned long reserved_base;
 module_param(reserved_base, ulong, 0444);
 MODULE_PARM_DESC(reserved_base,
-		 "Physical address of a region reserved at boot (memmap=SIZE$BASE) to carve the rings from (default 0: allocate pages)");
+		 "Physical address of a region reserved at boot (memmap=SIZE$BASE) that rings registered with SRING_RING_RESERVED_MEMORY are carved from (default 0: none)");
 
 static unsigned long reserved_size;
 module_param(reserved_size, ulong, 0444);
@@ -54,8 +50,6 @@ MODULE_PARM_DESC(initial_position,
 #define SRING_MAX_SAMPLE_RATE		1000000000ULL
 #define SRING_MAX_FLUSH_TIMEOUT_US	(10 * USEC_PER_SEC)
 #define SRING_DEFAULT_FLUSH_US		2000
-/* read() in overwrite mode: copies retried when the producer takes blocks
- * back under us, before giving up with -EIO. */
 
 struct sring_file {
 	struct sring_ring *ring;
@@ -64,8 +58,9 @@ struct sring_file {
 
 static struct class *sring_class;
 static dev_t sring_devt;
-static struct sring_ring *sring_rings;
-static bool sring_region_claimed;
+static DEFINE_IDA(sring_minors);
+/* The reserved region, when there is one: rings are carved from it. */
+static struct gen_pool *sring_reserved_pool;
 
 static const char *sring_state_name(u32 state)
 {
@@ -76,6 +71,10 @@ static const char *sring_state_name(u32 state)
 		return "running";
 	case SRING_STATE_OVERRUN_STOPPED:
 		return "overrun-stopped";
+	case SRING_STATE_FAILED:
+		return "failed";
+	case SRING_STATE_REMOVED:
+		return "removed";
 	}
 	return "unknown";
 }
@@ -136,25 +135,47 @@ static bool sring_running(struct sring_ring *ring)
 	return READ_ONCE(ring->state) == SRING_STATE_RUNNING;
 }
 
-static void sring_set_state(struct sring_ring *ring, u32 state)
-{
-	spin_lock_bh(&ring->prod_lock);
-	ring->state = state;
-	/* Pairs with the consumer's load_acquire(state): a consumer that sees
-	 * "stopped" has also seen the last head before it. */
-	smp_store_release(&ring->kprod->state, state);
-	spin_unlock_bh(&ring->prod_lock);
-}
-
-static void sring_stop(struct sring_ring *ring)
+/*
+ * Ends the stream with @state (STOPPED, or REMOVED at unregister) if it is
+ * running, then stops the device: the state comes first, so that no commit
+ * lands after a consumer saw the end (docs/abi.md, "End of stream"). The
+ * device is stopped also when it ended the stream by itself (overrun stop,
+ * error): ops->stop quiesces its engine either way. A stop always wakes
+ * waiters, which must look at the state again.
+ */
+static void sring_stop(struct sring_ring *ring, u32 state)
 {
 	lockdep_assert_held(&ring->lock);
-	if (READ_ONCE(ring->state) == SRING_STATE_RUNNING)
-		sring_set_state(ring, SRING_STATE_STOPPED);
-	sring_sim_stop(ring);
-	spin_lock_bh(&ring->prod_lock);
-	sring_producer_wake(ring);
-	spin_unlock_bh(&ring->prod_lock);
+	spin_lock_irq(&ring->prod_lock);
+	if (ring->state == SRING_STATE_RUNNING || state == SRING_STATE_REMOVED)
+		sring_producer_end(ring, state);
+	else
+		sring_producer_wake(ring);
+	spin_unlock_irq(&ring->prod_lock);
+	ring->ops->stop(ring);
+	/* Not under prod_lock: its callback takes it. */
+	hrtimer_cancel(&ring->flush_timer);
+}
+
+static int sring_start(struct sring_ring *ring)
+{
+	int ret;
+
+	lockdep_assert_held(&ring->lock);
+	spin_lock_irq(&ring->prod_lock);
+	ring->state = SRING_STATE_RUNNING;
+	ring->reserved = ring->head;
+	/* Pairs with the consumer's load_acquire(state). */
+	smp_store_release(&ring->kprod->state, ring->state);
+	spin_unlock_irq(&ring->prod_lock);
+	ret = ring->ops->start(ring);
+	if (ret) {
+		spin_lock_irq(&ring->prod_lock);
+		sring_producer_end(ring, SRING_STATE_STOPPED);
+		spin_unlock_irq(&ring->prod_lock);
+		ring->ops->stop(ring);
+	}
+	return ret;
 }
 
 /* ------------------------------------------------------------------ */
@@ -176,18 +197,30 @@ static int sring_open(struct inode *inode, struct file *file)
 	struct sring_ring *ring = container_of(inode->i_cdev, struct sring_ring,
 					       cdev);
 	struct sring_file *sf;
+	int ret;
 
 	sf = kzalloc(sizeof(*sf), GFP_KERNEL);
 	if (!sf)
 		return -ENOMEM;
 	sf->ring = ring;
+	/* Held until release: the ring outlives its device for us. */
+	get_device(&ring->dev);
+	if (READ_ONCE(ring->gone)) {
+		ret = -ENODEV;
+		goto err_put;
+	}
 	/* One consumer per ring; read-only opens are monitors. */
 	if ((file->f_mode & FMODE_WRITE) && !sring_take_consumer(sf)) {
-		kfree(sf);
-		return -EBUSY;
+		ret = -EBUSY;
+		goto err_put;
 	}
 	file->private_data = sf;
 	return nonseekable_open(inode, file);
+
+err_put:
+	put_device(&ring->dev);
+	kfree(sf);
+	return ret;
 }
 
 /*
@@ -200,10 +233,10 @@ static void sring_swap_eventfd(struct sring_ring *ring, struct eventfd_ctx *ctx)
 {
 	struct eventfd_ctx *old;
 
-	spin_lock_bh(&ring->prod_lock);
+	spin_lock_irq(&ring->prod_lock);
 	old = ring->eventfd;
 	ring->eventfd = ctx;
-	spin_unlock_bh(&ring->prod_lock);
+	spin_unlock_irq(&ring->prod_lock);
 	if (old)
 		eventfd_ctx_put(old);
 }
@@ -223,6 +256,7 @@ static int sring_release(struct inode *inode, struct file *file)
 		mutex_unlock(&ring->lock);
 	}
 	kfree(sf);
+	put_device(&ring->dev);
 	return 0;
 }
 
@@ -235,6 +269,10 @@ static int sring_mmap(struct file *file, struct vm_area_struct *vma)
 	unsigned long pfn;
 	int ret;
 
+	/* A new mapping of a ring whose device is gone: no. Existing ones
+	 * stay valid (the memory is ours until the last close). */
+	if (READ_ONCE(ring->gone))
+		return -ENODEV;
 	switch (vma->vm_pgoff) {
 	case SRING_PRODUCER_PGOFF:
 		if (length != PAGE_SIZE)
@@ -284,12 +322,15 @@ static __poll_t sring_poll(struct file *file, poll_table *wait)
 	__poll_t mask = 0;
 
 	poll_wait(file, &ring->waitq, wait);
+	/* The device is gone: no more data will come after what is there. */
+	if (READ_ONCE(ring->gone))
+		mask |= EPOLLHUP;
 	/* Pairs with the producer's smp_store_release(head). */
 	head = smp_load_acquire(&ring->kprod->head);
 	tail = READ_ONCE(ring->kcons->tail);
 	used = head - tail;
 	if (used > ring->ring_size)
-		return EPOLLIN | EPOLLRDNORM | EPOLLERR;  /* a bad tail: let the consumer find out */
+		return mask | EPOLLIN | EPOLLRDNORM | EPOLLERR;  /* a bad tail: let the consumer find out */
 	watermark = clamp_t(u64, READ_ONCE(ring->kcons->wakeup_watermark), 1,
 			    ring->ring_size / 2);
 	/*
@@ -298,7 +339,7 @@ static __poll_t sring_poll(struct file *file, poll_table *wait)
 	 */
 	if (used >= watermark ||
 	    (used && (!READ_ONCE(ring->kcons->need_wakeup) || !sring_running(ring))))
-		return EPOLLIN | EPOLLRDNORM;
+		return mask | EPOLLIN | EPOLLRDNORM;
 	/*
 	 * Nothing to report: a poller wants to be woken, and only a signal
 	 * wakes the wait queue, so ask for one (also while stopped: the first
@@ -354,7 +395,7 @@ static ssize_t sring_read(struct file *file, char __user *buf, size_t count,
 	if (!sring_take_consumer(sf))
 		return -EBUSY;
 	for (;;) {
-		spin_lock_bh(&ring->prod_lock);
+		spin_lock_irq(&ring->prod_lock);
 		tail = sring_accepted_tail(ring);
 		head = ring->head;
 		/*
@@ -367,14 +408,14 @@ static ssize_t sring_read(struct file *file, char __user *buf, size_t count,
 		 */
 		bytes = head != tail ? sring_whole_blocks(ring, tail, head, count) : 0;
 		ring->read_pinned = bytes != 0;
-		spin_unlock_bh(&ring->prod_lock);
+		spin_unlock_irq(&ring->prod_lock);
 
 		if (head != tail) {
 			if (!bytes)
 				return -EINVAL;
 			uncopied = copy_to_user(buf, ring->data_mirror +
 						(tail & (ring->ring_size - 1)), bytes);
-			spin_lock_bh(&ring->prod_lock);
+			spin_lock_irq(&ring->prod_lock);
 			ring->read_pinned = false;
 			if (uncopied) {
 				ret = -EFAULT;
@@ -396,7 +437,7 @@ static ssize_t sring_read(struct file *file, char __user *buf, size_t count,
 			}
 			if (ret > 0)
 				ring->bytes_read += bytes;
-			spin_unlock_bh(&ring->prod_lock);
+			spin_unlock_irq(&ring->prod_lock);
 			return ret;
 		}
 		if (!sring_running(ring))
@@ -430,7 +471,7 @@ static void sring_fill_stats(struct sring_ring *ring, struct sring_stats *stats)
 	struct sring_producer_page *kprod = ring->kprod;
 
 	memset(stats, 0, sizeof(*stats));
-	spin_lock_bh(&ring->prod_lock);
+	spin_lock_irq(&ring->prod_lock);
 	stats->blocks_produced = READ_ONCE(kprod->blocks_produced);
 	stats->samples_produced = READ_ONCE(kprod->samples_produced);
 	stats->blocks_dropped = READ_ONCE(kprod->blocks_dropped);
@@ -443,7 +484,7 @@ static void sring_fill_stats(struct sring_ring *ring, struct sring_stats *stats)
 	stats->tail = ring->last_tail;
 	stats->bytes_consumed = ring->last_tail - ring->reset_position;
 	stats->state = ring->state;
-	spin_unlock_bh(&ring->prod_lock);
+	spin_unlock_irq(&ring->prod_lock);
 }
 
 static long sring_ioctl(struct file *file, unsigned int cmd, unsigned long arg)
@@ -500,6 +541,11 @@ static long sring_ioctl(struct file *file, unsigned int cmd, unsigned long arg)
 		return -EPERM;
 
 	mutex_lock(&ring->lock);
+	/* Its device is gone: nothing left to control. */
+	if (ring->gone) {
+		mutex_unlock(&ring->lock);
+		return -ENODEV;
+	}
 	switch (cmd) {
 	case SRING_IOC_SET_EVENTFD: {
 		__s32 fd;
@@ -526,11 +572,13 @@ static long sring_ioctl(struct file *file, unsigned int cmd, unsigned long arg)
 			break;
 		}
 		ret = sring_validate_config(ring, &config);
+		if (!ret && ring->ops->configure)
+			ret = ring->ops->configure(ring, &config);
 		if (ret)
 			break;
-		spin_lock_bh(&ring->prod_lock);
+		spin_lock_irq(&ring->prod_lock);
 		ring->config = config;
-		spin_unlock_bh(&ring->prod_lock);
+		spin_unlock_irq(&ring->prod_lock);
 		sring_publish_config(ring);
 		break;
 	}
@@ -539,25 +587,26 @@ static long sring_ioctl(struct file *file, unsigned int cmd, unsigned long arg)
 			ret = -EBUSY;
 			break;
 		}
-		sring_set_state(ring, SRING_STATE_RUNNING);
-		sring_sim_start(ring);
+		ret = sring_start(ring);
 		break;
 	case SRING_IOC_STOP:
-		sring_stop(ring);
+		sring_stop(ring, SRING_STATE_STOPPED);
 		break;
 	case SRING_IOC_RESET:
 		if (sring_running(ring)) {
 			ret = -EBUSY;
 			break;
 		}
-		/* The timer may still be finishing a tick that saw RUNNING. */
-		sring_sim_stop(ring);
-		spin_lock_bh(&ring->prod_lock);
+		/* The device may still be finishing a block that saw RUNNING
+		 * (its commit then fails): quiesce it before the reset. */
+		ring->ops->stop(ring);
+		hrtimer_cancel(&ring->flush_timer);
+		spin_lock_irq(&ring->prod_lock);
 		sring_producer_reset(ring, initial_position &
 				     ~(u64)(SRING_BLOCK_ALIGN - 1));
 		ring->state = SRING_STATE_STOPPED;
 		smp_store_release(&ring->kprod->state, ring->state);
-		spin_unlock_bh(&ring->prod_lock);
+		spin_unlock_irq(&ring->prod_lock);
 		break;
 	case SRING_IOC_INJECT_FAULT: {
 		struct sring_fault fault;
@@ -566,7 +615,7 @@ static long sring_ioctl(struct file *file, unsigned int cmd, unsigned long arg)
 			ret = -EFAULT;
 			break;
 		}
-		ret = sring_sim_inject(ring, &fault);
+		ret = sring_producer_inject(ring, &fault);
 		break;
 	}
 	}
@@ -590,11 +639,16 @@ static const struct file_operations sring_fops = {
 /* sysfs: /sys/class/sring/sringN/, one read-only value per file       */
 /* ------------------------------------------------------------------ */
 
+static struct sring_ring *to_sring_ring(struct device *dev)
+{
+	return container_of(dev, struct sring_ring, dev);
+}
+
 #define SRING_COUNTER_ATTR(name, field)					\
 static ssize_t name##_show(struct device *dev,				\
 			   struct device_attribute *attr, char *buf)	\
 {									\
-	struct sring_ring *ring = dev_get_drvdata(dev);			\
+	struct sring_ring *ring = to_sring_ring(dev);			\
 									\
 	return sysfs_emit(buf, "%llu\n",				\
 			  (unsigned long long)READ_ONCE(ring->kprod->field)); \
@@ -616,7 +670,7 @@ SRING_COUNTER_ATTR(block_bytes, block_bytes);
 static ssize_t tail_show(struct device *dev, struct device_attribute *attr,
 			 char *buf)
 {
-	struct sring_ring *ring = dev_get_drvdata(dev);
+	struct sring_ring *ring = to_sring_ring(dev);
 
 	return sysfs_emit(buf, "%llu\n", READ_ONCE(ring->kcons->tail));
 }
@@ -625,7 +679,7 @@ static DEVICE_ATTR_RO(tail);
 static ssize_t fill_show(struct device *dev, struct device_attribute *attr,
 			 char *buf)
 {
-	struct sring_ring *ring = dev_get_drvdata(dev);
+	struct sring_ring *ring = to_sring_ring(dev);
 	u64 used = smp_load_acquire(&ring->kprod->head) -
 		   READ_ONCE(ring->kcons->tail);
 
@@ -637,7 +691,7 @@ static DEVICE_ATTR_RO(fill);
 static ssize_t bytes_consumed_show(struct device *dev,
 				   struct device_attribute *attr, char *buf)
 {
-	struct sring_ring *ring = dev_get_drvdata(dev);
+	struct sring_ring *ring = to_sring_ring(dev);
 	struct sring_stats stats;
 
 	sring_fill_stats(ring, &stats);
@@ -648,7 +702,7 @@ static DEVICE_ATTR_RO(bytes_consumed);
 static ssize_t state_show(struct device *dev, struct device_attribute *attr,
 			  char *buf)
 {
-	struct sring_ring *ring = dev_get_drvdata(dev);
+	struct sring_ring *ring = to_sring_ring(dev);
 
 	return sysfs_emit(buf, "%s\n", sring_state_name(READ_ONCE(ring->state)));
 }
@@ -657,7 +711,7 @@ static DEVICE_ATTR_RO(state);
 static ssize_t overrun_policy_show(struct device *dev,
 				   struct device_attribute *attr, char *buf)
 {
-	struct sring_ring *ring = dev_get_drvdata(dev);
+	struct sring_ring *ring = to_sring_ring(dev);
 
 	return sysfs_emit(buf, "%s\n",
 			  sring_policy_name(READ_ONCE(ring->kprod->overrun_policy)));
@@ -667,7 +721,7 @@ static DEVICE_ATTR_RO(overrun_policy);
 static ssize_t ring_size_show(struct device *dev, struct device_attribute *attr,
 			      char *buf)
 {
-	struct sring_ring *ring = dev_get_drvdata(dev);
+	struct sring_ring *ring = to_sring_ring(dev);
 
 	return sysfs_emit(buf, "%llu\n", ring->ring_size);
 }
@@ -676,7 +730,7 @@ static DEVICE_ATTR_RO(ring_size);
 static ssize_t memory_show(struct device *dev, struct device_attribute *attr,
 			   char *buf)
 {
-	struct sring_ring *ring = dev_get_drvdata(dev);
+	struct sring_ring *ring = to_sring_ring(dev);
 
 	return sysfs_emit(buf, "%s\n", ring->memory_kind == SRING_MEM_RESERVED ?
 			  "reserved" : "pages");
@@ -686,7 +740,7 @@ static DEVICE_ATTR_RO(memory);
 static ssize_t consumer_show(struct device *dev, struct device_attribute *attr,
 			     char *buf)
 {
-	struct sring_ring *ring = dev_get_drvdata(dev);
+	struct sring_ring *ring = to_sring_ring(dev);
 
 	return sysfs_emit(buf, "%d\n",
 			  test_bit(SRING_RING_CONSUMER, &ring->flags) ? 1 : 0);
@@ -774,12 +828,100 @@ static int sring_map_mirror(struct sring_ring *ring)
 	return ret;
 }
 
+/*
+ * Can the device reach [phys, phys + size) directly? Behind an IOMMU it can
+ * reach anything (the mapping picks an address under its mask); without
+ * one the bus address is the physical one, and memory above the mask would
+ * need bouncing, which a ring the device writes on its own cannot use.
+ */
+static bool sring_reachable(struct device *dev, phys_addr_t phys, u64 size)
+{
+	return device_iommu_mapped(dev) || phys + size - 1 <= dma_get_mask(dev);
+}
+
+/*
+ * Contiguous pages below the device's DMA mask: the normal zones first, then
+ * ZONE_DMA32 and ZONE_DMA for engines with 32-bit or narrower (e.g. 28-bit)
+ * address registers. The DMA API's own allocators would do the same, but
+ * their memory belongs to the device and must be freed when it unbinds,
+ * while a consumer may still have the ring mapped: this memory is sring's
+ * and lives until the last close.
+ */
+static struct page *sring_alloc_data_pages(struct sring_ring *ring)
+{
+	static const gfp_t zones[] = { 0, GFP_DMA32, GFP_DMA };
+	unsigned int order = get_order(ring->ring_size);
+	unsigned int i;
+
+	for (i = 0; i < ARRAY_SIZE(zones); i++) {
+		struct page *pages = alloc_pages(GFP_KERNEL | __GFP_ZERO |
+						 __GFP_NOWARN | zones[i], order);
+
+		if (!pages)
+			continue;
+		if ((ring->params_flags & SRING_RING_CPU_FILL) ||
+		    sring_reachable(ring->parent, page_to_phys(pages),
+				    ring->ring_size))
+			return pages;
+		__free_pages(pages, order);
+	}
+	return NULL;
+}
+
+/* The device's view of the data: one streaming mapping for the ring's life
+ * under the device, synced per slot (sring_producer.c). */
+static int sring_map_for_device(struct sring_ring *ring)
+{
+	struct device *dev = ring->parent;
+
+	if (ring->params_flags & SRING_RING_CPU_FILL)
+		return 0;
+	if (!sring_reachable(dev, ring->data_phys, ring->ring_size)) {
+		dev_err(dev, "sring: ring at %pa is beyond the DMA mask %#llx\n",
+			&ring->data_phys, dma_get_mask(dev));
+		return -ENOMEM;
+	}
+	if (ring->data_pages)
+		ring->dma_handle = dma_map_page(dev, ring->data_pages, 0,
+						ring->ring_size, DMA_FROM_DEVICE);
+	else
+		ring->dma_handle = dma_map_resource(dev, ring->data_phys,
+						    ring->ring_size,
+						    DMA_FROM_DEVICE, 0);
+	if (dma_mapping_error(dev, ring->dma_handle))
+		return -ENOMEM;
+	ring->dma_mapped = true;
+	return 0;
+}
+
+static void sring_unmap_for_device(struct sring_ring *ring)
+{
+	struct device *dev = ring->parent;
+	bool mapped;
+
+	spin_lock_irq(&ring->prod_lock);
+	mapped = ring->dma_mapped;
+	ring->dma_mapped = false;
+	spin_unlock_irq(&ring->prod_lock);
+	if (!mapped)
+		return;
+	if (ring->data_pages)
+		dma_unmap_page(dev, ring->dma_handle, ring->ring_size,
+			       DMA_FROM_DEVICE);
+	else
+		dma_unmap_resource(dev, ring->dma_handle, ring->ring_size,
+				   DMA_FROM_DEVICE, 0);
+}
+
 static void sring_free_ring_memory(struct sring_ring *ring)
 {
 	if (ring->data_mirror)
 		vunmap(ring->data_mirror);
 	if (ring->data_pages)
 		__free_pages(ring->data_pages, get_order(ring->ring_size));
+	else if (ring->memory_kind == SRING_MEM_RESERVED && ring->data_phys)
+		gen_pool_free(sring_reserved_pool, ring->data_phys,
+			      ring->ring_size);
 	if (ring->cons_page)
 		__free_page(ring->cons_page);
 	if (ring->prod_page)
@@ -789,35 +931,44 @@ static void sring_free_ring_memory(struct sring_ring *ring)
 static int sring_alloc_ring_memory(struct sring_ring *ring)
 {
 	struct sring_producer_page *kprod;
-	int ret = -ENOMEM;
+	int ret;
 
 	ring->prod_page = alloc_page(GFP_KERNEL | __GFP_ZERO);
 	ring->cons_page = alloc_page(GFP_KERNEL | __GFP_ZERO);
 	if (!ring->prod_page || !ring->cons_page)
-		goto err_free;
+		return -ENOMEM;
 	ring->kprod = page_address(ring->prod_page);
 	ring->kcons = page_address(ring->cons_page);
 
-	if (reserved_size) {
-		ring->data_phys = reserved_base + ring->index * ring->ring_size;
+	if (ring->params_flags & SRING_RING_RESERVED_MEMORY) {
 		ring->memory_kind = SRING_MEM_RESERVED;
+		ring->data_phys = sring_reserved_pool ?
+			gen_pool_alloc(sring_reserved_pool, ring->ring_size) : 0;
+		if (!ring->data_phys) {
+			dev_err(ring->parent,
+				"sring: no room for %llu bytes in the reserved region (sring.ko reserved_base/reserved_size)\n",
+				ring->ring_size);
+			return -ENOSPC;
+		}
 	} else {
-		ring->data_pages = alloc_pages(GFP_KERNEL | __GFP_ZERO |
-					       __GFP_NOWARN,
-					       get_order(ring->ring_size));
+		ring->memory_kind = SRING_MEM_PAGES;
+		ring->data_pages = sring_alloc_data_pages(ring);
 		if (!ring->data_pages) {
-			pr_err("cannot allocate %llu contiguous bytes for ring %d\n",
-			       ring->ring_size, ring->index);
-			goto err_free;
+			dev_err(ring->parent,
+				"sring: cannot allocate %llu contiguous bytes below DMA mask %#llx\n",
+				ring->ring_size, dma_get_mask(ring->parent));
+			return -ENOMEM;
 		}
 		ring->data_phys = page_to_phys(ring->data_pages);
-		ring->memory_kind = SRING_MEM_PAGES;
 	}
 	ret = sring_map_mirror(ring);
 	if (ret)
-		goto err_free;
+		return ret;
 	if (ring->memory_kind == SRING_MEM_RESERVED)
 		memset(ring->data_mirror, 0, ring->ring_size);
+	ret = sring_map_for_device(ring);
+	if (ret)
+		return ret;
 
 	kprod = ring->kprod;
 	kprod->magic = SRING_MAGIC;
@@ -827,78 +978,73 @@ static int sring_alloc_ring_memory(struct sring_ring *ring)
 	kprod->consumer_offset = SRING_CONSUMER_PGOFF * PAGE_SIZE;
 	kprod->data_offset = SRING_DATA_PGOFF * PAGE_SIZE;
 	return 0;
-
-err_free:
-	sring_free_ring_memory(ring);
-	return ret;
 }
 
-static int sring_check_params(void)
-{
-	unsigned int max_order_bytes = PAGE_SIZE << SRING_MAX_PAGE_ORDER;
+/* ------------------------------------------------------------------ */
+/* Registration: the device API                                        */
+/* ------------------------------------------------------------------ */
 
-	if (nr_rings == 0 || nr_rings > SRING_MAX_RINGS) {
-		pr_err("nr_rings=%u: must be 1 to %d\n", nr_rings, SRING_MAX_RINGS);
+/* The last reference is gone: no file, no mapping, no device. */
+static void sring_ring_release(struct device *dev)
+{
+	struct sring_ring *ring = to_sring_ring(dev);
+
+	hrtimer_cancel(&ring->flush_timer);
+	if (ring->eventfd)
+		eventfd_ctx_put(ring->eventfd);
+	sring_free_ring_memory(ring);
+	kfree(ring);
+}
+
+static int sring_check_ring_params(struct device *dev,
+				   const struct sring_ring_params *params)
+{
+	u64 size = params->ring_size;
+
+	if (!dev || !params->ops || !params->ops->start || !params->ops->stop)
+		return -EINVAL;
+	if (params->flags & ~(SRING_RING_CPU_FILL | SRING_RING_RESERVED_MEMORY))
+		return -EINVAL;
+	if (!is_power_of_2(size) || size < SRING_MIN_RING_SIZE || size < PAGE_SIZE) {
+		dev_err(dev, "sring: ring size %llu: must be a power of two of at least %u\n",
+			size, SRING_MIN_RING_SIZE);
 		return -EINVAL;
 	}
-	if (!is_power_of_2(ring_size) || ring_size < SRING_MIN_RING_SIZE ||
-	    ring_size < PAGE_SIZE) {
-		pr_err("ring_size=%lu: must be a power of two of at least %u\n",
-		       ring_size, SRING_MIN_RING_SIZE);
-		return -EINVAL;
-	}
-	if (!reserved_size) {
-		if (reserved_base) {
-			pr_err("reserved_base needs reserved_size\n");
-			return -EINVAL;
-		}
-		if (ring_size > max_order_bytes) {
-			pr_err("ring_size=%lu: pages give at most %u contiguous bytes; reserve a region at boot (memmap=) and pass reserved_base and reserved_size\n",
-			       ring_size, max_order_bytes);
-			return -EINVAL;
-		}
-		return 0;
-	}
-	if (!PAGE_ALIGNED(reserved_base) || reserved_size / nr_rings < ring_size ||
-	    reserved_base + reserved_size < reserved_base) {
-		pr_err("reserved region of %lu bytes cannot hold %u rings of %lu bytes\n",
-		       reserved_size, nr_rings, ring_size);
-		return -EINVAL;
-	}
-	/* Only memory the kernel does not own: memmap=SIZE$BASE takes it out
-	 * of System RAM. */
-	if (region_intersects(reserved_base, reserved_size, IORESOURCE_SYSTEM_RAM,
-			      IORES_DESC_NONE) != REGION_DISJOINT) {
-		pr_err("reserved region overlaps System RAM: reserve it with memmap=SIZE$BASE\n");
+	if (!(params->flags & SRING_RING_RESERVED_MEMORY) &&
+	    size > (PAGE_SIZE << SRING_MAX_PAGE_ORDER)) {
+		dev_err(dev, "sring: ring size %llu: pages give at most %lu contiguous bytes; reserve a region at boot (memmap=, sring.ko reserved_base and reserved_size)\n",
+			size, PAGE_SIZE << SRING_MAX_PAGE_ORDER);
 		return -EINVAL;
 	}
 	return 0;
 }
 
-/* ------------------------------------------------------------------ */
-/* Module load and unload                                              */
-/* ------------------------------------------------------------------ */
-
-static void sring_destroy_ring(struct sring_ring *ring)
+struct sring_ring *sring_register(struct device *parent,
+				  const struct sring_ring_params *params)
 {
-	device_destroy(sring_class, MKDEV(MAJOR(sring_devt), ring->index));
-	cdev_del(&ring->cdev);
-	/* No file is open (we are unloading), so nothing can restart it. */
-	hrtimer_cancel(&ring->sim_timer);
-	sring_free_ring_memory(ring);
-}
+	struct sring_ring *ring;
+	int minor, ret;
 
-static int sring_create_ring(struct sring_ring *ring, int index)
-{
-	dev_t devt = MKDEV(MAJOR(sring_devt), index);
-	int ret;
-
-	ring->index = index;
-	ring->ring_size = ring_size;
+	ret = sring_check_ring_params(parent, params);
+	if (ret)
+		return ERR_PTR(ret);
+	minor = ida_alloc_max(&sring_minors, SRING_MAX_RINGS - 1, GFP_KERNEL);
+	if (minor < 0)
+		return ERR_PTR(minor);
+	ring = kzalloc(sizeof(*ring), GFP_KERNEL);
+	if (!ring) {
+		ida_free(&sring_minors, minor);
+		return ERR_PTR(-ENOMEM);
+	}
+	ring->minor = minor;
+	ring->parent = get_device(parent);
+	ring->ops = params->ops;
+	ring->priv = params->priv;
+	ring->params_flags = params->flags;
+	ring->ring_size = params->ring_size;
 	mutex_init(&ring->lock);
-	spin_lock_init(&ring->prod_lock);
 	init_waitqueue_head(&ring->waitq);
-	sring_sim_init(ring);
+	sring_producer_init(ring);
 	ring->config = (struct sring_config) {
 		.sample_rate = 20000000,
 		.block_bytes = 8192,
@@ -908,98 +1054,179 @@ static int sring_create_ring(struct sring_ring *ring, int index)
 		.flush_timeout_us = SRING_DEFAULT_FLUSH_US,
 	};
 
+	/* From here on, put_device() frees what is set up. */
+	device_initialize(&ring->dev);
+	ring->dev.class = sring_class;
+	ring->dev.parent = parent;
+	ring->dev.devt = MKDEV(MAJOR(sring_devt), minor);
+	ring->dev.groups = sring_groups;
+	ring->dev.release = sring_ring_release;
+	ret = dev_set_name(&ring->dev, "sring%d", minor);
+	if (ret)
+		goto err_put;
+
 	ret = sring_alloc_ring_memory(ring);
 	if (ret)
-		return ret;
+		goto err_put;
 	sring_publish_config(ring);
-	spin_lock_bh(&ring->prod_lock);
+	spin_lock_irq(&ring->prod_lock);
 	sring_producer_reset(ring, initial_position & ~(u64)(SRING_BLOCK_ALIGN - 1));
-	spin_unlock_bh(&ring->prod_lock);
+	spin_unlock_irq(&ring->prod_lock);
 
 	cdev_init(&ring->cdev, &sring_fops);
 	ring->cdev.owner = THIS_MODULE;
-	ret = cdev_add(&ring->cdev, devt, 1);
+	ret = cdev_device_add(&ring->cdev, &ring->dev);
 	if (ret)
-		goto err_free_memory;
-	ring->dev = device_create_with_groups(sring_class, NULL, devt, ring,
-					      sring_groups, "sring%d", index);
-	if (IS_ERR(ring->dev)) {
-		ret = PTR_ERR(ring->dev);
-		goto err_del_cdev;
+		goto err_put;
+	dev_info(parent, "sring%d: %llu bytes (%s)%s\n", minor, ring->ring_size,
+		 ring->memory_kind == SRING_MEM_RESERVED ? "reserved region" : "pages",
+		 ring->dma_mapped ? ", mapped for DMA" : "");
+	return ring;
+
+err_put:
+	sring_unmap_for_device(ring);
+	put_device(ring->parent);
+	ida_free(&sring_minors, minor);
+	put_device(&ring->dev);
+	return ERR_PTR(ret);
+}
+EXPORT_SYMBOL_GPL(sring_register);
+
+void sring_unregister(struct sring_ring *ring)
+{
+	mutex_lock(&ring->lock);
+	WRITE_ONCE(ring->gone, true);
+	/* Consumers see REMOVED after the last block the device committed,
+	 * and are woken to look. */
+	sring_stop(ring, SRING_STATE_REMOVED);
+	mutex_unlock(&ring->lock);
+	wake_up_interruptible_poll(&ring->waitq, EPOLLHUP | EPOLLIN);
+
+	cdev_device_del(&ring->cdev, &ring->dev);
+	/* The device is stopped: it writes no more, and never will. */
+	sring_unmap_for_device(ring);
+	dev_info(ring->parent, "sring%d: unregistered\n", ring->minor);
+	put_device(ring->parent);
+	ida_free(&sring_minors, ring->minor);
+	/* Open files keep the rest until they are closed. */
+	put_device(&ring->dev);
+}
+EXPORT_SYMBOL_GPL(sring_unregister);
+
+void *sring_priv(const struct sring_ring *ring)
+{
+	return ring->priv;
+}
+EXPORT_SYMBOL_GPL(sring_priv);
+
+int sring_minor(const struct sring_ring *ring)
+{
+	return ring->minor;
+}
+EXPORT_SYMBOL_GPL(sring_minor);
+
+void sring_get_config(struct sring_ring *ring, struct sring_config *config)
+{
+	spin_lock_irq(&ring->prod_lock);
+	*config = ring->config;
+	spin_unlock_irq(&ring->prod_lock);
+}
+EXPORT_SYMBOL_GPL(sring_get_config);
+
+/* ------------------------------------------------------------------ */
+/* Module load and unload                                              */
+/* ------------------------------------------------------------------ */
+
+static int sring_claim_reserved_region(void)
+{
+	int ret;
+
+	if (!reserved_size) {
+		if (reserved_base) {
+			pr_err("reserved_base needs reserved_size\n");
+			return -EINVAL;
+		}
+		return 0;
 	}
+	if (!PAGE_ALIGNED(reserved_base) || !PAGE_ALIGNED(reserved_size) ||
+	    reserved_base + reserved_size < reserved_base) {
+		pr_err("reserved region %#lx+%#lx: base and size must be page aligned\n",
+		       reserved_base, reserved_size);
+		return -EINVAL;
+	}
+	/* Only memory the kernel does not own: memmap=SIZE$BASE takes it out
+	 * of System RAM. */
+	if (region_intersects(reserved_base, reserved_size, IORESOURCE_SYSTEM_RAM,
+			      IORES_DESC_NONE) != REGION_DISJOINT) {
+		pr_err("reserved region overlaps System RAM: reserve it with memmap=SIZE$BASE\n");
+		return -EINVAL;
+	}
+	if (!request_mem_region(reserved_base, reserved_size, "sring")) {
+		pr_err("reserved region is in use by another driver\n");
+		return -EBUSY;
+	}
+	sring_reserved_pool = gen_pool_create(PAGE_SHIFT, NUMA_NO_NODE);
+	if (!sring_reserved_pool) {
+		ret = -ENOMEM;
+		goto err_release;
+	}
+	ret = gen_pool_add(sring_reserved_pool, reserved_base, reserved_size,
+			   NUMA_NO_NODE);
+	if (ret)
+		goto err_destroy;
 	return 0;
 
-err_del_cdev:
-	cdev_del(&ring->cdev);
-err_free_memory:
-	sring_free_ring_memory(ring);
+err_destroy:
+	gen_pool_destroy(sring_reserved_pool);
+	sring_reserved_pool = NULL;
+err_release:
+	release_mem_region(reserved_base, reserved_size);
 	return ret;
+}
+
+static void sring_release_reserved_region(void)
+{
+	if (!sring_reserved_pool)
+		return;
+	gen_pool_destroy(sring_reserved_pool);
+	release_mem_region(reserved_base, reserved_size);
 }
 
 static int __init sring_init(void)
 {
-	unsigned int i;
 	int ret;
 
-	ret = sring_check_params();
+	ret = sring_claim_reserved_region();
 	if (ret)
 		return ret;
-	if (reserved_size) {
-		if (!request_mem_region(reserved_base, reserved_size, "sring")) {
-			pr_err("reserved region is in use by another driver\n");
-			return -EBUSY;
-		}
-		sring_region_claimed = true;
-	}
-	sring_rings = kcalloc(nr_rings, sizeof(*sring_rings), GFP_KERNEL);
-	if (!sring_rings) {
-		ret = -ENOMEM;
-		goto err_release_region;
-	}
-	ret = alloc_chrdev_region(&sring_devt, 0, nr_rings, "sring");
+	ret = alloc_chrdev_region(&sring_devt, 0, SRING_MAX_RINGS, "sring");
 	if (ret)
-		goto err_free_rings;
+		goto err_release_region;
 	sring_class = sring_class_create("sring");
 	if (IS_ERR(sring_class)) {
 		ret = PTR_ERR(sring_class);
 		goto err_unregister;
 	}
-	for (i = 0; i < nr_rings; i++) {
-		ret = sring_create_ring(&sring_rings[i], i);
-		if (ret)
-			goto err_destroy_rings;
-	}
-	pr_info("version %s, ABI %d.%d: %u ring(s) of %lu bytes (%s)\n",
-		SRING_DRIVER_VERSION, SRING_ABI_VERSION_MAJOR,
-		SRING_ABI_VERSION_MINOR, nr_rings, ring_size,
-		reserved_size ? "reserved region" : "pages");
+	pr_info("version %s, ABI %d.%d%s\n", SRING_DRIVER_VERSION,
+		SRING_ABI_VERSION_MAJOR, SRING_ABI_VERSION_MINOR,
+		sring_reserved_pool ? ", with a reserved region" : "");
 	return 0;
 
-err_destroy_rings:
-	while (i--)
-		sring_destroy_ring(&sring_rings[i]);
-	class_destroy(sring_class);
 err_unregister:
-	unregister_chrdev_region(sring_devt, nr_rings);
-err_free_rings:
-	kfree(sring_rings);
+	unregister_chrdev_region(sring_devt, SRING_MAX_RINGS);
 err_release_region:
-	if (sring_region_claimed)
-		release_mem_region(reserved_base, reserved_size);
+	sring_release_reserved_region();
 	return ret;
 }
 
+/* No ring is left: every registering driver depends on this module, and
+ * every open file holds it. */
 static void __exit sring_exit(void)
 {
-	unsigned int i;
-
-	for (i = 0; i < nr_rings; i++)
-		sring_destroy_ring(&sring_rings[i]);
 	class_destroy(sring_class);
-	unregister_chrdev_region(sring_devt, nr_rings);
-	kfree(sring_rings);
-	if (sring_region_claimed)
-		release_mem_region(reserved_base, reserved_size);
+	unregister_chrdev_region(sring_devt, SRING_MAX_RINGS);
+	sring_release_reserved_region();
+	ida_destroy(&sring_minors);
 }
 
 module_init(sring_init);
@@ -1007,5 +1234,5 @@ module_exit(sring_exit);
 
 MODULE_LICENSE("GPL");
 MODULE_AUTHOR("sring developers");
-MODULE_DESCRIPTION("Zero-copy DMA ring buffer for data acquisition, with a simulated sampling device");
+MODULE_DESCRIPTION("Zero-copy DMA ring buffer for data acquisition: the core that sampling device drivers register rings with");
 MODULE_VERSION(SRING_DRIVER_VERSION);

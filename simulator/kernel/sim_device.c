@@ -1,0 +1,300 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * sring_sim.ko: the simulated sampling device, in the kernel. A driver like
+ * any other: it registers its rings through include/sring/sring_device.h
+ * and uses nothing else of sring. On an hrtimer it completes blocks of the
+ * shared sample pattern (include/sring/sring_pattern.h) at the configured
+ * rate, the way a digitizer's DMA completion interrupt would: reserve a
+ * slot, fill it (with the CPU: SRING_RING_CPU_FILL), commit it; with no
+ * slot free, the block it made is dropped.
+ *
+ * The timer runs in softirq context (HRTIMER_MODE_ABS_SOFT): the work per
+ * tick is bounded. sim->lock guards the simulator's own state against the
+ * fault-injection ioctl.
+ */
+#define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
+
+#include <linux/err.h>
+#include <linux/hrtimer.h>
+#include <linux/ktime.h>
+#include <linux/math64.h>
+#include <linux/module.h>
+#include <linux/platform_device.h>
+#include <linux/slab.h>
+
+#include "../../driver/sring_compat.h"
+#include "sring/sring_device.h"
+#include "sring/sring_pattern.h"
+
+static unsigned int nr_rings = 1;
+module_param(nr_rings, uint, 0444);
+MODULE_PARM_DESC(nr_rings, "Number of simulated devices, one ring each (default 1, at most 16)");
+
+static unsigned long ring_size = 4UL << 20;
+module_param(ring_size, ulong, 0444);
+MODULE_PARM_DESC(ring_size,
+		 "Bytes of data per ring, a power of two (default 4 MiB, the largest page allocation; larger needs reserved=1)");
+
+static bool reserved;
+module_param(reserved, bool, 0444);
+MODULE_PARM_DESC(reserved,
+		 "Carve the rings from sring.ko's reserved region (reserved_base, reserved_size) instead of pages (default 0)");
+
+#define SRING_SIM_MAX_DEVICES		16
+/* Bound on blocks per tick, so one tick cannot hog the softirq. */
+#define SRING_SIM_MAX_BLOCKS_PER_TICK	64
+/* Shortest timer period: blocks due within it complete together, as DMA
+ * completions coalesced by an interrupt moderation timer would. */
+#define SRING_SIM_MIN_PERIOD_NS		(50 * NSEC_PER_USEC)
+#define SRING_SIM_MAX_STALL_US		(10 * USEC_PER_SEC)
+#define SRING_SIM_MAX_FAULT_BLOCKS	1024
+
+struct sring_sim {
+	struct sring_ring *ring;
+	struct hrtimer timer;
+	spinlock_t lock;
+	/* Copied at start, constant while running. */
+	struct sring_config config;
+	u32 block_samples;
+	/* Under lock. */
+	ktime_t start;
+	u64 blocks_made;	/* since start: the pacing schedule */
+	u64 next_sample;	/* index of the next sample the "ADC" makes */
+	ktime_t stall_until;
+	u32 burst_blocks;
+};
+
+static struct platform_device *sring_sim_pdev;
+static struct sring_sim *sring_sims;
+static unsigned int sring_sims_registered;
+
+/* When block k (counting from 0 at start) completes, relative to start. */
+static u64 sring_sim_due_ns(const struct sring_sim *sim, u64 k)
+{
+	/* (k + 1) * samples * 1e9 overflows 64 bits after days: use the
+	 * 128-bit intermediate of mul_u64_u64_div_u64(). */
+	return mul_u64_u64_div_u64((k + 1) * sim->block_samples, NSEC_PER_SEC,
+				   sim->config.sample_rate);
+}
+
+enum sring_sim_made { SIM_MADE, SIM_NO_SPACE, SIM_ENDED };
+
+/* The device makes one block: into a free slot, or dropped if none. */
+static enum sring_sim_made sring_sim_make_block(struct sring_sim *sim,
+						ktime_t now)
+{
+	struct sring_slot slot;
+	int ret;
+
+	ret = sring_reserve(sim->ring, &slot);
+	if (ret == -ENOSPC) {
+		if (sim->config.sample_rate == 0)
+			return SIM_NO_SPACE;	/* flat out waits for room */
+		if (sring_drop(sim->ring, sim->block_samples))
+			return SIM_ENDED;	/* stop policy: the stream ended */
+		sim->next_sample += sim->block_samples;
+		return SIM_MADE;
+	}
+	if (ret)
+		return SIM_ENDED;
+	sring_pattern_fill(slot.cpu_addr, sim->next_sample, sim->block_samples,
+			   sim->config.pattern_seed);
+	if (sring_commit(sim->ring, slot.position, sim->block_samples, now, 0))
+		return SIM_ENDED;
+	sim->next_sample += sim->block_samples;
+	return SIM_MADE;
+}
+
+static enum hrtimer_restart sring_sim_tick(struct hrtimer *timer)
+{
+	struct sring_sim *sim = container_of(timer, struct sring_sim, timer);
+	bool paced = sim->config.sample_rate != 0;
+	enum sring_sim_made made_one;
+	ktime_t now = ktime_get();
+	ktime_t next;
+	int made = 0;
+
+	spin_lock(&sim->lock);
+	if (ktime_before(now, sim->stall_until))
+		goto rearm;
+
+	/* A burst: blocks completed ahead of the schedule. */
+	while (sim->burst_blocks && made < SRING_SIM_MAX_BLOCKS_PER_TICK) {
+		made_one = sring_sim_make_block(sim, now);
+		if (made_one == SIM_ENDED)
+			goto ended;
+		if (made_one == SIM_NO_SPACE)
+			break;
+		sim->burst_blocks--;
+		sim->blocks_made++;
+		made++;
+	}
+	while (made < SRING_SIM_MAX_BLOCKS_PER_TICK) {
+		if (paced && ktime_before(now, ktime_add_ns(sim->start,
+				sring_sim_due_ns(sim, sim->blocks_made))))
+			break;
+		made_one = sring_sim_make_block(sim, now);
+		if (made_one == SIM_ENDED)
+			goto ended;
+		if (made_one == SIM_NO_SPACE)
+			break;
+		sim->blocks_made++;
+		made++;
+	}
+
+rearm:
+	next = ktime_add_ns(now, SRING_SIM_MIN_PERIOD_NS);
+	if (paced) {
+		ktime_t due = ktime_add_ns(sim->start,
+				sring_sim_due_ns(sim, sim->blocks_made));
+
+		if (ktime_after(due, next))
+			next = due;
+	}
+	if (ktime_before(next, sim->stall_until))
+		next = sim->stall_until;
+	hrtimer_set_expires(timer, next);
+	spin_unlock(&sim->lock);
+	return HRTIMER_RESTART;
+
+ended:
+	/* The ring left RUNNING (a stop, an overrun stop): sring calls our
+	 * stop, which waits for this callback to return. */
+	spin_unlock(&sim->lock);
+	return HRTIMER_NORESTART;
+}
+
+static int sring_sim_start(struct sring_ring *ring)
+{
+	struct sring_sim *sim = sring_priv(ring);
+	ktime_t now = ktime_get();
+
+	spin_lock_bh(&sim->lock);
+	sring_get_config(ring, &sim->config);
+	sim->block_samples = (sim->config.block_bytes - SRING_BLOCK_HEADER_SIZE) / 2;
+	/* The pattern continues where the ring's stream is. */
+	sim->next_sample = sring_next_sample(ring);
+	sim->start = now;
+	sim->blocks_made = 0;
+	sim->stall_until = 0;
+	sim->burst_blocks = 0;
+	spin_unlock_bh(&sim->lock);
+	hrtimer_start(&sim->timer, ktime_add_ns(now, SRING_SIM_MIN_PERIOD_NS),
+		      HRTIMER_MODE_ABS_SOFT);
+	return 0;
+}
+
+static void sring_sim_stop(struct sring_ring *ring)
+{
+	struct sring_sim *sim = sring_priv(ring);
+
+	/* Waits for a running tick: after it, no reserve or commit. */
+	hrtimer_cancel(&sim->timer);
+}
+
+static int sring_sim_inject(struct sring_ring *ring,
+			    const struct sring_fault *fault)
+{
+	struct sring_sim *sim = sring_priv(ring);
+
+	switch (fault->kind) {
+	case SRING_FAULT_STALL:
+		if (fault->arg == 0 || fault->arg > SRING_SIM_MAX_STALL_US)
+			return -EINVAL;
+		spin_lock_bh(&sim->lock);
+		sim->stall_until = ktime_add_us(ktime_get(), fault->arg);
+		spin_unlock_bh(&sim->lock);
+		return 0;
+	case SRING_FAULT_BURST:
+		if (fault->arg == 0 || fault->arg > SRING_SIM_MAX_FAULT_BLOCKS)
+			return -EINVAL;
+		spin_lock_bh(&sim->lock);
+		sim->burst_blocks = min_t(u32, sim->burst_blocks + fault->arg,
+					  SRING_SIM_MAX_FAULT_BLOCKS);
+		spin_unlock_bh(&sim->lock);
+		return 0;
+	default:
+		return -EINVAL;
+	}
+}
+
+static const struct sring_device_ops sring_sim_ops = {
+	.start = sring_sim_start,
+	.stop = sring_sim_stop,
+	.inject_fault = sring_sim_inject,
+};
+
+static void sring_sim_unregister_all(void)
+{
+	while (sring_sims_registered)
+		sring_unregister(sring_sims[--sring_sims_registered].ring);
+}
+
+static int __init sring_sim_init(void)
+{
+	struct sring_ring_params params = {
+		.ring_size = ring_size,
+		.flags = SRING_RING_CPU_FILL |
+			 (reserved ? SRING_RING_RESERVED_MEMORY : 0),
+		.ops = &sring_sim_ops,
+	};
+	unsigned int i;
+	int ret;
+
+	if (nr_rings == 0 || nr_rings > SRING_SIM_MAX_DEVICES) {
+		pr_err("nr_rings=%u: must be 1 to %d\n", nr_rings,
+		       SRING_SIM_MAX_DEVICES);
+		return -EINVAL;
+	}
+	sring_sims = kcalloc(nr_rings, sizeof(*sring_sims), GFP_KERNEL);
+	if (!sring_sims)
+		return -ENOMEM;
+	/* The "hardware" the rings belong to, as a PCI function would be. */
+	sring_sim_pdev = platform_device_register_simple("sring_sim",
+							 PLATFORM_DEVID_NONE,
+							 NULL, 0);
+	if (IS_ERR(sring_sim_pdev)) {
+		ret = PTR_ERR(sring_sim_pdev);
+		goto err_free;
+	}
+	for (i = 0; i < nr_rings; i++) {
+		struct sring_sim *sim = &sring_sims[i];
+
+		spin_lock_init(&sim->lock);
+		hrtimer_setup(&sim->timer, sring_sim_tick, CLOCK_MONOTONIC,
+			      HRTIMER_MODE_ABS_SOFT);
+		params.priv = sim;
+		sim->ring = sring_register(&sring_sim_pdev->dev, &params);
+		if (IS_ERR(sim->ring)) {
+			ret = PTR_ERR(sim->ring);
+			pr_err("ring %u: cannot register: %d\n", i, ret);
+			goto err_unregister;
+		}
+		sring_sims_registered++;
+	}
+	pr_info("%u simulated device(s), rings of %lu bytes (%s)\n", nr_rings,
+		ring_size, reserved ? "reserved region" : "pages");
+	return 0;
+
+err_unregister:
+	sring_sim_unregister_all();
+	platform_device_unregister(sring_sim_pdev);
+err_free:
+	kfree(sring_sims);
+	return ret;
+}
+
+static void __exit sring_sim_exit(void)
+{
+	/* Consumers still attached see state "removed" and drain. */
+	sring_sim_unregister_all();
+	platform_device_unregister(sring_sim_pdev);
+	kfree(sring_sims);
+}
+
+module_init(sring_sim_init);
+module_exit(sring_sim_exit);
+
+MODULE_LICENSE("GPL");
+MODULE_AUTHOR("sring developers");
+MODULE_DESCRIPTION("Simulated sampling device for sring: a timer that fills ring slots with a verifiable pattern");
