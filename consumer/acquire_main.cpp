@@ -6,7 +6,9 @@
 //   acquire --device /dev/sring0     the kernel driver and its simulated device
 //
 // Exit status: 0 every sample verified and none lost (or, with --allow-loss,
-// every loss accounted for exactly); 1 samples lost or corrupted; 2 errors.
+// every loss accounted for exactly); 1 samples lost or corrupted; 2 errors;
+// 3 the device ended the stream (removed or failed), everything up to its end
+// verified and accounted for.
 #include <fcntl.h>
 #include <sys/eventfd.h>
 #include <sys/ioctl.h>
@@ -204,7 +206,9 @@ class KernelDevice final : public ProducerControl {
     return ok();
   }
   Status stop() override {
-    if (::ioctl(fd_, SRING_IOC_STOP) != 0) return errno_error("cannot stop the device");
+    // ENODEV: the device went away (state "removed"): its stream is over
+    // already, and the run drains what it committed.
+    if (::ioctl(fd_, SRING_IOC_STOP) != 0 && errno != ENODEV) return errno_error("cannot stop the device");
     return ok();
   }
 
@@ -443,7 +447,12 @@ int main(int argc, char** argv) {
   // Every run above ends only once it saw the device stopped (load_acquire of
   // state) and drained up to head: the counters are final (docs/abi.md, "End
   // of stream"), and losses after the last block seen count too.
-  const bool stopped_on_overrun = ring.state() == SRING_STATE_OVERRUN_STOPPED;
+  const uint32_t final_state = ring.state();
+  const bool stopped_on_overrun = final_state == SRING_STATE_OVERRUN_STOPPED;
+  // The device failed or was removed (unbound, unplugged, its driver
+  // unloaded) before the run ended it: what it committed was still drained
+  // and is accounted for like any stream.
+  const bool device_ended = final_state == SRING_STATE_FAILED || final_state == SRING_STATE_REMOVED;
   const EndOfStream end = result->accounting.finish(p);
   const uint64_t lost = end.missing_samples;
   const uint64_t dropped = end.dropped_samples;
@@ -479,6 +488,11 @@ int main(int argc, char** argv) {
                with_commas(result->overwritten_while_read));
   }
   if (bad_tails) fmt::print("  bad tails      {:>16}\n", with_commas(bad_tails));
+  if (device_ended) {
+    fmt::print("  end            {:>16}  (the device {} the stream)\n",
+               final_state == SRING_STATE_REMOVED ? "removed" : "failed",
+               final_state == SRING_STATE_REMOVED ? "went away and ended" : "reported an error and ended");
+  }
 
   std::vector<std::string> problems;
   if (c.corrupted_samples) problems.push_back(fmt::format("{} corrupted samples", c.corrupted_samples));
@@ -503,6 +517,11 @@ int main(int argc, char** argv) {
   if (!options.allow_loss) {
     if (lost) problems.push_back(fmt::format("{} samples lost", lost));
     if (stopped_on_overrun) problems.push_back("the device stopped on an overrun");
+  }
+  if (problems.empty() && device_ended) {
+    fmt::print("  result         ENDED BY THE DEVICE: every sample up to the end {}\n",
+               lost ? "accounted for" : (options.verify ? "verified, none lost" : "arrived"));
+    return 3;
   }
   if (problems.empty()) {
     fmt::print("  result         OK: every sample {}\n",

@@ -19,6 +19,8 @@ std::string state_name(uint32_t state) {
     case SRING_STATE_STOPPED: return "stopped";
     case SRING_STATE_RUNNING: return "running";
     case SRING_STATE_OVERRUN_STOPPED: return "overrun-stopped";
+    case SRING_STATE_FAILED: return "failed";
+    case SRING_STATE_REMOVED: return "removed";
   }
   return "unknown";
 }
