@@ -108,7 +108,7 @@ TEST(Load, DeviceAndSysfsAppear) {
   EXPECT_EQ(sysfs("state"), "stopped");
   EXPECT_EQ(sysfs("memory"), "pages");
   EXPECT_EQ(sysfs_u64("ring_size"), 4u << 20);
-  EXPECT_EQ(sysfs("abi_version"), "1.1");
+  EXPECT_EQ(sysfs("abi_version"), "1.2");
   EXPECT_EQ(sysfs("consumer"), "0");
   EXPECT_FALSE(sysfs("version").empty());
 }
@@ -807,22 +807,92 @@ int main(int argc, char** argv) {
   if (mode == "attach-consume" && argc == 3) return attach_consume(std::stod(argv[2]));
   if (mode == "expect-position" && argc == 3) return expect_position(std::stoull(argv[2]));
   if (argc == 3 && std::string(argv[1]) == "hold") {
-    // Map the producer page, close the descriptor, and wait to be killed:
-    // the mapping alone must keep rmmod away.
+    // Map the producer page and the data, close the descriptor, and wait:
+    // the mappings alone must keep the core loaded. On SIGUSR1 read them
+    // (after the device went away they must still be valid: no SIGBUS, no
+    // stale memory) and report the state; SIGTERM ends it.
     const int fd = ::open(argv[2], O_RDONLY | O_CLOEXEC);
     if (fd < 0) {
       perror("hold: open");
       return 2;
     }
-    void* page = ::mmap(nullptr, ::sysconf(_SC_PAGESIZE), PROT_READ, MAP_SHARED, fd, 0);
-    ::close(fd);
+    const auto page_size = static_cast<size_t>(::sysconf(_SC_PAGESIZE));
+    void* page = ::mmap(nullptr, page_size, PROT_READ, MAP_SHARED, fd, 0);
     if (page == MAP_FAILED) {
       perror("hold: mmap");
       return 2;
     }
+    const auto* producer = static_cast<const sring_producer_page*>(page);
+    const uint64_t ring_size = producer->ring_size;
+    void* data = ::mmap(nullptr, 2 * ring_size, PROT_READ, MAP_SHARED, fd,
+                        static_cast<off_t>(producer->data_offset));
+    ::close(fd);
+    if (data == MAP_FAILED) {
+      perror("hold: mmap data");
+      return 2;
+    }
+    sigset_t signals;
+    sigemptyset(&signals);
+    sigaddset(&signals, SIGUSR1);
+    sigaddset(&signals, SIGTERM);
+    sigprocmask(SIG_BLOCK, &signals, nullptr);
     puts("holding");
     fflush(stdout);
-    for (;;) ::pause();
+    for (;;) {
+      int signal = 0;
+      if (sigwait(&signals, &signal) != 0 || signal == SIGTERM) return 0;
+      uint64_t sum = 0;
+      const auto* bytes = static_cast<const volatile uint8_t*>(data);
+      for (uint64_t offset = 0; offset < 2 * ring_size; offset += page_size) sum += bytes[offset];
+      printf("read: state %u, head %llu, %llu data bytes readable (sum of page starts %llu)\n",
+             __atomic_load_n(&producer->state, __ATOMIC_ACQUIRE),
+             static_cast<unsigned long long>(__atomic_load_n(&producer->head, __ATOMIC_ACQUIRE)),
+             static_cast<unsigned long long>(2 * ring_size), static_cast<unsigned long long>(sum));
+      fflush(stdout);
+    }
+  }
+  if (argc == 3 && std::string(argv[1]) == "gone-checks") {
+    // The consumer of a stopped ring whose device is about to go: open it,
+    // say so, and sleep in poll() with no timeout: the removal must wake it
+    // (a lost wake-up hangs here, and the caller's deadline fails it). Then
+    // check what docs/abi.md promises: state REMOVED, EPOLLHUP, control
+    // ioctls fail with ENODEV, read-only ones still answer, no new mapping.
+    const int fd = ::open(argv[2], O_RDWR | O_CLOEXEC);
+    if (fd < 0) {
+      perror("gone-checks: open");
+      return 2;
+    }
+    puts("open, asleep in poll()");
+    fflush(stdout);
+    pollfd sleeper{fd, POLLIN, 0};
+    const int woken = ::poll(&sleeper, 1, -1);
+    int problems = 0;
+    auto expect = [&](bool ok, const char* what) {
+      printf("%s: %s\n", ok ? "ok" : "FAILED", what);
+      if (!ok) problems++;
+    };
+    sring_stats stats{};
+    expect(::ioctl(fd, SRING_IOC_GET_STATS, &stats) == 0 && stats.state == SRING_STATE_REMOVED,
+           "GET_STATS answers, state REMOVED");
+    sring_info info{};
+    expect(::ioctl(fd, SRING_IOC_GET_INFO, &info) == 0 && info.abi_version == SRING_ABI_VERSION,
+           "GET_INFO answers");
+    for (const unsigned long command : {static_cast<unsigned long>(SRING_IOC_START),
+                                        static_cast<unsigned long>(SRING_IOC_STOP),
+                                        static_cast<unsigned long>(SRING_IOC_RESET),
+                                        static_cast<unsigned long>(SRING_IOC_CLEAR_EVENTFD)}) {
+      errno = 0;
+      expect(::ioctl(fd, command) == -1 && errno == ENODEV, "a control ioctl fails with ENODEV");
+    }
+    expect(woken == 1 && (sleeper.revents & POLLHUP), "the removal woke poll() with EPOLLHUP");
+    errno = 0;
+    void* page = ::mmap(nullptr, static_cast<size_t>(::sysconf(_SC_PAGESIZE)), PROT_READ, MAP_SHARED, fd, 0);
+    expect(page == MAP_FAILED && errno == ENODEV, "a new mapping fails with ENODEV");
+    char buffer[65536];
+    expect(::read(fd, buffer, sizeof(buffer)) >= 0, "read() drains or ends, no error");
+    ::close(fd);
+    printf("gone-checks: %s\n", problems ? "FAILED" : "all passed");
+    return problems ? 1 : 0;
   }
   if (argc >= 5 && std::string(argv[1]) == "as-user") {
     // Run a program as an unprivileged user whose only group is GID, the

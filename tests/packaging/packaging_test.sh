@@ -37,7 +37,7 @@ check "example consumer builds with g++ and pkg-config" bash -c \
   "g++ -O2 -Wall -Wextra -Werror examples/minimal_consumer.cpp \$(pkg-config --cflags --libs sring) -o '$work/minimal_consumer'"
 check "example consumer verifies every sample" bash -c "'$work/minimal_consumer' | grep -q ': OK$'"
 check "ABI header compiles and runs as C11" bash -c \
-  "gcc -std=c11 -Wall -Wextra -Werror -I'$work/prefix/include' examples/abi_from_c.c -o '$work/abi_c' && '$work/abi_c' | grep -q 'ABI 1.1'"
+  "gcc -std=c11 -Wall -Wextra -Werror -I'$work/prefix/include' examples/abi_from_c.c -o '$work/abi_c' && '$work/abi_c' | grep -q 'ABI 1.2'"
 for page in man1/acquire.1 man1/ringstat.1 man4/sring.4; do
   check "man page $page renders without warnings" bash -c \
     "groff -man -ww -z '$work/prefix/share/man/$page' 2>&1 | (! grep .) && man -l '$work/prefix/share/man/$page' 2>/dev/null | grep -q NAME"
@@ -52,11 +52,16 @@ else
     echo \"\$info\" | grep -q '^version: *$version\$' &&
     echo \"\$info\" | grep -q '^description: .*data acquisition' &&
     echo \"\$info\" | grep -q '^license: *GPL' &&
-    test \$(echo \"\$info\" | grep -c '^parm:') -eq 5 &&
-    test \$(echo \"\$info\" | grep '^parm:' | grep -c 'default') -eq 5"
+    test \$(echo \"\$info\" | grep -c '^parm:') -eq 3 &&
+    test \$(echo \"\$info\" | grep '^parm:' | grep -c 'default') -eq 3"
+  check "modinfo: the device drivers depend on the core, with their parameters" bash -c "
+    sim=\$(modinfo driver/sring_sim.ko) && edu=\$(modinfo driver/sring_edu.ko) &&
+    echo \"\$sim\" | grep -q '^depends: *sring\$' && echo \"\$edu\" | grep -q '^depends: *sring\$' &&
+    test \$(echo \"\$sim\" | grep '^parm:' | grep -c 'default') -eq 3 &&
+    echo \"\$edu\" | grep -q '^alias: *pci:v00001234d000011E8'"
   if [ "$(id -u)" -eq 0 ] && command -v dkms >/dev/null; then
     check "DKMS builds the module for $kver" scripts/dkms-install.sh --build-only "$kver"
-    check "DKMS produced sring.ko" bash -c "ls /var/lib/dkms/sring/$version/$kver/*/module/sring.ko*"
+    check "DKMS produced sring.ko, sring_sim.ko and sring_edu.ko" bash -c "ls /var/lib/dkms/sring/$version/$kver/*/module/sring.ko* /var/lib/dkms/sring/$version/$kver/*/module/sring_sim.ko* /var/lib/dkms/sring/$version/$kver/*/module/sring_edu.ko*"
     dkms remove "sring/$version" --all >/dev/null 2>&1 || true
     rm -rf "/usr/src/sring-$version"
   else

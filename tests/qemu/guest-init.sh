@@ -1,6 +1,7 @@
 #!/bin/busybox sh
-# /init of the QEMU guest: mounts the basics, loads sring.ko and runs the
-# scenarios (or, with sring.mode=demo on the kernel command line, the main
+# /init of the QEMU guest: mounts the basics, loads sring.ko with its
+# simulated device (sring_sim.ko) and runs the scenarios, then those of the
+# edu PCI device's driver (sring_edu.ko) (or, with sring.mode=demo on the kernel command line, the main
 # job). Prints one result line per scenario and ends with
 #   qemu: N passed, M failed
 # then powers off. The host side (run-qemu-tests.sh) reads the console.
@@ -35,22 +36,190 @@ check_dmesg() {
   fi
 }
 
+# The core and the simulated device: load_sring [PARAM=VALUE...] gives each
+# module its own parameters; unload_sring takes both out.
+load_sring() {
+  core=""; sim=""
+  for p in "$@"; do
+    case "$p" in
+      reserved_base=*|reserved_size=*|initial_position=*) core="$core $p" ;;
+      *) sim="$sim $p" ;;
+    esac
+  done
+  insmod /sring.ko $core || return 1
+  insmod /sring_sim.ko $sim || { rmmod sring; return 1; }
+}
+unload_sring() {
+  rmmod sring_sim && rmmod sring
+}
+
 echo "guest kernel: $(uname -r)"
 # Which checkers this kernel has (the debug kernel: KASAN, lockdep, kmemleak).
 dmesg | grep -E "KernelAddressSanitizer initialized|lockdep checking is enabled|kmemleak: Kernel memory leak detector" || true
+
+# The simulated device goes away under consumers (expects sring and
+# sring_sim loaded, leaves them loaded).
+removal_scenarios() {
+  # A device may go while its ring is open or mapped: the core stays (rmmod
+  # refused) until the last file is closed, and the mapping stays readable.
+  /kernel_test gone-checks /dev/sring0 >/tmp/gone-checks.log 2>&1 &
+  checker=$!
+  for i in 1 2 3 4 5 6 7 8 9 10; do grep -q "^open" /tmp/gone-checks.log && break; sleep 0.2; done
+  sleep 0.5   # asleep in poll() by now
+  exec 3</dev/sring0   # and a monitor that stays open
+  rmmod sring_sim && [ ! -e /dev/sring0 ] && pass "the device unloads while its ring is open" ||
+    fail "the device unloads while its ring is open"
+  # Woken by the removal itself: poll() has no timeout to hide a lost wake-up.
+  n=0; while kill -0 $checker 2>/dev/null && [ $n -lt 50 ]; do usleep 100000; n=$((n + 1)); done
+  if kill -0 $checker 2>/dev/null; then
+    kill $checker; fail "the removal wakes a consumer asleep in poll() (still asleep after 5 s)"
+  else
+    pass "the removal wakes a consumer asleep in poll()"
+  fi
+  wait $checker && pass "the consumer of a removed ring: state removed, EPOLLHUP, ENODEV for control, no new mapping" ||
+    fail "the consumer of a removed ring: state removed, EPOLLHUP, ENODEV for control, no new mapping"
+  cat /tmp/gone-checks.log
+  if rmmod sring 2>/dev/null; then fail "rmmod sring refused while a ring is open"; insmod /sring.ko; else pass "rmmod sring refused while a ring is open"; fi
+  exec 3<&-
+  rmmod sring && pass "the core unloads after the last close" || fail "the core unloads after the last close"
+  load_sring
+  /kernel_test hold /dev/sring0 >/tmp/hold.log 2>&1 &
+  holder=$!
+  for i in 1 2 3 4 5 6 7 8 9 10; do grep -q holding /tmp/hold.log && break; sleep 0.2; done
+  rmmod sring_sim && pass "the device unloads while its ring is mapped" || fail "the device unloads while its ring is mapped"
+  if rmmod sring 2>/dev/null; then fail "rmmod sring refused while mapped"; insmod /sring.ko; else pass "rmmod sring refused while mapped"; fi
+  kill -USR1 $holder
+  for i in 1 2 3 4 5 6 7 8 9 10; do grep -q "^read:" /tmp/hold.log && break; sleep 0.2; done
+  cat /tmp/hold.log
+  grep -q "^read: state 4, .* 8388608 data bytes readable" /tmp/hold.log &&
+    pass "the mapping stays valid after the device went, and says removed" ||
+    fail "the mapping stays valid after the device went, and says removed"
+  kill $holder; wait $holder 2>/dev/null
+  rmmod sring; load_sring
+
+  # The device goes away under a running acquisition (the consumer asleep in
+  # eventfd, then in poll()): the consumer wakes, drains what was committed,
+  # sees "removed", and ends with every sample verified and accounted for.
+  for wait in eventfd poll; do
+    /acquire --device /dev/sring0 --rate 20M --duration 60 --wait $wait >/tmp/gone.log 2>&1 &
+    acq=$!
+    sleep 2
+    rmmod sring_sim
+    n=0; while kill -0 $acq 2>/dev/null && [ $n -lt 100 ]; do usleep 100000; n=$((n + 1)); done
+    wait $acq; rc=$?
+    cat /tmp/gone.log
+    [ $rc = 3 ] && grep -q "ENDED BY THE DEVICE" /tmp/gone.log &&
+      pass "device unloaded under a consumer waiting on $wait: clean end, every sample accounted" ||
+      fail "device unloaded under a consumer waiting on $wait: clean end, every sample accounted (exit $rc)"
+    rmmod sring && load_sring || fail "modules reload after the device went under a consumer"
+  done
+}
+
+edu_scenarios() {
+  # ------- a PCI device that fills the ring by DMA and completes by MSI -------
+  # QEMU's edu device and its driver, sring_edu.ko: reserve, bus-master DMA
+  # into the slot's DMA address, commit from the interrupt. About 4 blocks a
+  # second. run-qemu-tests.sh narrows the engine to 24 address bits
+  # (-device edu,dma_mask=0xffffff; the driver: dma_bits=24): the engine drops
+  # higher bits, so a ring above 16 MiB would be written somewhere else and
+  # fail verification. The allocator only gives ZONE_DMA when asked.
+  edu_bdf=""
+  for d in /sys/bus/pci/devices/*; do
+    [ "$(cat $d/vendor)" = 0x1234 ] && [ "$(cat $d/device)" = 0x11e8 ] && edu_bdf=$(basename $d)
+  done
+  edu_ring() { ls /sys/bus/pci/devices/$edu_bdf/sring/ 2>/dev/null | head -n1; }
+  edu_acquire() {  # edu_acquire NAME ARGS...: passes if acquire exits 0
+    name="$1"; shift
+    echo "=== acquire --device /dev/$(edu_ring) $*"
+    if /acquire --device /dev/$(edu_ring) "$@" >/tmp/acq.log 2>&1; then
+      cat /tmp/acq.log; pass "$name"
+    else
+      cat /tmp/acq.log; fail "$name"
+    fi
+  }
+  edu_blocks() { awk '/^  blocks/ {gsub(",", "", $2); print $2}' /tmp/acq.log; }
+  if [ -n "$edu_bdf" ] && insmod /sring.ko && insmod /sring_edu.ko dma_bits=24 && [ -n "$(edu_ring)" ] &&
+     [ -c "/dev/$(edu_ring)" ] && grep -q "PCI-MSI.*sring_edu" /proc/interrupts; then
+    pass "edu at $edu_bdf: sring_edu registers $(edu_ring), interrupts by MSI"
+    grep sring_edu /proc/interrupts
+    edu_acquire "edu: 4 KiB blocks by DMA at 8 kS/s, every sample verified" --rate 8000 --block-size 4K --duration 8
+    [ "$(edu_blocks)" -ge 20 ] && pass "edu: the device really moved blocks ($(edu_blocks))" ||
+      fail "edu: the device really moved blocks ($(edu_blocks))"
+    # 12 KiB blocks do not divide the 64 KiB ring: slots wrap, and the driver
+    # gives the engine the two DMA ranges the slot says.
+    edu_acquire "edu: 12 KiB blocks flat out, slots split at the ring's end, every sample verified" --rate 0 --block-size 12K --duration 8
+    [ "$(edu_blocks)" -ge 6 ] && pass "edu: blocks ran past the ring's end ($(edu_blocks) x 12 KiB > 64 KiB)" ||
+      fail "edu: blocks ran past the ring's end ($(edu_blocks) x 12 KiB > 64 KiB)"
+    for policy in drop overwrite stop; do
+      edu_acquire "edu: slow consumer, policy $policy: every loss accounted for exactly" \
+        --rate 8000 --block-size 4K --duration 12 --slow-us 5000000 --allow-loss --policy $policy
+      if [ $policy = stop ]; then
+        grep -q overrun-stopped /sys/class/sring/$(edu_ring)/state && pass "edu: stop policy stopped the device" ||
+          fail "edu: stop policy stopped the device"
+      else
+        grep -Eq "lost samples +[1-9]" /tmp/acq.log && pass "edu: policy $policy really lost samples" ||
+          fail "edu: policy $policy really lost samples"
+      fi
+    done
+    /acquire --device /dev/$(edu_ring) --rate 8000 --block-size 4K --duration 1 --no-verify >/dev/null 2>&1
+    # The device goes away under a consumer asleep in eventfd (PCI remove),
+    # then under one asleep in poll() (driver unbind); each time it comes
+    # back (rescan, bind) as a new ring that works.
+    for how in remove unbind; do
+      wait_kind=eventfd; [ $how = unbind ] && wait_kind=poll
+      /acquire --device /dev/$(edu_ring) --rate 8000 --block-size 4K --duration 120 --wait $wait_kind >/tmp/gone.log 2>&1 &
+      acq=$!
+      sleep 4
+      if [ $how = remove ]; then
+        echo 1 > /sys/bus/pci/devices/$edu_bdf/remove
+      else
+        echo $edu_bdf > /sys/bus/pci/drivers/sring_edu/unbind
+      fi
+      n=0; while kill -0 $acq 2>/dev/null && [ $n -lt 100 ]; do usleep 100000; n=$((n + 1)); done
+      wait $acq; rc=$?
+      cat /tmp/gone.log
+      [ $rc = 3 ] && grep -q "ENDED BY THE DEVICE" /tmp/gone.log &&
+        pass "edu: $how under a consumer waiting on $wait_kind: clean end, every sample accounted" ||
+        fail "edu: $how under a consumer waiting on $wait_kind: clean end, every sample accounted (exit $rc)"
+      if [ $how = remove ]; then
+        echo 1 > /sys/bus/pci/rescan
+      else
+        echo $edu_bdf > /sys/bus/pci/drivers/sring_edu/bind
+      fi
+      sleep 1
+      edu_acquire "edu: after $how, the device is back as $(edu_ring) and verifies" --rate 8000 --block-size 4K --duration 3
+    done
+    rmmod sring_edu && rmmod sring && pass "edu: driver and core unload" || fail "edu: driver and core unload"
+  else
+    fail "edu at ${edu_bdf:-nowhere}: sring_edu registers a ring, interrupts by MSI"
+    dmesg | tail -n 20
+  fi
+  check_dmesg "after the edu device"
+}
 
 mode=tests
 grep -q "sring.mode=demo" /proc/cmdline && mode=demo
 grep -q "sring.mode=bench" /proc/cmdline && mode=bench
 grep -q "sring.mode=reserved" /proc/cmdline && mode=reserved
 extra=$(sed -n 's/.*sring.args=\([^ ]*\).*/\1/p' /proc/cmdline | tr ',' ' ')
+grep -q "sring.mode=edu" /proc/cmdline && mode=edu
+if [ "$mode" = edu ]; then
+  edu_scenarios
+  finish
+fi
+grep -q "sring.mode=removal" /proc/cmdline && mode=removal
+if [ "$mode" = removal ]; then
+  load_sring && removal_scenarios
+  check_dmesg "removal"
+  finish
+fi
 
 if [ "$mode" = reserved ]; then
   # The kernel command line has memmap=32M$0x30000000 (run-qemu-tests.sh):
   # 32 MiB at 768 MiB the kernel does not own. Two 16 MiB rings in it, four
   # times what a page allocation gives.
   grep -o 'memmap=[^ ]*' /proc/cmdline
-  if insmod /sring.ko nr_rings=2 ring_size=16777216 reserved_base=0x30000000 reserved_size=0x2000000 &&
+  if load_sring reserved_base=0x30000000 reserved_size=0x2000000 nr_rings=2 ring_size=16777216 reserved=1 &&
      [ -c /dev/sring1 ]; then
     pass "two 16 MiB rings in a region reserved at boot"
   else
@@ -71,18 +240,42 @@ if [ "$mode" = reserved ]; then
   else
     cat /tmp/acq.log; fail "reserved ring, overwrite-oldest, slow consumer: losses exact"
   fi
-  rmmod sring && ! grep -qi sring /proc/iomem && pass "unload releases the reserved region" ||
+  # A third ring does not fit in the 32 MiB: refused with a message.
+  rmmod sring_sim
+  if insmod /sring_sim.ko nr_rings=3 ring_size=16777216 reserved=1 2>/dev/null; then
+    fail "a ring beyond the reserved region is refused"; rmmod sring_sim
+  else
+    dmesg | grep -q "no room for 16777216 bytes in the reserved region" &&
+      pass "a ring beyond the reserved region is refused with a message" ||
+      fail "a ring beyond the reserved region is refused with a message"
+  fi
+  # Its space came back when the devices went: two rings fit again.
+  insmod /sring_sim.ko nr_rings=2 ring_size=16777216 reserved=1 && [ -c /dev/sring1 ] &&
+    pass "the reserved space of unregistered rings is reused" || fail "the reserved space of unregistered rings is reused"
+  unload_sring && ! grep -qi sring /proc/iomem && pass "unload releases the reserved region" ||
     fail "unload releases the reserved region"
-  insmod /sring.ko nr_rings=2 ring_size=16777216 reserved_base=0x30000000 reserved_size=0x2000000 &&
-    rmmod sring && pass "the region can be claimed again after unload" || fail "the region can be claimed again after unload"
+  load_sring reserved_base=0x30000000 reserved_size=0x2000000 nr_rings=2 ring_size=16777216 reserved=1 &&
+    unload_sring && pass "the region can be claimed again after unload" || fail "the region can be claimed again after unload"
   check_dmesg "reserved memory"
   finish
 fi
 
-if insmod /sring.ko && [ -c /dev/sring0 ]; then
-  pass "module loads, /dev/sring0 appears"
+# The core alone: no device, no ring; it unloads.
+if insmod /sring.ko && [ ! -e /dev/sring0 ] && [ -d /sys/class/sring ] && rmmod sring; then
+  pass "the core loads and unloads without any device"
 else
-  fail "module loads, /dev/sring0 appears"
+  fail "the core loads and unloads without any device"
+fi
+# A device driver without the core: refused (insmod does not load it).
+if insmod /sring_sim.ko 2>/dev/null; then
+  fail "a device driver without the core is refused"; rmmod sring_sim
+else
+  pass "a device driver without the core is refused"
+fi
+if load_sring && [ -c /dev/sring0 ]; then
+  pass "core and simulated device load, /dev/sring0 appears"
+else
+  fail "core and simulated device load, /dev/sring0 appears"
   dmesg | tail -20
   finish
 fi
@@ -107,7 +300,7 @@ if [ "$mode" = demo ]; then
   for f in state ring_size memory blocks_produced samples_produced samples_dropped wakeups high_water bad_tails; do
     printf '  %-18s %s\n' "$f" "$(cat /sys/class/sring/sring0/$f)"
   done
-  rmmod sring || fail "module unloads"
+  unload_sring || fail "modules unload"
   check_dmesg "demo"
   finish
 fi
@@ -129,7 +322,7 @@ if [ "$mode" = bench ]; then
       done
     done
   done
-  rmmod sring || fail "module unloads"
+  unload_sring || fail "modules unload"
   check_dmesg "bench"
   finish
 fi
@@ -244,15 +437,7 @@ else
 fi
 chmod 0600 /dev/sring0 && chgrp 0 /dev/sring0
 
-# rmmod is refused while the device is open, and while it is mapped.
-exec 3</dev/sring0
-if rmmod sring 2>/dev/null; then fail "rmmod refused while open"; insmod /sring.ko; else pass "rmmod refused while open"; fi
-exec 3<&-
-/kernel_test hold /dev/sring0 >/tmp/hold.log 2>&1 &
-holder=$!
-for i in 1 2 3 4 5 6 7 8 9 10; do grep -q holding /tmp/hold.log && break; sleep 0.2; done
-if rmmod sring 2>/dev/null; then fail "rmmod refused while mapped"; insmod /sring.ko; else pass "rmmod refused while mapped"; fi
-kill $holder; wait $holder 2>/dev/null
+removal_scenarios
 
 # ---------------- hardening (issue: fuzzing, stress, lifecycle, long runs) ---
 
@@ -321,8 +506,8 @@ check_dmesg "after the consumer kills"
 cycles_ok=1
 i=0
 while [ $i -lt 100 ]; do
-  rmmod sring || { cycles_ok=0; break; }
-  insmod /sring.ko || { cycles_ok=0; break; }
+  unload_sring || { cycles_ok=0; break; }
+  load_sring || { cycles_ok=0; break; }
   if [ $((i % 2)) = 0 ]; then
     cat /sys/class/sring/sring0/head /sys/class/sring/sring0/state >/dev/null || cycles_ok=0
   else
@@ -337,17 +522,17 @@ done
 # Long runs: head and tail start just below 2^32 and just below 2^63, so a
 # 32-bit truncation or a sign bug shows in seconds, not on day four.
 for position in 4294901760 9223372036854710272; do
-  rmmod sring && insmod /sring.ko initial_position=$position
+  unload_sring && load_sring initial_position=$position
   run_acquire "counters crossing $position + 64 KiB: every sample verified" --rate 20M --duration 2
   /kernel_test expect-position $position && pass "head and tail ran on from $position (not reset, truncated or wrapped)" ||
     fail "head and tail ran on from $position (not reset, truncated or wrapped)"
 done
-rmmod sring && insmod /sring.ko
+unload_sring && load_sring
 
 # Module parameters: several rings of a non-default size, each its own
 # device with its own data; bad values refused with a message, nothing left.
-rmmod sring
-if insmod /sring.ko nr_rings=3 ring_size=1048576 && [ -c /dev/sring2 ] &&
+unload_sring
+if load_sring nr_rings=3 ring_size=1048576 && [ -c /dev/sring2 ] &&
    [ "$(cat /sys/class/sring/sring1/ring_size)" = 1048576 ]; then
   pass "nr_rings=3 ring_size=1M: three 1 MiB rings"
 else
@@ -362,23 +547,23 @@ wait $r1; rc1=$?; wait $r2; rc2=$?
 cat /tmp/r0.log /tmp/r1.log /tmp/r2.log
 [ $r0 = 0 ] && [ $rc1 = 0 ] && [ $rc2 = 0 ] && pass "three rings acquire at once, every sample verified" ||
   fail "three rings acquire at once, every sample verified ($r0 $rc1 $rc2)"
-rmmod sring
+unload_sring
 for bad in "ring_size=1000000" "ring_size=32768" "nr_rings=0" "nr_rings=17" "ring_size=8388608" \
-           "reserved_base=0x100000 reserved_size=0x1000000" "reserved_base=0x1000"; do
+           "reserved_base=0x100000 reserved_size=0x1000000" "reserved_base=0x1000" "reserved=1"; do
   # Only what this load logged (dmesg -c would hide earlier splats from the
   # final kernel-log check).
   seen=$(dmesg | wc -l)
-  if insmod /sring.ko $bad 2>/dev/null; then
-    fail "insmod sring.ko $bad is refused"; rmmod sring
-  elif dmesg | tail -n +$((seen + 1)) | grep -q "sring: .*\(must\|needs\|cannot\|overlaps\|at most\)"; then
-    pass "insmod sring.ko $bad is refused with a message: $(dmesg | tail -n +$((seen + 1)) | grep 'sring: ' | tail -n1 | sed 's/^\[[^]]*\] //')"
+  if load_sring $bad 2>/dev/null; then
+    fail "loading with $bad is refused"; unload_sring
+  elif dmesg | tail -n +$((seen + 1)) | grep -q "sring[_a-z]*: .*\(must\|needs\|cannot\|overlaps\|at most\|no room\)"; then
+    pass "loading with $bad is refused with a message: $(dmesg | tail -n +$((seen + 1)) | grep 'sring[_a-z]*: ' | tail -n1 | sed 's/^\[[^]]*\] //')"
   else
-    dmesg | tail -n 5; fail "insmod sring.ko $bad is refused with a message"
+    dmesg | tail -n 5; fail "loading with $bad is refused with a message"
   fi
 done
-[ ! -e /dev/sring0 ] && ! grep -q '^sring ' /proc/modules && pass "nothing left behind by a refused load" ||
+[ ! -e /dev/sring0 ] && ! grep -q '^sring' /proc/modules && pass "nothing left behind by a refused load" ||
   fail "nothing left behind by a refused load"
-insmod /sring.ko
+load_sring
 
 # No kernel address leaks out through sysfs or the kernel log.
 if grep -rhE "ffff[0-9a-f]{12}" /sys/class/sring/sring0/ 2>/dev/null || dmesg | grep -i sring | grep -E "ffff[0-9a-f]{12}"; then
@@ -393,7 +578,7 @@ check_dmesg "after the scenarios"
 /ringstat -i 0.2 -c 100 sring0 >/tmp/rs-gone.log 2>&1 &
 stat_pid=$!
 sleep 0.5
-if rmmod sring && ! grep -q '^sring ' /proc/modules; then pass "rmmod after the last user"; else fail "rmmod after the last user"; fi
+if unload_sring && ! grep -q '^sring' /proc/modules; then pass "rmmod after the last user"; else fail "rmmod after the last user"; fi
 if wait $stat_pid; then
   fail "ringstat exits non-zero when its ring disappears"
 else
@@ -401,6 +586,8 @@ else
     { cat /tmp/rs-gone.log; fail "ringstat says the ring is gone"; }
 fi
 check_dmesg "after unload"
+
+edu_scenarios
 if [ -e /sys/kernel/debug/kmemleak ] || mount -t debugfs debugfs /sys/kernel/debug 2>/dev/null && [ -e /sys/kernel/debug/kmemleak ]; then
   echo scan > /sys/kernel/debug/kmemleak; sleep 5; echo scan > /sys/kernel/debug/kmemleak
   if grep -q sring /sys/kernel/debug/kmemleak; then

@@ -7,11 +7,13 @@
 #   tests/qemu/run-qemu-tests.sh            the scenarios
 #   tests/qemu/run-qemu-tests.sh --demo     the main job: acquire and show stats
 #   tests/qemu/run-qemu-tests.sh --bench RATE...   rate sweep, mmap against read()
+#   tests/qemu/run-qemu-tests.sh --edu      only the edu PCI device's scenarios
+#   tests/qemu/run-qemu-tests.sh --removal  only the device-goes-away scenarios
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 mode=tests
 append_extra=""
-if [ "${1:-}" = "--demo" ] || [ "${1:-}" = "--bench" ]; then
+if [ "${1:-}" = "--demo" ] || [ "${1:-}" = "--bench" ] || [ "${1:-}" = "--edu" ] || [ "${1:-}" = "--removal" ]; then
   mode=${1#--}; shift
   if [ $# -gt 0 ]; then append_extra=" sring.args=$(echo "$*" | tr ' ' ',')"; fi
 fi
@@ -44,10 +46,11 @@ fi
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 # Build the module from a copy, so builds for different kernels never mix.
-mkdir -p "$work/src/include" "$work/src/simulator"
+mkdir -p "$work/src/include" "$work/src/simulator" "$work/src/devices"
 cp -r driver "$work/src/driver"
 cp -r include/sring "$work/src/include/sring"
 cp -r simulator/kernel "$work/src/simulator/kernel"
+cp -r devices/edu "$work/src/devices/edu"
 # A failed build ends the run with a verdict, never a boot of old binaries.
 build_failed() {
   cat "$work/build.log" >&2
@@ -55,13 +58,15 @@ build_failed() {
   echo "qemu: 0 passed, 1 failed"
   exit 1
 }
-echo "qemu: building sring.ko for $kver" >&2
+echo "qemu: building sring.ko, sring_sim.ko and sring_edu.ko for $kver" >&2
 make -s -C "$work/src/driver" KERNEL_SRC="$kernel_src" >"$work/build.log" 2>&1 ||
-  build_failed "sring.ko did not build"
+  build_failed "the modules did not build"
 # Warning-free against the kernel's headers (Kbuild passes -Werror for our
 # files; this also catches modpost's warnings).
-grep -v 'Skipping BTF' "$work/build.log" | grep -E 'warning|WARNING' && build_failed "sring.ko built with warnings"
-test -f "$work/src/driver/sring.ko" || build_failed "sring.ko is missing after the build"
+grep -v 'Skipping BTF' "$work/build.log" | grep -E 'warning|WARNING' && build_failed "the modules built with warnings"
+for module in sring sring_sim sring_edu; do
+  test -f "$work/src/driver/$module.ko" || build_failed "$module.ko is missing after the build"
+done
 guest_programs=(//tests/kernel:kernel_test //tests/conformance:conformance_kernel
                 //consumer:acquire-static //consumer:ringstat-static)
 bazel build "${guest_programs[@]}" >"$work/build.log" 2>&1 || build_failed "the guest programs did not build"
@@ -71,7 +76,7 @@ mkdir -p "$root"/{bin,sbin,proc,sys,dev,tmp}
 cp /bin/busybox "$root/bin/busybox"
 cp tests/qemu/guest-init.sh "$root/init"
 chmod +x "$root/init"
-cp "$work/src/driver/sring.ko" "$root/sring.ko"
+cp "$work/src/driver/sring.ko" "$work/src/driver/sring_sim.ko" "$work/src/driver/sring_edu.ko" "$root/"
 cp packaging/udev/60-sring.rules "$root/60-sring.rules"
 cp bazel-bin/tests/kernel/kernel_test "$root/kernel_test"
 cp bazel-bin/tests/conformance/conformance_kernel "$root/conformance_kernel"
@@ -88,6 +93,7 @@ boot() {
   timeout "$timeout_s" qemu-system-x86_64 \
     -accel tcg,thread=multi -cpu max -m "$memory" -smp 2 \
     -kernel "$kernel_image" -initrd "$work/initrd.gz" \
+    -device edu,dma_mask=0xffffff \
     -append "console=ttyS0 quiet panic=-1 oops=panic sring.mode=$boot_mode$extra" \
     -nographic -no-reboot -monitor none -serial stdio </dev/null >"$log" 2>&1
   rc=$?
