@@ -64,7 +64,6 @@
  * checks a transfer's end against the buffer's with an off-by-one and
  * aborts the machine on a transfer of exactly 4096 bytes. */
 #define EDU_MAX_TRANSFER	(EDU_BUFFER_SIZE - 64)
-#define EDU_DMA_BITS		28
 /* The engine's speed: one transfer per 100 ms of virtual time; with margin
  * for an emulator that runs late. */
 #define EDU_TRANSFER_MS		125
@@ -76,6 +75,13 @@
 static unsigned long ring_size = 64 * 1024;
 module_param(ring_size, ulong, 0444);
 MODULE_PARM_DESC(ring_size, "Bytes of data per ring, a power of two (default 64 KiB)");
+
+/* The edu engine drops address bits above its dma_mask property (28 bits
+ * by default): a narrower one (-device edu,dma_mask=0xffffff) makes the
+ * ring come from ZONE_DMA, which tests that sring honours the mask. */
+static unsigned int dma_bits = 28;
+module_param(dma_bits, uint, 0444);
+MODULE_PARM_DESC(dma_bits, "Address bits of the edu DMA engine, 24 to 28 (default 28, as QEMU's edu)");
 
 enum edu_phase {
 	EDU_IDLE,		/* no block under way */
@@ -375,8 +381,12 @@ static int edu_probe(struct pci_dev *pdev, const struct pci_device_id *id)
 		return -ENODEV;
 	}
 	pci_set_master(pdev);
-	/* The engine's address registers are 28 bits wide. */
-	ret = dma_set_mask_and_coherent(&pdev->dev, DMA_BIT_MASK(EDU_DMA_BITS));
+	/* The engine's address registers are 28 bits wide (or fewer). */
+	if (dma_bits < 24 || dma_bits > 28) {
+		dev_err(&pdev->dev, "dma_bits=%u: must be 24 to 28\n", dma_bits);
+		return -EINVAL;
+	}
+	ret = dma_set_mask_and_coherent(&pdev->dev, DMA_BIT_MASK(dma_bits));
 	if (ret)
 		return ret;
 	edu->staging = dmam_alloc_coherent(&pdev->dev, EDU_BUFFER_SIZE,
@@ -399,8 +409,8 @@ static int edu_probe(struct pci_dev *pdev, const struct pci_device_id *id)
 		goto err_irq;
 	}
 	pci_set_drvdata(pdev, edu);
-	dev_info(&pdev->dev, "edu rev %#x: sring%d, MSI, %d-bit DMA\n",
-		 ident >> 24, sring_minor(edu->ring), EDU_DMA_BITS);
+	dev_info(&pdev->dev, "edu rev %#x: sring%d, MSI, %u-bit DMA\n",
+		 ident >> 24, sring_minor(edu->ring), dma_bits);
 	return 0;
 
 err_irq:
