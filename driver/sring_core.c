@@ -135,6 +135,17 @@ static bool sring_running(struct sring_ring *ring)
 	return READ_ONCE(ring->state) == SRING_STATE_RUNNING;
 }
 
+/* Once per start: a device that ended the stream by itself (overrun stop,
+ * error) is stopped at the next stop, reset, start or unregister. */
+static void sring_stop_device(struct sring_ring *ring)
+{
+	lockdep_assert_held(&ring->lock);
+	if (ring->device_stopped)
+		return;
+	ring->ops->stop(ring);
+	ring->device_stopped = true;
+}
+
 /*
  * Ends the stream with @state (STOPPED, or REMOVED at unregister) if it is
  * running, then stops the device: the state comes first, so that no commit
@@ -152,7 +163,7 @@ static void sring_stop(struct sring_ring *ring, u32 state)
 	else
 		sring_producer_wake(ring);
 	spin_unlock_irq(&ring->prod_lock);
-	ring->ops->stop(ring);
+	sring_stop_device(ring);
 	/* Not under prod_lock: its callback takes it. */
 	hrtimer_cancel(&ring->flush_timer);
 }
@@ -162,18 +173,24 @@ static int sring_start(struct sring_ring *ring)
 	int ret;
 
 	lockdep_assert_held(&ring->lock);
+	/* It may have ended the last stream by itself: quiesce it first. */
+	sring_stop_device(ring);
 	spin_lock_irq(&ring->prod_lock);
-	ring->state = SRING_STATE_RUNNING;
+	WRITE_ONCE(ring->state, SRING_STATE_RUNNING);
 	ring->reserved = ring->head;
+	/* A flush still owed from the last run was cancelled with its timer:
+	 * the next data below the watermark arms it again. */
+	ring->unsignalled = false;
 	/* Pairs with the consumer's load_acquire(state). */
 	smp_store_release(&ring->kprod->state, ring->state);
 	spin_unlock_irq(&ring->prod_lock);
+	ring->device_stopped = false;
 	ret = ring->ops->start(ring);
 	if (ret) {
 		spin_lock_irq(&ring->prod_lock);
 		sring_producer_end(ring, SRING_STATE_STOPPED);
 		spin_unlock_irq(&ring->prod_lock);
-		ring->ops->stop(ring);
+		sring_stop_device(ring);
 	}
 	return ret;
 }
@@ -599,12 +616,12 @@ static long sring_ioctl(struct file *file, unsigned int cmd, unsigned long arg)
 		}
 		/* The device may still be finishing a block that saw RUNNING
 		 * (its commit then fails): quiesce it before the reset. */
-		ring->ops->stop(ring);
+		sring_stop_device(ring);
 		hrtimer_cancel(&ring->flush_timer);
 		spin_lock_irq(&ring->prod_lock);
 		sring_producer_reset(ring, initial_position &
 				     ~(u64)(SRING_BLOCK_ALIGN - 1));
-		ring->state = SRING_STATE_STOPPED;
+		WRITE_ONCE(ring->state, SRING_STATE_STOPPED);
 		smp_store_release(&ring->kprod->state, ring->state);
 		spin_unlock_irq(&ring->prod_lock);
 		break;
@@ -829,14 +846,15 @@ static int sring_map_mirror(struct sring_ring *ring)
 }
 
 /*
- * Can the device reach [phys, phys + size) directly? Behind an IOMMU it can
- * reach anything (the mapping picks an address under its mask); without
- * one the bus address is the physical one, and memory above the mask would
- * need bouncing, which a ring the device writes on its own cannot use.
+ * Is [phys, phys + size) below the device's DMA mask? Without an IOMMU (or
+ * with one in passthrough) the bus address is the physical one, and memory
+ * above the mask would need bouncing, which a ring the device writes on its
+ * own cannot use; behind a translating IOMMU low memory costs nothing. The
+ * mapping's own address is checked again after mapping (bus offsets).
  */
 static bool sring_reachable(struct device *dev, phys_addr_t phys, u64 size)
 {
-	return device_iommu_mapped(dev) || phys + size - 1 <= dma_get_mask(dev);
+	return phys + size - 1 <= dma_get_mask(dev);
 }
 
 /*
@@ -868,8 +886,14 @@ static struct page *sring_alloc_data_pages(struct sring_ring *ring)
 	return NULL;
 }
 
-/* The device's view of the data: one streaming mapping for the ring's life
- * under the device, synced per slot (sring_producer.c). */
+/*
+ * The device's view of the data: one streaming mapping for the ring's life
+ * under the device, synced per slot (sring_producer.c). Bidirectional:
+ * the device writes samples, and the CPU writes headers and zeroed the
+ * memory first; a from-device mapping would let a non-coherent platform
+ * invalidate (arm32) what the CPU wrote, exposing stale memory to the
+ * consumer's mapping.
+ */
 static int sring_map_for_device(struct sring_ring *ring)
 {
 	struct device *dev = ring->parent;
@@ -883,14 +907,19 @@ static int sring_map_for_device(struct sring_ring *ring)
 	}
 	if (ring->data_pages)
 		ring->dma_handle = dma_map_page(dev, ring->data_pages, 0,
-						ring->ring_size, DMA_FROM_DEVICE);
+						ring->ring_size, DMA_BIDIRECTIONAL);
 	else
 		ring->dma_handle = dma_map_resource(dev, ring->data_phys,
 						    ring->ring_size,
-						    DMA_FROM_DEVICE, 0);
+						    DMA_BIDIRECTIONAL, 0);
 	if (dma_mapping_error(dev, ring->dma_handle))
 		return -ENOMEM;
 	ring->dma_mapped = true;
+	if (ring->dma_handle + ring->ring_size - 1 > dma_get_mask(dev)) {
+		dev_err(dev, "sring: ring mapped at %pad, beyond the DMA mask %#llx\n",
+			&ring->dma_handle, dma_get_mask(dev));
+		return -ENOMEM;	/* the caller unmaps */
+	}
 	return 0;
 }
 
@@ -905,12 +934,17 @@ static void sring_unmap_for_device(struct sring_ring *ring)
 	spin_unlock_irq(&ring->prod_lock);
 	if (!mapped)
 		return;
+	/*
+	 * No CPU sync: every byte the consumer may read was synced when its
+	 * block was committed, and invalidating now (non-coherent platforms)
+	 * would throw away headers the CPU wrote since.
+	 */
 	if (ring->data_pages)
-		dma_unmap_page(dev, ring->dma_handle, ring->ring_size,
-			       DMA_FROM_DEVICE);
+		dma_unmap_page_attrs(dev, ring->dma_handle, ring->ring_size,
+				     DMA_BIDIRECTIONAL, DMA_ATTR_SKIP_CPU_SYNC);
 	else
 		dma_unmap_resource(dev, ring->dma_handle, ring->ring_size,
-				   DMA_FROM_DEVICE, 0);
+				   DMA_BIDIRECTIONAL, DMA_ATTR_SKIP_CPU_SYNC);
 }
 
 static void sring_free_ring_memory(struct sring_ring *ring)
@@ -1042,17 +1076,21 @@ struct sring_ring *sring_register(struct device *parent,
 	ring->priv = params->priv;
 	ring->params_flags = params->flags;
 	ring->ring_size = params->ring_size;
+	ring->device_stopped = true;	/* never started */
 	mutex_init(&ring->lock);
 	init_waitqueue_head(&ring->waitq);
 	sring_producer_init(ring);
-	ring->config = (struct sring_config) {
-		.sample_rate = 20000000,
-		.block_bytes = 8192,
-		.overrun_policy = SRING_OVERRUN_DROP_NEWEST,
-		.sample_format = SRING_FMT_U16,
-		.pattern_seed = 1,
-		.flush_timeout_us = SRING_DEFAULT_FLUSH_US,
-	};
+	if (params->default_config)
+		ring->config = *params->default_config;
+	else
+		ring->config = (struct sring_config) {
+			.sample_rate = 20000000,
+			.block_bytes = 8192,
+			.overrun_policy = SRING_OVERRUN_DROP_NEWEST,
+			.sample_format = SRING_FMT_U16,
+			.pattern_seed = 1,
+			.flush_timeout_us = SRING_DEFAULT_FLUSH_US,
+		};
 
 	/* From here on, put_device() frees what is set up. */
 	device_initialize(&ring->dev);
@@ -1065,6 +1103,18 @@ struct sring_ring *sring_register(struct device *parent,
 	if (ret)
 		goto err_put;
 
+	/* The configuration a START without SET_CONFIG runs with: checked
+	 * like any other, by us and by the device. */
+	ret = sring_validate_config(ring, &ring->config);
+	if (!ret && ring->ops->configure) {
+		mutex_lock(&ring->lock);
+		ret = ring->ops->configure(ring, &ring->config);
+		mutex_unlock(&ring->lock);
+	}
+	if (ret) {
+		dev_err(parent, "sring: the default configuration is refused: %d\n", ret);
+		goto err_put;
+	}
 	ret = sring_alloc_ring_memory(ring);
 	if (ret)
 		goto err_put;
@@ -1127,9 +1177,12 @@ EXPORT_SYMBOL_GPL(sring_minor);
 
 void sring_get_config(struct sring_ring *ring, struct sring_config *config)
 {
-	spin_lock_irq(&ring->prod_lock);
+	unsigned long irqflags;
+
+	/* irqsave: drivers call it under their own irq-safe locks. */
+	spin_lock_irqsave(&ring->prod_lock, irqflags);
 	*config = ring->config;
-	spin_unlock_irq(&ring->prod_lock);
+	spin_unlock_irqrestore(&ring->prod_lock, irqflags);
 }
 EXPORT_SYMBOL_GPL(sring_get_config);
 

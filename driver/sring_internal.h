@@ -75,6 +75,7 @@ struct sring_ring {
 	struct mutex lock;
 	unsigned long flags;		/* SRING_RING_* bits below */
 	bool gone;			/* unregistered; under lock */
+	bool device_stopped;		/* ops->stop ran since ops->start; under lock */
 	struct sring_config config;	/* under lock; producer copies at start */
 
 	spinlock_t prod_lock;

@@ -193,21 +193,16 @@ static enum hrtimer_restart sring_flush_expired(struct hrtimer *timer)
 {
 	struct sring_ring *ring = container_of(timer, struct sring_ring,
 					       flush_timer);
-	enum hrtimer_restart restart = HRTIMER_NORESTART;
-	ktime_t now = ktime_get();
 	unsigned long irqflags;
 
 	spin_lock_irqsave(&ring->prod_lock, irqflags);
 	if (!ring->unsignalled)
 		goto out;
-	if (ktime_us_delta(now, ring->unsignalled_since) <
-	    ring->config.flush_timeout_us) {
-		/* Signalled and unsignalled again since it was armed. */
-		hrtimer_set_expires(timer, ktime_add_us(ring->unsignalled_since,
-					ring->config.flush_timeout_us));
-		restart = HRTIMER_RESTART;
+	/* Signalled, then unsignalled again while we waited for the lock:
+	 * that sring_publish() armed the timer anew, for its own deadline. */
+	if (ktime_us_delta(ktime_get(), ring->unsignalled_since) <
+	    ring->config.flush_timeout_us)
 		goto out;
-	}
 	smp_mb();	/* as in sring_publish(): head store before flag load */
 	/* Only for data still unreleased: the tail is compared, never used.
 	 * Pairs with the consumer's release of tail. */
@@ -217,7 +212,7 @@ static enum hrtimer_restart sring_flush_expired(struct hrtimer *timer)
 	ring->unsignalled = false;
 out:
 	spin_unlock_irqrestore(&ring->prod_lock, irqflags);
-	return restart;
+	return HRTIMER_NORESTART;
 }
 
 void sring_producer_init(struct sring_ring *ring)
@@ -334,7 +329,7 @@ static bool sring_reclaim_oldest(struct sring_ring *ring, u64 needed_head,
 void sring_producer_end(struct sring_ring *ring, u32 state)
 {
 	lockdep_assert_held(&ring->prod_lock);
-	ring->state = state;
+	WRITE_ONCE(ring->state, state);
 	ring->reserved = ring->head;
 	/* After the counters: pairs with the consumer's load_acquire(state). */
 	smp_store_release(&ring->kprod->state, state);
@@ -373,16 +368,16 @@ static void sring_sync(struct sring_ring *ring, u64 pos, u32 len,
 		return;
 	if (for_device) {
 		dma_sync_single_for_device(ring->parent, sring_dma_at(ring, pos),
-					   first, DMA_FROM_DEVICE);
+					   first, DMA_BIDIRECTIONAL);
 		if (len > first)
 			dma_sync_single_for_device(ring->parent, ring->dma_handle,
-						   len - first, DMA_FROM_DEVICE);
+						   len - first, DMA_BIDIRECTIONAL);
 	} else {
 		dma_sync_single_for_cpu(ring->parent, sring_dma_at(ring, pos),
-					first, DMA_FROM_DEVICE);
+					first, DMA_BIDIRECTIONAL);
 		if (len > first)
 			dma_sync_single_for_cpu(ring->parent, ring->dma_handle,
-						len - first, DMA_FROM_DEVICE);
+						len - first, DMA_BIDIRECTIONAL);
 	}
 }
 
