@@ -6,7 +6,8 @@
  * shared sample pattern (include/sring/sring_pattern.h) at the configured
  * rate, the way a digitizer's DMA completion interrupt would: reserve a
  * slot, fill it (with the CPU: SRING_RING_CPU_FILL), commit it; with no
- * slot free, the block it made is dropped.
+ * slot free, the block it made is dropped. With queue_depth > 1 it keeps
+ * that many slots reserved ahead, as a descriptor-based engine does.
  *
  * The timer runs in softirq context (HRTIMER_MODE_ABS_SOFT): the work per
  * tick is bounded. sim->lock guards the simulator's own state against the
@@ -35,6 +36,11 @@ module_param(ring_size, ulong, 0444);
 MODULE_PARM_DESC(ring_size,
 		 "Bytes of data per ring, a power of two (default 4 MiB, the largest page allocation; larger needs reserved=1)");
 
+static unsigned int queue_depth = 1;
+module_param(queue_depth, uint, 0444);
+MODULE_PARM_DESC(queue_depth,
+		 "Slots reserved ahead, as a descriptor-based DMA engine queues them, 1 to 16 (default 1)");
+
 static bool reserved;
 module_param(reserved, bool, 0444);
 MODULE_PARM_DESC(reserved,
@@ -48,6 +54,7 @@ MODULE_PARM_DESC(reserved,
 #define SRING_SIM_MIN_PERIOD_NS		(50 * NSEC_PER_USEC)
 #define SRING_SIM_MAX_STALL_US		(10 * USEC_PER_SEC)
 #define SRING_SIM_MAX_FAULT_BLOCKS	1024
+#define SRING_SIM_MAX_QUEUE_DEPTH	16
 
 struct sring_sim {
 	struct sring_ring *ring;
@@ -62,6 +69,10 @@ struct sring_sim {
 	u64 next_sample;	/* index of the next sample the "ADC" makes */
 	ktime_t stall_until;
 	u32 burst_blocks;
+	/* Slots reserved ahead, oldest first: the "descriptor queue". */
+	struct sring_slot queue[SRING_SIM_MAX_QUEUE_DEPTH];
+	unsigned int queue_first;
+	unsigned int queued;
 };
 
 static struct platform_device *sring_sim_pdev;
@@ -79,15 +90,36 @@ static u64 sring_sim_due_ns(const struct sring_sim *sim, u64 k)
 
 enum sring_sim_made { SIM_MADE, SIM_NO_SPACE, SIM_ENDED };
 
-/* The device makes one block: into a free slot, or dropped if none. */
+/*
+ * Keeps queue_depth slots reserved ahead, as an engine with a descriptor
+ * ring would. Returns false if the stream ended.
+ */
+static bool sring_sim_top_up(struct sring_sim *sim)
+{
+	while (sim->queued < queue_depth) {
+		struct sring_slot *slot = &sim->queue[(sim->queue_first + sim->queued) %
+						      SRING_SIM_MAX_QUEUE_DEPTH];
+		int ret = sring_reserve(sim->ring, slot);
+
+		if (ret == -ENOSPC)
+			return true;	/* ring full: the queue stays short */
+		if (ret)
+			return false;
+		sim->queued++;
+	}
+	return true;
+}
+
+/* The device makes one block: into the oldest queued slot, or dropped if
+ * it has none. */
 static enum sring_sim_made sring_sim_make_block(struct sring_sim *sim,
 						ktime_t now)
 {
-	struct sring_slot slot;
-	int ret;
+	struct sring_slot *slot;
 
-	ret = sring_reserve(sim->ring, &slot);
-	if (ret == -ENOSPC) {
+	if (!sring_sim_top_up(sim))
+		return SIM_ENDED;
+	if (!sim->queued) {
 		if (sim->config.sample_rate == 0)
 			return SIM_NO_SPACE;	/* flat out waits for room */
 		if (sring_drop(sim->ring, sim->block_samples))
@@ -95,12 +127,13 @@ static enum sring_sim_made sring_sim_make_block(struct sring_sim *sim,
 		sim->next_sample += sim->block_samples;
 		return SIM_MADE;
 	}
-	if (ret)
-		return SIM_ENDED;
-	sring_pattern_fill(slot.cpu_addr, sim->next_sample, sim->block_samples,
+	slot = &sim->queue[sim->queue_first];
+	sring_pattern_fill(slot->cpu_addr, sim->next_sample, sim->block_samples,
 			   sim->config.pattern_seed);
-	if (sring_commit(sim->ring, slot.position, sim->block_samples, now, 0))
+	if (sring_commit(sim->ring, slot->position, sim->block_samples, now, 0))
 		return SIM_ENDED;
+	sim->queue_first = (sim->queue_first + 1) % SRING_SIM_MAX_QUEUE_DEPTH;
+	sim->queued--;
 	sim->next_sample += sim->block_samples;
 	return SIM_MADE;
 }
@@ -170,6 +203,8 @@ static int sring_sim_start(struct sring_ring *ring)
 	ktime_t now = ktime_get();
 
 	spin_lock_bh(&sim->lock);
+	/* START may come before sring_register() has returned to init. */
+	sim->ring = ring;
 	sring_get_config(ring, &sim->config);
 	sim->block_samples = (sim->config.block_bytes - SRING_BLOCK_HEADER_SIZE) / 2;
 	/* The pattern continues where the ring's stream is. */
@@ -178,6 +213,9 @@ static int sring_sim_start(struct sring_ring *ring)
 	sim->blocks_made = 0;
 	sim->stall_until = 0;
 	sim->burst_blocks = 0;
+	/* Slots held at the last stop were discarded by sring. */
+	sim->queue_first = 0;
+	sim->queued = 0;
 	spin_unlock_bh(&sim->lock);
 	hrtimer_start(&sim->timer, ktime_add_ns(now, SRING_SIM_MIN_PERIOD_NS),
 		      HRTIMER_MODE_ABS_SOFT);
@@ -241,6 +279,11 @@ static int __init sring_sim_init(void)
 	unsigned int i;
 	int ret;
 
+	if (queue_depth == 0 || queue_depth > SRING_SIM_MAX_QUEUE_DEPTH) {
+		pr_err("queue_depth=%u: must be 1 to %d\n", queue_depth,
+		       SRING_SIM_MAX_QUEUE_DEPTH);
+		return -EINVAL;
+	}
 	if (nr_rings == 0 || nr_rings > SRING_SIM_MAX_DEVICES) {
 		pr_err("nr_rings=%u: must be 1 to %d\n", nr_rings,
 		       SRING_SIM_MAX_DEVICES);
