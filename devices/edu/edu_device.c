@@ -79,6 +79,11 @@ MODULE_PARM_DESC(ring_size, "Bytes of data per ring, a power of two (default 64 
 /* The edu engine drops address bits above its dma_mask property (28 bits
  * by default): a narrower one (-device edu,dma_mask=0xffffff) makes the
  * ring come from ZONE_DMA, which tests that sring honours the mask. */
+static bool reserved;
+module_param(reserved, bool, 0444);
+MODULE_PARM_DESC(reserved,
+		 "Carve the ring from sring.ko's reserved region, mapped for the device with dma_map_resource() (default 0)");
+
 static unsigned int dma_bits = 28;
 module_param(dma_bits, uint, 0444);
 MODULE_PARM_DESC(dma_bits, "Address bits of the edu DMA engine, 24 to 28 (default 28, as QEMU's edu)");
@@ -237,20 +242,28 @@ static irqreturn_t edu_interrupt(int irq, void *data)
 	u32 status;
 
 	status = readl(edu->mmio + EDU_REG_IRQ_STATUS);
-	if (status == ~0U) {
-		/* All ones: the device is gone from the bus. */
-		sring_device_error(edu->ring);
-		return IRQ_HANDLED;
-	}
-	if (!(status & EDU_IRQ_DMA))
+	if (status != ~0U && !(status & EDU_IRQ_DMA))
 		return IRQ_NONE;
-	writel(EDU_IRQ_DMA, edu->mmio + EDU_REG_IRQ_ACK);
+	if (status != ~0U)
+		writel(EDU_IRQ_DMA, edu->mmio + EDU_REG_IRQ_ACK);
 
 	spin_lock_irqsave(&edu->lock, flags);
+	/* Stopped (edu_stop, or after unregister): the ring is not ours to
+	 * touch; the transfer that raised this was the last. */
 	if (!edu->running) {
 		edu->phase = EDU_IDLE;
 		goto out;
 	}
+	if (status == ~0U) {
+		/* All ones: the device is gone from the bus. */
+		edu->running = false;
+		sring_device_error(edu->ring);
+		goto out;
+	}
+	/* A completion signalled before a stop and delivered after the next
+	 * start: the transfer this run programmed is still under way. */
+	if (readq(edu->mmio + EDU_REG_DMA_CMD) & EDU_DMA_RUN)
+		goto out;
 	switch (edu->phase) {
 	case EDU_TO_DEVICE:
 		/* The chunk is in the device: now the digitizer's part. */
@@ -306,6 +319,8 @@ static int edu_start(struct sring_ring *ring)
 	struct sring_edu *edu = sring_priv(ring);
 
 	spin_lock_irq(&edu->lock);
+	/* START may come before sring_register() has returned to probe. */
+	edu->ring = ring;
 	sring_get_config(ring, &edu->config);
 	edu->block_samples = edu_block_capacity_bytes(&edu->config) / 2;
 	edu->next_sample = sring_next_sample(ring);
@@ -331,13 +346,20 @@ static void edu_stop(struct sring_ring *ring)
 	/* A transfer under way finishes (the engine cannot be aborted); its
 	 * interrupt finds us stopped. */
 	for (waited = 0; waited < EDU_TIMEOUT_MS; waited += 10) {
-		if (!(readq(edu->mmio + EDU_REG_DMA_CMD) & EDU_DMA_RUN))
-			break;
+		u64 command = readq(edu->mmio + EDU_REG_DMA_CMD);
+
+		if (command == ~0ULL || !(command & EDU_DMA_RUN))
+			break;	/* done, or the device is gone from the bus */
 		msleep(10);
 	}
-	if (waited >= EDU_TIMEOUT_MS)
-		dev_warn(&edu->pdev->dev, "DMA still running after %d ms\n",
-			 EDU_TIMEOUT_MS);
+	if (waited >= EDU_TIMEOUT_MS) {
+		/* It must not write into a ring that is about to be unmapped
+		 * and freed: take away its right to master the bus. */
+		dev_err(&edu->pdev->dev,
+			"DMA still running after %d ms: bus mastering disabled\n",
+			EDU_TIMEOUT_MS);
+		pci_clear_master(edu->pdev);
+	}
 	synchronize_irq(edu->irq);
 	spin_lock_irq(&edu->lock);
 	edu->phase = EDU_IDLE;
@@ -350,11 +372,24 @@ static const struct sring_device_ops edu_sring_ops = {
 	.stop = edu_stop,
 };
 
+/* What START runs with until the user configures: 4 KiB blocks at a rate
+ * the engine keeps (about 4 blocks a second). */
+static const struct sring_config edu_default_config = {
+	.sample_rate = 4000,
+	.block_bytes = 4096,
+	.overrun_policy = SRING_OVERRUN_DROP_NEWEST,
+	.sample_format = SRING_FMT_U16,
+	.pattern_seed = 1,
+	.flush_timeout_us = 2000,
+};
+
 static int edu_probe(struct pci_dev *pdev, const struct pci_device_id *id)
 {
 	struct sring_ring_params params = {
 		.ring_size = ring_size,
+		.flags = reserved ? SRING_RING_RESERVED_MEMORY : 0,
 		.ops = &edu_sring_ops,
+		.default_config = &edu_default_config,
 	};
 	struct sring_edu *edu;
 	u32 ident;
