@@ -26,28 +26,47 @@
  *   sring_drop()     the device made a block for which it had no slot (the
  *                    ring was full): counted and flagged per the policy.
  *
- * Slots are block_bytes long (from the configuration, header included) and
- * are handed out in ring order; commits and drops must come in the same
- * order as the device made the blocks. A slot never straddles the end of
- * the ring in the device's address space: ring sizes are powers of two and
- * block sizes a multiple of 64 that need not divide them, so a slot that
- * would cross the end is never handed out as one range; the slot says
- * where it splits (dma_addr/bytes and dma_addr2/bytes2), and the CPU sees
- * it contiguous through the kernel's mirror of the ring.
+ * Slots are block_bytes long (from the configuration, header included):
+ * every slot's capacity is block_bytes - SRING_BLOCK_HEADER_SIZE bytes, and
+ * a full block holds capacity / 2 samples (both formats are 16-bit). They
+ * are handed out in ring order, and held slots count as used: the ring is
+ * full when committed data plus held slots leave no room for one more.
+ * Commit the oldest held slot first; commits and drops must come in the
+ * order the device made the blocks (a drop while slots are held flags the
+ * next block committed, whichever slot it is in).
+ *
+ * sring numbers the samples itself: first_sample of a block is the count of
+ * samples in every block made since the reset, committed or dropped. A
+ * device that generates samples (a simulator) keeps its own count in step:
+ * sring_next_sample() at start, plus the samples of each successful commit
+ * or drop.
+ *
+ * Ring sizes are powers of two; block sizes are multiples of 64 that need
+ * not divide them. A slot that runs past the end of the ring is contiguous
+ * for the CPU (the kernel maps the ring twice) but not for the device,
+ * which sees the ring once: the slot gives it as two DMA ranges
+ * (dma_addr/bytes, then dma_addr2/bytes2).
  *
  * Contexts:
- *   sring_register(), sring_unregister(), sring_get_config():
+ *   sring_register(), sring_unregister():
  *                                     process context, may sleep.
  *   sring_reserve(), sring_commit(), sring_drop(), sring_device_error(),
- *   sring_ring_running():
+ *   sring_ring_running(), sring_next_sample(), sring_get_config(),
+ *   sring_priv(), sring_minor():
  *                                     any context, hard IRQ included; they
  *                                     never sleep. They serialise on the
  *                                     ring's producer lock (irqsave); the
  *                                     order of reserves, commits and drops
- *                                     is the driver's to keep.
+ *                                     is the driver's to keep. (PREEMPT_RT:
+ *                                     that lock sleeps; call them from a
+ *                                     threaded handler there.)
  *   ops->configure/start/stop/inject_fault:
  *                                     called by sring in process context
  *                                     under the ring's mutex; may sleep.
+ *                                     They may be called as soon as
+ *                                     /dev/sringN exists, before
+ *                                     sring_register() has returned: use
+ *                                     their ring argument and sring_priv().
  *
  * What happens to the slots the device holds (reserved, not committed):
  *   ring full   reserve fails with -ENOSPC; slots already reserved stay the
@@ -56,16 +75,21 @@
  *               reserved slot). A block the device makes with no slot is
  *               passed to sring_drop(): counted and flagged (drop-newest,
  *               overwrite-oldest), or the end of the stream (stop policy:
- *               state OVERRUN_STOPPED, nothing lost).
+ *               state OVERRUN_STOPPED, nothing lost, -EPIPE). A device that
+ *               can wait instead (sample_rate 0, "flat out") may simply
+ *               reserve again later.
  *   stop        sring stores the new state first, then calls ops->stop.
- *               From that moment commit returns -EPIPE and the slot is
- *               discarded: a block not committed before the state changed
- *               was never made (no counter moves), so the end-of-stream
- *               rule of docs/abi.md stays exact. ops->stop must return only
- *               when the device writes no more to any slot.
- *   error       sring_device_error(): the same as a stop, with state FAILED.
- *               The device stops making blocks by itself; sring calls
- *               ops->stop at the next stop, reset or unregister.
+ *               From that moment reserve, commit and drop return -EPIPE, and
+ *               every held slot is discarded: the driver forgets them (there
+ *               is nothing to give back). A block not committed before the
+ *               state changed was never made (no counter moves), so the
+ *               end-of-stream rule of docs/abi.md stays exact.
+ *   self-stop   the stream ended from the device side: -EPIPE from drop
+ *               (stop policy) or commit, sring_device_error() (state
+ *               FAILED), a commit out of order (-EINVAL, state FAILED). The
+ *               driver stops making blocks; held slots are discarded as on
+ *               a stop. sring calls ops->stop later, at the user's stop,
+ *               reset or unregister, or before the next start.
  *   unregister  the same as a stop, with state REMOVED. Open files and
  *               mappings stay valid until they are closed: the consumer
  *               drains what was committed and sees the end of its stream.
@@ -100,33 +124,42 @@ struct sring_slot {
 
 struct sring_device_ops {
 	/*
-	 * Optional. The user asks for @config (already checked against the
-	 * ring); return 0 to accept it or -EINVAL/-EOPNOTSUPP if the device
-	 * cannot do it. The ring is stopped.
+	 * Optional. The user asks for @config, already checked by sring:
+	 * block_bytes a multiple of 64, at least 128, at most 1 MiB and half
+	 * the ring; a known policy and format; sample_rate at most 1 GS/s (0:
+	 * as fast as possible); flush_timeout_us at most 10 s. Return 0 to
+	 * accept it or -EINVAL/-EOPNOTSUPP if the device cannot do it. The ring
+	 * is stopped. Also called at register for the default configuration
+	 * (sring_ring_params.default_config): refusing it fails the register.
 	 */
 	int (*configure)(struct sring_ring *ring,
 			 const struct sring_config *config);
 	/*
 	 * Required. The ring is RUNNING, empty of reservations, and its
 	 * configuration is the one sring_get_config() returns. Start the
-	 * engine; on error the ring goes back to STOPPED.
+	 * engine. An error goes back to the user's START and the ring to
+	 * STOPPED (ops->stop is called).
 	 */
 	int (*start)(struct sring_ring *ring);
 	/*
 	 * Required. Stop the engine; return only once the device writes no
-	 * more to any slot and calls neither commit nor drop again. Called
-	 * for every stop: user request, overrun stop, device error, reset
-	 * and unregister; also when the device already stopped by itself.
+	 * more to any slot and the driver calls none of reserve, commit and
+	 * drop again until the next start. Called once after each start: at
+	 * the user's stop, a reset, unregister, or before the next start if
+	 * the stream ended by itself (see "self-stop" above). Never for a
+	 * ring that was not started.
 	 */
 	void (*stop)(struct sring_ring *ring);
-	/* Optional: enum sring_fault_kind, for testing. -EOPNOTSUPP if not. */
+	/* Optional: stalls and bursts (enum sring_fault_kind), for testing.
+	 * NULL: the ioctl fails with -EOPNOTSUPP. Corrupting blocks is sring's. */
 	int (*inject_fault)(struct sring_ring *ring,
 			    const struct sring_fault *fault);
 };
 
 /* struct sring_ring_params.flags */
-/* The device fills slots with the CPU: no DMA mapping is made, and slots
- * carry only cpu_addr. */
+/* The device fills slots with the CPU: no DMA mapping is made, the DMA mask
+ * does not limit where the memory comes from, and slots carry only
+ * cpu_addr. */
 #define SRING_RING_CPU_FILL		(1U << 0)
 /* Carve the ring from the region reserved at boot (sring.ko's
  * reserved_base/reserved_size), for rings larger than a page allocation. */
@@ -137,13 +170,19 @@ struct sring_ring_params {
 	u32 flags;		/* SRING_RING_* */
 	const struct sring_device_ops *ops;
 	void *priv;		/* the driver's, from sring_priv() */
+	/* Optional: what START runs with until the user sets a configuration
+	 * (checked like one, configure included). NULL: 20 MS/s, 8 KiB blocks,
+	 * drop-newest, U16, seed 1, 2 ms flush timeout. */
+	const struct sring_config *default_config;
 };
 
 /*
  * Makes a ring for @dev: memory the device can reach under its DMA mask
  * (dma_get_mask()), mapped for it with the DMA API, and /dev/sringN.
- * Returns the ring or an ERR_PTR: -EINVAL (bad params), -ENOMEM (no memory
- * below the mask), -ENOSPC (no free minor or reserved space).
+ * Returns the ring or an ERR_PTR: -EINVAL (bad params, a ring larger than
+ * the page allocator gives without SRING_RING_RESERVED_MEMORY), -ENOMEM (no
+ * memory below the mask, or reserved memory beyond it), -ENOSPC (no free
+ * minor or reserved space). The reason is also logged against @dev.
  */
 struct sring_ring *sring_register(struct device *dev,
 				  const struct sring_ring_params *params);
@@ -162,6 +201,8 @@ void sring_get_config(struct sring_ring *ring, struct sring_config *config);
 /* Index of the first sample of the next block the device makes: where a
  * device that generates samples (a simulator) continues after a start. */
 u64 sring_next_sample(struct sring_ring *ring);
+/* Whether the ring is RUNNING: e.g. for a watchdog that should not report
+ * an error on a stream that has ended anyway. */
 bool sring_ring_running(struct sring_ring *ring);
 
 /* 0 and *slot, or -ENOSPC (ring full), -EPIPE (not running). */
@@ -171,19 +212,22 @@ int sring_reserve(struct sring_ring *ring, struct sring_slot *slot);
 #define SRING_COMMIT_FLAGS	SRING_BLOCK_F_DEVICE_MASK
 
 /*
- * The slot at @position (the oldest reserved) holds @samples samples
- * (at most capacity / 2), completed at @timestamp (CLOCK_MONOTONIC).
- * Returns 0, -EPIPE if the ring left RUNNING (the slot is discarded), or
- * -EINVAL for a position out of order or a bad count (a driver bug: the
- * stream is failed).
+ * The slot at @position (the oldest held; sring checks it) holds @samples
+ * samples, 1 to capacity / 2 (fewer is a short block, e.g. at a stop),
+ * completed at @timestamp (CLOCK_MONOTONIC, when the device finished it).
+ * Returns 0, -EPIPE if the ring left RUNNING (every held slot is
+ * discarded), or -EINVAL for a position out of order, a bad count or
+ * flags outside SRING_COMMIT_FLAGS (a driver bug: the stream ends with
+ * state FAILED and every held slot is discarded).
  */
 int sring_commit(struct sring_ring *ring, u64 position, u32 samples,
 		 ktime_t timestamp, u32 flags);
 
 /*
- * The device made a block of @samples samples with no slot for it.
- * Returns 0 if it was counted as lost, -EPIPE if the stream ended (stop
- * policy: the device must make no more blocks) or was not running.
+ * The device made a block of @samples samples (normally capacity / 2) with
+ * no slot for it. Returns 0 if it was counted as lost, -EPIPE if the
+ * stream ended (stop policy: the device must make no more blocks) or was
+ * not running.
  */
 int sring_drop(struct sring_ring *ring, u32 samples);
 

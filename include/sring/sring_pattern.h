@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: (GPL-2.0 WITH Linux-syscall-note) OR MIT */
 /*
  * The sample pattern every sring producer writes: each 16-bit sample is a
- * function of its 64-bit index since start and a 32-bit seed, so a consumer
+ * function of its 64-bit index since the last reset and a 32-bit seed, so a consumer
  * can verify every sample it sees, and tell a lost or shifted one, with no
  * side channel. Shared by the kernel's simulated device, the user-space
  * simulator and ringlib's verifier.
