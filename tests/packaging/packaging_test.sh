@@ -57,7 +57,7 @@ else
   check "modinfo: the device drivers depend on the core, with their parameters" bash -c "
     sim=\$(modinfo driver/sring_sim.ko) && edu=\$(modinfo driver/sring_edu.ko) &&
     echo \"\$sim\" | grep -q '^depends: *sring\$' && echo \"\$edu\" | grep -q '^depends: *sring\$' &&
-    test \$(echo \"\$sim\" | grep '^parm:' | grep -c 'default') -eq 3 &&
+    test \$(echo \"\$sim\" | grep '^parm:' | grep -c 'default') -eq 4 &&
     echo \"\$edu\" | grep -q '^alias: *pci:v00001234d000011E8'"
   if [ "$(id -u)" -eq 0 ] && command -v dkms >/dev/null; then
     check "DKMS builds the module for $kver" scripts/dkms-install.sh --build-only "$kver"

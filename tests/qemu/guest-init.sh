@@ -57,6 +57,23 @@ echo "guest kernel: $(uname -r)"
 # Which checkers this kernel has (the debug kernel: KASAN, lockdep, kmemleak).
 dmesg | grep -E "KernelAddressSanitizer initialized|lockdep checking is enabled|kmemleak: Kernel memory leak detector" || true
 
+# acquire_while_removed NAME "REMOVE COMMAND" ACQUIRE-ARGS...: an acquisition
+# that the device's removal ends, 3 s in. Passes if acquire wakes and ends
+# cleanly (exit 3, "ENDED BY THE DEVICE": everything up to the end verified
+# and accounted for) within 10 s.
+acquire_while_removed() {
+  name="$1"; remove="$2"; shift 2
+  /acquire "$@" >/tmp/gone.log 2>&1 &
+  acq=$!
+  sleep 3
+  sh -c "$remove"
+  n=0; while kill -0 $acq 2>/dev/null && [ $n -lt 100 ]; do usleep 100000; n=$((n + 1)); done
+  kill -0 $acq 2>/dev/null && kill -9 $acq
+  wait $acq; rc=$?
+  cat /tmp/gone.log
+  [ $rc = 3 ] && grep -q "ENDED BY THE DEVICE" /tmp/gone.log && pass "$name" || fail "$name (exit $rc)"
+}
+
 # The simulated device goes away under consumers (expects sring and
 # sring_sim loaded, leaves them loaded).
 removal_scenarios() {
@@ -101,16 +118,8 @@ removal_scenarios() {
   # eventfd, then in poll()): the consumer wakes, drains what was committed,
   # sees "removed", and ends with every sample verified and accounted for.
   for wait in eventfd poll; do
-    /acquire --device /dev/sring0 --rate 20M --duration 60 --wait $wait >/tmp/gone.log 2>&1 &
-    acq=$!
-    sleep 2
-    rmmod sring_sim
-    n=0; while kill -0 $acq 2>/dev/null && [ $n -lt 100 ]; do usleep 100000; n=$((n + 1)); done
-    wait $acq; rc=$?
-    cat /tmp/gone.log
-    [ $rc = 3 ] && grep -q "ENDED BY THE DEVICE" /tmp/gone.log &&
-      pass "device unloaded under a consumer waiting on $wait: clean end, every sample accounted" ||
-      fail "device unloaded under a consumer waiting on $wait: clean end, every sample accounted (exit $rc)"
+    acquire_while_removed "device unloaded under a consumer waiting on $wait: clean end, every sample accounted" \
+      "rmmod sring_sim" --device /dev/sring0 --rate 20M --duration 60 --wait $wait
     rmmod sring && load_sring || fail "modules reload after the device went under a consumer"
   done
 }
@@ -167,20 +176,10 @@ edu_scenarios() {
     # back (rescan, bind) as a new ring that works.
     for how in remove unbind; do
       wait_kind=eventfd; [ $how = unbind ] && wait_kind=poll
-      /acquire --device /dev/$(edu_ring) --rate 8000 --block-size 4K --duration 120 --wait $wait_kind >/tmp/gone.log 2>&1 &
-      acq=$!
-      sleep 4
-      if [ $how = remove ]; then
-        echo 1 > /sys/bus/pci/devices/$edu_bdf/remove
-      else
-        echo $edu_bdf > /sys/bus/pci/drivers/sring_edu/unbind
-      fi
-      n=0; while kill -0 $acq 2>/dev/null && [ $n -lt 100 ]; do usleep 100000; n=$((n + 1)); done
-      wait $acq; rc=$?
-      cat /tmp/gone.log
-      [ $rc = 3 ] && grep -q "ENDED BY THE DEVICE" /tmp/gone.log &&
-        pass "edu: $how under a consumer waiting on $wait_kind: clean end, every sample accounted" ||
-        fail "edu: $how under a consumer waiting on $wait_kind: clean end, every sample accounted (exit $rc)"
+      remove="echo $edu_bdf > /sys/bus/pci/drivers/sring_edu/unbind"
+      [ $how = remove ] && remove="echo 1 > /sys/bus/pci/devices/$edu_bdf/remove"
+      acquire_while_removed "edu: $how under a consumer waiting on $wait_kind: clean end, every sample accounted" \
+        "$remove" --device /dev/$(edu_ring) --rate 8000 --block-size 4K --duration 120 --wait $wait_kind
       if [ $how = remove ]; then
         echo 1 > /sys/bus/pci/rescan
       else
@@ -215,11 +214,11 @@ if [ "$mode" = removal ]; then
 fi
 
 if [ "$mode" = reserved ]; then
-  # The kernel command line has memmap=32M$0x30000000 (run-qemu-tests.sh):
-  # 32 MiB at 768 MiB the kernel does not own. Two 16 MiB rings in it, four
-  # times what a page allocation gives.
+  # The kernel command line has memmap=34M$0x8000000 (run-qemu-tests.sh):
+  # 34 MiB at 128 MiB the kernel does not own. Two 16 MiB rings in it, four
+  # times what a page allocation gives, and the edu device's ring.
   grep -o 'memmap=[^ ]*' /proc/cmdline
-  if load_sring reserved_base=0x30000000 reserved_size=0x2000000 nr_rings=2 ring_size=16777216 reserved=1 &&
+  if load_sring reserved_base=0x8000000 reserved_size=0x2200000 nr_rings=2 ring_size=16777216 reserved=1 &&
      [ -c /dev/sring1 ]; then
     pass "two 16 MiB rings in a region reserved at boot"
   else
@@ -240,7 +239,7 @@ if [ "$mode" = reserved ]; then
   else
     cat /tmp/acq.log; fail "reserved ring, overwrite-oldest, slow consumer: losses exact"
   fi
-  # A third ring does not fit in the 32 MiB: refused with a message.
+  # A third 16 MiB ring does not fit in the 34 MiB: refused with a message.
   rmmod sring_sim
   if insmod /sring_sim.ko nr_rings=3 ring_size=16777216 reserved=1 2>/dev/null; then
     fail "a ring beyond the reserved region is refused"; rmmod sring_sim
@@ -252,9 +251,30 @@ if [ "$mode" = reserved ]; then
   # Its space came back when the devices went: two rings fit again.
   insmod /sring_sim.ko nr_rings=2 ring_size=16777216 reserved=1 && [ -c /dev/sring1 ] &&
     pass "the reserved space of unregistered rings is reused" || fail "the reserved space of unregistered rings is reused"
+  # The edu device's ring from the same region, mapped for its 28-bit
+  # engine with dma_map_resource(): filled by DMA, every sample verified.
+  edu_dev=$(ls /sys/bus/pci/drivers/sring_edu 2>/dev/null | grep : | head -n1)
+  if insmod /sring_edu.ko reserved=1 && edu_dev=$(ls /sys/bus/pci/drivers/sring_edu | grep : | head -n1) &&
+     edu_ring=$(ls /sys/bus/pci/devices/$edu_dev/sring/ | head -n1) && [ -n "$edu_ring" ] &&
+     [ "$(cat /sys/class/sring/$edu_ring/memory)" = reserved ] &&
+     /acquire --device /dev/$edu_ring --rate 8000 --block-size 4K --duration 5 >/tmp/acq.log 2>&1; then
+    cat /tmp/acq.log; pass "edu: a ring in the reserved region, filled by DMA, every sample verified"
+  else
+    cat /tmp/acq.log; dmesg | tail -n 5; fail "edu: a ring in the reserved region, filled by DMA, every sample verified"
+  fi
+  rmmod sring_edu
+  # An engine of 24 address bits cannot reach 128 MiB: no ring, a message.
+  insmod /sring_edu.ko reserved=1 dma_bits=24
+  edu_dev=$(ls /sys/bus/pci/drivers/sring_edu 2>/dev/null | grep : | head -n1)
+  if [ -z "$edu_dev" ] && dmesg | grep -q "sring: ring at .* is beyond the DMA mask 0xffffff"; then
+    pass "edu: a reserved region beyond the device's DMA mask is refused with a message"
+  else
+    fail "edu: a reserved region beyond the device's DMA mask is refused with a message"
+  fi
+  rmmod sring_edu
   unload_sring && ! grep -qi sring /proc/iomem && pass "unload releases the reserved region" ||
     fail "unload releases the reserved region"
-  load_sring reserved_base=0x30000000 reserved_size=0x2000000 nr_rings=2 ring_size=16777216 reserved=1 &&
+  load_sring reserved_base=0x8000000 reserved_size=0x2200000 nr_rings=2 ring_size=16777216 reserved=1 &&
     unload_sring && pass "the region can be claimed again after unload" || fail "the region can be claimed again after unload"
   check_dmesg "reserved memory"
   finish
@@ -547,9 +567,21 @@ wait $r1; rc1=$?; wait $r2; rc2=$?
 cat /tmp/r0.log /tmp/r1.log /tmp/r2.log
 [ $r0 = 0 ] && [ $rc1 = 0 ] && [ $rc2 = 0 ] && pass "three rings acquire at once, every sample verified" ||
   fail "three rings acquire at once, every sample verified ($r0 $rc1 $rc2)"
+# Reserve-ahead: the device holds 4 slots at all times, as a descriptor-based
+# engine does. Reclaim must never take a slot the device holds, a stop must
+# discard the held slots without counting them, and every loss stays exact.
+unload_sring && load_sring queue_depth=4
+run_acquire "4 slots reserved ahead: 20 MS/s, every sample verified" --rate 20M --duration 3
+for policy in drop overwrite stop; do
+  run_acquire "4 slots reserved ahead, slow consumer, policy $policy: every loss accounted for exactly" \
+    --rate 20M --duration 3 --slow-us 300000 --allow-loss --policy $policy
+done
+grep -q "overrun-stopped" /sys/class/sring/sring0/state && pass "4 slots reserved ahead: the stop policy stopped the device" ||
+  fail "4 slots reserved ahead: the stop policy stopped the device"
 unload_sring
 for bad in "ring_size=1000000" "ring_size=32768" "nr_rings=0" "nr_rings=17" "ring_size=8388608" \
-           "reserved_base=0x100000 reserved_size=0x1000000" "reserved_base=0x1000" "reserved=1"; do
+           "reserved_base=0x100000 reserved_size=0x1000000" "reserved_base=0x1000" "reserved=1" \
+           "queue_depth=0" "queue_depth=17"; do
   # Only what this load logged (dmesg -c would hide earlier splats from the
   # final kernel-log check).
   seen=$(dmesg | wc -l)
