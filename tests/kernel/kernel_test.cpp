@@ -510,6 +510,28 @@ TEST(Watermark, WildValuesAreClampedAndStillWake) {
   EXPECT_EQ(stats_of(c.fd.get()).bad_tails, 0u);
 }
 
+TEST(Flush, DataBelowTheWatermarkIsFlushedInEveryRun) {
+  // An 8 KiB block every 41 ms, and a watermark of half the ring (2 MiB)
+  // that the test never reaches: only the flush timeout (0.3 s) signals.
+  sring_config config = default_config();
+  config.sample_rate = 100'000;
+  config.flush_timeout_us = 300'000;
+  const uint64_t watermark = 2u << 20;
+  RawConsumer c(config);
+  ASSERT_EQ(::ioctl(c.fd.get(), SRING_IOC_START), 0);
+  EXPECT_TRUE(signalled_within(c.page, c.efd.get(), watermark, 3000ms)) << "data below the watermark never flushed";
+  // Ask, give up after 0.1 s (a block is out, its flush owed) and take the
+  // request back, as a consumer whose wait timed out does; then stop
+  // before the flush is due, and start again without a reset.
+  EXPECT_FALSE(signalled_within(c.page, c.efd.get(), watermark, 100ms));
+  __atomic_store_n(&c.page->need_wakeup, 0u, __ATOMIC_RELAXED);
+  ASSERT_EQ(::ioctl(c.fd.get(), SRING_IOC_STOP), 0);
+  __atomic_store_n(&c.page->tail, stats_of(c.fd.get()).head, __ATOMIC_RELEASE);
+  ASSERT_EQ(::ioctl(c.fd.get(), SRING_IOC_START), 0);
+  EXPECT_TRUE(signalled_within(c.page, c.efd.get(), watermark, 3000ms))
+      << "after a stop and a start, data below the watermark was never flushed";
+}
+
 TEST(Eventfd, ClearedEventfdIsNeverSignalledAgain) {
   sring_config config = default_config();
   config.flush_timeout_us = 1000;

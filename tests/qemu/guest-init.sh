@@ -350,7 +350,7 @@ fi
 # A gtest program in the guest: each case counts as one verdict; a program
 # that dies or runs nothing counts as a failure.
 run_gtest() {  # run_gtest NAME PROGRAM
-  "$2" --gtest_color=no >/tmp/gt.log 2>&1
+  $2 --gtest_color=no >/tmp/gt.log 2>&1
   rc=$?
   cat /tmp/gt.log
   gt_passed=$(grep -c '^\[       OK \]' /tmp/gt.log)
@@ -362,6 +362,14 @@ run_gtest() {  # run_gtest NAME PROGRAM
   failed=$((failed + gt_failed))
   echo "SCENARIO $([ "$gt_failed" -eq 0 ] && echo PASS || echo FAIL): $1 ($gt_passed cases passed, $gt_failed failed, exit $rc)"
 }
+
+# sring.mode=kerneltest (run-qemu-tests.sh --kernel-test FILTER): only the
+# kernel_test cases that match the gtest filter, for quick checks.
+if grep -q "sring.mode=kerneltest" /proc/cmdline; then
+  run_gtest "kernel_test $extra" "/kernel_test --gtest_filter=$extra"
+  check_dmesg "kernel_test $extra"
+  finish
+fi
 
 # --- the kernel's own test program: ioctl, mmap, read(), tail, lifecycle ---
 run_gtest "kernel_test" /kernel_test
