@@ -55,7 +55,9 @@ unload_sring() {
 
 echo "guest kernel: $(uname -r)"
 # Which checkers this kernel has (the debug kernel: KASAN, lockdep, kmemleak).
-dmesg | grep -E "KernelAddressSanitizer initialized|lockdep checking is enabled|kmemleak: Kernel memory leak detector" || true
+dmesg | grep -E "KernelAddressSanitizer initialized|lockdep checking is enabled|kmemleak: Kernel memory leak detector|DMA-API: debugging enabled" || true
+# DMA-API debugging (CONFIG_DMA_API_DEBUG) reports through debugfs as well.
+mount -t debugfs debugfs /sys/kernel/debug 2>/dev/null || true
 
 # acquire_while_removed NAME "REMOVE COMMAND" ACQUIRE-ARGS...: an acquisition
 # that the device's removal ends, 3 s in. Passes if acquire wakes and ends
@@ -151,6 +153,13 @@ edu_scenarios() {
      [ -c "/dev/$(edu_ring)" ] && grep -q "PCI-MSI.*sring_edu" /proc/interrupts; then
     pass "edu at $edu_bdf: sring_edu registers $(edu_ring), interrupts by MSI"
     grep sring_edu /proc/interrupts
+    # On a kernel with DMA-API debugging: the ring's mapping is one it tracks
+    # (and so checks every sync against), and it has found no error.
+    if [ -e /sys/kernel/debug/dma-api/dump ]; then
+      grep "$edu_bdf" /sys/kernel/debug/dma-api/dump | head -n 5
+      grep -q "$edu_bdf.*single.*DMA_BIDIRECTIONAL" /sys/kernel/debug/dma-api/dump &&
+        pass "DMA-API debugging tracks the edu ring's mapping" || fail "DMA-API debugging tracks the edu ring's mapping"
+    fi
     edu_acquire "edu: 4 KiB blocks by DMA at 8 kS/s, every sample verified" --rate 8000 --block-size 4K --duration 8
     [ "$(edu_blocks)" -ge 20 ] && pass "edu: the device really moved blocks ($(edu_blocks))" ||
       fail "edu: the device really moved blocks ($(edu_blocks))"
@@ -189,6 +198,11 @@ edu_scenarios() {
       edu_acquire "edu: after $how, the device is back as $(edu_ring) and verifies" --rate 8000 --block-size 4K --duration 3
     done
     rmmod sring_edu && rmmod sring && pass "edu: driver and core unload" || fail "edu: driver and core unload"
+    if [ -e /sys/kernel/debug/dma-api/error_count ]; then
+      echo "DMA-API debugging: $(cat /sys/kernel/debug/dma-api/error_count) errors, $(cat /sys/kernel/debug/dma-api/num_free_entries) of $(cat /sys/kernel/debug/dma-api/nr_total_entries) entries free"
+      [ "$(cat /sys/kernel/debug/dma-api/error_count)" = 0 ] &&
+        pass "DMA-API debugging found no error in map, sync and unmap" || fail "DMA-API debugging found no error in map, sync and unmap"
+    fi
   else
     fail "edu at ${edu_bdf:-nowhere}: sring_edu registers a ring, interrupts by MSI"
     dmesg | tail -n 20
