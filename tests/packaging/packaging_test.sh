@@ -17,6 +17,8 @@ check() {  # check NAME COMMAND...
   fi
 }
 version=$(sed -n 's/^#define SRING_VERSION "\(.*\)"/\1/p' include/sring/sring_version.h)
+# The ABI version the tools must report, from the header they are built with.
+abi=$(awk '/^#define SRING_ABI_VERSION_MAJOR/ {major = $3} /^#define SRING_ABI_VERSION_MINOR/ {minor = $3} END {print major "." minor}' include/sring/sring_abi.h)
 kver=""
 for image in $(ls /boot/vmlinuz-*-amd64 2>/dev/null | sort -V); do
   v=${image#/boot/vmlinuz-}; [ -d "/usr/src/linux-headers-$v" ] && kver=$v
@@ -31,13 +33,13 @@ check "install under a prefix" scripts/install.sh --prefix "$work/prefix"
 export PKG_CONFIG_PATH="$work/prefix/lib/pkgconfig"
 check "pkg-config knows sring $version" bash -c "pkg-config --modversion sring | grep -qx '$version'"
 for tool in acquire ringstat sring-sim; do
-  check "$tool --version" bash -c "'$work/prefix/bin/$tool' --version | grep -q '$tool $version (sring ABI 1.1)'"
+  check "$tool --version" bash -c "'$work/prefix/bin/$tool' --version | grep -q '$tool $version (sring ABI $abi)'"
 done
 check "example consumer builds with g++ and pkg-config" bash -c \
   "g++ -O2 -Wall -Wextra -Werror examples/minimal_consumer.cpp \$(pkg-config --cflags --libs sring) -o '$work/minimal_consumer'"
 check "example consumer verifies every sample" bash -c "'$work/minimal_consumer' | grep -q ': OK$'"
 check "ABI header compiles and runs as C11" bash -c \
-  "gcc -std=c11 -Wall -Wextra -Werror -I'$work/prefix/include' examples/abi_from_c.c -o '$work/abi_c' && '$work/abi_c' | grep -q 'ABI 1.2'"
+  "gcc -std=c11 -Wall -Wextra -Werror -I'$work/prefix/include' examples/abi_from_c.c -o '$work/abi_c' && '$work/abi_c' | grep -q 'ABI $abi'"
 for page in man1/acquire.1 man1/ringstat.1 man4/sring.4; do
   check "man page $page renders without warnings" bash -c \
     "groff -man -ww -z '$work/prefix/share/man/$page' 2>&1 | (! grep .) && man -l '$work/prefix/share/man/$page' 2>/dev/null | grep -q NAME"
@@ -57,7 +59,7 @@ else
   check "modinfo: the device drivers depend on the core, with their parameters" bash -c "
     sim=\$(modinfo driver/sring_sim.ko) && edu=\$(modinfo driver/sring_edu.ko) &&
     echo \"\$sim\" | grep -q '^depends: *sring\$' && echo \"\$edu\" | grep -q '^depends: *sring\$' &&
-    test \$(echo \"\$sim\" | grep '^parm:' | grep -c 'default') -eq 4 &&
+    test \$(echo \"\$sim\" | grep '^parm:' | grep -c 'default') -eq 5 &&
     echo \"\$edu\" | grep -q '^alias: *pci:v00001234d000011E8'"
   if [ "$(id -u)" -eq 0 ] && command -v dkms >/dev/null; then
     check "DKMS builds the module for $kver" scripts/dkms-install.sh --build-only "$kver"
