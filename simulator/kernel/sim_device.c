@@ -15,6 +15,7 @@
  */
 #define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
 
+#include <linux/delay.h>
 #include <linux/err.h>
 #include <linux/hrtimer.h>
 #include <linux/ktime.h>
@@ -40,6 +41,11 @@ static unsigned int queue_depth = 1;
 module_param(queue_depth, uint, 0444);
 MODULE_PARM_DESC(queue_depth,
 		 "Slots reserved ahead, as a descriptor-based DMA engine queues them, 1 to 16 (default 1)");
+
+static unsigned int late_commit_ms;
+module_param(late_commit_ms, uint, 0444);
+MODULE_PARM_DESC(late_commit_ms,
+		 "Testing: in stop, wait this long, then try to commit a held slot, as a completion that races the stop would; sring must refuse it (default 0: off)");
 
 static bool reserved;
 module_param(reserved, bool, 0444);
@@ -228,6 +234,17 @@ static void sring_sim_stop(struct sring_ring *ring)
 
 	/* Waits for a running tick: after it, no reserve or commit. */
 	hrtimer_cancel(&sim->timer);
+	if (late_commit_ms && sim->queued) {
+		/* The test of sring's side of the contract: the state already
+		 * says the stream ended, so this block must not be published. */
+		int ret;
+
+		msleep(late_commit_ms);
+		ret = sring_commit(ring, sim->queue[sim->queue_first].position,
+				   sim->block_samples, ktime_get(), 0);
+		pr_info("sring%d: late commit after the stop: %d\n",
+			sring_minor(ring), ret);
+	}
 }
 
 static int sring_sim_inject(struct sring_ring *ring,

@@ -873,6 +873,37 @@ int main(int argc, char** argv) {
       fflush(stdout);
     }
   }
+  if (argc == 2 && std::string(argv[1]) == "late-commit-check") {
+    // With sring_sim late_commit_ms=300 queue_depth=4, the device tries to
+    // commit a block 300 ms into its stop, after sring stored "stopped".
+    // A consumer that saw the state change and then read head and the
+    // counters has the end of its stream (docs/abi.md): they must not move.
+    UniqueFd fd = open_device(O_RDWR);
+    if (!fd.valid()) return 2;
+    // 1 MS/s: 200 KB in the 0.1 s before the stop, so the ring is not full
+    // and the device holds slots when it is stopped.
+    sring_config config = default_config();
+    config.sample_rate = 1'000'000;
+    prepare(fd.get(), config);
+    const auto page_size = static_cast<size_t>(::sysconf(_SC_PAGESIZE));
+    void* mapped = ::mmap(nullptr, page_size, PROT_READ, MAP_SHARED, fd.get(), 0);
+    if (mapped == MAP_FAILED || ::ioctl(fd.get(), SRING_IOC_START) != 0) return 2;
+    const auto* producer = static_cast<const sring_producer_page*>(mapped);
+    std::this_thread::sleep_for(100ms);
+    std::thread stopper([&] { ::ioctl(fd.get(), SRING_IOC_STOP); });
+    while (__atomic_load_n(&producer->state, __ATOMIC_ACQUIRE) == SRING_STATE_RUNNING) {
+    }
+    const uint64_t head = __atomic_load_n(&producer->head, __ATOMIC_ACQUIRE);
+    const uint64_t produced = __atomic_load_n(&producer->samples_produced, __ATOMIC_RELAXED);
+    stopper.join();  // the stop, late commit included, is over
+    const uint64_t head_after = __atomic_load_n(&producer->head, __ATOMIC_ACQUIRE);
+    const uint64_t produced_after = __atomic_load_n(&producer->samples_produced, __ATOMIC_RELAXED);
+    printf("late-commit-check: head %llu -> %llu, samples_produced %llu -> %llu\n",
+           static_cast<unsigned long long>(head), static_cast<unsigned long long>(head_after),
+           static_cast<unsigned long long>(produced), static_cast<unsigned long long>(produced_after));
+    ::munmap(mapped, page_size);
+    return head == head_after && produced == produced_after ? 0 : 1;
+  }
   if (argc == 3 && std::string(argv[1]) == "gone-checks") {
     // The consumer of a stopped ring whose device is about to go: open it,
     // say so, and sleep in poll() with no timeout: the removal must wake it
