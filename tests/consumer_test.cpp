@@ -1,0 +1,189 @@
+// Consumer::consume(): every block handed to user code in place, released as
+// it goes, every overrun policy handled, and the loss accounting exact at the
+// end of the stream. Driven step by step (SimDevice::produce_block()), so
+// each case is deterministic.
+#include <sys/eventfd.h>
+
+#include <gtest/gtest.h>
+
+#include <stdexcept>
+#include <vector>
+
+#include "ringlib/consumer.hpp"
+#include "ringlib/verify.hpp"
+#include "simulator/host_ring.hpp"
+#include "simulator/sim_device.hpp"
+
+namespace {
+
+using sring::Block;
+using sring::Consumer;
+using sring::Ring;
+using sring::sim::HostRing;
+using sring::sim::Produced;
+using sring::sim::SimConfig;
+using sring::sim::SimDevice;
+
+constexpr uint64_t kRingSize = 64 * 1024;
+constexpr uint32_t kBlockBytes = 4096;
+constexpr uint64_t kBlockSamples = (kBlockBytes - SRING_BLOCK_HEADER_SIZE) / 2;
+
+struct Rig {
+  explicit Rig(uint32_t policy) : host(std::move(*HostRing::create(kRingSize))), device(host, config(policy)) {
+    auto fd = host.duplicate_fd();
+    ring.emplace(std::move(*Ring::attach(std::move(*fd), Ring::Access::kConsumer)));
+    device.begin();
+  }
+  static SimConfig config(uint32_t policy) {
+    SimConfig c;
+    c.sample_rate = 1'000'000;  // paced: a full ring drops (or reclaims, or stops)
+    c.block_bytes = kBlockBytes;
+    c.overrun_policy = policy;
+    return c;
+  }
+  void produce(int blocks) {
+    for (int i = 0; i < blocks; ++i) (void)device.produce_block();
+  }
+  HostRing host;
+  SimDevice device;
+  std::optional<Ring> ring;
+};
+
+TEST(Consume, EveryBlockInOrderInPlace) {
+  Rig rig(SRING_OVERRUN_DROP_NEWEST);
+  rig.produce(10);
+  auto span = rig.ring->acquire();
+  ASSERT_TRUE(span.has_value());
+  const auto* begin = reinterpret_cast<const uint16_t*>(span->data);
+  const auto* end = reinterpret_cast<const uint16_t*>(span->data + span->bytes);
+  Consumer consumer(*rig.ring);
+  consumer.expect_start(0, 0);
+  std::vector<uint64_t> sequences;
+  uint64_t corrupted = 0;
+  auto n = consumer.consume([&](const Block& block) {
+    sequences.push_back(block.sequence());
+    EXPECT_EQ(block.samples().size(), kBlockSamples);
+    EXPECT_EQ(block.lost_before(), 0u);
+    // In place: a view of the ring's own memory, signed or not.
+    EXPECT_GE(block.samples().data(), begin);
+    EXPECT_LE(block.samples().data() + block.samples().size(), end);
+    EXPECT_EQ(static_cast<const void*>(block.as<int16_t>().data()), static_cast<const void*>(block.samples().data()));
+    corrupted += sring::count_pattern_mismatches(block.samples().data(), block.first_sample(),
+                                                 block.samples().size(), 1);
+  });
+  ASSERT_TRUE(n.has_value()) << n.error().message;
+  EXPECT_EQ(*n, 10u);
+  EXPECT_EQ(sequences, (std::vector<uint64_t>{0, 1, 2, 3, 4, 5, 6, 7, 8, 9}));
+  EXPECT_EQ(corrupted, 0u);
+  EXPECT_EQ(rig.ring->shared_tail(), 10 * kBlockBytes) << "everything delivered is released";
+  EXPECT_FALSE(consumer.end_of_stream()) << "running";
+  rig.device.end();
+  EXPECT_TRUE(consumer.end_of_stream());
+  EXPECT_TRUE(consumer.finish().exact());
+}
+
+TEST(Consume, AtMostMaxBlocksAndReleasesAsItGoes) {
+  Rig rig(SRING_OVERRUN_DROP_NEWEST);
+  rig.produce(16);  // a full ring: a consumer catching up after a stall
+  Consumer consumer(*rig.ring);
+  auto first = consumer.consume([](const Block&) {}, 3);
+  ASSERT_TRUE(first.has_value());
+  EXPECT_EQ(*first, 3u);
+  EXPECT_EQ(rig.ring->shared_tail(), 3 * kBlockBytes);
+  // The rest: space goes back to the producer while the callback works
+  // (every eighth of the ring), not only when the whole backlog is done.
+  uint64_t tail_seen_last = 0;
+  auto rest = consumer.consume([&](const Block& block) {
+    if (block.sequence() == 15) tail_seen_last = rig.ring->shared_tail();
+  });
+  ASSERT_TRUE(rest.has_value());
+  EXPECT_EQ(*rest, 13u);
+  EXPECT_GT(tail_seen_last, 3 * kBlockBytes) << "nothing released until the backlog was done";
+  EXPECT_EQ(rig.ring->shared_tail(), 16 * kBlockBytes);
+}
+
+TEST(Consume, CallbackThatThrowsLosesNothingAndDuplicatesNothing) {
+  Rig rig(SRING_OVERRUN_DROP_NEWEST);
+  rig.produce(5);
+  Consumer consumer(*rig.ring);
+  consumer.expect_start(0, 0);
+  EXPECT_THROW((void)consumer.consume([](const Block& block) {
+    if (block.sequence() == 2) throw std::runtime_error("bad block");
+  }),
+               std::runtime_error);
+  EXPECT_EQ(consumer.counters().blocks, 2u) << "the blocks before the one that threw are delivered";
+  EXPECT_EQ(rig.ring->shared_tail(), 2 * kBlockBytes) << "and released; the one that threw is not";
+  std::vector<uint64_t> again;
+  auto n = consumer.consume([&](const Block& block) { again.push_back(block.sequence()); });
+  ASSERT_TRUE(n.has_value());
+  EXPECT_EQ(again, (std::vector<uint64_t>{2, 3, 4}));
+  rig.device.end();
+  EXPECT_TRUE(consumer.end_of_stream());
+  EXPECT_TRUE(consumer.finish().exact());
+}
+
+// A slow consumer under each policy: what it misses is exactly what the
+// producer says it lost, also when the losses come last.
+class Policies : public testing::TestWithParam<uint32_t> {};
+
+TEST_P(Policies, LossesAccountedExactly) {
+  Rig rig(GetParam());
+  Consumer consumer(*rig.ring);
+  consumer.expect_start(0, 0);
+  uint64_t lost_seen = 0;
+  auto count = [&](const Block& block) { lost_seen += block.lost_before(); };
+  for (int round = 0; round < 3; ++round) {
+    rig.produce(20);  // 4 more than fit
+    auto n = consumer.consume(count);
+    ASSERT_TRUE(n.has_value()) << n.error().message;
+  }
+  rig.produce(18);  // and losses after the last block delivered
+  rig.device.end();
+  auto n = consumer.consume(count);
+  ASSERT_TRUE(n.has_value());
+  ASSERT_TRUE(consumer.end_of_stream());
+  const auto end = consumer.finish();
+  EXPECT_TRUE(end.exact()) << "missing " << end.missing_samples << ", dropped " << end.dropped_samples;
+  const auto producer = consumer.producer_counters();
+  EXPECT_EQ(consumer.counters().samples + producer.samples_dropped, producer.samples_produced);
+  if (GetParam() == SRING_OVERRUN_STOP) {
+    EXPECT_EQ(producer.samples_dropped, 0u) << "the stop policy loses nothing";
+    EXPECT_EQ(producer.state, uint32_t{SRING_STATE_OVERRUN_STOPPED});
+  } else {
+    EXPECT_GT(producer.samples_dropped, 0u);
+    EXPECT_GT(lost_seen, 0u);
+    EXPECT_EQ(lost_seen, consumer.counters().lost_samples) << "lost_before() adds up to the gaps between blocks";
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(Consume, Policies,
+                         testing::Values(SRING_OVERRUN_DROP_NEWEST, SRING_OVERRUN_OVERWRITE_OLDEST,
+                                         SRING_OVERRUN_STOP));
+
+TEST(Consume, BlockTakenBackWhileReadDoesNotCount) {
+  Rig rig(SRING_OVERRUN_OVERWRITE_OLDEST);
+  rig.produce(16);
+  Consumer consumer(*rig.ring);
+  consumer.expect_start(0, 0);
+  std::vector<uint64_t> seen;
+  auto n = consumer.consume([&](const Block& block) {
+    seen.push_back(block.sequence());
+    // The producer laps the ring while we read block 0: it takes block 0
+    // (and more) back.
+    if (block.sequence() == 0) rig.produce(4);
+  });
+  ASSERT_TRUE(n.has_value());
+  EXPECT_EQ(*n, 0u) << "block 0 was read but taken back: not delivered";
+  EXPECT_EQ(consumer.overwritten_while_read(), 1u);
+  EXPECT_EQ(consumer.counters().blocks, 0u);
+  auto more = consumer.consume([&](const Block& block) { seen.push_back(block.sequence()); });
+  ASSERT_TRUE(more.has_value());
+  EXPECT_EQ(*more, 16u);
+  EXPECT_EQ(seen.front(), 0u);
+  EXPECT_EQ(seen[1], 4u) << "the next block after the ones taken back";
+  rig.device.end();
+  ASSERT_TRUE(consumer.end_of_stream());
+  EXPECT_TRUE(consumer.finish().exact());
+}
+
+}  // namespace
