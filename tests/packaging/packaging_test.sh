@@ -38,6 +38,9 @@ done
 check "example consumer builds with g++ and pkg-config" bash -c \
   "g++ -O2 -Wall -Wextra -Werror examples/minimal_consumer.cpp \$(pkg-config --cflags --libs sring) -o '$work/minimal_consumer'"
 check "example consumer verifies every sample" bash -c "'$work/minimal_consumer' | grep -q ': OK$'"
+check "processing example (consume(), mean/RMS/envelope) builds with g++ and pkg-config" bash -c \
+  "g++ -O2 -Wall -Wextra -Werror examples/envelope.cpp \$(pkg-config --cflags --libs sring) -o '$work/envelope'"
+check "processing example accounts for every sample" bash -c "'$work/envelope' | grep -q 'every sample accounted for$'"
 check "ABI header compiles and runs as C11" bash -c \
   "gcc -std=c11 -Wall -Wextra -Werror -I'$work/prefix/include' examples/abi_from_c.c -o '$work/abi_c' && '$work/abi_c' | grep -q 'ABI $abi'"
 for page in man1/acquire.1 man1/ringstat.1 man4/sring.4; do
