@@ -26,6 +26,7 @@
 
 #include "consumer/cli.hpp"
 #include "consumer/version.hpp"
+#include "ringlib/device.hpp"
 #include "ringlib/pipeline.hpp"
 #include "ringlib/ring.hpp"
 #include "ringlib/stream.hpp"
@@ -200,20 +201,14 @@ class SimProcess final : public ProducerControl {
 
 class KernelDevice final : public ProducerControl {
  public:
-  explicit KernelDevice(int fd) : fd_(fd) {}
-  Status start(double) override {
-    if (::ioctl(fd_, SRING_IOC_START) != 0) return errno_error("cannot start the device");
-    return ok();
-  }
-  Status stop() override {
-    // ENODEV: the device went away (state "removed"): its stream is over
-    // already, and the run drains what it committed.
-    if (::ioctl(fd_, SRING_IOC_STOP) != 0 && errno != ENODEV) return errno_error("cannot stop the device");
-    return ok();
-  }
+  explicit KernelDevice(Device device) : device_(std::move(device)) {}
+  Status start(double) override { return device_.start(); }
+  // A device that went away (state "removed") has stopped already: the run
+  // drains what it committed (Device::stop() says so).
+  Status stop() override { return device_.stop(); }
 
  private:
-  int fd_;
+  Device device_;
 };
 
 struct Session {
@@ -258,16 +253,13 @@ Status open_session(const Options& options, Session& session) {
       return ok();
     }
     case Source::kDevice: {
-      UniqueFd fd(::open(options.path.c_str(), O_RDWR | O_CLOEXEC));
-      if (!fd.valid()) {
-        if (errno == EBUSY) return make_error(EBUSY, "{} already has a consumer", options.path);
-        return errno_error("cannot open {}", options.path);
-      }
+      auto device = Device::open(options.path);
+      if (!device) return device.error();
       // Configuration only changes while stopped, and a reset starts the
       // stream at sample 0; both before attaching, so ringlib starts from
       // the reset tail.
-      if (::ioctl(fd.get(), SRING_IOC_STOP) != 0) return errno_error("cannot stop {}", options.path);
-      if (::ioctl(fd.get(), SRING_IOC_RESET) != 0) return errno_error("cannot reset {}", options.path);
+      if (auto stopped = device->stop(); !stopped) return stopped;
+      if (auto reset = device->reset(); !reset) return reset;
       sring_config config{};
       config.sample_rate = options.sim.sample_rate;
       config.block_bytes = options.sim.block_bytes;
@@ -275,16 +267,14 @@ Status open_session(const Options& options, Session& session) {
       config.sample_format = options.sim.sample_format;
       config.pattern_seed = options.sim.pattern_seed;
       config.flush_timeout_us = static_cast<uint32_t>(options.sim.flush_timeout.count());
-      if (::ioctl(fd.get(), SRING_IOC_SET_CONFIG, &config) != 0) {
-        return errno_error("{} refused the configuration", options.path);
-      }
-      auto ring = Ring::attach(std::move(fd), Ring::Access::kConsumer);
-      if (!ring) return make_error(ring.error().code, "{}: {}", options.path, ring.error().message);
+      if (auto configured = device->configure(config); !configured) return configured;
+      auto ring = device->attach();
+      if (!ring) return ring.error();
       session.ring.emplace(std::move(*ring));
       if (options.wait != WaitStrategy::kSpin) {
         if (auto efd = session.ring->enable_eventfd(); !efd) return efd;
       }
-      session.producer = std::make_unique<KernelDevice>(session.ring->fd());
+      session.producer = std::make_unique<KernelDevice>(std::move(*device));
       session.description = fmt::format("device {}", options.path);
       return ok();
     }

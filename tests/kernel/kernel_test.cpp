@@ -30,6 +30,8 @@
 #include <thread>
 #include <vector>
 
+#include "ringlib/consumer.hpp"
+#include "ringlib/device.hpp"
 #include "ringlib/ring.hpp"
 #include "ringlib/stream.hpp"
 #include "ringlib/verify.hpp"
@@ -530,6 +532,62 @@ TEST(Flush, DataBelowTheWatermarkIsFlushedInEveryRun) {
   ASSERT_EQ(::ioctl(c.fd.get(), SRING_IOC_START), 0);
   EXPECT_TRUE(signalled_within(c.page, c.efd.get(), watermark, 3000ms))
       << "after a stop and a start, data below the watermark was never flushed";
+}
+
+TEST(Device, ControlsTheDeviceWithoutIoctlsAndSaysWhatFailed) {
+  auto device = sring::Device::open(kDevice);
+  ASSERT_TRUE(device.has_value()) << device.error().message;
+  ASSERT_TRUE(device->stop().has_value());
+  ASSERT_TRUE(device->reset().has_value());
+  sring_config config = sring::default_device_config();
+  config.block_bytes = 16384;
+  ASSERT_TRUE(device->configure(config).has_value());
+  auto read_back = device->config();
+  ASSERT_TRUE(read_back.has_value());
+  EXPECT_EQ(read_back->block_bytes, 16384u);
+  auto ring = device->attach();
+  ASSERT_TRUE(ring.has_value()) << ring.error().message;
+  ASSERT_TRUE(ring->enable_eventfd().has_value());
+  ASSERT_TRUE(device->start().has_value());
+
+  auto busy = device->configure(config);
+  ASSERT_FALSE(busy.has_value());
+  EXPECT_EQ(busy.error().code, EBUSY);
+  EXPECT_NE(busy.error().message.find("while it is running"), std::string::npos) << busy.error().message;
+  auto second = sring::Device::open(kDevice);
+  ASSERT_FALSE(second.has_value());
+  EXPECT_EQ(second.error().code, EBUSY);
+  EXPECT_NE(second.error().message.find("already has a consumer"), std::string::npos) << second.error().message;
+  auto bad = device->inject_fault(99, 1);
+  ASSERT_FALSE(bad.has_value());
+  EXPECT_EQ(bad.error().code, EINVAL);
+
+  // Consumed with consume(), stopped, drained: the accounting is exact and
+  // the statistics agree with the producer page.
+  sring::Consumer consumer(*ring);
+  consumer.expect_start(0, 0);
+  uint64_t corrupted = 0;
+  const auto stop_at = std::chrono::steady_clock::now() + 300ms;
+  bool stopped = false;
+  while (!consumer.end_of_stream()) {
+    auto n = consumer.consume([&](const sring::Block& block) {
+      corrupted += sring::count_pattern_mismatches(block.samples().data(), block.first_sample(),
+                                                   block.samples().size(), config.pattern_seed);
+    });
+    ASSERT_TRUE(n.has_value()) << n.error().message;
+    if (!stopped && std::chrono::steady_clock::now() >= stop_at) {
+      ASSERT_TRUE(device->stop().has_value());
+      stopped = true;
+    }
+    if (*n == 0) (void)ring->wait(sring::WaitStrategy::kEventfd, 50ms);
+  }
+  EXPECT_GT(consumer.counters().samples, 0u);
+  EXPECT_EQ(corrupted, 0u);
+  EXPECT_TRUE(consumer.finish().exact());
+  auto stats = device->stats();
+  ASSERT_TRUE(stats.has_value());
+  EXPECT_EQ(stats->state, uint32_t{SRING_STATE_STOPPED});
+  EXPECT_EQ(stats->samples_produced, consumer.producer_counters().samples_produced);
 }
 
 TEST(Eventfd, ClearedEventfdIsNeverSignalledAgain) {
