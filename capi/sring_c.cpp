@@ -1,0 +1,192 @@
+// libsring: the C API (capi/include/sring/sring.h) over ringlib's Ring,
+// Device and Consumer. No exception crosses into C: every entry point
+// returns a negative errno and leaves a sentence in last_error.
+#include "sring/sring.h"
+
+#include <cerrno>
+#include <chrono>
+#include <memory>
+#include <optional>
+#include <string>
+
+#include "ringlib/consumer.hpp"
+#include "ringlib/device.hpp"
+#include "ringlib/ring.hpp"
+
+struct sring_consumer {
+  std::optional<sring::Device> device;  // a kernel device: control
+  std::optional<sring::Ring> ring;      // the data path
+  std::optional<sring::Consumer> consumer;
+  bool has_eventfd = false;
+  std::string last_error;
+
+  int fail(const sring::Error& error) {
+    last_error = error.message;
+    return -(error.code ? error.code : EIO);
+  }
+  // A Consumer over the ring as it is now. If the producer has made
+  // nothing yet (a fresh or reset ring), this consumer sees the stream from
+  // its start, so a loss before its first block counts too; otherwise it
+  // counts from the first block it sees (docs/abi.md, "End of stream").
+  void new_consumer() {
+    consumer.emplace(*ring);
+    if (sring::load_relaxed(ring->producer().blocks_produced) == 0) consumer->expect_start(0, 0);
+  }
+};
+
+namespace {
+
+thread_local std::string g_open_error;
+
+int attach_device_ring(sring_consumer& s) {
+  auto ring = s.device->attach();
+  if (!ring) return s.fail(ring.error());
+  s.ring.emplace(std::move(*ring));
+  if (auto efd = s.ring->enable_eventfd(); !efd) return s.fail(efd.error());
+  s.has_eventfd = true;
+  s.new_consumer();
+  return 0;
+}
+
+// A control call: only a device has them (a ring file's producer is
+// controlled through its own socket).
+template <typename Call>
+int device_call(struct sring_consumer* ring, const char* done_by_producer, Call call) {
+  if (!ring) return -EINVAL;
+  if (!ring->device) {
+    return ring->fail({EOPNOTSUPP, std::string("a ring file is ") + done_by_producer + " by its producer"});
+  }
+  if (auto done = call(*ring->device); !done) return ring->fail(done.error());
+  return 0;
+}
+
+}  // namespace
+
+extern "C" {
+
+int sring_open(const char* path, struct sring_consumer** out) {
+  if (!path || !out) return -EINVAL;
+  auto s = std::make_unique<sring_consumer>();
+  auto device = sring::Device::open(path);
+  if (!device) {
+    g_open_error = device.error().message;
+    return -device.error().code;
+  }
+  s->device.emplace(std::move(*device));
+  if (const int ret = attach_device_ring(*s); ret < 0) {
+    g_open_error = s->last_error;
+    return ret;
+  }
+  *out = s.release();  // owned by the caller until sring_close()
+  return 0;
+}
+
+int sring_attach_fd(int ring_fd, int event_fd, struct sring_consumer** out) {
+  sring::UniqueFd owned_ring(ring_fd), owned_event(event_fd);
+  if (!out || ring_fd < 0) return -EINVAL;
+  auto s = std::make_unique<sring_consumer>();
+  auto ring = sring::Ring::attach(std::move(owned_ring), sring::Ring::Access::kConsumer);
+  if (!ring) {
+    g_open_error = ring.error().message;
+    return -ring.error().code;
+  }
+  s->ring.emplace(std::move(*ring));
+  if (owned_event.valid()) {
+    if (auto use = s->ring->use_eventfd(std::move(owned_event)); !use) {
+      g_open_error = use.error().message;
+      return -use.error().code;
+    }
+    s->has_eventfd = true;
+  }
+  s->new_consumer();
+  *out = s.release();
+  return 0;
+}
+
+void sring_close(struct sring_consumer* ring) { std::unique_ptr<sring_consumer> owned(ring); }
+
+const char* sring_last_error(const struct sring_consumer* ring) {
+  return ring ? ring->last_error.c_str() : g_open_error.c_str();
+}
+
+int sring_configure(struct sring_consumer* ring, const struct sring_config* config) {
+  if (!config) return -EINVAL;
+  return device_call(ring, "configured", [&](sring::Device& device) { return device.configure(*config); });
+}
+
+int sring_start(struct sring_consumer* ring) {
+  return device_call(ring, "started", [](sring::Device& device) { return device.start(); });
+}
+
+int sring_stop(struct sring_consumer* ring) {
+  return device_call(ring, "stopped", [](sring::Device& device) { return device.stop(); });
+}
+
+int sring_reset(struct sring_consumer* ring) {
+  const int ret = device_call(ring, "reset", [](sring::Device& device) { return device.reset(); });
+  if (ret < 0) return ret;
+  // Head and tail moved: attach again from the reset position.
+  ring->consumer.reset();
+  ring->ring.reset();
+  return attach_device_ring(*ring);
+}
+
+int64_t sring_consume(struct sring_consumer* ring, sring_block_fn fn, void* user, uint64_t max_blocks) {
+  if (!ring || !fn) return -EINVAL;
+  bool stop = false;
+  // consume() takes max blocks; a callback that asks to stop ends the loop
+  // after its block by taking one at a time from then on.
+  uint64_t given = 0;
+  while (given < max_blocks && !stop) {
+    auto n = ring->consumer->consume(
+        [&](const sring::Block& block) {
+          stop = fn(&block.header(), block.samples().data(), block.lost_before(), user) != 0;
+        },
+        1);
+    if (!n) return ring->fail(n.error());
+    if (*n == 0) break;
+    given += *n;
+  }
+  return static_cast<int64_t>(given);
+}
+
+int sring_wait(struct sring_consumer* ring, int64_t timeout_ns) {
+  if (!ring) return -EINVAL;
+  const auto timeout = timeout_ns < 0 ? sring::kWaitForever : std::chrono::nanoseconds(timeout_ns);
+  const auto strategy = ring->has_eventfd ? sring::WaitStrategy::kEventfd : sring::WaitStrategy::kHybrid;
+  auto waited = ring->ring->wait(strategy, timeout);
+  if (!waited) return ring->fail(waited.error());
+  if (*waited) return 1;
+  // A stopped, empty ring ends any wait: that is not a timeout.
+  return ring->consumer->end_of_stream() ? 1 : 0;
+}
+
+int sring_end_of_stream(struct sring_consumer* ring) { return ring && ring->consumer->end_of_stream() ? 1 : 0; }
+
+int sring_get_counters(struct sring_consumer* ring, struct sring_counters* out) {
+  if (!ring || !out) return -EINVAL;
+  const auto& given = ring->consumer->counters();
+  const auto producer = ring->consumer->producer_counters();
+  *out = {};
+  out->blocks = given.blocks;
+  out->samples = given.samples;
+  out->missing_blocks = given.lost_blocks;
+  out->missing_samples = given.lost_samples;
+  out->blocks_produced = producer.blocks_produced;
+  out->samples_produced = producer.samples_produced;
+  out->blocks_dropped = producer.blocks_dropped;
+  out->samples_dropped = producer.samples_dropped;
+  out->overwritten_while_read = ring->consumer->overwritten_while_read();
+  out->state = producer.state;
+  if (ring->consumer->end_of_stream()) {
+    const auto end = ring->consumer->finish();
+    out->missing_blocks = end.missing_blocks;
+    out->missing_samples = end.missing_samples;
+    out->exact = end.exact() ? 1 : 0;
+  }
+  return 0;
+}
+
+uint64_t sring_ring_size(const struct sring_consumer* ring) { return ring ? ring->ring->ring_size() : 0; }
+
+}  // extern "C"
