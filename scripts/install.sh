@@ -2,9 +2,10 @@
 # Installs sring for users who do not build with Bazel:
 #   scripts/install.sh [--prefix DIR]     (default /usr/local)
 # DIR/bin: acquire, ringstat, sring-sim
-# DIR/lib/libsring.a and DIR/lib/pkgconfig/sring.pc (ringlib and the
-#   user-space simulated device; fmt is used header-only)
-# DIR/include/sring/*.h (the uapi ABI header, usable from C),
+# DIR/lib/libringlib.a and DIR/lib/pkgconfig/sring.pc (C++: ringlib and
+#   the user-space simulated device; fmt is used header-only)
+# DIR/lib/libsring.so.1 and DIR/lib/pkgconfig/libsring.pc (the C API)
+# DIR/include/sring/*.h (the uapi ABI header and the C API's sring.h),
 #   DIR/include/ringlib/*.hpp, DIR/include/simulator/*.hpp
 # DIR/share/man/man1, man4; DIR/share/sring/ (udev rule, modprobe example)
 # The module itself: make -C driver && make -C driver install, or DKMS
@@ -16,12 +17,12 @@ if [ "${1:-}" = "--prefix" ]; then prefix=$2; fi
 version=$(sed -n 's/^#define SRING_VERSION "\(.*\)"/\1/p' include/sring/sring_version.h)
 
 bazel build //ringlib //ringlib:verify //simulator:usersim //consumer:acquire //consumer:ringstat \
-  //simulator:sring-sim 2>&1 | grep -E '^(ERROR|FAILED)' && exit 1
+  //simulator:sring-sim //capi:libsring.so.1 2>&1 | grep -E '^(ERROR|FAILED)' && exit 1
 
 mkdir -p "$prefix"/{bin,lib/pkgconfig,include/sring,include/ringlib,include/simulator} \
   "$prefix"/share/man/{man1,man4} "$prefix/share/sring"
 install -m 0755 bazel-bin/consumer/acquire bazel-bin/consumer/ringstat bazel-bin/simulator/sring-sim "$prefix/bin/"
-install -m 0644 include/sring/*.h "$prefix/include/sring/"
+install -m 0644 include/sring/*.h capi/include/sring/sring.h "$prefix/include/sring/"
 install -m 0644 ringlib/*.hpp "$prefix/include/ringlib/"
 install -m 0644 simulator/host_ring.hpp simulator/sim_device.hpp simulator/fd_passing.hpp "$prefix/include/simulator/"
 
@@ -30,14 +31,14 @@ archives=()
 for a in ringlib/libringlib ringlib/libverify simulator/libusersim; do
   if [ -f "bazel-bin/$a.a" ]; then archives+=("bazel-bin/$a.a"); else archives+=("bazel-bin/$a.pic.a"); fi
 done
-rm -f "$prefix/lib/libsring.a"
+rm -f "$prefix/lib/libringlib.a"
 {
-  echo "create $prefix/lib/libsring.a"
+  echo "create $prefix/lib/libringlib.a"
   for a in "${archives[@]}"; do echo "addlib $a"; done
   echo "save"
   echo "end"
 } | ar -M
-chmod 0644 "$prefix/lib/libsring.a"
+chmod 0644 "$prefix/lib/libringlib.a"
 
 cat >"$prefix/lib/pkgconfig/sring.pc" <<PC
 prefix=$prefix
@@ -48,7 +49,22 @@ Name: sring
 Description: zero-copy DMA ring buffer: the ringlib consumer library and the user-space simulated device
 Version: $version
 Cflags: -I\${includedir} -std=c++20 -DFMT_HEADER_ONLY
-Libs: -L\${libdir} -lsring -lpthread
+Libs: -L\${libdir} -lringlib -lpthread
+PC
+
+# The C API: a shared library with a versioned soname, sring_* only.
+install -m 0755 bazel-bin/capi/libsring.so.1 "$prefix/lib/"
+ln -sf libsring.so.1 "$prefix/lib/libsring.so"
+cat >"$prefix/lib/pkgconfig/libsring.pc" <<PC
+prefix=$prefix
+includedir=\${prefix}/include
+libdir=\${prefix}/lib
+
+Name: libsring
+Description: zero-copy DMA ring buffer: the stable C API (sring/sring.h)
+Version: $version
+Cflags: -I\${includedir}
+Libs: -L\${libdir} -lsring
 PC
 
 install -m 0644 man/acquire.1 man/ringstat.1 "$prefix/share/man/man1/"

@@ -41,6 +41,14 @@ check "example consumer verifies every sample" bash -c "'$work/minimal_consumer'
 check "processing example (consume(), mean/RMS/envelope) builds with g++ and pkg-config" bash -c \
   "g++ -O2 -Wall -Wextra -Werror examples/envelope.cpp \$(pkg-config --cflags --libs sring) -o '$work/envelope'"
 check "processing example accounts for every sample" bash -c "'$work/envelope' | grep -q 'every sample accounted for$'"
+check "libsring.so.1: its soname, and nothing but sring_* exported" bash -c \
+  "readelf -d '$work/prefix/lib/libsring.so.1' | grep -q 'SONAME.*libsring.so.1' &&
+   test -z \"\$(nm -D --defined-only '$work/prefix/lib/libsring.so.1' | awk '{print \$3}' | grep -v '^sring_' | grep -v '^LIBSRING_1\$')\""
+check "C API example builds with cc -std=c11 and pkg-config libsring" bash -c \
+  "cc -std=c11 -Wall -Wextra -Werror examples/consume_from_c.c \$(pkg-config --cflags --libs libsring) -o '$work/consume_from_c'"
+check "C API example runs against the shared library and says why a device is missing" bash -c \
+  "out=\$(LD_LIBRARY_PATH='$work/prefix/lib' '$work/consume_from_c' /dev/sring-missing 2>&1); rc=\$?;
+   echo \"\$out\" | grep -q 'cannot open /dev/sring-missing' && test \$rc -eq 2"
 check "ABI header compiles and runs as C11" bash -c \
   "gcc -std=c11 -Wall -Wextra -Werror -I'$work/prefix/include' examples/abi_from_c.c -o '$work/abi_c' && '$work/abi_c' | grep -q 'ABI $abi'"
 for page in man1/acquire.1 man1/ringstat.1 man4/sring.4; do
