@@ -133,21 +133,15 @@ int sring_reset(struct sring_consumer* ring) {
 
 int64_t sring_consume(struct sring_consumer* ring, sring_block_fn fn, void* user, uint64_t max_blocks) {
   if (!ring || !fn) return -EINVAL;
-  bool stop = false;
-  // consume() takes max blocks; a callback that asks to stop ends the loop
-  // after its block by taking one at a time from then on.
-  uint64_t given = 0;
-  while (given < max_blocks && !stop) {
-    auto n = ring->consumer->consume(
-        [&](const sring::Block& block) {
-          stop = fn(&block.header(), block.samples().data(), block.lost_before(), user) != 0;
-        },
-        1);
-    if (!n) return ring->fail(n.error());
-    if (*n == 0) break;
-    given += *n;
-  }
-  return static_cast<int64_t>(given);
+  // One look at head: what is available now, not what keeps arriving while
+  // a slow callback works (the caller's loop would never regain control).
+  auto n = ring->consumer->consume(
+      [&](const sring::Block& block) {
+        return fn(&block.header(), block.samples().data(), block.lost_before(), user) == 0;
+      },
+      max_blocks);
+  if (!n) return ring->fail(n.error());
+  return static_cast<int64_t>(*n);
 }
 
 int sring_wait(struct sring_consumer* ring, int64_t timeout_ns) {

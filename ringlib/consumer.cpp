@@ -4,7 +4,7 @@
 
 namespace sring {
 
-Expected<uint64_t> Consumer::consume_blocks(const std::function<void(const Block&)>& f,
+Expected<uint64_t> Consumer::consume_blocks(const std::function<bool(const Block&)>& f,
                                             const std::function<void(const Block&)>& kept,
                                             uint64_t max_blocks) {
   auto span = ring_.acquire();
@@ -53,7 +53,7 @@ Expected<uint64_t> Consumer::consume_blocks(const std::function<void(const Block
     const auto expected = accounting_.next_sample();
     const uint64_t lost = expected && header.first_sample > *expected ? header.first_sample - *expected : 0;
     const Block view(header, cursor.samples(), cursor.block_begin(), lost);
-    f(view);
+    const bool go_on = f(view);
     if (overwrite) {
       if (ring_.release(cursor.position()).overwritten()) {
         // Reclaimed while we read it: what f saw may be torn, and it does
@@ -71,6 +71,7 @@ Expected<uint64_t> Consumer::consume_blocks(const std::function<void(const Block
     accounting_.on_block(header);
     if (kept) kept(view);
     ++delivered;
+    if (!go_on) break;
   }
   return delivered;
 }

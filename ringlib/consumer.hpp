@@ -89,15 +89,26 @@ class Consumer {
     accounting_.expect_start(sequence, first_sample);
   }
 
-  // Hands each available block, oldest first, to f(const Block&), at most
-  // max_blocks of them, releasing as it goes. Returns the number of blocks
-  // delivered (0: none available now) or a ring error. If f throws, the
-  // blocks before are released and delivered, the one that threw is not,
-  // and the exception propagates.
+  // Hands the blocks available now (one look at head: a producer that
+  // keeps adding does not keep it here), oldest first, to f(const Block&),
+  // at most max_blocks of them, releasing as it goes. f may return bool:
+  // false stops after that block (it counts as delivered). Returns the
+  // number of blocks delivered (0: none available now) or a ring error. If
+  // f throws, the blocks before are released and delivered, the one that
+  // threw is not, and the exception propagates.
   template <typename F>
   [[nodiscard]] Expected<uint64_t> consume(F&& f, uint64_t max_blocks = kAll) {
     static_assert(std::is_invocable_v<F&, const Block&>, "consume(f): f(const sring::Block&)");
-    return consume_blocks(std::function<void(const Block&)>(std::ref(f)), nullptr, max_blocks);
+    if constexpr (std::is_same_v<std::invoke_result_t<F&, const Block&>, bool>) {
+      return consume_blocks(std::function<bool(const Block&)>(std::ref(f)), nullptr, max_blocks);
+    } else {
+      return consume_blocks(
+          [&f](const Block& block) {
+            f(block);
+            return true;
+          },
+          nullptr, max_blocks);
+    }
   }
 
   // The end-of-stream rule of docs/abi.md: the device is not running (state
@@ -118,7 +129,7 @@ class Consumer {
   friend class StreamConsumer;
   // kept(block) runs once a block counts as delivered (after its release
   // under overwrite-oldest): StreamConsumer adds its verification there.
-  Expected<uint64_t> consume_blocks(const std::function<void(const Block&)>& f,
+  Expected<uint64_t> consume_blocks(const std::function<bool(const Block&)>& f,
                                     const std::function<void(const Block&)>& kept,
                                     uint64_t max_blocks);
   bool reclaimed(uint64_t position) const;

@@ -14,6 +14,7 @@ Expected<uint64_t> StreamConsumer::consume_available() {
         corrupted_in_block_ = verify_ ? count_pattern_mismatches(block.samples().data(), block.first_sample(),
                                                                  block.header().sample_count, seed)
                                       : 0;
+        return true;
       },
       [&](const Block&) { consumer_.accounting().add_corrupted(corrupted_in_block_); }, Consumer::kAll);
 }

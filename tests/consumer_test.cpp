@@ -102,6 +102,22 @@ TEST(Consume, AtMostMaxBlocksAndReleasesAsItGoes) {
   EXPECT_EQ(rig.ring->shared_tail(), 16 * kBlockBytes);
 }
 
+TEST(Consume, LooksAtHeadOnceAndStopsWhenTheCallbackSaysSo) {
+  Rig rig(SRING_OVERRUN_DROP_NEWEST);
+  rig.produce(4);
+  Consumer consumer(*rig.ring);
+  // Blocks that arrive while the callback works wait for the next call: a
+  // slow callback under a fast producer still hands control back.
+  auto n = consumer.consume([&](const Block&) { rig.produce(1); });
+  ASSERT_TRUE(n.has_value());
+  EXPECT_EQ(*n, 4u);
+  // A callback that returns false stops after its block, which counts.
+  auto stopped = consumer.consume([](const Block& block) { return block.sequence() < 5; });
+  ASSERT_TRUE(stopped.has_value());
+  EXPECT_EQ(*stopped, 2u) << "blocks 4 and 5; 6 and 7 wait";
+  EXPECT_EQ(consumer.counters().blocks, 6u);
+}
+
 TEST(Consume, CallbackThatThrowsLosesNothingAndDuplicatesNothing) {
   Rig rig(SRING_OVERRUN_DROP_NEWEST);
   rig.produce(5);

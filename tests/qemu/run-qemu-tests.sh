@@ -11,12 +11,13 @@
 #   tests/qemu/run-qemu-tests.sh --removal  only the device-goes-away scenarios
 #   tests/qemu/run-qemu-tests.sh --kernel-test FILTER   only kernel_test's cases matching FILTER
 #   tests/qemu/run-qemu-tests.sh --late-commit  only the commit-after-stop scenario
+#   tests/qemu/run-qemu-tests.sh --capi     only the C API consumer
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 mode=tests
 append_extra=""
 if [ "${1:-}" = "--demo" ] || [ "${1:-}" = "--bench" ] || [ "${1:-}" = "--edu" ] || [ "${1:-}" = "--removal" ] ||
-   [ "${1:-}" = "--kernel-test" ] || [ "${1:-}" = "--late-commit" ]; then
+   [ "${1:-}" = "--kernel-test" ] || [ "${1:-}" = "--late-commit" ] || [ "${1:-}" = "--capi" ]; then
   mode=${1#--}; mode=${mode/-/}; shift
   if [ $# -gt 0 ]; then append_extra=" sring.args=$(echo "$*" | tr ' ' ',')"; fi
 fi

@@ -88,8 +88,9 @@ int sring_start(struct sring_consumer *ring);
 int sring_stop(struct sring_consumer *ring);
 int sring_reset(struct sring_consumer *ring);
 
-/* Gives up to max_blocks available blocks to fn and releases them. Returns
- * how many were given (0: none available now) or a negative errno. */
+/* Gives the blocks available now (up to max_blocks; blocks that arrive
+ * meanwhile wait for the next call) to fn, and releases them. Returns how
+ * many were given (0: none available now) or a negative errno. */
 int64_t sring_consume(struct sring_consumer *ring, sring_block_fn fn, void *user,
 		      uint64_t max_blocks);
 /* Sleeps until data or the end of the stream: 1, or 0 if timeout_ns passed
