@@ -57,16 +57,8 @@ uint64_t sysfs_u64(const std::string& name) { return std::stoull(sysfs(name)); }
 
 UniqueFd open_device(int flags) { return UniqueFd(::open(kDevice, flags | O_CLOEXEC)); }
 
-sring_config default_config() {
-  sring_config config{};
-  config.sample_rate = 20'000'000;
-  config.block_bytes = 8192;
-  config.overrun_policy = SRING_OVERRUN_DROP_NEWEST;
-  config.sample_format = SRING_FMT_U16;
-  config.pattern_seed = 1;
-  config.flush_timeout_us = 2000;
-  return config;
-}
+// 20 MS/s in 8 KiB blocks, drop-newest, U16, seed 1, 2 ms flush timeout.
+sring_config default_config() { return sring::default_device_config(); }
 
 // Stops, resets and configures the device through a consumer fd.
 void prepare(int fd, const sring_config& config) {
