@@ -176,13 +176,11 @@ static int sring_start(struct sring_ring *ring)
 	/* It may have ended the last stream by itself: quiesce it first. */
 	sring_stop_device(ring);
 	spin_lock_irq(&ring->prod_lock);
-	WRITE_ONCE(ring->state, SRING_STATE_RUNNING);
 	ring->reserved = ring->head;
 	/* A flush still owed from the last run was cancelled with its timer:
 	 * the next data below the watermark arms it again. */
 	ring->unsignalled = false;
-	/* Pairs with the consumer's load_acquire(state). */
-	smp_store_release(&ring->kprod->state, ring->state);
+	sring_producer_set_state(ring, SRING_STATE_RUNNING);
 	spin_unlock_irq(&ring->prod_lock);
 	ring->device_stopped = false;
 	ret = ring->ops->start(ring);
@@ -621,8 +619,7 @@ static long sring_ioctl(struct file *file, unsigned int cmd, unsigned long arg)
 		spin_lock_irq(&ring->prod_lock);
 		sring_producer_reset(ring, initial_position &
 				     ~(u64)(SRING_BLOCK_ALIGN - 1));
-		WRITE_ONCE(ring->state, SRING_STATE_STOPPED);
-		smp_store_release(&ring->kprod->state, ring->state);
+		sring_producer_set_state(ring, SRING_STATE_STOPPED);
 		spin_unlock_irq(&ring->prod_lock);
 		break;
 	case SRING_IOC_INJECT_FAULT: {

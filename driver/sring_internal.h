@@ -108,6 +108,7 @@ struct sring_ring {
 void sring_producer_init(struct sring_ring *ring);
 void sring_producer_reset(struct sring_ring *ring, u64 position);
 void sring_producer_wake(struct sring_ring *ring);
+void sring_producer_set_state(struct sring_ring *ring, u32 state);
 void sring_producer_end(struct sring_ring *ring, u32 state);
 u64 sring_accepted_tail(struct sring_ring *ring);
 void sring_counter_add(__u64 *counter, u64 by);

@@ -321,18 +321,28 @@ static bool sring_reclaim_oldest(struct sring_ring *ring, u64 needed_head,
 }
 
 /*
- * The stream ends: state first after the counters, so that a consumer that
- * load-acquires the new state sees the final head and counters
- * (docs/abi.md, "End of stream"). Slots the device still holds are
- * discarded: nothing in them was made.
+ * The one place the state changes: ours (read without the lock by
+ * sring_ring_running() and sysfs) and the producer page's. The page's store
+ * comes after every head and counter store before it: pairs with the
+ * consumer's load_acquire(state) (docs/abi.md, "End of stream").
+ */
+void sring_producer_set_state(struct sring_ring *ring, u32 state)
+{
+	lockdep_assert_held(&ring->prod_lock);
+	WRITE_ONCE(ring->state, state);
+	smp_store_release(&ring->kprod->state, state);
+}
+
+/*
+ * The stream ends: a consumer that load-acquires the new state sees the
+ * final head and counters. Slots the device still holds are discarded:
+ * nothing in them was made.
  */
 void sring_producer_end(struct sring_ring *ring, u32 state)
 {
 	lockdep_assert_held(&ring->prod_lock);
-	WRITE_ONCE(ring->state, state);
 	ring->reserved = ring->head;
-	/* After the counters: pairs with the consumer's load_acquire(state). */
-	smp_store_release(&ring->kprod->state, state);
+	sring_producer_set_state(ring, state);
 	sring_producer_wake(ring);
 }
 
