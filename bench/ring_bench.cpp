@@ -31,11 +31,11 @@
 #include <boost/lockfree/spsc_queue.hpp>
 #include <fmt/format.h>
 
-#include "ringlib/ring.hpp"
-#include "ringlib/stream.hpp"
-#include "ringlib/verify.hpp"
-#include "simulator/host_ring.hpp"
-#include "simulator/sim_device.hpp"
+#include "sring/ring.hpp"
+#include "sring/stream.hpp"
+#include "sring/verify.hpp"
+#include "sring/sim/host_ring.hpp"
+#include "sring/sim/sim_device.hpp"
 #include "sring/sring_pattern.h"
 
 namespace {

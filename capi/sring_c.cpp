@@ -9,9 +9,9 @@
 #include <optional>
 #include <string>
 
-#include "ringlib/consumer.hpp"
-#include "ringlib/device.hpp"
-#include "ringlib/ring.hpp"
+#include "sring/consumer.hpp"
+#include "sring/device.hpp"
+#include "sring/ring.hpp"
 
 struct sring_consumer {
   std::optional<sring::Device> device;  // a kernel device: control

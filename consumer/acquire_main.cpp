@@ -26,14 +26,15 @@
 
 #include "consumer/cli.hpp"
 #include "consumer/version.hpp"
-#include "ringlib/device.hpp"
-#include "ringlib/pipeline.hpp"
-#include "ringlib/ring.hpp"
-#include "ringlib/stream.hpp"
-#include "ringlib/verify.hpp"
-#include "simulator/fd_passing.hpp"
-#include "simulator/host_ring.hpp"
-#include "simulator/sim_device.hpp"
+#include "ringlib/error_format.hpp"
+#include "sring/device.hpp"
+#include "sring/pipeline.hpp"
+#include "sring/ring.hpp"
+#include "sring/stream.hpp"
+#include "sring/verify.hpp"
+#include "sring/sim/fd_passing.hpp"
+#include "sring/sim/host_ring.hpp"
+#include "sring/sim/sim_device.hpp"
 
 namespace {
 

@@ -3,6 +3,7 @@
 #include <charconv>
 #include <cmath>
 
+#include "ringlib/error_format.hpp"
 #include "sring/sring_abi.h"
 
 namespace sring::cli {

@@ -8,7 +8,7 @@
 #include <string_view>
 #include <vector>
 
-#include "ringlib/error.hpp"
+#include "sring/error.hpp"
 
 namespace sring::cli {
 

@@ -9,7 +9,8 @@
 
 #include <fmt/format.h>
 
-#include "ringlib/ring.hpp"
+#include "ringlib/error_format.hpp"
+#include "sring/ring.hpp"
 
 namespace sring::stat {
 namespace {

@@ -10,7 +10,7 @@
 #include <string>
 #include <vector>
 
-#include "ringlib/error.hpp"
+#include "sring/error.hpp"
 
 namespace sring::stat {
 

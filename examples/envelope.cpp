@@ -10,9 +10,9 @@
 #include <cmath>
 #include <cstdio>
 
-#include "ringlib/consumer.hpp"
-#include "simulator/host_ring.hpp"
-#include "simulator/sim_device.hpp"
+#include "sring/consumer.hpp"
+#include "sring/sim/host_ring.hpp"
+#include "sring/sim/sim_device.hpp"
 
 int main() {
   // A ring and a simulated device writing signed 16-bit samples into it.

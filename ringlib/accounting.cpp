@@ -1,6 +1,6 @@
-#include "ringlib/accounting.hpp"
+#include "sring/accounting.hpp"
 
-#include "ringlib/barriers.hpp"
+#include "sring/detail/barriers.hpp"
 
 namespace sring {
 

@@ -1,4 +1,4 @@
-#include "ringlib/consumer.hpp"
+#include "sring/consumer.hpp"
 
 #include <algorithm>
 

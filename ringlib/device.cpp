@@ -1,4 +1,5 @@
-#include "ringlib/device.hpp"
+#include "ringlib/error_format.hpp"
+#include "sring/device.hpp"
 
 #include <fcntl.h>
 #include <sys/ioctl.h>

@@ -1,4 +1,5 @@
-#include "ringlib/mapping.hpp"
+#include "ringlib/error_format.hpp"
+#include "sring/detail/mapping.hpp"
 
 #include <sys/mman.h>
 

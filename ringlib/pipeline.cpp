@@ -1,4 +1,5 @@
-#include "ringlib/pipeline.hpp"
+#include "ringlib/error_format.hpp"
+#include "sring/pipeline.hpp"
 
 #include <mutex>
 

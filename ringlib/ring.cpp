@@ -1,4 +1,5 @@
-#include "ringlib/ring.hpp"
+#include "ringlib/error_format.hpp"
+#include "sring/ring.hpp"
 
 #include <fcntl.h>
 #include <poll.h>
@@ -13,7 +14,7 @@
 #include <algorithm>
 #include <type_traits>
 
-#include "ringlib/mapping.hpp"
+#include "sring/detail/mapping.hpp"
 
 namespace sring {
 namespace {

@@ -1,6 +1,6 @@
-#include "ringlib/stream.hpp"
+#include "sring/stream.hpp"
 
-#include "ringlib/verify.hpp"
+#include "sring/verify.hpp"
 
 namespace sring {
 

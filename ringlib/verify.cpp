@@ -1,4 +1,4 @@
-#include "ringlib/verify.hpp"
+#include "sring/verify.hpp"
 
 #include <algorithm>
 

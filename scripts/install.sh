@@ -3,10 +3,12 @@
 #   scripts/install.sh [--prefix DIR]     (default /usr/local)
 # DIR/bin: acquire, ringstat, sring-sim
 # DIR/lib/libringlib.a and DIR/lib/pkgconfig/sring.pc (C++: ringlib and
-#   the user-space simulated device; fmt is used header-only)
+#   the user-space simulated device; the archive has the fmt code it uses,
+#   the headers include none)
 # DIR/lib/libsring.so.1 and DIR/lib/pkgconfig/libsring.pc (the C API)
-# DIR/include/sring/*.h (the uapi ABI header and the C API's sring.h),
-#   DIR/include/ringlib/*.hpp, DIR/include/simulator/*.hpp
+# DIR/include/sring/: the uapi ABI header and the C API's sring.h; the C++
+#   headers as their namespaces say: <sring/consumer.hpp> (sring::),
+#   <sring/sim/sim_device.hpp> (sring::sim::), internals in sring/detail/
 # DIR/share/man/man1, man4; DIR/share/sring/ (udev rule, modprobe example)
 # The module itself: make -C driver && make -C driver install, or DKMS
 # (scripts/dkms-install.sh).
@@ -19,12 +21,13 @@ version=$(sed -n 's/^#define SRING_VERSION "\(.*\)"/\1/p' include/sring/sring_ve
 bazel build //ringlib //ringlib:verify //simulator:usersim //consumer:acquire //consumer:ringstat \
   //simulator:sring-sim //capi:libsring.so.1 2>&1 | grep -E '^(ERROR|FAILED)' && exit 1
 
-mkdir -p "$prefix"/{bin,lib/pkgconfig,include/sring,include/ringlib,include/simulator} \
+mkdir -p "$prefix"/{bin,lib/pkgconfig,include/sring/detail,include/sring/sim} \
   "$prefix"/share/man/{man1,man4} "$prefix/share/sring"
 install -m 0755 bazel-bin/consumer/acquire bazel-bin/consumer/ringstat bazel-bin/simulator/sring-sim "$prefix/bin/"
 install -m 0644 include/sring/*.h capi/include/sring/sring.h "$prefix/include/sring/"
-install -m 0644 ringlib/*.hpp "$prefix/include/ringlib/"
-install -m 0644 simulator/host_ring.hpp simulator/sim_device.hpp simulator/fd_passing.hpp "$prefix/include/simulator/"
+install -m 0644 ringlib/include/sring/*.hpp "$prefix/include/sring/"
+install -m 0644 ringlib/include/sring/detail/*.hpp "$prefix/include/sring/detail/"
+install -m 0644 simulator/include/sring/sim/*.hpp "$prefix/include/sring/sim/"
 
 # One static library from Bazel's three archives.
 archives=()
@@ -48,7 +51,7 @@ libdir=\${prefix}/lib
 Name: sring
 Description: zero-copy DMA ring buffer: the ringlib consumer library and the user-space simulated device
 Version: $version
-Cflags: -I\${includedir} -std=c++20 -DFMT_HEADER_ONLY
+Cflags: -I\${includedir} -std=c++20
 Libs: -L\${libdir} -lringlib -lpthread
 PC
 

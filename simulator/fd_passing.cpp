@@ -1,4 +1,5 @@
-#include "simulator/fd_passing.hpp"
+#include "ringlib/error_format.hpp"
+#include "sring/sim/fd_passing.hpp"
 
 #include <poll.h>
 #include <sys/socket.h>

@@ -1,11 +1,12 @@
-#include "simulator/host_ring.hpp"
+#include "ringlib/error_format.hpp"
+#include "sring/sim/host_ring.hpp"
 
 #include <fcntl.h>
 #include <sys/mman.h>
 #include <unistd.h>
 
-#include "ringlib/barriers.hpp"
-#include "ringlib/mapping.hpp"
+#include "sring/detail/barriers.hpp"
+#include "sring/detail/mapping.hpp"
 
 namespace sring::sim {
 

@@ -1,4 +1,5 @@
-#include "simulator/sim_device.hpp"
+#include "ringlib/error_format.hpp"
+#include "sring/sim/sim_device.hpp"
 
 #include <fcntl.h>
 #include <unistd.h>
@@ -7,7 +8,7 @@
 #include <cstring>
 #include <ctime>
 
-#include "ringlib/barriers.hpp"
+#include "sring/detail/barriers.hpp"
 #include "sring/sring_pattern.h"
 
 namespace sring::sim {

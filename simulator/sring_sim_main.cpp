@@ -11,10 +11,11 @@
 
 #include "consumer/cli.hpp"
 #include "consumer/version.hpp"
-#include "ringlib/barriers.hpp"
-#include "simulator/fd_passing.hpp"
-#include "simulator/host_ring.hpp"
-#include "simulator/sim_device.hpp"
+#include "ringlib/error_format.hpp"
+#include "sring/detail/barriers.hpp"
+#include "sring/sim/fd_passing.hpp"
+#include "sring/sim/host_ring.hpp"
+#include "sring/sim/sim_device.hpp"
 
 namespace {
 

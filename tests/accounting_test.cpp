@@ -1,6 +1,6 @@
 #include <gtest/gtest.h>
 
-#include "ringlib/accounting.hpp"
+#include "sring/accounting.hpp"
 
 namespace {
 

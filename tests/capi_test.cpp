@@ -6,9 +6,9 @@
 
 #include <gtest/gtest.h>
 
-#include "ringlib/verify.hpp"
-#include "simulator/host_ring.hpp"
-#include "simulator/sim_device.hpp"
+#include "sring/verify.hpp"
+#include "sring/sim/host_ring.hpp"
+#include "sring/sim/sim_device.hpp"
 #include "sring/sring.h"
 
 namespace {

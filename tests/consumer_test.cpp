@@ -9,10 +9,10 @@
 #include <stdexcept>
 #include <vector>
 
-#include "ringlib/consumer.hpp"
-#include "ringlib/verify.hpp"
-#include "simulator/host_ring.hpp"
-#include "simulator/sim_device.hpp"
+#include "sring/consumer.hpp"
+#include "sring/verify.hpp"
+#include "sring/sim/host_ring.hpp"
+#include "sring/sim/sim_device.hpp"
 
 namespace {
 

@@ -14,9 +14,9 @@
 #include <stdexcept>
 #include <thread>
 
-#include "ringlib/pipeline.hpp"
-#include "simulator/host_ring.hpp"
-#include "simulator/sim_device.hpp"
+#include "sring/pipeline.hpp"
+#include "sring/sim/host_ring.hpp"
+#include "sring/sim/sim_device.hpp"
 
 namespace {
 

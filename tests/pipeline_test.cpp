@@ -10,11 +10,11 @@
 #include <thread>
 #include <vector>
 
-#include "ringlib/pipeline.hpp"
-#include "ringlib/stream.hpp"
-#include "ringlib/verify.hpp"
-#include "simulator/host_ring.hpp"
-#include "simulator/sim_device.hpp"
+#include "sring/pipeline.hpp"
+#include "sring/stream.hpp"
+#include "sring/verify.hpp"
+#include "sring/sim/host_ring.hpp"
+#include "sring/sim/sim_device.hpp"
 
 namespace {
 

@@ -7,8 +7,8 @@
 
 #include <cstring>
 
-#include "ringlib/ring.hpp"
-#include "simulator/host_ring.hpp"
+#include "sring/ring.hpp"
+#include "sring/sim/host_ring.hpp"
 
 namespace {
 

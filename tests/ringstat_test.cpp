@@ -7,7 +7,7 @@
 #include <fstream>
 
 #include "consumer/ringstat.hpp"
-#include "simulator/host_ring.hpp"
+#include "sring/sim/host_ring.hpp"
 
 namespace {
 

@@ -8,10 +8,10 @@
 
 #include <thread>
 
-#include "ringlib/ring.hpp"
-#include "ringlib/stream.hpp"
-#include "simulator/host_ring.hpp"
-#include "simulator/sim_device.hpp"
+#include "sring/ring.hpp"
+#include "sring/stream.hpp"
+#include "sring/sim/host_ring.hpp"
+#include "sring/sim/sim_device.hpp"
 
 namespace {
 

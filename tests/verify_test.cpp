@@ -3,7 +3,7 @@
 #include <numeric>
 #include <vector>
 
-#include "ringlib/verify.hpp"
+#include "sring/verify.hpp"
 #include "sring/sring_pattern.h"
 
 namespace {

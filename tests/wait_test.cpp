@@ -16,9 +16,9 @@
 #include <optional>
 #include <thread>
 
-#include "ringlib/ring.hpp"
-#include "simulator/host_ring.hpp"
-#include "simulator/sim_device.hpp"
+#include "sring/ring.hpp"
+#include "sring/sim/host_ring.hpp"
+#include "sring/sim/sim_device.hpp"
 
 namespace {
 

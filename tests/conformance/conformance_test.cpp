@@ -15,10 +15,10 @@
 #include <optional>
 #include <thread>
 
-#include "ringlib/accounting.hpp"
-#include "ringlib/barriers.hpp"
-#include "ringlib/ring.hpp"
-#include "ringlib/verify.hpp"
+#include "sring/accounting.hpp"
+#include "sring/detail/barriers.hpp"
+#include "sring/ring.hpp"
+#include "sring/verify.hpp"
 #include "tests/conformance/producer.hpp"
 
 namespace sring::conformance {

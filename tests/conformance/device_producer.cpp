@@ -8,6 +8,7 @@
 
 #include <cstdlib>
 
+#include "ringlib/error_format.hpp"
 #include "tests/conformance/producer.hpp"
 
 namespace sring::conformance {

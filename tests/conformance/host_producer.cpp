@@ -5,8 +5,9 @@
 
 #include <optional>
 
-#include "simulator/host_ring.hpp"
-#include "simulator/sim_device.hpp"
+#include "ringlib/error_format.hpp"
+#include "sring/sim/host_ring.hpp"
+#include "sring/sim/sim_device.hpp"
 #include "tests/conformance/producer.hpp"
 
 namespace sring::conformance {

@@ -9,7 +9,7 @@
 #include <memory>
 #include <string>
 
-#include "ringlib/ring.hpp"
+#include "sring/ring.hpp"
 #include "sring/sring_abi.h"
 
 namespace sring::conformance {

@@ -30,11 +30,11 @@
 #include <thread>
 #include <vector>
 
-#include "ringlib/consumer.hpp"
-#include "ringlib/device.hpp"
-#include "ringlib/ring.hpp"
-#include "ringlib/stream.hpp"
-#include "ringlib/verify.hpp"
+#include "sring/consumer.hpp"
+#include "sring/device.hpp"
+#include "sring/ring.hpp"
+#include "sring/stream.hpp"
+#include "sring/verify.hpp"
 #include "sring/sring_abi.h"
 
 namespace {

@@ -35,6 +35,11 @@ check "pkg-config knows sring $version" bash -c "pkg-config --modversion sring |
 for tool in acquire ringstat sring-sim; do
   check "$tool --version" bash -c "'$work/prefix/bin/$tool' --version | grep -q '$tool $version (sring ABI $abi)'"
 done
+check "installed C++ headers include no fmt, and sring.pc defines nothing" bash -c \
+  "! grep -rl 'fmt/' '$work/prefix/include/sring' && ! pkg-config --cflags sring | grep -q -- '-D'"
+check "every installed C++ header compiles on its own, as <sring/...>" bash -c \
+  "cd '$work/prefix/include' && for h in sring/*.hpp sring/sim/*.hpp; do
+     echo \"#include <\$h>\" | g++ -std=c++20 -Wall -Wextra -Werror -fsyntax-only -I. -x c++ - || exit 1; done"
 check "example consumer builds with g++ and pkg-config" bash -c \
   "g++ -O2 -Wall -Wextra -Werror examples/minimal_consumer.cpp \$(pkg-config --cflags --libs sring) -o '$work/minimal_consumer'"
 check "example consumer verifies every sample" bash -c "'$work/minimal_consumer' | grep -q ': OK$'"

@@ -19,9 +19,9 @@
 #include <string_view>
 
 #include "sring/sring_abi.h"
-#include "ringlib/barriers.hpp"
-#include "ringlib/error.hpp"
-#include "ringlib/unique_fd.hpp"
+#include "sring/detail/barriers.hpp"
+#include "sring/error.hpp"
+#include "sring/unique_fd.hpp"
 
 namespace sring {
 

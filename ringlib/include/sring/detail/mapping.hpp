@@ -6,8 +6,8 @@
 
 #include <cstdint>
 
-#include "ringlib/error.hpp"
-#include "ringlib/unique_fd.hpp"
+#include "sring/error.hpp"
+#include "sring/unique_fd.hpp"
 
 namespace sring {
 

@@ -8,8 +8,8 @@
 #include <string>
 #include <vector>
 
-#include "ringlib/error.hpp"
-#include "ringlib/unique_fd.hpp"
+#include "sring/error.hpp"
+#include "sring/unique_fd.hpp"
 
 namespace sring::sim {
 

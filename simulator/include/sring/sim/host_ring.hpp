@@ -8,8 +8,8 @@
 #include <cstdint>
 #include <string>
 
-#include "ringlib/error.hpp"
-#include "ringlib/unique_fd.hpp"
+#include "sring/error.hpp"
+#include "sring/unique_fd.hpp"
 #include "sring/sring_abi.h"
 
 namespace sring::sim {

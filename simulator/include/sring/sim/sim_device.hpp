@@ -14,9 +14,9 @@
 #include <cstdint>
 #include <thread>
 
-#include "ringlib/barriers.hpp"
-#include "ringlib/unique_fd.hpp"
-#include "simulator/host_ring.hpp"
+#include "sring/detail/barriers.hpp"
+#include "sring/unique_fd.hpp"
+#include "sring/sim/host_ring.hpp"
 
 namespace sring::sim {
 

@@ -11,9 +11,9 @@
 #include <cstdint>
 #include <string>
 
-#include "ringlib/error.hpp"
-#include "ringlib/ring.hpp"
-#include "ringlib/unique_fd.hpp"
+#include "sring/error.hpp"
+#include "sring/ring.hpp"
+#include "sring/unique_fd.hpp"
 #include "sring/sring_abi.h"
 
 namespace sring {

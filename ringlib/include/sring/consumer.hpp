@@ -20,8 +20,8 @@
 #include <span>
 #include <type_traits>
 
-#include "ringlib/accounting.hpp"
-#include "ringlib/ring.hpp"
+#include "sring/accounting.hpp"
+#include "sring/ring.hpp"
 
 namespace sring {
 

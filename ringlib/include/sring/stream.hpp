@@ -6,9 +6,9 @@
 
 #include <cstdint>
 
-#include "ringlib/accounting.hpp"
-#include "ringlib/consumer.hpp"
-#include "ringlib/ring.hpp"
+#include "sring/accounting.hpp"
+#include "sring/consumer.hpp"
+#include "sring/ring.hpp"
 
 namespace sring {
 

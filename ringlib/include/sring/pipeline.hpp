@@ -26,9 +26,9 @@
 
 #include <boost/lockfree/spsc_queue.hpp>
 
-#include "ringlib/accounting.hpp"
-#include "ringlib/error.hpp"
-#include "ringlib/ring.hpp"
+#include "sring/accounting.hpp"
+#include "sring/error.hpp"
+#include "sring/ring.hpp"
 
 namespace sring {
 
