@@ -2,74 +2,179 @@
 
 #include <algorithm>
 
+#include "ringlib/error_format.hpp"
+
 namespace sring {
+
+Consumer::Consumer(Ring& ring)
+    : ring_(ring),
+      handed_to_(ring.tail()),
+      done_to_(ring.tail()),
+      release_step_(std::max<uint64_t>(ring.ring_size() / 8, 1)) {}
+
+bool Consumer::overwrite() const {
+  // Configuration: it changes only while the device is stopped.
+  return load_relaxed(ring_.producer().overrun_policy) == SRING_OVERRUN_OVERWRITE_OLDEST;
+}
+
+void Consumer::catch_up_with_tail() {
+  // Only overwrite-oldest moves the tail past what we handed out or did:
+  // the producer took those blocks back (positions never wrap in 64 bits).
+  const uint64_t tail = ring_.tail();
+  while (!held_.empty() && held_.front().begin < tail) {
+    ++overwritten_while_read_;  // handed out, then taken back before done()
+    done_to_ = held_.front().end;
+    held_.pop_front();
+  }
+  if (done_to_ < tail) done_to_ = tail;
+  if (handed_to_ < tail) {
+    handed_to_ = tail;
+    cursor_.reset();
+  }
+  // A block taken back part-way: give the rest of it back too.
+  if (held_.empty() && done_to_ > tail) (void)ring_.release(done_to_);
+}
+
+Status Consumer::refill() {
+  auto span = ring_.acquire();
+  if (!span) return span.error();
+  catch_up_with_tail();
+  // The span starts at the released tail; blocks up to handed_to_ were
+  // handed out already (held, or done and not yet released).
+  const uint64_t skip = handed_to_ - span->begin;
+  if (skip >= span->bytes) {
+    cursor_.reset();
+    return ok();
+  }
+  cursor_.emplace(BlockSpan{span->data + skip, handed_to_, span->bytes - skip}, ring_.max_block_bytes());
+  return ok();
+}
+
+Expected<std::optional<Block>> Consumer::take() {
+  if (!cursor_) return std::optional<Block>{};
+  const uint64_t position = cursor_->position();
+  auto block = cursor_->next();
+  if (!block) {
+    cursor_.reset();
+    // Check after use: a header that does not check out is the producer
+    // rewriting a block it took back if the shared tail (which it moves by
+    // CAS before it writes) has passed it; then acquire again from there.
+    // Only a block it cannot have reclaimed is an error.
+    if (overwrite() && reclaimed(position)) {
+      ++overwritten_while_read_;
+      return std::optional<Block>{};
+    }
+    return block.error();
+  }
+  if (*block == nullptr) {
+    cursor_.reset();
+    return std::optional<Block>{};
+  }
+  // Only the validated copy from here on: under overwrite-oldest the block
+  // may be rewritten under us, so nothing is read from its header again and
+  // every sample read is bounded by the copy.
+  const sring_block_header& header = cursor_->header();
+  // The loss rule against the block before: the last one held, or the last
+  // one counted.
+  std::optional<uint64_t> expected = accounting_.next_sample();
+  if (!held_.empty()) expected = held_.back().header.first_sample + held_.back().header.sample_count;
+  const uint64_t lost = expected && header.first_sample > *expected ? header.first_sample - *expected : 0;
+  const uint64_t begin = cursor_->block_begin();
+  held_.push_back(Held{header, begin, cursor_->position()});
+  handed_to_ = cursor_->position();
+  return std::optional<Block>{Block(header, cursor_->samples(), begin, lost)};
+}
+
+Expected<std::optional<Block>> Consumer::next() {
+  auto block = take();
+  if (!block || *block) return block;
+  // Nothing left from the last look at head: look again.
+  if (auto refilled = refill(); !refilled) return refilled.error();
+  return take();
+}
+
+Expected<uint64_t> Consumer::done(uint64_t count) {
+  if (count > held_.size()) {
+    return make_error(EINVAL, "done({}) with {} block(s) handed out and not done", count, held_.size());
+  }
+  if (count == 0) return uint64_t{0};
+  uint64_t counted = 0;
+  if (overwrite()) {
+    // Released at once (by CAS), before it counts, so that a block the
+    // producer took back while it was read is known.
+    const ReleaseResult release = ring_.release(held_[count - 1].end);
+    for (uint64_t i = 0; i < count; ++i) {
+      const Held& block = held_.front();
+      if (release.overwritten() && block.begin < release.overwritten_below) {
+        ++overwritten_while_read_;  // what was read may be torn: it does not count
+      } else {
+        accounting_.on_block(block.header);
+        ++counted;
+      }
+      done_to_ = block.end;
+      held_.pop_front();
+    }
+    if (release.overwritten()) catch_up_with_tail();
+    return counted;
+  }
+  for (uint64_t i = 0; i < count; ++i) {
+    accounting_.on_block(held_.front().header);
+    done_to_ = held_.front().end;
+    held_.pop_front();
+  }
+  // Release in steps of an eighth of the ring: a consumer that catches up
+  // after a stall gives space back while it works, and pays one store to
+  // the shared line per step, not per block.
+  if (done_to_ - ring_.tail() >= release_step_) flush();
+  return count;
+}
+
+void Consumer::flush() {
+  uint64_t to = done_to_;
+  if (hold_from_ && !overwrite() && *hold_from_ - ring_.tail() < to - ring_.tail()) to = *hold_from_;
+  if (to != ring_.tail()) (void)ring_.release(to);  // not overwrite-oldest here, or done() released it
+  ring_.mark_consumed(handed_to_);
+}
+
+void Consumer::give_back() {
+  held_.clear();
+  handed_to_ = done_to_;
+  cursor_.reset();
+}
+
+Expected<bool> Consumer::wait(WaitStrategy strategy, std::chrono::nanoseconds timeout) {
+  flush();
+  return ring_.wait(strategy, timeout);
+}
 
 Expected<uint64_t> Consumer::consume_blocks(const std::function<bool(const Block&)>& f,
                                             const std::function<void(const Block&)>& kept,
                                             uint64_t max_blocks) {
-  auto span = ring_.acquire();
-  if (!span) return span.error();
-  if (span->empty() || max_blocks == 0) return uint64_t{0};
-  // Under overwrite-oldest every block is released (by CAS) before it
-  // counts, so that one the producer took back while we read it is known.
-  // Otherwise release in steps of an eighth of the ring: a consumer that
-  // catches up after a stall gives space back while it works, and pays one
-  // store to the shared line per step, not per block.
-  const bool overwrite = load_relaxed(ring_.producer().overrun_policy) == SRING_OVERRUN_OVERWRITE_OLDEST;
-  const uint64_t release_step = std::max<uint64_t>(ring_.ring_size() / 8, 1);
-
-  // Everything delivered is released on every way out, an exception from f
-  // included, so that a block is never delivered twice.
-  struct ReleaseDelivered {
-    Ring& ring;
-    uint64_t delivered_to;
-    uint64_t released_to;
-    ~ReleaseDelivered() {
-      if (delivered_to != released_to) ring.release(delivered_to);
+  if (!held_.empty()) {
+    return make_error(EBUSY, "consume() with {} block(s) still held from next()", held_.size());
+  }
+  if (max_blocks == 0) return uint64_t{0};
+  if (auto refilled = refill(); !refilled) return refilled.error();
+  // Everything done is released on every way out, an exception from f
+  // included, and the block f threw on is given again next time.
+  struct OnExit {
+    Consumer& consumer;
+    ~OnExit() {
+      consumer.give_back();
+      consumer.flush();
     }
-  } progress{ring_, span->begin, span->begin};
+  } on_exit{*this};
 
-  BlockCursor cursor(*span, ring_.max_block_bytes());
   uint64_t delivered = 0;
   while (delivered < max_blocks) {
-    const uint64_t position = cursor.position();
-    auto block = cursor.next();
-    if (!block) {
-      // Check after use: a header that does not check out is the producer
-      // rewriting a block it took back if the shared tail (which it moves by
-      // CAS before it writes) has passed it; then acquire again from there.
-      // Only a block it cannot have reclaimed is an error.
-      if (overwrite && reclaimed(position)) {
-        ++overwritten_while_read_;
-        break;
-      }
-      return block.error();
-    }
-    if (*block == nullptr) break;
-    // Only the validated copy from here on: under overwrite-oldest the
-    // block may be rewritten under us, so nothing is read from its header
-    // again and every sample read is bounded by the copy.
-    const sring_block_header& header = cursor.header();
-    const auto expected = accounting_.next_sample();
-    const uint64_t lost = expected && header.first_sample > *expected ? header.first_sample - *expected : 0;
-    const Block view(header, cursor.samples(), cursor.block_begin(), lost);
-    const bool go_on = f(view);
-    if (overwrite) {
-      if (ring_.release(cursor.position()).overwritten()) {
-        // Reclaimed while we read it: what f saw may be torn, and it does
-        // not count. The gap shows on the next block we keep.
-        ++overwritten_while_read_;
-        progress.delivered_to = progress.released_to = ring_.tail();
-        break;
-      }
-      progress.released_to = cursor.position();
-    } else if (cursor.position() - progress.released_to >= release_step) {
-      ring_.release(cursor.position());
-      progress.released_to = cursor.position();
-    }
-    progress.delivered_to = cursor.position();
-    accounting_.on_block(header);
-    if (kept) kept(view);
+    auto block = take();
+    if (!block) return block.error();
+    if (!*block) break;
+    const bool go_on = f(**block);
+    auto counted = done(1);
+    if (!counted) return counted.error();
+    if (*counted == 0) break;  // taken back while f read it: it does not count
+    if (kept) kept(**block);
     ++delivered;
     if (!go_on) break;
   }
@@ -88,7 +193,7 @@ bool Consumer::end_of_stream() const {
   // after its last head and counters), then head: nothing beyond that head
   // comes until the next start.
   if (ring_.state() == SRING_STATE_RUNNING) return false;
-  return ring_.head() == ring_.tail();
+  return held_.empty() && ring_.head() == std::max(done_to_, ring_.tail());
 }
 
 ProducerCounters Consumer::producer_counters() const {
@@ -105,6 +210,41 @@ ProducerCounters Consumer::producer_counters() const {
   c.bad_tails = load_relaxed(p.bad_tails);
   c.high_water = load_relaxed(p.high_water);
   return c;
+}
+
+BlockRange Consumer::blocks(WaitStrategy strategy) { return BlockRange(*this, strategy); }
+
+BlockRange::BlockRange(Consumer& consumer, WaitStrategy strategy) : consumer_(consumer), strategy_(strategy) {
+  if (consumer_.range_open_) throw ExpectedAccessError(make_error(EBUSY, "a second blocks() range on one consumer"));
+  consumer_.range_open_ = true;
+}
+
+BlockRange::~BlockRange() {
+  // The block in hand when the loop was left (break, exception) was not
+  // finished with: it is given again, like consume()'s.
+  consumer_.give_back();
+  consumer_.flush();
+  consumer_.range_open_ = false;
+}
+
+void BlockRange::advance() {
+  if (current_) {
+    current_.reset();
+    (void)consumer_.done(1).value();  // one block is held: done(1) cannot fail
+  }
+  fetch();
+}
+
+void BlockRange::fetch() {
+  for (;;) {
+    auto block = consumer_.next();
+    if (*block) {  // value() throws ExpectedAccessError on a ring error
+      current_ = **block;
+      return;
+    }
+    if (consumer_.end_of_stream()) return;
+    (void)consumer_.wait(strategy_, kWaitForever).value();
+  }
 }
 
 }  // namespace sring

@@ -13,6 +13,8 @@ packages=(
   linux-image-amd64 linux-headers-amd64 qemu-system-x86 busybox-static cpio gzip sparse
   # packaging tests: DKMS, pkg-config, man pages
   dkms pkg-config groff-base man-db kmod
+  # the Python binding: pybind11 and numpy for Debian's python3, pytest
+  python3-dev pybind11-dev python3-numpy python3-pytest
 )
 
 missing=()

@@ -202,4 +202,146 @@ TEST(Consume, BlockTakenBackWhileReadDoesNotCount) {
   EXPECT_TRUE(consumer.finish().exact());
 }
 
+// The pull style: blocks handed out stay held (not released) until done();
+// several may be held; done() counts them oldest first.
+TEST(Next, HeldBlocksAreNotReleasedUntilDone) {
+  Rig rig(SRING_OVERRUN_DROP_NEWEST);
+  rig.produce(4);
+  Consumer consumer(*rig.ring);
+  consumer.expect_start(0, 0);
+  std::vector<Block> held;
+  for (int i = 0; i < 4; ++i) {
+    auto block = consumer.next();
+    ASSERT_TRUE(block.has_value()) << block.error().message;
+    ASSERT_TRUE(block->has_value());
+    EXPECT_EQ((*block)->sequence(), uint64_t(i));
+    held.push_back(**block);
+  }
+  auto none = consumer.next();
+  ASSERT_TRUE(none.has_value());
+  EXPECT_FALSE(none->has_value()) << "four produced, four handed out";
+  EXPECT_EQ(consumer.held(), 4u);
+  consumer.flush();
+  EXPECT_EQ(rig.ring->shared_tail(), 0u) << "nothing done: nothing released";
+  EXPECT_EQ(consumer.counters().blocks, 0u);
+  auto counted = consumer.done(3);
+  ASSERT_TRUE(counted.has_value());
+  EXPECT_EQ(*counted, 3u);
+  consumer.flush();
+  EXPECT_EQ(rig.ring->shared_tail(), held[2].end_position()) << "released through the third block only";
+  EXPECT_EQ(consumer.counters().blocks, 3u);
+  auto too_many = consumer.done(2);
+  ASSERT_FALSE(too_many.has_value()) << "one block is held, not two";
+  EXPECT_EQ(too_many.error_code(), std::errc::invalid_argument);
+  EXPECT_EQ(consumer.counters().blocks, 3u) << "a refused done() counts nothing";
+  auto mixed = consumer.consume([](const Block&) {});
+  ASSERT_FALSE(mixed.has_value()) << "consume() while next() holds a block";
+  ASSERT_TRUE(consumer.done(1).has_value());
+  rig.device.end();
+  consumer.flush();
+  EXPECT_EQ(rig.ring->shared_tail(), held[3].end_position());
+  EXPECT_TRUE(consumer.end_of_stream());
+  EXPECT_TRUE(consumer.finish().exact());
+}
+
+// hold_from(): done blocks count, but nothing at or past the hold is
+// released, however far done() goes; lifting it releases the rest.
+TEST(Next, HoldKeepsMemoryThatIsStillRead) {
+  Rig rig(SRING_OVERRUN_DROP_NEWEST);
+  rig.produce(16);  // the whole ring
+  Consumer consumer(*rig.ring);
+  consumer.expect_start(0, 0);
+  auto first = consumer.next();
+  ASSERT_TRUE(first.has_value() && first->has_value());
+  consumer.hold_from((*first)->position());  // user code keeps looking at block 0
+  ASSERT_TRUE(consumer.done(1).has_value());
+  for (int i = 1; i < 16; ++i) {
+    auto block = consumer.next();
+    ASSERT_TRUE(block.has_value() && block->has_value());
+    ASSERT_TRUE(consumer.done(1).has_value());
+  }
+  consumer.flush();
+  EXPECT_EQ(rig.ring->shared_tail(), 0u) << "released past a held block";
+  EXPECT_EQ(consumer.counters().blocks, 16u);
+  rig.produce(1);
+  EXPECT_EQ(consumer.producer_counters().blocks_dropped, 1u) << "the ring is still full";
+  consumer.hold_from(std::nullopt);
+  consumer.flush();
+  EXPECT_EQ(rig.ring->shared_tail(), 16 * kBlockBytes);
+  rig.device.end();
+  EXPECT_TRUE(consumer.end_of_stream());
+  EXPECT_TRUE(consumer.finish().exact()) << "the dropped block is counted";
+}
+
+// blocks(): the whole stream as a range, waiting when it runs dry, ending at
+// the end of the stream, with exact accounting under every policy.
+class RangePolicies : public testing::TestWithParam<uint32_t> {};
+
+TEST_P(RangePolicies, WholeStreamWithExactAccounting) {
+  HostRing host = std::move(*HostRing::create(kRingSize));
+  SimConfig config = Rig::config(GetParam());
+  config.sample_rate = 20'000'000;  // faster than this loop under sanitizers: losses
+  SimDevice device(host, config);
+  auto fd = host.duplicate_fd();
+  Ring ring = std::move(*Ring::attach(std::move(*fd), Ring::Access::kConsumer));
+  sring::UniqueFd efd(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
+  ASSERT_TRUE(device.set_eventfd(efd.get()).has_value());
+  ASSERT_TRUE(ring.use_eventfd(std::move(efd)).has_value());
+  Consumer consumer(ring);
+  consumer.expect_start(0, 0);
+  device.start(std::chrono::milliseconds(150));  // then it stops itself
+  uint64_t blocks = 0, samples = 0, lost = 0, corrupted = 0, last_sequence = 0;
+  for (const Block& block : consumer.blocks()) {
+    if (blocks > 0) {
+      EXPECT_GT(block.sequence(), last_sequence);
+    }
+    last_sequence = block.sequence();
+    ++blocks;
+    samples += block.samples().size();
+    lost += block.lost_before();
+    if (GetParam() != SRING_OVERRUN_OVERWRITE_OLDEST) {
+      corrupted += sring::count_pattern_mismatches(block.samples().data(), block.first_sample(),
+                                                   block.samples().size(), config.pattern_seed);
+    }
+  }
+  device.join();
+  ASSERT_TRUE(consumer.end_of_stream());
+  const auto end = consumer.finish();
+  EXPECT_TRUE(end.exact()) << "missing " << end.missing_samples << ", dropped " << end.dropped_samples;
+  EXPECT_EQ(corrupted, 0u);
+  EXPECT_EQ(blocks, consumer.counters().blocks + consumer.overwritten_while_read());
+  const auto producer = consumer.producer_counters();
+  EXPECT_EQ(consumer.counters().samples + end.missing_samples, producer.samples_produced);
+  if (GetParam() != SRING_OVERRUN_OVERWRITE_OLDEST) {
+    EXPECT_EQ(samples, consumer.counters().samples);
+    EXPECT_EQ(lost + end.missing_samples - consumer.counters().lost_samples, end.missing_samples);
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(Range, RangePolicies,
+                         testing::Values(SRING_OVERRUN_DROP_NEWEST, SRING_OVERRUN_OVERWRITE_OLDEST,
+                                         SRING_OVERRUN_STOP));
+
+// Leaving the loop early gives the block in hand back: the next consumer
+// call starts with it, nothing lost, nothing twice.
+TEST(Range, BreakGivesTheCurrentBlockBack) {
+  Rig rig(SRING_OVERRUN_DROP_NEWEST);
+  rig.produce(6);
+  Consumer consumer(*rig.ring);
+  consumer.expect_start(0, 0);
+  {
+    auto range = consumer.blocks();
+    for (const Block& block : range) {
+      if (block.sequence() == 3) break;
+    }
+  }
+  EXPECT_EQ(consumer.counters().blocks, 3u);
+  std::vector<uint64_t> rest;
+  ASSERT_TRUE(consumer.consume([&](const Block& b) { rest.push_back(b.sequence()); }).has_value());
+  EXPECT_EQ(rest, (std::vector<uint64_t>{3, 4, 5}));
+  rig.device.end();
+  EXPECT_TRUE(consumer.end_of_stream());
+  EXPECT_TRUE(consumer.finish().exact());
+}
+
 }  // namespace

@@ -7,6 +7,10 @@
 //     for (int16_t s : block.as<int16_t>()) sum += s;   // in place, no copy
 //   });
 //
+// or, waiting until the end of the stream:
+//
+//   for (const sring::Block& block : consumer.blocks()) { ... }
+//
 // A Block is valid only inside the callback: the block is released after it
 // returns. Under overwrite-oldest the producer may take a block back while
 // the callback reads it; the release then says so, the block is not counted
@@ -14,9 +18,14 @@
 // torn: copy them first if that matters more than speed.
 #pragma once
 
+#include <chrono>
+#include <cstddef>
 #include <cstdint>
+#include <deque>
 #include <functional>
+#include <iterator>
 #include <limits>
+#include <optional>
 #include <span>
 #include <type_traits>
 
@@ -37,8 +46,9 @@ class Block {
   uint64_t first_sample() const { return header_.first_sample; }
   uint64_t timestamp_ns() const { return header_.timestamp_ns; }
   uint32_t flags() const { return header_.flags; }
-  // Ring position of the block's header.
+  // Ring position of the block's header, and just after the block.
   uint64_t position() const { return position_; }
+  uint64_t end_position() const { return position_ + header_.total_bytes; }
   // Samples missing right before this block (the loss rule: a jump in
   // first_sample, whether the producer dropped them or took them back).
   uint64_t lost_before() const { return lost_before_; }
@@ -76,6 +86,7 @@ struct ProducerCounters {
 };
 
 class StreamConsumer;
+class BlockRange;
 
 class Consumer {
  public:
@@ -84,7 +95,9 @@ class Consumer {
   // The stream is taken from the ring's tail on. A consumer that started
   // (or reset) the device itself says where the stream begins with
   // expect_start(0, 0), so that a loss before the first block counts too.
-  explicit Consumer(Ring& ring) : ring_(ring) {}
+  explicit Consumer(Ring& ring);
+  Consumer(const Consumer&) = delete;
+  Consumer& operator=(const Consumer&) = delete;
   void expect_start(uint64_t sequence, uint64_t first_sample) {
     accounting_.expect_start(sequence, first_sample);
   }
@@ -95,7 +108,8 @@ class Consumer {
   // false stops after that block (it counts as delivered). Returns the
   // number of blocks delivered (0: none available now) or a ring error. If
   // f throws, the blocks before are released and delivered, the one that
-  // threw is not, and the exception propagates.
+  // threw is not (the next call gives it again), and the exception
+  // propagates.
   template <typename F>
   [[nodiscard]] Expected<uint64_t> consume(F&& f, uint64_t max_blocks = kAll) {
     static_assert(std::is_invocable_v<F&, const Block&>, "consume(f): f(const sring::Block&)");
@@ -111,9 +125,45 @@ class Consumer {
     }
   }
 
+  // Every block of the stream as a range, waiting when the ring is empty,
+  // until the end of the stream (the device stopped and everything it made
+  // was given):
+  //
+  //   for (const sring::Block& block : consumer.blocks()) { ... }
+  //   auto end = consumer.finish();   // exact() if nothing went missing
+  //
+  // A block is valid until the loop moves on; it counts as delivered then.
+  // A ring error or a failed wait throws ExpectedAccessError (a
+  // std::system_error). Only one range at a time, and not mixed with
+  // consume() or next() while it runs.
+  [[nodiscard]] BlockRange blocks(WaitStrategy strategy = WaitStrategy::kEventfd);
+
+  // --- pull style: what blocks() and the Python binding are built on ---
+  // The next block available now, or nullopt if there is none; it stays
+  // held (not released) until done() covers it. Several may be held; they
+  // are done oldest first.
+  [[nodiscard]] Expected<std::optional<Block>> next();
+  // The oldest `count` blocks handed out by next() are finished with: they
+  // count as delivered and may be released. Under overwrite-oldest they are
+  // released at once and a block the producer took back meanwhile does not
+  // count (its contents may be torn). Returns how many counted; done()
+  // beyond what was handed out is EINVAL.
+  [[nodiscard]] Expected<uint64_t> done(uint64_t count = 1);
+  // Releases what is done (releases are batched: a store to the shared line
+  // per eighth of the ring). wait() and consume() do it themselves.
+  void flush();
+  // Never release at or beyond position (a block whose memory user code
+  // still reads after done(), like a numpy view in the Python binding);
+  // nullopt lifts it. Overwrite-oldest ignores it: the producer takes its
+  // blocks back regardless. done() blocks still count as delivered.
+  void hold_from(std::optional<uint64_t> position) { hold_from_ = position; }
+  // Releases what is done, then waits for blocks beyond those handed out
+  // (Ring::wait()'s result: true when there is data).
+  [[nodiscard]] Expected<bool> wait(WaitStrategy strategy, std::chrono::nanoseconds timeout);
+
   // The end-of-stream rule of docs/abi.md: the device is not running (state
-  // loaded with acquire) and everything up to the head loaded after it has
-  // been consumed. Then finish() is final.
+  // loaded with acquire) and every block up to the head loaded after it has
+  // been handed out and done. Then finish() is final.
   [[nodiscard]] bool end_of_stream() const;
   // The accounting against the producer's counters: exact() at the end of a
   // stream means every sample was delivered or counted as lost.
@@ -124,19 +174,94 @@ class Consumer {
   StreamAccounting& accounting() { return accounting_; }
   // Blocks read and then found overwritten (overwrite-oldest only).
   uint64_t overwritten_while_read() const { return overwritten_while_read_; }
+  Ring& ring() { return ring_; }
+  // Blocks handed out by next() and not yet done().
+  uint64_t held() const { return held_.size(); }
 
  private:
   friend class StreamConsumer;
+  struct Held {
+    sring_block_header header;
+    uint64_t begin;
+    uint64_t end;
+  };
+
   // kept(block) runs once a block counts as delivered (after its release
   // under overwrite-oldest): StreamConsumer adds its verification there.
   Expected<uint64_t> consume_blocks(const std::function<bool(const Block&)>& f,
                                     const std::function<void(const Block&)>& kept,
                                     uint64_t max_blocks);
+  // Looks at head once: the cursor then runs over the blocks not yet handed out.
+  Status refill();
+  // The next block from the cursor, without looking at head again.
+  Expected<std::optional<Block>> take();
+  // Forgets the blocks handed out but not done: the next take gives them again.
+  void give_back();
+  // After the producer reclaimed (overwrite-oldest): what we held below the
+  // new tail is gone.
+  void catch_up_with_tail();
+  bool overwrite() const;
   bool reclaimed(uint64_t position) const;
 
   Ring& ring_;
   StreamAccounting accounting_;
+  std::optional<BlockCursor> cursor_;  // over [handed_to_, head at the last refill)
+  std::deque<Held> held_;              // handed out, not done, oldest first
+  uint64_t handed_to_;                 // just after the last block handed out
+  uint64_t done_to_;                   // just after the last block done
+  std::optional<uint64_t> hold_from_;
+  uint64_t release_step_;
   uint64_t overwritten_while_read_ = 0;
+  bool range_open_ = false;
+  friend class BlockRange;
+};
+
+// consumer.blocks(): an input range over the stream.
+class BlockRange {
+ public:
+  class iterator {
+   public:
+    using value_type = Block;
+    using difference_type = std::ptrdiff_t;
+    iterator() = default;
+    const Block& operator*() const { return *range_->current_; }
+    const Block* operator->() const { return &*range_->current_; }
+    iterator& operator++() {
+      range_->advance();
+      return *this;
+    }
+    void operator++(int) { ++*this; }
+    bool operator==(std::default_sentinel_t) const { return range_ == nullptr || !range_->current_; }
+
+   private:
+    friend class BlockRange;
+    explicit iterator(BlockRange* range) : range_(range) {}
+    BlockRange* range_ = nullptr;
+  };
+
+  BlockRange(Consumer& consumer, WaitStrategy strategy);
+  BlockRange(const BlockRange&) = delete;
+  BlockRange& operator=(const BlockRange&) = delete;
+  ~BlockRange();
+
+  // begin() fetches the first block (waiting for it): call it once.
+  iterator begin() {
+    if (!started_) {
+      started_ = true;
+      fetch();
+    }
+    return iterator(this);
+  }
+  std::default_sentinel_t end() const { return {}; }
+
+ private:
+  void advance();  // the current block is done; fetch the next
+  void fetch();    // the next block, waiting; none at the end of the stream
+
+  Consumer& consumer_;
+  WaitStrategy strategy_;
+  std::optional<Block> current_;
+  bool started_ = false;
 };
 
 }  // namespace sring

@@ -171,6 +171,12 @@ class Ring {
   // Where the producer should signal: bytes available before a wake-up.
   void set_wakeup_watermark(uint64_t bytes);
 
+  // Everything below position has been read, though not all of it released
+  // yet (a consumer that holds blocks while user code still looks at them):
+  // wait() then waits for data beyond it, not for what it already has. The
+  // producer still sees the released tail.
+  void mark_consumed(uint64_t position) { consumed_ = position; }
+
   // The eventfd the producer signals. For a device, registers it with the
   // driver (SRING_IOC_SET_EVENTFD); for a ring file (or adopted memory), the
   // producer must already hold the same eventfd (SimDevice::set_eventfd, or
@@ -222,7 +228,12 @@ class Ring {
   Ring() = default;
   Status adopt_positions();
   Expected<BlockSpan> acquire_overwritable();
-  uint64_t available_now() const { return head() - tail_; }
+  // Bytes beyond what was consumed (mark_consumed), or beyond tail.
+  uint64_t available_now() const {
+    const uint64_t head_now = head();
+    const uint64_t from = consumed_ - tail_ <= head_now - tail_ ? consumed_ : tail_;
+    return head_now - from;
+  }
   Readiness readiness() const;
   Expected<bool> sleep_until_signalled(WaitStrategy strategy,
                                        std::chrono::steady_clock::time_point deadline);
@@ -238,6 +249,7 @@ class Ring {
   uint64_t ring_size_ = 0;
   uint64_t tail_ = 0;
   uint64_t acquired_head_ = 0;
+  uint64_t consumed_ = 0;  // see mark_consumed(); below tail_ means tail_
   uint64_t watermark_ = 1;
   bool is_device_ = false;
   bool consumer_ = false;
