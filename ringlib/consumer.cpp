@@ -31,8 +31,9 @@ void Consumer::catch_up_with_tail() {
     handed_to_ = tail;
     cursor_.reset();
   }
-  // A block taken back part-way: give the rest of it back too.
-  if (held_.empty() && done_to_ > tail) (void)ring_.release(done_to_);
+  // Overwrite-oldest, a block taken back part-way: give the rest of it back
+  // too (the other policies release only in flush(), within hold_from()).
+  if (overwrite() && held_.empty() && done_to_ > tail) (void)ring_.release(done_to_);
 }
 
 Status Consumer::refill() {
@@ -209,6 +210,32 @@ ProducerCounters Consumer::producer_counters() const {
   c.wakeups = load_relaxed(p.wakeups);
   c.bad_tails = load_relaxed(p.bad_tails);
   c.high_water = load_relaxed(p.high_water);
+  return c;
+}
+
+Counters Consumer::snapshot() const {
+  // End of stream first: then the producer counters loaded after it are final.
+  const bool over = end_of_stream();
+  const auto producer = producer_counters();
+  const auto& given = accounting_.counters();
+  Counters c;
+  c.blocks = given.blocks;
+  c.samples = given.samples;
+  c.missing_blocks = given.lost_blocks;
+  c.missing_samples = given.lost_samples;
+  c.blocks_produced = producer.blocks_produced;
+  c.samples_produced = producer.samples_produced;
+  c.blocks_dropped = producer.blocks_dropped;
+  c.samples_dropped = producer.samples_dropped;
+  c.overwritten_while_read = overwritten_while_read_;
+  c.state = producer.state;
+  c.end_of_stream = over;
+  if (over) {
+    const auto end = finish();
+    c.missing_blocks = end.missing_blocks;
+    c.missing_samples = end.missing_samples;
+    c.exact = end.exact();
+  }
   return c;
 }
 

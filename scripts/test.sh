@@ -46,6 +46,35 @@ run_bazel_tests "host tests" 'tests(//...)'
 run_bazel_tests "host tests (ASan+UBSan)" 'tests(//...)' --config=asan
 run_bazel_tests "threaded tests (TSan)" 'attr(tags, concurrent, tests(//...))' --config=tsan
 
+echo "== Python binding: pytest against the user-space simulated device"
+py_dir=$(mktemp -d)
+if scripts/build-python.sh "$py_dir" >"$log_dir/python-build.log" 2>&1 &&
+   bazel build //simulator:sring-sim //consumer:acquire >>"$log_dir/python-build.log" 2>&1; then
+  # Debian's python3, with the numpy and pytest it packages.
+  PYTHONPATH="$py_dir" SRING_BIN="$PWD/bazel-bin" /usr/bin/python3 -m pytest -q -p no:cacheprovider \
+    --junitxml="$log_dir/pytest.xml" python/tests >"$log_dir/pytest.log" 2>&1
+  tail -n 15 "$log_dir/pytest.log"
+  if [ -s "$log_dir/pytest.xml" ]; then
+    read -r total bad < <(/usr/bin/python3 - "$log_dir/pytest.xml" <<'PY'
+import sys, xml.etree.ElementTree as ET
+root = ET.parse(sys.argv[1]).getroot()
+suites = [root] if root.tag == "testsuite" else list(root)
+total = sum(int(s.get("tests", 0)) for s in suites)
+bad = sum(int(s.get("failures", 0)) + int(s.get("errors", 0)) for s in suites)
+print(total, bad)
+PY
+)
+    record "Python binding (pytest)" "$total" "$bad"
+    [ "$total" -gt 0 ] || record "Python binding: no tests ran" 1 1
+  else
+    record "Python binding: pytest wrote no results" 1 1
+  fi
+else
+  cat "$log_dir/python-build.log"
+  record "Python binding: build" 1 1
+fi
+rm -rf "$py_dir"
+
 echo "== packaging: install, pkg-config, man pages, modinfo, DKMS"
 out=$(tests/packaging/packaging_test.sh 2>&1)
 echo "$out" | tail -n 40

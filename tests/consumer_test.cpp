@@ -265,6 +265,12 @@ TEST(Next, HoldKeepsMemoryThatIsStillRead) {
   EXPECT_EQ(consumer.counters().blocks, 16u);
   rig.produce(1);
   EXPECT_EQ(consumer.producer_counters().blocks_dropped, 1u) << "the ring is still full";
+  // Looking at head again (nothing new) must not release either.
+  auto none = consumer.next();
+  ASSERT_TRUE(none.has_value());
+  EXPECT_FALSE(none->has_value());
+  consumer.flush();
+  EXPECT_EQ(rig.ring->shared_tail(), 0u) << "released past a held block at a refill";
   consumer.hold_from(std::nullopt);
   consumer.flush();
   EXPECT_EQ(rig.ring->shared_tail(), 16 * kBlockBytes);

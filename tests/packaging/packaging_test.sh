@@ -54,6 +54,8 @@ check "C API example builds with cc -std=c11 and pkg-config libsring" bash -c \
 check "C API example runs against the shared library and says why a device is missing" bash -c \
   "out=\$(LD_LIBRARY_PATH='$work/prefix/lib' '$work/consume_from_c' /dev/sring-missing 2>&1); rc=\$?;
    echo \"\$out\" | grep -q 'cannot open /dev/sring-missing' && test \$rc -eq 2"
+check "Python binding imports from the prefix and runs the README's numpy example" bash -c \
+  "PYTHONPATH=\$(ls -d '$work'/prefix/lib/python3*/dist-packages) /usr/bin/python3 examples/spectrum.py | grep -q 'every sample accounted for\$'"
 check "ABI header compiles and runs as C11" bash -c \
   "gcc -std=c11 -Wall -Wextra -Werror -I'$work/prefix/include' examples/abi_from_c.c -o '$work/abi_c' && '$work/abi_c' | grep -q 'ABI $abi'"
 for page in man1/acquire.1 man1/ringstat.1 man4/sring.4; do

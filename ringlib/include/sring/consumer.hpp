@@ -85,6 +85,26 @@ struct ProducerCounters {
   uint32_t state = 0;
 };
 
+// A stream's accounting in one snapshot: what this consumer was given, what
+// is missing, and what the producer says it made and dropped. The C API's
+// struct sring_counters and the Python binding's counters() are this.
+struct Counters {
+  uint64_t blocks = 0;   // given and kept
+  uint64_t samples = 0;
+  // Missing between the blocks given (the loss rule); at the end of the
+  // stream also after the last one given.
+  uint64_t missing_blocks = 0;
+  uint64_t missing_samples = 0;
+  uint64_t blocks_produced = 0;
+  uint64_t samples_produced = 0;
+  uint64_t blocks_dropped = 0;
+  uint64_t samples_dropped = 0;
+  uint64_t overwritten_while_read = 0;  // read, then taken back: not given
+  uint32_t state = 0;                   // enum sring_state
+  bool end_of_stream = false;           // then the figures are final
+  bool exact = false;                   // at the end: missing == dropped, exactly
+};
+
 class StreamConsumer;
 class BlockRange;
 
@@ -170,6 +190,8 @@ class Consumer {
   [[nodiscard]] EndOfStream finish() const { return accounting_.finish(ring_.producer()); }
 
   [[nodiscard]] ProducerCounters producer_counters() const;
+  // The whole accounting, final once end_of_stream().
+  [[nodiscard]] Counters snapshot() const;
   const StreamCounters& counters() const { return accounting_.counters(); }
   StreamAccounting& accounting() { return accounting_; }
   // Blocks read and then found overwritten (overwrite-oldest only).

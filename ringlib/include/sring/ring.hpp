@@ -153,6 +153,9 @@ class Ring {
     // blocks: everything below head is visible after this load.
     return load_acquire(kproducer_->head);
   }
+  // The data mapping: 2 * ring_size() bytes, the second half mirroring the
+  // first; position p is at data()[p % ring_size()].
+  const std::byte* data() const { return data_; }
   // The tail as published in the consumer page (a monitor's view).
   uint64_t shared_tail() const { return load_acquire(kconsumer_->tail); }
 

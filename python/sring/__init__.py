@@ -1,0 +1,29 @@
+"""sring: consume an sring ring from Python, its blocks as numpy views.
+
+    import numpy as np, sring
+    with sring.open("/dev/sring0") as ring:          # or sring.simulate(...)
+        ring.configure(sample_rate=20e6, block_samples=4096)
+        ring.start()
+        for block in ring.blocks():                  # ends at the end of the stream
+            x = block.samples                        # read-only view of the ring
+            ...
+        print(ring.counters())                       # exact: every sample accounted for
+
+A view keeps its block's ring space from being given back to the producer:
+keep block.samples.copy() of what you keep beyond the loop. Under the
+overwrite-oldest policy samples are checked copies. Waits release the GIL;
+Ctrl-C raises KeyboardInterrupt, and leaving the `with` stops the device.
+"""
+
+from ._sring import (  # noqa: F401  (the public API)
+    SRING_ABI_VERSION,
+    Block,
+    Blocks,
+    Ring,
+    connect,
+    open,
+    pattern,
+    simulate,
+)
+
+__all__ = ["SRING_ABI_VERSION", "Block", "Blocks", "Ring", "connect", "open", "pattern", "simulate"]

@@ -1,0 +1,593 @@
+// The Python binding: `import sring`. A Ring is one consumer of a device
+// (/dev/sringN), of a ring handed over by an sring-sim process, or of an
+// in-process simulated device; its blocks come out as read-only numpy
+// arrays that are views of the ring itself (zero-copy).
+//
+// The one rule numpy needs: memory a view points at must not be given back
+// to the producer while the view lives. Each Block object is the base of
+// every array made from it, so the Block's reference count says whether
+// any view (or the Block) is still alive. Blocks count as delivered when
+// handed out; the ring is released up to the oldest block still alive
+// (Consumer::hold_from), so a view never sees its memory rewritten. A loop
+// that keeps views forever fills the ring, and the producer's overrun
+// policy applies and is counted, like any slow consumer (with a warning).
+// Under overwrite-oldest the producer takes memory back regardless, so
+// there a block's samples are a copy, checked after it was made.
+//
+// Waits release the GIL and wake every 50 ms to let Python run its signal
+// handlers, so Ctrl-C ends a loop with KeyboardInterrupt and `with` stops
+// the device.
+#include <pybind11/numpy.h>
+#include <pybind11/pybind11.h>
+#include <pybind11/stl.h>
+
+#include <sys/eventfd.h>
+
+#include <chrono>
+#include <cmath>
+#include <deque>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "consumer/cli.hpp"
+#include "sring/consumer.hpp"
+#include "sring/device.hpp"
+#include "sring/ring.hpp"
+#include "sring/sim/fd_passing.hpp"
+#include "sring/sim/host_ring.hpp"
+#include "sring/sim/sim_device.hpp"
+#include "sring/sring_pattern.h"
+
+namespace py = pybind11;
+
+namespace {
+
+using namespace std::chrono_literals;
+
+// Errors keep their errno: OSError(errno, message), so Python code can test
+// e.errno == errno.EBUSY.
+[[noreturn]] void raise(const sring::Error& error) {
+  py::object os_error = py::module_::import("builtins").attr("OSError");
+  PyErr_SetObject(os_error.ptr(), py::make_tuple(error.code, error.message).ptr());
+  throw py::error_already_set();
+}
+
+template <typename T>
+T checked(sring::Expected<T> result) {
+  if (!result) raise(result.error());
+  return std::move(*result);
+}
+
+void check(const sring::Status& status) {
+  if (!status) raise(status.error());
+}
+
+std::string state_name(uint32_t state) {
+  switch (state) {
+    case SRING_STATE_STOPPED: return "stopped";
+    case SRING_STATE_RUNNING: return "running";
+    case SRING_STATE_OVERRUN_STOPPED: return "overrun-stopped";
+    case SRING_STATE_FAILED: return "failed";
+    case SRING_STATE_REMOVED: return "removed";
+  }
+  return "unknown";
+}
+
+// Everything native behind one Ring object. Blocks hold it too, so the
+// mapping outlives the last view of it even if the Ring object goes first.
+struct Session {
+  // Declaration order is destruction order reversed: the consumer goes
+  // before its ring, the simulated device before the memory it writes.
+  std::optional<sring::Device> device;
+  std::optional<sring::sim::HostRing> host;
+  sring::sim::SimConfig sim_config;
+  std::unique_ptr<sring::sim::SimDevice> sim;
+  sring::UniqueFd sim_eventfd;  // the simulated device's copy is its own
+  // An sring-sim process: start() asks it to start; it keeps the ring until
+  // this socket closes.
+  sring::UniqueFd sim_socket;
+  bool sim_ran = false;
+  std::mutex stop_mutex;  // serialises joins of the simulated producer
+  bool started = false;  // by this Ring: close() stops it
+  std::optional<sring::Ring> ring;
+  std::optional<sring::Consumer> consumer;
+  sring::WaitStrategy strategy = sring::WaitStrategy::kEventfd;
+  bool closed = false;
+  bool in_wait = false;  // the GIL is released inside a wait on this ring
+  bool warned = false;
+
+  struct Live {
+    py::object block;  // the Block object: alive while any view of it is
+    uint64_t position;
+    uint32_t bytes;
+  };
+  std::deque<Live> live;  // oldest first
+
+  ~Session() {
+    if (sim) {
+      sim->request_stop();
+      py::gil_scoped_release no_gil;  // the producer thread takes no GIL, but do not hold it
+      std::lock_guard<std::mutex> lock(stop_mutex);
+      sim->join();
+    }
+  }
+
+  // Counters, state and configuration stay readable after close().
+  void readable() const {
+    if (in_wait) throw std::runtime_error("the ring is being waited on by another thread: a Ring belongs to one thread");
+  }
+  void usable() const {
+    if (closed) throw py::value_error("the ring is closed");
+    readable();
+  }
+  bool overwrite() const {
+    return sring::load_relaxed(ring->producer().overrun_policy) == SRING_OVERRUN_OVERWRITE_OLDEST;
+  }
+  // A fresh or reset producer: the stream starts at sample 0, so a loss
+  // before the first block counts (as in the C API).
+  void new_consumer() {
+    consumer.emplace(*ring);
+    if (sring::load_relaxed(ring->producer().blocks_produced) == 0) consumer->expect_start(0, 0);
+  }
+  // Blocks no view refers to any more may be released.
+  void settle() {
+    std::erase_if(live, [](const Live& l) { return Py_REFCNT(l.block.ptr()) == 1; });
+    if (live.empty()) {
+      consumer->hold_from(std::nullopt);
+      return;
+    }
+    consumer->hold_from(live.front().position);
+    uint64_t held_bytes = 0;
+    for (const Live& l : live) held_bytes += l.bytes;
+    if (!warned && held_bytes > ring->ring_size() / 2) {
+      warned = true;
+      const std::string message =
+          "sring: numpy views of " + std::to_string(live.size()) +
+          " blocks are still alive, so their ring space cannot be given back and the producer will "
+          "soon drop or stop (counted as loss); keep block.samples.copy() of data you keep";
+      if (PyErr_WarnEx(PyExc_RuntimeWarning, message.c_str(), 1) != 0) throw py::error_already_set();
+    }
+  }
+};
+
+struct PyBlock {
+  std::shared_ptr<Session> session;
+  sring_block_header header;
+  const uint16_t* samples = nullptr;  // in the ring; null when copied
+  uint64_t position = 0;
+  uint64_t lost_before = 0;
+  std::optional<py::array> copy;  // overwrite-oldest: checked copy of the samples
+
+  py::dtype dtype() const {
+    return header.sample_format == SRING_FMT_S16 ? py::dtype::of<int16_t>() : py::dtype::of<uint16_t>();
+  }
+};
+
+py::array read_only(py::array array) {
+  array.attr("flags").attr("writeable") = false;
+  return array;
+}
+
+// One step of iteration: the next block, waiting up to `timeout` (none:
+// until the end of the stream). nullopt: the stream ended, or the timeout.
+std::optional<py::object> next_block(const std::shared_ptr<Session>& s, std::optional<double> timeout) {
+  s->usable();
+  const auto deadline =
+      timeout ? std::chrono::steady_clock::now() + std::chrono::duration_cast<std::chrono::nanoseconds>(
+                                                       std::chrono::duration<double>(*timeout))
+              : std::chrono::steady_clock::time_point::max();
+  for (;;) {
+    s->settle();
+    auto next = checked(s->consumer->next());
+    if (next) {
+      const sring::Block& block = *next;
+      auto owner = std::make_unique<PyBlock>();
+      owner->session = s;
+      owner->header = block.header();
+      owner->position = block.position();
+      owner->lost_before = block.lost_before();
+      if (s->overwrite()) {
+        // The producer may take this memory back at any time: copy, then
+        // release, and keep the copy only if the release says it was intact.
+        py::array copy(owner->dtype(), std::vector<py::ssize_t>{static_cast<py::ssize_t>(block.samples().size())});
+        std::memcpy(copy.mutable_data(), block.samples().data(), block.samples().size_bytes());
+        if (checked(s->consumer->done(1)) == 0) continue;  // taken back while copied: not given
+        owner->copy = read_only(std::move(copy));
+        return py::cast(std::move(owner));
+      }
+      owner->samples = block.samples().data();
+      checked(s->consumer->done(1));  // counts now; released once no view is left
+      py::object object = py::cast(std::move(owner));
+      s->live.push_back({object, block.position(), block.header().total_bytes});
+      return object;
+    }
+    if (s->consumer->end_of_stream()) return std::nullopt;
+    const auto now = std::chrono::steady_clock::now();
+    if (now >= deadline) return std::nullopt;
+    // Settle before sleeping: views dropped since are released by the wait.
+    s->settle();
+    const auto slice = std::min<std::chrono::nanoseconds>(50ms, deadline - now);
+    sring::Expected<bool> waited = false;
+    s->in_wait = true;
+    {
+      py::gil_scoped_release no_gil;
+      waited = s->consumer->wait(s->strategy, slice);
+    }
+    s->in_wait = false;
+    if (!waited) raise(waited.error());
+    if (PyErr_CheckSignals() != 0) throw py::error_already_set();  // Ctrl-C: KeyboardInterrupt
+  }
+}
+
+struct Blocks {
+  std::shared_ptr<Session> session;
+  std::optional<double> timeout;
+};
+
+struct PyRing {
+  std::shared_ptr<Session> session = std::make_shared<Session>();
+
+  PyRing() = default;
+  PyRing(PyRing&&) = default;
+  PyRing& operator=(PyRing&&) = default;
+  // The Session holds the live Blocks and they hold the Session: break the
+  // cycle when the Ring goes. Blocks still alive keep the mapping (and the
+  // device's file) until their last view is gone.
+  ~PyRing() {
+    if (session) session->live.clear();
+  }
+
+  Session& s() const {
+    session->usable();
+    return *session;
+  }
+  Session& readable() const {
+    session->readable();
+    return *session;
+  }
+};
+
+uint32_t policy_from(const py::handle& value) {
+  if (py::isinstance<py::int_>(value)) return value.cast<uint32_t>();
+  return checked(sring::cli::parse_overrun_policy(value.cast<std::string>()));
+}
+
+uint32_t format_from(const py::handle& value) {
+  if (py::isinstance<py::int_>(value)) return value.cast<uint32_t>();
+  const auto name = value.cast<std::string>();
+  if (name == "u16") return SRING_FMT_U16;
+  if (name == "s16") return SRING_FMT_S16;
+  throw py::value_error("sample_format: 'u16' or 's16', not '" + name + "'");
+}
+
+// Keyword arguments onto a configuration; unknown names are an error.
+void apply(sring_config& c, const py::kwargs& kwargs) {
+  for (const auto& [key, value] : kwargs) {
+    const auto name = key.cast<std::string>();
+    if (name == "sample_rate") {
+      c.sample_rate = static_cast<uint64_t>(std::llround(value.cast<double>()));
+    } else if (name == "block_bytes") {
+      c.block_bytes = value.cast<uint32_t>();
+    } else if (name == "block_samples") {
+      // Header plus samples, rounded up to the 64-byte multiple blocks are.
+      const uint64_t bytes = SRING_BLOCK_HEADER_SIZE + 2 * value.cast<uint64_t>();
+      c.block_bytes = static_cast<uint32_t>((bytes + 63) / 64 * 64);
+    } else if (name == "overrun_policy") {
+      c.overrun_policy = policy_from(value);
+    } else if (name == "sample_format") {
+      c.sample_format = format_from(value);
+    } else if (name == "pattern_seed") {
+      c.pattern_seed = value.cast<uint32_t>();
+    } else if (name == "flush_timeout_us") {
+      c.flush_timeout_us = value.cast<uint32_t>();
+    } else {
+      throw py::type_error("configure(): unknown setting '" + name + "'");
+    }
+  }
+}
+
+sring_config sim_to_config(const sring::sim::SimConfig& sim) {
+  sring_config c{};
+  c.sample_rate = sim.sample_rate;
+  c.block_bytes = sim.block_bytes;
+  c.overrun_policy = sim.overrun_policy;
+  c.sample_format = sim.sample_format;
+  c.pattern_seed = sim.pattern_seed;
+  c.flush_timeout_us = static_cast<uint32_t>(sim.flush_timeout.count());
+  return c;
+}
+
+py::dict config_dict(const sring_config& c) {
+  py::dict d;
+  d["sample_rate"] = c.sample_rate;
+  d["block_bytes"] = c.block_bytes;
+  d["block_samples"] = (c.block_bytes - SRING_BLOCK_HEADER_SIZE) / 2;
+  d["overrun_policy"] = std::string(sring::cli::overrun_policy_name(c.overrun_policy));
+  d["sample_format"] = c.sample_format == SRING_FMT_S16 ? "s16" : "u16";
+  d["pattern_seed"] = c.pattern_seed;
+  d["flush_timeout_us"] = c.flush_timeout_us;
+  return d;
+}
+
+std::shared_ptr<Session> attach_ring(const std::shared_ptr<Session>& s, sring::Ring ring) {
+  s->ring.emplace(std::move(ring));
+  s->new_consumer();
+  return s;
+}
+
+PyRing open_device(const std::string& path, const std::string& wait) {
+  PyRing r;
+  auto& s = *r.session;
+  auto strategy = sring::parse_wait_strategy(wait);
+  if (!strategy) throw py::value_error("wait: eventfd, poll, spin or hybrid, not '" + wait + "'");
+  s.strategy = *strategy;
+  s.device.emplace(checked(sring::Device::open(path)));
+  auto ring = checked(s.device->attach());
+  check(ring.enable_eventfd());
+  attach_ring(r.session, std::move(ring));
+  return r;
+}
+
+PyRing connect_simulator(const std::string& socket_path, double timeout) {
+  // sring-sim --socket PATH hands over the ring's memfd and the eventfd it
+  // signals (one connection, one consumer).
+  PyRing r;
+  auto socket = checked(sring::sim::connect_unix(
+      socket_path, std::chrono::milliseconds(static_cast<int64_t>(timeout * 1000))));
+  uint8_t payload = 0;
+  auto fds = checked(sring::sim::receive_fds(socket.get(), 2, &payload));
+  auto ring = checked(sring::Ring::attach(std::move(fds[0]), sring::Ring::Access::kConsumer));
+  check(ring.use_eventfd(std::move(fds[1])));
+  attach_ring(r.session, std::move(ring));
+  r.session->sim_socket = std::move(socket);
+  return r;
+}
+
+PyRing simulate(uint64_t ring_size, const py::kwargs& kwargs) {
+  PyRing r;
+  auto& s = *r.session;
+  sring_config c = sim_to_config(sring::sim::SimConfig{});
+  apply(c, kwargs);
+  s.sim_config.sample_rate = c.sample_rate;
+  s.sim_config.block_bytes = c.block_bytes;
+  s.sim_config.overrun_policy = c.overrun_policy;
+  s.sim_config.sample_format = c.sample_format;
+  s.sim_config.pattern_seed = c.pattern_seed;
+  s.sim_config.flush_timeout = std::chrono::microseconds(c.flush_timeout_us);
+  check(sring::sim::validate_config(s.sim_config, ring_size));
+  s.host.emplace(checked(sring::sim::HostRing::create(ring_size)));
+  auto ring = checked(sring::Ring::attach(checked(s.host->duplicate_fd()), sring::Ring::Access::kConsumer));
+  s.sim_eventfd = sring::UniqueFd(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
+  if (!s.sim_eventfd.valid()) raise(sring::Error{errno, "cannot create an eventfd"});
+  check(ring.use_eventfd(sring::UniqueFd(::dup(s.sim_eventfd.get()))));
+  attach_ring(r.session, std::move(ring));
+  return r;
+}
+
+py::dict counters_dict(const sring::Counters& c) {
+  py::dict d;
+  d["blocks"] = c.blocks;
+  d["samples"] = c.samples;
+  d["missing_blocks"] = c.missing_blocks;
+  d["missing_samples"] = c.missing_samples;
+  d["blocks_produced"] = c.blocks_produced;
+  d["samples_produced"] = c.samples_produced;
+  d["blocks_dropped"] = c.blocks_dropped;
+  d["samples_dropped"] = c.samples_dropped;
+  d["overwritten_while_read"] = c.overwritten_while_read;
+  d["state"] = state_name(c.state);
+  d["end_of_stream"] = c.end_of_stream;
+  d["exact"] = c.exact;
+  return d;
+}
+
+void stop(Session& s) {
+  // Any thread may stop a device: this touches only the device or the
+  // simulated producer, never the consumer state. Two threads may stop at
+  // once (a timer and close()): one joins the producer thread, under
+  // stop_mutex, taken without the GIL so that neither waits on the other.
+  if (s.sim) {
+    s.sim->request_stop();
+    py::gil_scoped_release no_gil;
+    std::lock_guard<std::mutex> lock(s.stop_mutex);
+    s.sim->join();
+  } else if (s.device) {
+    check(s.device->stop());
+  }
+}
+
+void close(Session& s) {
+  if (s.closed) return;
+  if (s.in_wait) throw std::runtime_error("close() while another thread waits on this ring");
+  // Stop what we may have started; the mapping itself stays until the last
+  // view of it is gone (the Session is shared with every Block).
+  if (s.sim) stop(s);
+  if (s.device && s.started) (void)s.device->stop();  // gone or stopped already: nothing to report
+  s.sim_socket = sring::UniqueFd();  // an sring-sim process may go now
+  s.closed = true;
+  s.live.clear();  // the Blocks still alive keep the mapping themselves
+}
+
+}  // namespace
+
+PYBIND11_MODULE(_sring, m) {
+  m.doc() = "sring: zero-copy consumer of an sring ring, blocks as numpy views";
+  m.attr("SRING_ABI_VERSION") = std::to_string(SRING_ABI_VERSION_MAJOR) + "." + std::to_string(SRING_ABI_VERSION_MINOR);
+
+  py::class_<PyBlock>(m, "Block", "One block of samples; valid as long as it or a view of it is alive.")
+      .def_property_readonly("sequence", [](const PyBlock& b) { return b.header.sequence; })
+      .def_property_readonly("first_sample", [](const PyBlock& b) { return b.header.first_sample; })
+      .def_property_readonly("timestamp_ns", [](const PyBlock& b) { return b.header.timestamp_ns; })
+      .def_property_readonly("flags", [](const PyBlock& b) { return b.header.flags; })
+      .def_property_readonly("sample_count", [](const PyBlock& b) { return b.header.sample_count; })
+      .def_property_readonly("position", [](const PyBlock& b) { return b.position; },
+                             "ring position of the block's header")
+      .def_property_readonly("lost_before", [](const PyBlock& b) { return b.lost_before; },
+                             "samples missing right before this block")
+      .def_property_readonly(
+          "samples",
+          [](py::object self) -> py::array {
+            auto& b = self.cast<PyBlock&>();
+            if (b.copy) return *b.copy;
+            // A view of the ring, based on this Block: the ring space stays
+            // unreleased while the view (or any view of it) lives.
+            return read_only(py::array(b.dtype(), {static_cast<py::ssize_t>(b.header.sample_count)},
+                                       {py::ssize_t{2}}, b.samples, self));
+          },
+          "read-only numpy array of the samples: a view of the ring (zero-copy), or under overwrite-oldest a "
+          "checked copy")
+      .def("__repr__", [](const PyBlock& b) {
+        return "<sring.Block sequence=" + std::to_string(b.header.sequence) +
+               " first_sample=" + std::to_string(b.header.first_sample) +
+               " samples=" + std::to_string(b.header.sample_count) + ">";
+      });
+
+  py::class_<Blocks>(m, "Blocks")
+      .def("__iter__", [](py::object self) { return self; })
+      .def("__next__", [](Blocks& it) -> py::object {
+        auto block = next_block(it.session, it.timeout);
+        if (!block) throw py::stop_iteration();
+        return *block;
+      });
+
+  py::class_<PyRing>(m, "Ring", "One consumer of an sring ring. Use sring.open(), sring.connect() or sring.simulate().")
+      .def("configure",
+           [](PyRing& r, const py::kwargs& kwargs) {
+             auto& s = r.s();
+             if (s.device) {
+               sring_config c = checked(s.device->config());
+               apply(c, kwargs);
+               check(s.device->configure(c));
+             } else if (s.host) {
+               if (s.sim_ran) throw std::runtime_error("a simulated ring runs once: make another with sring.simulate()");
+               sring_config c = sim_to_config(s.sim_config);
+               apply(c, kwargs);
+               sring::sim::SimConfig next = s.sim_config;
+               next.sample_rate = c.sample_rate;
+               next.block_bytes = c.block_bytes;
+               next.overrun_policy = c.overrun_policy;
+               next.sample_format = c.sample_format;
+               next.pattern_seed = c.pattern_seed;
+               next.flush_timeout = std::chrono::microseconds(c.flush_timeout_us);
+               check(sring::sim::validate_config(next, s.ring->ring_size()));
+               s.sim_config = next;
+             } else {
+               raise(sring::Error{EOPNOTSUPP, "a ring from sring-sim is configured by sring-sim"});
+             }
+           })
+      .def("config",
+           [](PyRing& r) {
+             auto& s = r.s();
+             if (s.device) return config_dict(checked(s.device->config()));
+             if (s.host && !s.sim_ran) return config_dict(sim_to_config(s.sim_config));
+             const auto& p = s.ring->producer();
+             sring_config c{};
+             c.sample_rate = sring::load_relaxed(p.sample_rate);
+             c.block_bytes = sring::load_relaxed(p.block_bytes);
+             c.overrun_policy = sring::load_relaxed(p.overrun_policy);
+             c.sample_format = sring::load_relaxed(p.sample_format);
+             c.pattern_seed = sring::load_relaxed(p.pattern_seed);
+             return config_dict(c);
+           })
+      .def(
+          "start",
+          [](PyRing& r, std::optional<double> duration) {
+            auto& s = r.s();
+            if (s.device) {
+              if (duration) throw py::value_error("duration: for a simulated ring only");
+              check(s.device->start());
+              s.started = true;
+            } else if (s.host) {
+              if (s.sim_ran) throw std::runtime_error("a simulated ring runs once: make another with sring.simulate()");
+              s.sim = std::make_unique<sring::sim::SimDevice>(*s.host, s.sim_config);
+              check(s.sim->set_eventfd(s.sim_eventfd.get()));
+              s.sim_ran = true;
+              s.sim->start(duration ? std::chrono::duration_cast<std::chrono::nanoseconds>(
+                                          std::chrono::duration<double>(*duration))
+                                    : std::chrono::nanoseconds{});
+            } else {
+              if (duration) throw py::value_error("duration: sring-sim --duration sets it");
+              // The simulator answers once its device runs, so that "not
+              // running" afterwards means the stream is over.
+              check(sring::sim::send_byte(s.sim_socket.get(), 1));
+              checked(sring::sim::receive_byte(s.sim_socket.get(), std::chrono::seconds(30)));
+            }
+          },
+          py::arg("duration") = py::none(), "start the device (a simulated one for `duration` seconds, or until stop())")
+      .def(
+          "stop", [](PyRing& r) { stop(*r.session); },
+          "stop the device; the blocks it made stay to be read (may be called from any thread)")
+      .def("reset",
+           [](PyRing& r) {
+             auto& s = r.s();
+             if (!s.device) raise(sring::Error{EOPNOTSUPP, "reset: a device only"});
+             s.settle();
+             if (!s.live.empty()) {
+               throw std::runtime_error("reset() while numpy views of " + std::to_string(s.live.size()) +
+                                        " blocks are alive: a reset rewrites their memory");
+             }
+             check(s.device->reset());
+             // A reset moves head and tail: attach anew, count from sample 0.
+             s.consumer.reset();
+             s.ring.reset();
+             auto ring = checked(s.device->attach());
+             check(ring.enable_eventfd());
+             s.ring.emplace(std::move(ring));
+             s.new_consumer();
+           })
+      .def(
+          "blocks",
+          [](PyRing& r, std::optional<double> timeout) {
+            r.s();
+            return Blocks{r.session, timeout};
+          },
+          py::arg("timeout") = py::none(),
+          "iterate over the blocks until the end of the stream (or `timeout` seconds with none), waiting without "
+          "the GIL")
+      .def(
+          "next_block",
+          [](PyRing& r, std::optional<double> timeout) -> py::object {
+            auto block = next_block(r.session, timeout);
+            return block ? *block : py::none();
+          },
+          py::arg("timeout") = 0.0, "the next block, waiting up to `timeout` seconds (None: forever); None if none")
+      .def("counters", [](PyRing& r) { return counters_dict(r.readable().consumer->snapshot()); },
+           "the stream's accounting; final (and `exact` meaningful) once end_of_stream")
+      .def_property_readonly("end_of_stream", [](PyRing& r) { return r.readable().consumer->end_of_stream(); })
+      .def_property_readonly("state", [](PyRing& r) { return state_name(r.readable().ring->state()); })
+      .def_property_readonly("ring_size", [](PyRing& r) { return r.readable().ring->ring_size(); })
+      .def_property_readonly(
+          "data",
+          [](py::object self) {
+            auto& s = self.cast<PyRing&>().s();
+            // The whole data mapping, mirrored: 2 * ring_size bytes.
+            return read_only(py::array(py::dtype::of<uint8_t>(), {static_cast<py::ssize_t>(2 * s.ring->ring_size())},
+                                       {py::ssize_t{1}}, s.ring->data(), self));
+          },
+          "read-only numpy view of the ring's data mapping (mirrored, 2 * ring_size bytes)")
+      .def("close", [](PyRing& r) { close(*r.session); })
+      .def("__enter__", [](py::object self) { return self; })
+      .def("__exit__", [](PyRing& r, py::args) {
+        close(*r.session);
+        return false;
+      });
+
+  m.def("open", &open_device, py::arg("path") = "/dev/sring0", py::arg("wait") = "eventfd",
+        "open a device (/dev/sringN) as its consumer");
+  m.def("connect", &connect_simulator, py::arg("socket"), py::arg("timeout") = 5.0,
+        "consume the ring of an `sring-sim --socket PATH` process");
+  m.def("simulate", &simulate, py::arg("ring_size") = 4 * 1024 * 1024,
+        "an in-process simulated device; settings as for Ring.configure()");
+  m.def(
+      "pattern",
+      [](uint64_t first_sample, uint32_t count, uint32_t seed) {
+        py::array_t<uint16_t> out(count);
+        sring_pattern_fill(out.mutable_data(), first_sample, count, seed);
+        return out;
+      },
+      py::arg("first_sample"), py::arg("count"), py::arg("seed") = 1,
+      "the test pattern the simulated devices write: samples first_sample .. first_sample + count - 1");
+}

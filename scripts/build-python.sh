@@ -1,0 +1,12 @@
+#!/bin/bash
+# Builds the Python binding and assembles the package:
+#   scripts/build-python.sh DIR   ->  DIR/sring/{__init__.py,_sring.so}
+# For Debian's python3 (pybind11-dev, python3-numpy); then
+# PYTHONPATH=DIR python3 -c 'import sring'.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+dest=${1:?usage: build-python.sh DIR}
+bazel build //python:_sring.so 2>&1 | grep -E '^(ERROR|FAILED)' && exit 1
+mkdir -p "$dest/sring"
+install -m 0644 python/sring/*.py "$dest/sring/"
+install -m 0755 bazel-bin/python/_sring.so "$dest/sring/_sring.so"
