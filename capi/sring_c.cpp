@@ -218,7 +218,8 @@ int64_t sring_peek(struct sring_consumer* ring, struct sring_block* blocks, uint
       }
       if (*block == nullptr) break;
       const sring_block_header& header = cursor.header();
-      const uint64_t lost = next_sample && header.first_sample > *next_sample ? header.first_sample - *next_sample : 0;
+      const uint64_t lost =
+          next_sample && header.first_sample > *next_sample ? header.first_sample - *next_sample : 0;
       next_sample = header.first_sample + header.sample_count;
       peeked.push_back({header, cursor.samples(), lost, cursor.block_begin(), cursor.position()});
     }

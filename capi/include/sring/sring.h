@@ -19,7 +19,8 @@
  * incompatible way. Functions return 0 (or a count) on success and a
  * negative errno on failure; sring_last_error() says why in a sentence.
  * A struct sring_consumer belongs to one thread at a time; the blocks of
- * sring_peek() may be read from any thread until that one releases them.
+ * sring_peek() may be read from any thread until the owning thread
+ * releases them.
  */
 #ifndef SRING_SRING_H
 #define SRING_SRING_H
@@ -148,12 +149,13 @@ int64_t sring_peek(struct sring_consumer *ring, struct sring_block *blocks,
 /* Releases the oldest count blocks held (peeked and not yet released):
  * they count as given, their samples pointers are no longer valid, and the
  * producer may reuse their space. The rest stay held, their entries in
- * blocks[] still valid. count 0 does nothing. Returns 0, or -EINVAL if count is more than are
- * held, or -ESTALE if the producer took some of them back before they
- * were released: possible only if a ring file's producer restarted under
- * overwrite-oldest while they were held. Then those blocks are not counted
- * as given (overwritten_while_read; their samples may have changed while
- * read), their loss shows as missing, and no block stays held. */
+ * blocks[] still valid. count 0 does nothing. Returns 0, or -EINVAL if
+ * count is more than are held, or -ESTALE if the producer took some of
+ * them back before they were released: possible only if a ring file's
+ * producer restarted under overwrite-oldest while they were held. Then
+ * those blocks are not counted as given (overwritten_while_read; their
+ * samples may have changed while read), their loss shows as missing, and
+ * no block stays held. */
 int sring_release(struct sring_consumer *ring, uint64_t count);
 
 /* Sleeps until data or the end of the stream: 1, or 0 if timeout_ns passed
