@@ -25,8 +25,11 @@ int main() {
   auto ring = sring::Ring::attach(std::move(*host->duplicate_fd()), sring::Ring::Access::kConsumer);
   if (!ring) return std::fprintf(stderr, "%s\n", ring.error().message.c_str()), 2;
   sring::UniqueFd efd(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
-  (void)device.set_eventfd(efd.get());
-  (void)ring->use_eventfd(std::move(efd));
+  // Both ends need the eventfd, or the wait below would never be woken.
+  if (auto set = device.set_eventfd(efd.get()); !set)
+    return std::fprintf(stderr, "%s\n", set.error().message.c_str()), 2;
+  if (auto use = ring->use_eventfd(std::move(efd)); !use)
+    return std::fprintf(stderr, "%s\n", use.error().message.c_str()), 2;
 
   sring::Consumer consumer(*ring);
   consumer.expect_start(0, 0);
@@ -43,7 +46,10 @@ int main() {
       }
     });
     if (!n) return std::fprintf(stderr, "%s\n", n.error().message.c_str()), 2;
-    if (*n == 0) (void)ring->wait(sring::WaitStrategy::kEventfd, sring::kWaitForever);
+    if (*n > 0) continue;
+    // An error here would otherwise spin this loop forever.
+    if (auto waited = ring->wait(sring::WaitStrategy::kEventfd, sring::kWaitForever); !waited)
+      return std::fprintf(stderr, "%s\n", waited.error().message.c_str()), 2;
   }
   device.join();
   const auto samples = double(consumer.counters().samples);

@@ -31,8 +31,16 @@ int main() {
     return 2;
   }
   sring::UniqueFd efd(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
-  (void)device.set_eventfd(efd.get());
-  (void)ring->use_eventfd(std::move(efd));
+  // Both ends need the eventfd: without it every wait below would sleep its
+  // whole timeout, and the consumer would fall behind without saying why.
+  if (auto set = device.set_eventfd(efd.get()); !set) {
+    std::fprintf(stderr, "%s\n", set.error().message.c_str());
+    return 2;
+  }
+  if (auto use = ring->use_eventfd(std::move(efd)); !use) {
+    std::fprintf(stderr, "%s\n", use.error().message.c_str());
+    return 2;
+  }
 
   sring::StreamConsumer consumer(*ring, /*verify=*/true);
   consumer.accounting().expect_start(0, 0);
@@ -45,7 +53,12 @@ int main() {
     }
     if (*n > 0) continue;
     if (ring->state() != SRING_STATE_RUNNING && ring->head() == ring->tail()) break;
-    (void)ring->wait(sring::WaitStrategy::kEventfd, std::chrono::milliseconds(50));
+    // Timed out or woken, the loop looks again either way; only an error
+    // (the eventfd broken) would turn this into a busy loop.
+    if (auto waited = ring->wait(sring::WaitStrategy::kEventfd, std::chrono::milliseconds(50)); !waited) {
+      std::fprintf(stderr, "%s\n", waited.error().message.c_str());
+      return 2;
+    }
   }
   device.join();
   const auto& c = consumer.counters();

@@ -18,7 +18,9 @@
  * libsring.so.1: the major number changes only when this header does in an
  * incompatible way. Functions return 0 (or a count) on success and a
  * negative errno on failure; sring_last_error() says why in a sentence.
- * A struct sring_consumer belongs to one thread at a time.
+ * A struct sring_consumer belongs to one thread at a time; the blocks of
+ * sring_peek() may be read from any thread until the owning thread
+ * releases them.
  */
 #ifndef SRING_SRING_H
 #define SRING_SRING_H
@@ -82,7 +84,10 @@ void sring_close(struct sring_consumer *ring);
 const char *sring_last_error(const struct sring_consumer *ring);
 
 /* Device control (-EOPNOTSUPP on a ring file). A reset starts the stream
- * anew at sample 0. */
+ * anew at sample 0. sring_configure() and sring_reset() are -EBUSY while
+ * blocks from sring_peek() are held: a reset maps the ring anew (the held
+ * samples pointers would dangle) and a new overrun policy could take held
+ * blocks back. */
 int sring_configure(struct sring_consumer *ring, const struct sring_config *config);
 int sring_start(struct sring_consumer *ring);
 int sring_stop(struct sring_consumer *ring);
@@ -90,9 +95,69 @@ int sring_reset(struct sring_consumer *ring);
 
 /* Gives the blocks available now (up to max_blocks; blocks that arrive
  * meanwhile wait for the next call) to fn, and releases them. Returns how
- * many were given (0: none available now) or a negative errno. */
+ * many were given (0: none available now) or a negative errno; -EBUSY
+ * while blocks from sring_peek() are held (release them first: the two
+ * would otherwise give the same blocks twice). */
 int64_t sring_consume(struct sring_consumer *ring, sring_block_fn fn, void *user,
 		      uint64_t max_blocks);
+/*
+ * Batch mode: the blocks as an array instead of a callback, for a caller
+ * that works on several at once or hands them to other code (the shape of
+ * liburing's io_uring_peek_batch_cqe() and io_uring_cq_advance()):
+ *
+ *   struct sring_block blocks[64];
+ *   int64_t n = sring_peek(ring, blocks, 64);
+ *   ... work on blocks[0 .. n) ...
+ *   sring_release(ring, n);
+ *
+ * Nothing moves until sring_release(): a block is held, its samples stay in
+ * place and the producer cannot reuse its space, from the sring_peek() that
+ * gave it until the sring_release() that covers it. Held blocks count as
+ * available, so sring_wait() returns at once while any are held and the
+ * stream does not end until they are released. Accounting is that of
+ * sring_consume(): a block counts as given (struct sring_counters) when it
+ * is released, and the losses are the same.
+ *
+ * Not under SRING_OVERRUN_OVERWRITE_OLDEST (-EOPNOTSUPP): there the
+ * producer may take back and rewrite any block a consumer has not released,
+ * so the samples of a held block could change while the caller reads them.
+ * sring_consume() is made for that policy: it releases each block right
+ * after its callback and does not count one that was taken back.
+ */
+struct sring_block {
+	/* The validated copy of the block's header: it cannot change, and it
+	 * stays valid as long as this struct does. */
+	struct sring_block_header header;
+	/* The samples, in place in the ring (header.sample_count of them):
+	 * valid until the block is released. */
+	const uint16_t *samples;
+	/* Samples missing right before this block, as in sring_block_fn. */
+	uint64_t lost_before;
+};
+
+/* Fills blocks[] with the oldest blocks not yet released that are available
+ * now (one look at the ring: blocks that arrive meanwhile wait for the next
+ * call), at most max_blocks, and holds them. Blocks held from an earlier
+ * sring_peek() come first again, and stay held even if max_blocks is now
+ * smaller: peeking again without releasing gives the same blocks (and
+ * maybe more). A block whose header does not validate ends the batch
+ * before it; only if it is the first is that an error (-EPROTO). Returns
+ * how many blocks were given (0: none available now, or max_blocks is 0)
+ * or a negative errno: -EOPNOTSUPP under overwrite-oldest (above). */
+int64_t sring_peek(struct sring_consumer *ring, struct sring_block *blocks,
+		   uint64_t max_blocks);
+/* Releases the oldest count blocks held (peeked and not yet released):
+ * they count as given, their samples pointers are no longer valid, and the
+ * producer may reuse their space. The rest stay held, their entries in
+ * blocks[] still valid. count 0 does nothing. Returns 0, or -EINVAL if
+ * count is more than are held, or -ESTALE if the producer took some of
+ * them back before they were released: possible only if a ring file's
+ * producer restarted under overwrite-oldest while they were held. Then
+ * those blocks are not counted as given (overwritten_while_read; their
+ * samples may have changed while read), their loss shows as missing, and
+ * no block stays held. */
+int sring_release(struct sring_consumer *ring, uint64_t count);
+
 /* Sleeps until data or the end of the stream: 1, or 0 if timeout_ns passed
  * (timeout_ns < 0: no timeout), or a negative errno. */
 int sring_wait(struct sring_consumer *ring, int64_t timeout_ns);

@@ -63,7 +63,7 @@ class StreamAccounting {
   // block would have had, so whatever lies between our last block and them
   // was lost after it. Assumes the stream began where expect_start() said
   // (or at the first block seen).
-  EndOfStream finish(const sring_producer_page& producer) const;
+  [[nodiscard]] EndOfStream finish(const sring_producer_page& producer) const;
 
  private:
   StreamCounters counters_;

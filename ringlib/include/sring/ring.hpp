@@ -37,14 +37,14 @@ enum class WaitStrategy {
 // when the producer is not running.
 inline constexpr std::chrono::nanoseconds kWaitForever = std::chrono::nanoseconds::max();
 
-std::optional<WaitStrategy> parse_wait_strategy(std::string_view name);
-std::string_view to_string(WaitStrategy strategy);
+[[nodiscard]] std::optional<WaitStrategy> parse_wait_strategy(std::string_view name);
+[[nodiscard]] std::string_view to_string(WaitStrategy strategy);
 
 // Checks a producer page's identity against what this ringlib understands.
 // file_size is the size of the backing file (0 for a device); page_size is
 // ours. Each mismatch has its own message.
-Status validate_producer_identity(const sring_producer_page& page, uint64_t file_size,
-                                  uint32_t page_size);
+[[nodiscard]] Status validate_producer_identity(const sring_producer_page& page, uint64_t file_size,
+                                                uint32_t page_size);
 
 // A run of whole blocks, contiguous in memory thanks to the mirror.
 struct BlockSpan {
@@ -66,7 +66,7 @@ class BlockCursor {
   // The next block, nullptr at the end of the span, or an error. The pointer
   // is into the ring: its fields are stable while the block is held, except
   // under overwrite-oldest, where only header() and samples() may be used.
-  Expected<const sring_block_header*> next();
+  [[nodiscard]] Expected<const sring_block_header*> next();
   // The validated copy of the header of the block next() returned last: the
   // only view of it that cannot change under the caller.
   const sring_block_header& header() const { return header_; }
@@ -89,7 +89,7 @@ class BlockCursor {
 };
 
 // The samples of a validated block.
-inline const uint16_t* block_samples(const sring_block_header* block) {
+[[nodiscard]] inline const uint16_t* block_samples(const sring_block_header* block) {
   return reinterpret_cast<const uint16_t*>(reinterpret_cast<const std::byte*>(block) +
                                            SRING_BLOCK_HEADER_SIZE);
 }
@@ -118,9 +118,9 @@ class Ring {
     kMonitor,   // read-only: counters, head and tail; never disturbs
   };
 
-  static Expected<Ring> open(const std::string& path, Access access);
+  [[nodiscard]] static Expected<Ring> open(const std::string& path, Access access);
   // Takes ownership of fd: a sring device or a ring file (memfd).
-  static Expected<Ring> attach(UniqueFd fd, Access access);
+  [[nodiscard]] static Expected<Ring> attach(UniqueFd fd, Access access);
   // Adopts a ring that this process has already mapped, for a producer in
   // the same process (the simulator's HostRing) and for tests. The Ring then
   // reads and writes the very addresses the producer uses, which is what
@@ -131,7 +131,7 @@ class Ring {
   // checked). The producer page is validated as attach() does; there is no
   // descriptor, so fd() is -1, and wake-ups come through use_eventfd() as for
   // a ring file.
-  static Expected<Ring> attach_memory(const RingMemory& memory, Access access);
+  [[nodiscard]] static Expected<Ring> attach_memory(const RingMemory& memory, Access access);
 
   Ring(Ring&&) noexcept = default;
   Ring& operator=(Ring&&) noexcept = default;
@@ -165,7 +165,7 @@ class Ring {
 
   // All whole blocks available now, possibly none. An error means the
   // producer page is corrupt (head behind tail or more than a ring ahead).
-  Expected<BlockSpan> acquire();
+  [[nodiscard]] Expected<BlockSpan> acquire();
 
   // Hands [tail(), new_tail) back to the producer. new_tail must lie within
   // what acquire() returned, on a block boundary.
@@ -185,11 +185,11 @@ class Ring {
   // producer must already hold the same eventfd (SimDevice::set_eventfd, or
   // the one sring-sim sends with the ring): this only tells wait() where to
   // sleep.
-  Status use_eventfd(UniqueFd eventfd);
+  [[nodiscard]] Status use_eventfd(UniqueFd eventfd);
   // Creates an eventfd and registers it with the device. A device only:
   // for a ring file nothing would ever signal an eventfd made here, so it is
   // EOPNOTSUPP (use use_eventfd() with the producer's eventfd).
-  Status enable_eventfd();
+  [[nodiscard]] Status enable_eventfd();
 
   // Waits until data is ready: at least the watermark, anything the producer
   // flushed, or anything at all once the producer is not running. Up to
@@ -198,7 +198,7 @@ class Ring {
   // and the ring is empty, so nothing will come until it starts again (this
   // is how a wait-forever ends at the end of a stream; callers tell the two
   // apart with state()).
-  Expected<bool> wait(WaitStrategy strategy, std::chrono::nanoseconds timeout);
+  [[nodiscard]] Expected<bool> wait(WaitStrategy strategy, std::chrono::nanoseconds timeout);
 
   // Spin time of WaitStrategy::kHybrid before it sleeps.
   void set_spin_before_sleep(std::chrono::nanoseconds spin) { spin_before_sleep_ = spin; }

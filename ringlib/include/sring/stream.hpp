@@ -18,7 +18,7 @@ class StreamConsumer {
 
   // Processes every block available now and releases it. Returns the number
   // of blocks processed (0: none available) or a ring error.
-  Expected<uint64_t> consume_available();
+  [[nodiscard]] Expected<uint64_t> consume_available();
 
   StreamAccounting& accounting() { return consumer_.accounting(); }
   const StreamCounters& counters() const { return consumer_.counters(); }

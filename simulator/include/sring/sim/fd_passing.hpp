@@ -13,17 +13,17 @@
 
 namespace sring::sim {
 
-Expected<UniqueFd> listen_unix(const std::string& path);
-Expected<UniqueFd> accept_unix(int listen_fd, std::chrono::milliseconds timeout);
+[[nodiscard]] Expected<UniqueFd> listen_unix(const std::string& path);
+[[nodiscard]] Expected<UniqueFd> accept_unix(int listen_fd, std::chrono::milliseconds timeout);
 // Retries until the listener exists or the timeout passes.
-Expected<UniqueFd> connect_unix(const std::string& path, std::chrono::milliseconds timeout);
+[[nodiscard]] Expected<UniqueFd> connect_unix(const std::string& path, std::chrono::milliseconds timeout);
 
 // Sends one byte of payload with the descriptors attached.
-Status send_fds(int socket, const std::vector<int>& fds, uint8_t payload);
+[[nodiscard]] Status send_fds(int socket, const std::vector<int>& fds, uint8_t payload);
 // Receives exactly `count` descriptors, and the payload byte.
-Expected<std::vector<UniqueFd>> receive_fds(int socket, size_t count, uint8_t* payload);
+[[nodiscard]] Expected<std::vector<UniqueFd>> receive_fds(int socket, size_t count, uint8_t* payload);
 
-Status send_byte(int socket, uint8_t byte);
-Expected<uint8_t> receive_byte(int socket, std::chrono::milliseconds timeout);
+[[nodiscard]] Status send_byte(int socket, uint8_t byte);
+[[nodiscard]] Expected<uint8_t> receive_byte(int socket, std::chrono::milliseconds timeout);
 
 }  // namespace sring::sim

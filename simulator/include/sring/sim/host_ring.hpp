@@ -17,19 +17,19 @@ namespace sring::sim {
 class HostRing {
  public:
   // ring_size: a power of two, at least SRING_MIN_RING_SIZE.
-  static Expected<HostRing> create(uint64_t ring_size, const std::string& name = "sring");
+  [[nodiscard]] static Expected<HostRing> create(uint64_t ring_size, const std::string& name = "sring");
 
   HostRing(HostRing&&) noexcept = default;
   HostRing& operator=(HostRing&&) noexcept = default;
 
   int fd() const { return fd_.get(); }
   // A new descriptor for the same ring, for a consumer to attach with.
-  Expected<UniqueFd> duplicate_fd() const;
+  [[nodiscard]] Expected<UniqueFd> duplicate_fd() const;
 
   // As SRING_IOC_RESET: head and tail to position (a multiple of 64),
   // counters to zero, state stopped; the next device starts at sequence 0,
   // sample 0. EBUSY while a device runs on the ring.
-  Status reset(uint64_t position = 0);
+  [[nodiscard]] Status reset(uint64_t position = 0);
 
   uint64_t ring_size() const { return ring_size_; }
   sring_producer_page& producer() { return *kproducer_; }

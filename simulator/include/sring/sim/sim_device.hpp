@@ -29,7 +29,7 @@ struct SimConfig {
   std::chrono::microseconds flush_timeout{2000};  // wake below the watermark after this
 };
 
-Status validate_config(const SimConfig& config, uint64_t ring_size);
+[[nodiscard]] Status validate_config(const SimConfig& config, uint64_t ring_size);
 
 enum class Produced {
   kWritten,   // a block was written and published
@@ -46,12 +46,13 @@ class SimDevice {
   ~SimDevice();
 
   // The eventfd to signal; the device keeps its own duplicate.
-  Status set_eventfd(int eventfd);
+  [[nodiscard]] Status set_eventfd(int eventfd);
 
   // Writes the configuration into the producer page and marks it running.
   void begin();
-  // One block, now. Producer thread only.
-  Produced produce_block();
+  // One block, now. Producer thread only. The result says whether it was
+  // written or lost, and how: a caller that ignores it cannot know.
+  [[nodiscard]] Produced produce_block();
   // Sends a flush wake-up if the consumer waits below its watermark for too
   // long. Producer thread only.
   void poll_flush();
