@@ -42,34 +42,14 @@ struct Acquisition {
   std::optional<Ring> ring;
 };
 
-TEST(Pipeline, ReleasesStrictlyInOrder) {
-  SimConfig config;
-  config.sample_rate = 0;  // flat out: the producer waits for room, never drops
-  config.block_bytes = 4096;
-  Acquisition a(256 * 1024, config);
-  constexpr uint64_t kBlocks = 3000;
-  std::vector<std::atomic<int>> seen(kBlocks);
-  std::atomic<uint64_t> released_too_early{0};
-  std::atomic<uint64_t> out_of_range{0};
-
-  sring::Pipeline pipeline(*a.ring, 3, [&](unsigned worker, const sring::BlockDescriptor& d) {
-    // Tricky: workers finish out of order (uneven work below), yet the ring
-    // must never be released past a block a worker still holds.
-    const uint64_t begin = d.end_position - d.block->total_bytes;
-    if (a.ring->shared_tail() > begin) released_too_early.fetch_add(1);
-    if (d.sequence >= kBlocks) {
-      out_of_range.fetch_add(1);
-      return;
-    }
-    if ((d.sequence + worker) % 5 == 0) std::this_thread::sleep_for(std::chrono::microseconds(50));
-    seen[d.sequence].fetch_add(1);
-  });
-
-  // Produce exactly kBlocks on a helper thread, flat out. Running before the
-  // consumer starts, so that "not running" means the stream is over.
+// Produces exactly `blocks` blocks on a thread of its own, flat out (the
+// producer waits for room, never drops), and ends the stream.
+std::thread produce_exactly(Acquisition& a, uint64_t blocks) {
+  // Started before the consumer runs, so that "not running" means the
+  // stream is over.
   a.device.begin();
-  std::thread producer([&] {
-    for (uint64_t made = 0; made < kBlocks;) {
+  return std::thread([&a, blocks] {
+    for (uint64_t made = 0; made < blocks;) {
       if (a.device.produce_block() == sring::sim::Produced::kWritten) {
         ++made;
       } else {
@@ -79,6 +59,41 @@ TEST(Pipeline, ReleasesStrictlyInOrder) {
     }
     a.device.end();
   });
+}
+
+TEST(Pipeline, ReleasesStrictlyInOrder) {
+  SimConfig config;
+  config.sample_rate = 0;  // flat out: the producer waits for room, never drops
+  config.block_bytes = 4096;
+  Acquisition a(256 * 1024, config);
+  constexpr uint64_t kBlocks = 3000;
+  constexpr unsigned kWorkers = 3;
+  std::vector<std::atomic<int>> seen(kBlocks);
+  std::atomic<uint64_t> released_too_early{0};
+  std::atomic<uint64_t> out_of_range{0};
+  std::atomic<uint64_t> behind_own_last{0};
+  // Per worker, written by that worker only.
+  std::vector<uint64_t> last_sequence(kWorkers, 0);
+
+  // Runs of up to 4 blocks: many runs, so many chances to finish out of order.
+  sring::PipelineOptions options;
+  options.max_run_bytes = 4 * 4096;
+  sring::Pipeline pipeline(*a.ring, kWorkers, [&](unsigned worker, const sring::BlockDescriptor& d) {
+    // Tricky: workers finish out of order (uneven work below), yet the ring
+    // must never be released past a block a worker still holds.
+    if (a.ring->shared_tail() > d.begin_position) released_too_early.fetch_add(1);
+    if (d.sequence >= kBlocks) {
+      out_of_range.fetch_add(1);
+      return;
+    }
+    // A worker walks its runs, and gets them, in ring order.
+    if (d.sequence != 0 && d.sequence <= last_sequence[worker]) behind_own_last.fetch_add(1);
+    last_sequence[worker] = d.sequence;
+    if ((d.sequence + worker) % 5 == 0) std::this_thread::sleep_for(std::chrono::microseconds(50));
+    seen[d.sequence].fetch_add(1);
+  }, options);
+
+  std::thread producer = produce_exactly(a, kBlocks);
   sring::StreamAccounting accounting;
   accounting.expect_start(0, 0);
   auto run = pipeline.run(
@@ -90,12 +105,84 @@ TEST(Pipeline, ReleasesStrictlyInOrder) {
 
   EXPECT_EQ(released_too_early.load(), 0u);
   EXPECT_EQ(out_of_range.load(), 0u);
+  EXPECT_EQ(behind_own_last.load(), 0u);
   for (uint64_t i = 0; i < kBlocks; ++i) ASSERT_EQ(seen[i].load(), 1) << "block " << i;
   EXPECT_EQ(pipeline.blocks_dispatched(), kBlocks);
   EXPECT_EQ(pipeline.blocks_released(), kBlocks);
+  EXPECT_GE(pipeline.runs_dispatched(), kBlocks / 4);
   EXPECT_EQ(a.ring->tail(), a.ring->head());
   EXPECT_EQ(a.host.consumer().tail, a.ring->head());
   EXPECT_EQ(accounting.counters().lost_samples, 0u);
+}
+
+// Worker 0 holds its first run until the other workers have finished many
+// runs dispatched after it and the reader has gone round its loop after
+// that: the tail must still not have passed worker 0's run. No timing: the
+// ring (64 blocks) leaves the other workers at least 60 blocks past the held
+// one, and the hold ends on counts, not on a clock.
+TEST(Pipeline, HeldWorkerHoldsTheTail) {
+  SimConfig config;
+  config.sample_rate = 0;
+  config.block_bytes = 4096;
+  Acquisition a(256 * 1024, config);
+  constexpr uint64_t kBlocks = 1000;
+  constexpr uint64_t kFinishedWhileHeld = 32;
+  sring::PipelineOptions options;
+  options.max_run_bytes = 4096;  // one block per run: the others finish many runs
+  options.runs_per_worker = 4;
+
+  std::atomic<bool> holding{false};
+  std::atomic<uint64_t> held_begin{0};
+  std::atomic<uint64_t> finished_past_held{0};  // by workers 1 and 2, while held
+  std::atomic<uint64_t> reader_rounds{0};
+  std::atomic<uint64_t> tail_seen_while_held{0};
+  std::atomic<uint64_t> passed_while_held{0};
+  std::atomic<uint64_t> blocks_worked{0};
+  bool held_once = false;  // worker 0's own
+
+  sring::Pipeline pipeline(*a.ring, 3, [&](unsigned worker, const sring::BlockDescriptor& d) {
+    blocks_worked.fetch_add(1);
+    if (worker == 0 && !held_once) {
+      held_once = true;
+      held_begin.store(d.begin_position);
+      holding.store(true);
+      while (finished_past_held.load() < kFinishedWhileHeld) std::this_thread::yield();
+      // Two more passes of the reader's loop: it has looked at the others'
+      // counters since they finished, and would have released past us if it
+      // released anything but the finished prefix.
+      const uint64_t rounds = reader_rounds.load();
+      while (reader_rounds.load() < rounds + 2) std::this_thread::yield();
+      tail_seen_while_held.store(a.ring->shared_tail());
+      holding.store(false);
+      return;
+    }
+    if (worker != 0 && holding.load() && d.begin_position > held_begin.load()) {
+      if (a.ring->shared_tail() > held_begin.load()) passed_while_held.fetch_add(1);
+      finished_past_held.fetch_add(1);  // one block per run: its run is about to be finished
+    }
+  }, options);
+
+  std::thread producer = produce_exactly(a, kBlocks);
+  auto run = pipeline.run(
+      sring::WaitStrategy::kHybrid,
+      [&] {
+        reader_rounds.fetch_add(1);
+        return !a.over(pipeline.dispatched_position());
+      },
+      nullptr);
+  producer.join();
+  ASSERT_TRUE(run.has_value()) << run.error().message;
+
+  EXPECT_TRUE(held_once) << "worker 0 never got a run";
+  EXPECT_GE(finished_past_held.load(), kFinishedWhileHeld);
+  EXPECT_LE(tail_seen_while_held.load(), held_begin.load())
+      << "the ring was released past the run worker 0 still held";
+  EXPECT_EQ(passed_while_held.load(), 0u) << "another worker saw the tail past the held run";
+  // Let go, it finished, and everything was released.
+  EXPECT_EQ(blocks_worked.load(), kBlocks);
+  EXPECT_EQ(pipeline.blocks_released(), kBlocks);
+  EXPECT_EQ(a.ring->tail(), a.ring->head());
+  EXPECT_EQ(a.host.consumer().tail, a.ring->head());
 }
 
 TEST(Pipeline, RefusesOverwriteOldest) {
