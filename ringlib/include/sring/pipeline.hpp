@@ -2,10 +2,12 @@
 // gives the ring back strictly in order.
 //
 //   sring::Pipeline pipeline(ring, 4, [&](unsigned worker, const sring::BlockDescriptor& d) {
-//     envelope[worker].add(sring::block_samples(d.block), d.block->sample_count);
+//     for (int16_t s : d.as<int16_t>()) peak[worker] = std::max<int>(peak[worker], s);  // in place
 //   });
-//   auto status = pipeline.run(sring::WaitStrategy::kEventfd, keep_going,
+//   auto status = pipeline.run(sring::WaitStrategy::kEventfd, [&] { return !pipeline.end_of_stream(); },
 //                              [&](const sring_block_header& h) { accounting.on_block(h); });
+//
+// (examples/parallel_envelope.cpp is a complete program.)
 //
 // The reader thread (the one that calls run()) walks the ring and hands each
 // worker a run of whole, contiguous blocks (a BlockRun: a pointer into the
@@ -38,7 +40,9 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <span>
 #include <thread>
+#include <type_traits>
 #include <vector>
 
 #include <boost/lockfree/spsc_queue.hpp>
@@ -55,6 +59,16 @@ struct BlockDescriptor {
   uint64_t begin_position = 0;                // ring position of its header
   uint64_t end_position = 0;                  // ring position just after it
   uint64_t sequence = 0;
+
+  // Its samples, in place (16 bits each), as stored or as signed/unsigned
+  // values: the same views sring::Block gives.
+  std::span<const uint16_t> samples() const { return {block_samples(block), block->sample_count}; }
+  template <typename T>
+  std::span<const T> as() const {
+    static_assert(std::is_same_v<T, int16_t> || std::is_same_v<T, uint16_t>,
+                  "sring samples are 16-bit: as<int16_t>() or as<uint16_t>()");
+    return {reinterpret_cast<const T*>(block_samples(block)), block->sample_count};
+  }
 };
 
 // A contiguous run of whole blocks handed to one worker: ring positions
@@ -104,6 +118,15 @@ class Pipeline {
   // exception, with that error.
   Status run(WaitStrategy strategy, const std::function<bool()>& keep_going,
              const Observe& observe);
+
+  // The end-of-stream rule of docs/abi.md for a pipeline: the device is not
+  // running (state loaded with acquire) and every block up to the head
+  // loaded after that has been dispatched. Use !end_of_stream() as
+  // keep_going: run() then returns once all of it is released, and
+  // StreamAccounting::finish() is final. Reader thread only.
+  bool end_of_stream() const {
+    return ring_.state() != SRING_STATE_RUNNING && ring_.head() == dispatched_position_;
+  }
 
   // Reader thread only (from keep_going, observe, or after run() returned).
   uint64_t blocks_dispatched() const { return blocks_dispatched_; }
