@@ -325,8 +325,10 @@ Expected<RunResult> run_pipeline(Ring& ring, const Options& options, const Clock
   const bool verify = options.verify;
   Pipeline pipeline(ring, options.workers, [&](unsigned worker, const BlockDescriptor& d) {
     if (!verify) return;
-    tallies[worker].corrupted += count_pattern_mismatches(block_samples(d.block), d.block->first_sample,
-                                                          d.block->sample_count, seed);
+    // The validated header copy, not the ring's: the sample count cannot
+    // change between the cursor's check and this read.
+    tallies[worker].corrupted +=
+        count_pattern_mismatches(d.samples().data(), d.header->first_sample, d.header->sample_count, seed);
   });
   StreamAccounting accounting;
   accounting.expect_start(0, 0);

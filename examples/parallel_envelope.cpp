@@ -41,7 +41,7 @@ int main() {
       e.sum += s, e.sum_squares += double(s) * s;
       e.low = std::min<int>(e.low, s), e.high = std::max<int>(e.high, s);
     }
-    e.samples += block.block->sample_count;
+    e.samples += block.header->sample_count;
   });
   sring::StreamAccounting accounting;  // on the reader thread, every block in ring order
   accounting.expect_start(0, 0);

@@ -83,7 +83,7 @@ void Pipeline::worker_loop(unsigned index) {
         }
         if (*block == nullptr) break;
         ++blocks;
-        work_(index, BlockDescriptor{*block, cursor.block_begin(), cursor.position(),
+        work_(index, BlockDescriptor{*block, &cursor.header(), cursor.block_begin(), cursor.position(),
                                      cursor.header().sequence});
       }
     } catch (...) {

@@ -212,7 +212,7 @@ TEST(Pipeline, SameMappingWorkerReadsComeBeforeTheProducerRewrites) {
   options.max_run_bytes = 2 * 4096;
   sring::Pipeline pipeline(*ring, kWorkers, [&](unsigned worker, const sring::BlockDescriptor& d) {
     corrupted[worker].fetch_add(sring::count_pattern_mismatches(
-        sring::block_samples(d.block), d.block->first_sample, d.block->sample_count, 1));
+        d.samples().data(), d.header->first_sample, d.header->sample_count, 1));
     blocks_worked.fetch_add(1);
   }, options);
 
@@ -290,7 +290,7 @@ void acquire_and_check(sring::WaitStrategy strategy, unsigned workers) {
     std::vector<std::atomic<uint64_t>> corrupted(workers);
     sring::Pipeline pipeline(*a.ring, workers, [&](unsigned w, const sring::BlockDescriptor& d) {
       corrupted[w].fetch_add(sring::count_pattern_mismatches(
-          sring::block_samples(d.block), d.block->first_sample, d.block->sample_count, 1));
+          d.samples().data(), d.header->first_sample, d.header->sample_count, 1));
     });
     sring::StreamAccounting accounting;
     accounting.expect_start(0, 0);

@@ -52,22 +52,26 @@
 
 namespace sring {
 
-// One block, as a worker's Work callback sees it. The block stays in place
-// and unchanged until the callback returns (nothing is released past it).
+// One block, as a worker's Work callback sees it, valid during the call.
+// Nothing is released past the block until the callback returns, so a
+// well-behaved producer leaves it alone; header is the copy the worker's
+// cursor validated, the one view that cannot change under the callback
+// whatever the producer does, and samples() is sized by it.
 struct BlockDescriptor {
-  const sring_block_header* block = nullptr;  // in the ring's mirror; samples: block_samples(block)
-  uint64_t begin_position = 0;                // ring position of its header
-  uint64_t end_position = 0;                  // ring position just after it
+  const sring_block_header* block = nullptr;   // in the ring's mirror
+  const sring_block_header* header = nullptr;  // the validated copy: read fields here
+  uint64_t begin_position = 0;                 // ring position of its header
+  uint64_t end_position = 0;                   // ring position just after it
   uint64_t sequence = 0;
 
   // Its samples, in place (16 bits each), as stored or as signed/unsigned
   // values: the same views sring::Block gives.
-  std::span<const uint16_t> samples() const { return {block_samples(block), block->sample_count}; }
+  std::span<const uint16_t> samples() const { return {block_samples(block), header->sample_count}; }
   template <typename T>
   std::span<const T> as() const {
     static_assert(std::is_same_v<T, int16_t> || std::is_same_v<T, uint16_t>,
                   "sring samples are 16-bit: as<int16_t>() or as<uint16_t>()");
-    return {reinterpret_cast<const T*>(block_samples(block)), block->sample_count};
+    return {reinterpret_cast<const T*>(block_samples(block)), header->sample_count};
   }
 };
 
