@@ -314,6 +314,10 @@ Expected<RunResult> run_single(Ring& ring, const Options& options, const Clock::
   return RunResult{consumer.accounting(), consumer.overwritten_while_read()};
 }
 
+// Verifies on worker threads: the pipeline hands each worker runs of blocks
+// and calls the lambda below once per block there; loss accounting stays on
+// this thread, in ring order (observe), and each worker's corrupted count is
+// its own (WorkerTally: a cache line each), added up once all are joined.
 Expected<RunResult> run_pipeline(Ring& ring, const Options& options, const Clock::time_point stop_at,
                                  ProducerControl& producer) {
   std::vector<WorkerTally> tallies(options.workers);
@@ -321,8 +325,10 @@ Expected<RunResult> run_pipeline(Ring& ring, const Options& options, const Clock
   const bool verify = options.verify;
   Pipeline pipeline(ring, options.workers, [&](unsigned worker, const BlockDescriptor& d) {
     if (!verify) return;
-    tallies[worker].corrupted += count_pattern_mismatches(block_samples(d.block), d.block->first_sample,
-                                                          d.block->sample_count, seed);
+    // The validated header copy, not the ring's: the sample count cannot
+    // change between the cursor's check and this read.
+    tallies[worker].corrupted +=
+        count_pattern_mismatches(d.samples().data(), d.header->first_sample, d.header->sample_count, seed);
   });
   StreamAccounting accounting;
   accounting.expect_start(0, 0);
@@ -333,7 +339,7 @@ Expected<RunResult> run_pipeline(Ring& ring, const Options& options, const Clock
       stop_status = producer.stop();
       stop_sent = true;
     }
-    return !stream_over(ring, pipeline.dispatched_position());
+    return !pipeline.end_of_stream();  // stream_over() against what was handed to workers
   };
   auto observe = [&](const sring_block_header& block) { accounting.on_block(block); };
   if (auto run = pipeline.run(options.wait, keep_going, observe); !run) return run.error();

@@ -66,15 +66,18 @@ TEST(PipelineFailure, WorkerThatThrowsEndsTheRunWithItsException) {
   f.device.start();
   std::atomic<uint64_t> after_failure{0};
   std::atomic<bool> thrown{false};
-  // Small queues: the other workers block on full completion queues soon
-  // after the reader stops collecting.
+  // Runs of a few blocks and short inboxes: the other workers are in the
+  // middle of runs, with more queued, when block 500 throws.
+  sring::PipelineOptions options;
+  options.max_run_bytes = 3 * 4096;
+  options.runs_per_worker = 2;
   sring::Pipeline pipeline(*f.ring, 3, [&](unsigned, const sring::BlockDescriptor& d) {
     if (thrown.load()) after_failure.fetch_add(1);
     if (d.sequence == 500) {
       thrown.store(true);
       throw UserError("block 500 is bad");
     }
-  }, /*queue_depth=*/2);
+  }, options);
   within_watchdog([&] {
     try {
       (void)pipeline.run(sring::WaitStrategy::kHybrid, [] { return true; }, nullptr);
@@ -89,37 +92,35 @@ TEST(PipelineFailure, WorkerThatThrowsEndsTheRunWithItsException) {
   // 4096 bytes from position 0), never past it.
   EXPECT_LE(f.ring->shared_tail(), 500u * 4096) << "released past the block whose callback threw";
   EXPECT_LE(pipeline.blocks_released(), 500u);
+  EXPECT_GE(pipeline.blocks_dispatched(), 501u);
 }
 
 TEST(PipelineFailure, ReaderCallbackThatThrowsDoesNotStrandWorkers) {
   Flatout f;
   f.device.start();
-  // Tricky: a worker is stranded only if its completion queue is full when
-  // the reader gives up, so build exactly that. One worker, depth-2 queues.
-  // The worker holds block 40 until the reader has queued 41 and 42 behind
-  // it; then keep_going() (on the reader thread, so nothing is collected
-  // meanwhile) lets it go and waits until the worker stops making progress:
-  // with work still in its inbox, the only thing that stops it is a full
-  // done queue (how many of 38, 39, 40, 41 it reported first depends on
-  // what the reader collected before: any count strands it). keep_going()
-  // then throws. Before the fix the worker waited for that room forever
-  // and the join hung.
+  // A worker holds a run and has another queued when keep_going() (on the
+  // reader thread) throws: the join must not wait for the reader, and only
+  // what the reader saw finished may be released. One worker, one block per
+  // run, two runs per worker: the worker holds block 40 and block 41 waits
+  // in its inbox, so the reader (which then has dispatched 42 blocks) had
+  // seen blocks 0 to 39 finished before it could queue 41, and released
+  // them in its next pass. keep_going() then lets block 40 go, waits until
+  // the worker has finished 40 and 41 (so both are finished but never
+  // collected), and throws.
+  sring::PipelineOptions options;
+  options.max_run_bytes = 4096;
+  options.runs_per_worker = 2;
   std::atomic<bool> gate{false};
   std::atomic<uint64_t> worked{0};
   sring::Pipeline pipeline(*f.ring, 1, [&](unsigned, const sring::BlockDescriptor& d) {
     while (d.sequence == 40 && !gate.load()) std::this_thread::sleep_for(100us);
     worked.fetch_add(1);
-  }, /*queue_depth=*/2);
+  }, options);
   within_watchdog([&] {
     EXPECT_THROW((void)pipeline.run(sring::WaitStrategy::kHybrid, [&] {
-                   if (pipeline.blocks_dispatched() >= 43) {
+                   if (pipeline.blocks_dispatched() >= 42) {
                      gate.store(true);
-                     // Stuck: block 40 done and no progress for 50 ms.
-                     uint64_t seen = 0;
-                     while (worked.load() < 41 || worked.load() != seen) {
-                       seen = worked.load();
-                       std::this_thread::sleep_for(50ms);
-                     }
+                     while (worked.load() < 42) std::this_thread::sleep_for(1ms);
                      throw UserError("the application gave up");
                    }
                    return true;
@@ -128,11 +129,11 @@ TEST(PipelineFailure, ReaderCallbackThatThrowsDoesNotStrandWorkers) {
   });
   f.device.request_stop();
   f.device.join();
-  // Only blocks the worker finished, in order: at most 0 to 40. At least 0
-  // to 37: it had taken block 40, so it had reported 39, and its done queue
-  // holds two.
-  EXPECT_LE(pipeline.blocks_released(), 41u) << "released a block the worker never finished";
-  EXPECT_GE(pipeline.blocks_released(), 38u) << "completions reported before the gate were not released";
+  EXPECT_EQ(pipeline.blocks_dispatched(), 42u) << "a worker with two runs unfinished got a third";
+  // Exactly the prefix the reader saw finished: 0 to 39. Not 40 or 41,
+  // finished while the reader was in keep_going() and never collected.
+  EXPECT_EQ(pipeline.blocks_released(), 40u);
+  EXPECT_EQ(f.ring->shared_tail(), 40u * 4096);
 }
 
 }  // namespace

@@ -42,34 +42,14 @@ struct Acquisition {
   std::optional<Ring> ring;
 };
 
-TEST(Pipeline, ReleasesStrictlyInOrder) {
-  SimConfig config;
-  config.sample_rate = 0;  // flat out: the producer waits for room, never drops
-  config.block_bytes = 4096;
-  Acquisition a(256 * 1024, config);
-  constexpr uint64_t kBlocks = 3000;
-  std::vector<std::atomic<int>> seen(kBlocks);
-  std::atomic<uint64_t> released_too_early{0};
-  std::atomic<uint64_t> out_of_range{0};
-
-  sring::Pipeline pipeline(*a.ring, 3, [&](unsigned worker, const sring::BlockDescriptor& d) {
-    // Tricky: workers finish out of order (uneven work below), yet the ring
-    // must never be released past a block a worker still holds.
-    const uint64_t begin = d.end_position - d.block->total_bytes;
-    if (a.ring->shared_tail() > begin) released_too_early.fetch_add(1);
-    if (d.sequence >= kBlocks) {
-      out_of_range.fetch_add(1);
-      return;
-    }
-    if ((d.sequence + worker) % 5 == 0) std::this_thread::sleep_for(std::chrono::microseconds(50));
-    seen[d.sequence].fetch_add(1);
-  });
-
-  // Produce exactly kBlocks on a helper thread, flat out. Running before the
-  // consumer starts, so that "not running" means the stream is over.
+// Produces exactly `blocks` blocks on a thread of its own, flat out (the
+// producer waits for room, never drops), and ends the stream.
+std::thread produce_exactly(Acquisition& a, uint64_t blocks) {
+  // Started before the consumer runs, so that "not running" means the
+  // stream is over.
   a.device.begin();
-  std::thread producer([&] {
-    for (uint64_t made = 0; made < kBlocks;) {
+  return std::thread([&a, blocks] {
+    for (uint64_t made = 0; made < blocks;) {
       if (a.device.produce_block() == sring::sim::Produced::kWritten) {
         ++made;
       } else {
@@ -79,6 +59,41 @@ TEST(Pipeline, ReleasesStrictlyInOrder) {
     }
     a.device.end();
   });
+}
+
+TEST(Pipeline, ReleasesStrictlyInOrder) {
+  SimConfig config;
+  config.sample_rate = 0;  // flat out: the producer waits for room, never drops
+  config.block_bytes = 4096;
+  Acquisition a(256 * 1024, config);
+  constexpr uint64_t kBlocks = 3000;
+  constexpr unsigned kWorkers = 3;
+  std::vector<std::atomic<int>> seen(kBlocks);
+  std::atomic<uint64_t> released_too_early{0};
+  std::atomic<uint64_t> out_of_range{0};
+  std::atomic<uint64_t> behind_own_last{0};
+  // Per worker, written by that worker only.
+  std::vector<uint64_t> last_sequence(kWorkers, 0);
+
+  // Runs of up to 4 blocks: many runs, so many chances to finish out of order.
+  sring::PipelineOptions options;
+  options.max_run_bytes = 4 * 4096;
+  sring::Pipeline pipeline(*a.ring, kWorkers, [&](unsigned worker, const sring::BlockDescriptor& d) {
+    // Tricky: workers finish out of order (uneven work below), yet the ring
+    // must never be released past a block a worker still holds.
+    if (a.ring->shared_tail() > d.begin_position) released_too_early.fetch_add(1);
+    if (d.sequence >= kBlocks) {
+      out_of_range.fetch_add(1);
+      return;
+    }
+    // A worker walks its runs, and gets them, in ring order.
+    if (d.sequence != 0 && d.sequence <= last_sequence[worker]) behind_own_last.fetch_add(1);
+    last_sequence[worker] = d.sequence;
+    if ((d.sequence + worker) % 5 == 0) std::this_thread::sleep_for(std::chrono::microseconds(50));
+    seen[d.sequence].fetch_add(1);
+  }, options);
+
+  std::thread producer = produce_exactly(a, kBlocks);
   sring::StreamAccounting accounting;
   accounting.expect_start(0, 0);
   auto run = pipeline.run(
@@ -90,12 +105,137 @@ TEST(Pipeline, ReleasesStrictlyInOrder) {
 
   EXPECT_EQ(released_too_early.load(), 0u);
   EXPECT_EQ(out_of_range.load(), 0u);
+  EXPECT_EQ(behind_own_last.load(), 0u);
   for (uint64_t i = 0; i < kBlocks; ++i) ASSERT_EQ(seen[i].load(), 1) << "block " << i;
   EXPECT_EQ(pipeline.blocks_dispatched(), kBlocks);
   EXPECT_EQ(pipeline.blocks_released(), kBlocks);
+  EXPECT_GE(pipeline.runs_dispatched(), kBlocks / 4);
   EXPECT_EQ(a.ring->tail(), a.ring->head());
   EXPECT_EQ(a.host.consumer().tail, a.ring->head());
   EXPECT_EQ(accounting.counters().lost_samples, 0u);
+}
+
+// Worker 0 holds block 0 (its first run: on a fresh pipeline the first run
+// goes to worker 0) until the other workers have finished many runs after it
+// and the reader has gone round its loop after that: the tail must not have
+// passed block 0. No timing: the ring (64 blocks) leaves the other workers
+// at least 60 blocks after block 0 (worker 0's inbox takes at most 3),
+// however late worker 0 gets to run, and the hold ends on counts, not on a
+// clock.
+TEST(Pipeline, HeldWorkerHoldsTheTail) {
+  SimConfig config;
+  config.sample_rate = 0;
+  config.block_bytes = 4096;
+  Acquisition a(256 * 1024, config);
+  constexpr uint64_t kBlocks = 1000;
+  constexpr uint64_t kFinishedWhileHeld = 32;
+  sring::PipelineOptions options;
+  options.max_run_bytes = 4096;  // one block per run: the others finish many runs
+  options.runs_per_worker = 4;
+
+  std::atomic<int> holder{-1};
+  std::atomic<bool> let_go{false};
+  std::atomic<uint64_t> finished_after_held{0};  // by workers 1 and 2
+  std::atomic<uint64_t> reader_rounds{0};
+  std::atomic<uint64_t> tail_seen_while_held{0};
+  std::atomic<uint64_t> passed_while_held{0};
+  std::atomic<uint64_t> blocks_worked{0};
+
+  sring::Pipeline pipeline(*a.ring, 3, [&](unsigned worker, const sring::BlockDescriptor& d) {
+    blocks_worked.fetch_add(1);
+    if (d.sequence == 0) {
+      holder.store(static_cast<int>(worker));
+      while (finished_after_held.load() < kFinishedWhileHeld) std::this_thread::yield();
+      // Two more passes of the reader's loop: it has looked at the others'
+      // counters since they finished, and would have released past block 0
+      // if it released anything but the finished prefix.
+      const uint64_t rounds = reader_rounds.load();
+      while (reader_rounds.load() < rounds + 2) std::this_thread::yield();
+      tail_seen_while_held.store(a.ring->shared_tail());
+      let_go.store(true);
+      return;
+    }
+    // Block 0 is not finished until let_go: the tail must still be at 0.
+    if (!let_go.load() && a.ring->shared_tail() > 0) passed_while_held.fetch_add(1);
+    finished_after_held.fetch_add(1);  // one block per run: its run is about to be finished
+  }, options);
+
+  std::thread producer = produce_exactly(a, kBlocks);
+  auto run = pipeline.run(
+      sring::WaitStrategy::kHybrid,
+      [&] {
+        reader_rounds.fetch_add(1);
+        return !pipeline.end_of_stream();
+      },
+      nullptr);
+  producer.join();
+  ASSERT_TRUE(run.has_value()) << run.error().message;
+
+  EXPECT_EQ(holder.load(), 0) << "block 0 was meant to go to worker 0";
+  EXPECT_GE(finished_after_held.load(), kFinishedWhileHeld);
+  EXPECT_EQ(tail_seen_while_held.load(), 0u) << "the ring was released past the block worker 0 still held";
+  EXPECT_EQ(passed_while_held.load(), 0u) << "another worker saw the tail past the held block";
+  // Let go, it finished, and everything was released.
+  EXPECT_EQ(blocks_worked.load(), kBlocks);
+  EXPECT_EQ(pipeline.blocks_released(), kBlocks);
+  EXPECT_EQ(a.ring->tail(), a.ring->head());
+  EXPECT_EQ(a.host.consumer().tail, a.ring->head());
+}
+
+// For ThreadSanitizer, which sees a race only on shared addresses: the
+// reader adopts the producer's own mapping (Ring::attach_memory), spins
+// rather than sleeping on an eventfd (a wake-up is a synchronization TSan
+// knows, and would order things on its own), and a small ring makes the
+// producer rewrite each block soon after its release. Workers read every
+// sample. The only thing that orders a worker's reads of a block before the
+// producer's rewrite of it is the chain: worker's store-release of
+// runs_finished -> reader's acquire load -> reader's store-release of the
+// tail -> producer's acquire load of the tail. With runs_finished stored or
+// loaded relaxed, TSan reports a race here (x86 never shows it).
+TEST(Pipeline, SameMappingWorkerReadsComeBeforeTheProducerRewrites) {
+  auto host = HostRing::create(64 * 1024);
+  ASSERT_TRUE(host.has_value()) << host.error().message;
+  SimConfig config;
+  config.sample_rate = 0;
+  config.block_bytes = 4096;
+  SimDevice device(*host, config);
+  auto ring = Ring::attach_memory({&host->producer(), &host->consumer(), host->data()},
+                                  Ring::Access::kConsumer);
+  ASSERT_TRUE(ring.has_value()) << ring.error().message;
+  // 600 blocks lap the 16-block ring over 35 times; two workers and a
+  // spinning reader are already more threads than this machine has cores.
+  constexpr uint64_t kBlocks = 600;
+  constexpr unsigned kWorkers = 2;
+  std::vector<std::atomic<uint64_t>> corrupted(kWorkers);
+  std::atomic<uint64_t> blocks_worked{0};
+  sring::PipelineOptions options;
+  options.max_run_bytes = 2 * 4096;
+  sring::Pipeline pipeline(*ring, kWorkers, [&](unsigned worker, const sring::BlockDescriptor& d) {
+    corrupted[worker].fetch_add(sring::count_pattern_mismatches(
+        d.samples().data(), d.header->first_sample, d.header->sample_count, 1));
+    blocks_worked.fetch_add(1);
+  }, options);
+
+  device.begin();
+  std::thread producer([&] {
+    for (uint64_t made = 0; made < kBlocks;) {
+      if (device.produce_block() == sring::sim::Produced::kWritten) {
+        ++made;
+      } else {
+        std::this_thread::yield();
+      }
+    }
+    device.end();
+  });
+  auto run = pipeline.run(
+      sring::WaitStrategy::kSpin,
+      [&] { return !(ring->state() != SRING_STATE_RUNNING && ring->head() == pipeline.dispatched_position()); },
+      nullptr);
+  producer.join();
+  ASSERT_TRUE(run.has_value()) << run.error().message;
+  EXPECT_EQ(blocks_worked.load(), kBlocks);
+  for (auto& c : corrupted) EXPECT_EQ(c.load(), 0u) << "a worker read a block being rewritten";
+  EXPECT_EQ(ring->tail(), ring->head());
 }
 
 TEST(Pipeline, RefusesOverwriteOldest) {
@@ -150,7 +290,7 @@ void acquire_and_check(sring::WaitStrategy strategy, unsigned workers) {
     std::vector<std::atomic<uint64_t>> corrupted(workers);
     sring::Pipeline pipeline(*a.ring, workers, [&](unsigned w, const sring::BlockDescriptor& d) {
       corrupted[w].fetch_add(sring::count_pattern_mismatches(
-          sring::block_samples(d.block), d.block->first_sample, d.block->sample_count, 1));
+          d.samples().data(), d.header->first_sample, d.header->sample_count, 1));
     });
     sring::StreamAccounting accounting;
     accounting.expect_start(0, 0);

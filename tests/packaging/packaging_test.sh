@@ -46,6 +46,9 @@ check "example consumer verifies every sample" bash -c "'$work/minimal_consumer'
 check "processing example (consume(), mean/RMS/envelope) builds with g++ and pkg-config" bash -c \
   "g++ -O2 -Wall -Wextra -Werror examples/envelope.cpp \$(pkg-config --cflags --libs sring) -o '$work/envelope'"
 check "processing example accounts for every sample" bash -c "'$work/envelope' | grep -q 'every sample accounted for$'"
+check "worker pipeline example (Pipeline, per-worker envelopes) builds with g++ and pkg-config" bash -c \
+  "g++ -O2 -Wall -Wextra -Werror examples/parallel_envelope.cpp \$(pkg-config --cflags --libs sring) -o '$work/parallel_envelope'"
+check "worker pipeline example accounts for every sample" bash -c "'$work/parallel_envelope' | grep -q 'every sample accounted for$'"
 check "libsring.so.1: its soname, and nothing but sring_* exported" bash -c \
   "readelf -d '$work/prefix/lib/libsring.so.1' | grep -q 'SONAME.*libsring.so.1' &&
    test -z \"\$(nm -D --defined-only '$work/prefix/lib/libsring.so.1' | awk '{print \$3}' | grep -v '^sring_' | grep -v '^LIBSRING_1\$')\""
