@@ -11,7 +11,6 @@
 #include <new>
 #include <optional>
 #include <string>
-#include <vector>
 
 #include "sring/consumer.hpp"
 #include "sring/device.hpp"
@@ -24,23 +23,9 @@ struct sring_consumer {
   bool has_eventfd = false;
   std::string last_error;
 
-  // Batch mode: what the last sring_peek() gave, from peeked[first_held] on
-  // still held (not released). The header copies are kept here, not read
-  // back from the caller's array: what is accounted is what was validated.
-  struct Peeked {
-    sring_block_header header;
-    const uint16_t* samples;
-    uint64_t lost_before;
-    uint64_t begin;  // ring position of the block
-    uint64_t end;    // ring position after it: the tail once it is released
-  };
-  std::vector<Peeked> peeked;
-  size_t first_held = 0;
-  // Blocks released in batch mode but found taken back by the producer
-  // (only if its policy became overwrite-oldest while they were held).
-  uint64_t batch_overwritten = 0;
-
-  uint64_t held() const { return peeked.size() - first_held; }
+  // Batch mode: the blocks sring_peek() gave and sring_release() has not
+  // covered are the Consumer's held blocks (Consumer::next()/done()).
+  uint64_t held() const { return consumer->held(); }
   int busy_if_held(const char* call) {
     if (held() == 0) return 0;
     return fail({EBUSY, std::string(call) + ": " + std::to_string(held()) +
@@ -187,51 +172,30 @@ int64_t sring_peek(struct sring_consumer* ring, struct sring_block* blocks, uint
                        "sring_peek: the ring is overwrite-oldest, where the producer may rewrite a held "
                        "block while it is read; use sring_consume(), which releases each block as it goes"});
   }
-  auto span = ring->ring->acquire();
-  if (!span) return ring->fail(span.error());
-  // What is held stays held, whatever max_blocks is now (a smaller peek
-  // must not let sring_consume() hand out blocks the caller still reads):
-  // drop the released entries, then look for new blocks after the held ones.
-  auto& peeked = ring->peeked;
-  peeked.erase(peeked.begin(), peeked.begin() + static_cast<std::ptrdiff_t>(ring->first_held));
-  ring->first_held = 0;
-  // Nothing was released since they were peeked, so the tail is where the
-  // oldest held block begins, and the span starts with the held blocks.
-  if (!peeked.empty() && peeked.front().begin != span->begin) {
-    return ring->fail({EPROTO, "sring_peek: the ring's tail moved under the blocks held"});
-  }
-  const uint64_t skip = peeked.empty() ? 0 : peeked.back().end - span->begin;
-  const sring::BlockSpan rest{span->data + skip, span->begin + skip, span->bytes - skip};
-  sring::BlockCursor cursor(rest, ring->ring->max_block_bytes());
-  // lost_before as sring_consume() says it: against the last block given,
-  // or held (blocks are given in order, once released).
-  std::optional<uint64_t> next_sample = ring->consumer->accounting().next_sample();
-  if (!peeked.empty()) next_sample = peeked.back().header.first_sample + peeked.back().header.sample_count;
+  // What is held stays held and comes first, whatever max_blocks is now;
+  // then the blocks after it, up to max_blocks.
+  auto& consumer = *ring->consumer;
   try {
-    while (peeked.size() < max_blocks) {
-      auto block = cursor.next();
+    while (consumer.held() < max_blocks) {
+      auto block = consumer.next();
       if (!block) {
-        // The blocks before it are good: give those, and the error on the
-        // next peek, once they are released.
-        if (!peeked.empty()) break;
+        // The blocks before it are good: give those, and the error on a
+        // later peek, once they are released.
+        if (consumer.held() > 0) break;
         return ring->fail(block.error());
       }
-      if (*block == nullptr) break;
-      const sring_block_header& header = cursor.header();
-      const uint64_t lost =
-          next_sample && header.first_sample > *next_sample ? header.first_sample - *next_sample : 0;
-      next_sample = header.first_sample + header.sample_count;
-      peeked.push_back({header, cursor.samples(), lost, cursor.block_begin(), cursor.position()});
+      if (!*block) break;
     }
   } catch (const std::bad_alloc&) {
     // No exception crosses into C: give what was found so far, if anything.
-    if (peeked.empty()) return -ENOMEM;
+    if (consumer.held() == 0) return -ENOMEM;
   }
-  const uint64_t given = std::min<uint64_t>(peeked.size(), max_blocks);
+  const uint64_t given = std::min<uint64_t>(consumer.held(), max_blocks);
   for (uint64_t i = 0; i < given; ++i) {
-    blocks[i].header = peeked[i].header;
-    blocks[i].samples = peeked[i].samples;
-    blocks[i].lost_before = peeked[i].lost_before;
+    const sring::Block& block = consumer.held_block(i);
+    blocks[i].header = block.header();
+    blocks[i].samples = block.samples().data();
+    blocks[i].lost_before = block.lost_before();
   }
   return static_cast<int64_t>(given);
 }
@@ -243,33 +207,14 @@ int sring_release(struct sring_consumer* ring, uint64_t count) {
     return ring->fail({EINVAL, "sring_release: " + std::to_string(count) + " blocks released, but only " +
                                    std::to_string(held) + " are held (peeked and not yet released)"});
   }
-  if (count == 0) return 0;
-  const size_t first = ring->first_held;
-  const size_t last = first + static_cast<size_t>(count);
-  const auto released = ring->ring->release(ring->peeked[last - 1].end);
-  // Given when released, in order, exactly as sring_consume() counts them;
-  // except blocks the producer had taken back first, which can only happen
-  // if it restarted under overwrite-oldest while they were held (a ring
-  // file's producer): not given, and their loss shows as a gap.
-  uint64_t overwritten = 0;
-  for (size_t i = first; i < last; ++i) {
-    if (released.overwritten() && ring->peeked[i].begin < released.overwritten_below) {
-      ++overwritten;
-    } else {
-      ring->consumer->accounting().on_block(ring->peeked[i].header);
-    }
-  }
-  ring->first_held = last;
-  if (ring->first_held == ring->peeked.size()) {
-    ring->peeked.clear();
-    ring->first_held = 0;
-  }
-  if (released.overwritten()) {
-    // The tail may now be past blocks still held: hold none, peek again.
-    ring->batch_overwritten += overwritten;
-    ring->peeked.clear();
-    ring->first_held = 0;
-    return ring->fail({ESTALE, "sring_release: the producer took back " + std::to_string(overwritten) +
+  // Given when released, in order, exactly as sring_consume() counts them.
+  auto counted = ring->consumer->done(count);
+  if (!counted) return ring->fail(counted.error());
+  ring->consumer->flush();
+  if (*counted < count) {
+    // Only if a ring file's producer restarted under overwrite-oldest while
+    // they were held: taken back, not given, and their loss shows as a gap.
+    return ring->fail({ESTALE, "sring_release: the producer took back " + std::to_string(count - *counted) +
                                    " held blocks (it runs overwrite-oldest now): their samples may have "
                                    "changed while read; they are not counted as given"});
   }
@@ -280,36 +225,32 @@ int sring_wait(struct sring_consumer* ring, int64_t timeout_ns) {
   if (!ring) return -EINVAL;
   const auto timeout = timeout_ns < 0 ? sring::kWaitForever : std::chrono::nanoseconds(timeout_ns);
   const auto strategy = ring->has_eventfd ? sring::WaitStrategy::kEventfd : sring::WaitStrategy::kHybrid;
-  auto waited = ring->ring->wait(strategy, timeout);
+  // Waits for blocks beyond those held from sring_peek().
+  auto waited = ring->consumer->wait(strategy, timeout);
   if (!waited) return ring->fail(waited.error());
   if (*waited) return 1;
-  // A stopped, empty ring ends any wait: that is not a timeout.
-  return ring->consumer->end_of_stream() ? 1 : 0;
+  // A stopped ring with nothing new ends any wait: that is not a timeout.
+  return ring->ring->state() != SRING_STATE_RUNNING ? 1 : 0;
 }
 
 int sring_end_of_stream(struct sring_consumer* ring) { return ring && ring->consumer->end_of_stream() ? 1 : 0; }
 
 int sring_get_counters(struct sring_consumer* ring, struct sring_counters* out) {
   if (!ring || !out) return -EINVAL;
-  const auto& given = ring->consumer->counters();
-  const auto producer = ring->consumer->producer_counters();
+  // The accounting of every ringlib consumer (C++, Python), field by field.
+  const sring::Counters c = ring->consumer->snapshot();
   *out = {};
-  out->blocks = given.blocks;
-  out->samples = given.samples;
-  out->missing_blocks = given.lost_blocks;
-  out->missing_samples = given.lost_samples;
-  out->blocks_produced = producer.blocks_produced;
-  out->samples_produced = producer.samples_produced;
-  out->blocks_dropped = producer.blocks_dropped;
-  out->samples_dropped = producer.samples_dropped;
-  out->overwritten_while_read = ring->consumer->overwritten_while_read() + ring->batch_overwritten;
-  out->state = producer.state;
-  if (ring->consumer->end_of_stream()) {
-    const auto end = ring->consumer->finish();
-    out->missing_blocks = end.missing_blocks;
-    out->missing_samples = end.missing_samples;
-    out->exact = end.exact() ? 1 : 0;
-  }
+  out->blocks = c.blocks;
+  out->samples = c.samples;
+  out->missing_blocks = c.missing_blocks;
+  out->missing_samples = c.missing_samples;
+  out->blocks_produced = c.blocks_produced;
+  out->samples_produced = c.samples_produced;
+  out->blocks_dropped = c.blocks_dropped;
+  out->samples_dropped = c.samples_dropped;
+  out->overwritten_while_read = c.overwritten_while_read;
+  out->state = c.state;
+  out->exact = c.exact ? 1 : 0;
   return 0;
 }
 

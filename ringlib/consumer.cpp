@@ -21,9 +21,9 @@ void Consumer::catch_up_with_tail() {
   // Only overwrite-oldest moves the tail past what we handed out or did:
   // the producer took those blocks back (positions never wrap in 64 bits).
   const uint64_t tail = ring_.tail();
-  while (!held_.empty() && held_.front().begin < tail) {
+  while (!held_.empty() && held_.front().position() < tail) {
     ++overwritten_while_read_;  // handed out, then taken back before done()
-    done_to_ = held_.front().end;
+    done_to_ = held_.front().end_position();
     held_.pop_front();
   }
   if (done_to_ < tail) done_to_ = tail;
@@ -78,12 +78,11 @@ Expected<std::optional<Block>> Consumer::take() {
   // The loss rule against the block before: the last one held, or the last
   // one counted.
   std::optional<uint64_t> expected = accounting_.next_sample();
-  if (!held_.empty()) expected = held_.back().header.first_sample + held_.back().header.sample_count;
+  if (!held_.empty()) expected = held_.back().first_sample() + held_.back().header().sample_count;
   const uint64_t lost = expected && header.first_sample > *expected ? header.first_sample - *expected : 0;
-  const uint64_t begin = cursor_->block_begin();
-  held_.push_back(Held{header, begin, cursor_->position()});
+  held_.emplace_back(header, cursor_->samples(), cursor_->block_begin(), lost);
   handed_to_ = cursor_->position();
-  return std::optional<Block>{Block(header, cursor_->samples(), begin, lost)};
+  return std::optional<Block>{held_.back()};
 }
 
 Expected<std::optional<Block>> Consumer::next() {
@@ -103,24 +102,24 @@ Expected<uint64_t> Consumer::done(uint64_t count) {
   if (overwrite()) {
     // Released at once (by CAS), before it counts, so that a block the
     // producer took back while it was read is known.
-    const ReleaseResult release = ring_.release(held_[count - 1].end);
+    const ReleaseResult release = ring_.release(held_[count - 1].end_position());
     for (uint64_t i = 0; i < count; ++i) {
-      const Held& block = held_.front();
-      if (release.overwritten() && block.begin < release.overwritten_below) {
+      const Block& block = held_.front();
+      if (release.overwritten() && block.position() < release.overwritten_below) {
         ++overwritten_while_read_;  // what was read may be torn: it does not count
       } else {
-        accounting_.on_block(block.header);
+        accounting_.on_block(block.header());
         ++counted;
       }
-      done_to_ = block.end;
+      done_to_ = block.end_position();
       held_.pop_front();
     }
     if (release.overwritten()) catch_up_with_tail();
     return counted;
   }
   for (uint64_t i = 0; i < count; ++i) {
-    accounting_.on_block(held_.front().header);
-    done_to_ = held_.front().end;
+    accounting_.on_block(held_.front().header());
+    done_to_ = held_.front().end_position();
     held_.pop_front();
   }
   // Release in steps of an eighth of the ring: a consumer that catches up

@@ -112,9 +112,9 @@ int64_t sring_consume(struct sring_consumer *ring, sring_block_fn fn, void *user
  *
  * Nothing moves until sring_release(): a block is held, its samples stay in
  * place and the producer cannot reuse its space, from the sring_peek() that
- * gave it until the sring_release() that covers it. Held blocks count as
- * available, so sring_wait() returns at once while any are held and the
- * stream does not end until they are released. Accounting is that of
+ * gave it until the sring_release() that covers it. sring_wait() waits for
+ * blocks beyond those held, and the stream does not end until they are
+ * released. Accounting is that of
  * sring_consume(): a block counts as given (struct sring_counters) when it
  * is released, and the losses are the same.
  *

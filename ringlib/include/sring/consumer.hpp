@@ -197,17 +197,13 @@ class Consumer {
   // Blocks read and then found overwritten (overwrite-oldest only).
   uint64_t overwritten_while_read() const { return overwritten_while_read_; }
   Ring& ring() { return ring_; }
-  // Blocks handed out by next() and not yet done().
+  // Blocks handed out by next() and not yet done(), oldest first: the C
+  // API's batch mode gives them again from here.
   uint64_t held() const { return held_.size(); }
+  const Block& held_block(uint64_t index) const { return held_[index]; }
 
  private:
   friend class StreamConsumer;
-  struct Held {
-    sring_block_header header;
-    uint64_t begin;
-    uint64_t end;
-  };
-
   // kept(block) runs once a block counts as delivered (after its release
   // under overwrite-oldest): StreamConsumer adds its verification there.
   Expected<uint64_t> consume_blocks(const std::function<bool(const Block&)>& f,
@@ -228,7 +224,7 @@ class Consumer {
   Ring& ring_;
   StreamAccounting accounting_;
   std::optional<BlockCursor> cursor_;  // over [handed_to_, head at the last refill)
-  std::deque<Held> held_;              // handed out, not done, oldest first
+  std::deque<Block> held_;             // handed out, not done, oldest first
   uint64_t handed_to_;                 // just after the last block handed out
   uint64_t done_to_;                   // just after the last block done
   std::optional<uint64_t> hold_from_;
