@@ -33,6 +33,7 @@ void Consumer::catch_up_with_tail() {
   }
   // Overwrite-oldest, a block taken back part-way: give the rest of it back
   // too (the other policies release only in flush(), within hold_from()).
+  // (Within what was acquired: done_to_ ends a block handed out from it.)
   if (overwrite() && held_.empty() && done_to_ > tail) (void)ring_.release(done_to_);
 }
 
@@ -102,7 +103,9 @@ Expected<uint64_t> Consumer::done(uint64_t count) {
   if (overwrite()) {
     // Released at once (by CAS), before it counts, so that a block the
     // producer took back while it was read is known.
-    const ReleaseResult release = ring_.release(held_[count - 1].end_position());
+    auto released = ring_.release(held_[count - 1].end_position());
+    if (!released) return released.error();  // cannot happen: handed out from what was acquired
+    const ReleaseResult release = *released;
     for (uint64_t i = 0; i < count; ++i) {
       const Block& block = held_.front();
       if (release.overwritten() && block.position() < release.overwritten_below) {
@@ -132,7 +135,9 @@ Expected<uint64_t> Consumer::done(uint64_t count) {
 void Consumer::flush() {
   uint64_t to = done_to_;
   if (hold_from_ && !overwrite() && *hold_from_ - ring_.tail() < to - ring_.tail()) to = *hold_from_;
-  if (to != ring_.tail()) (void)ring_.release(to);  // not overwrite-oldest here, or done() released it
+  // Not overwrite-oldest here (done() released those); within what was
+  // acquired, since done_to_ ends a block handed out from it.
+  if (to != ring_.tail()) (void)ring_.release(to);
   ring_.mark_consumed(handed_to_);
 }
 

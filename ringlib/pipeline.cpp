@@ -212,7 +212,10 @@ Status Pipeline::run_reader(WaitStrategy strategy, const std::function<bool()>& 
   Status status = ok();
   bool draining = false;
   for (;;) {
-    if (const uint64_t new_tail = collect_finished(); new_tail != 0) ring_.release(new_tail);
+    if (const uint64_t new_tail = collect_finished(); new_tail != 0) {
+      // Ends a dispatched run, within what was acquired: cannot be refused.
+      if (auto released = ring_.release(new_tail); !released) return released.error();
+    }
     // Acquire, paired with a failing worker's store-release. Its run will
     // never be finished, so the finished prefix (just released) cannot grow
     // past it: nothing more is released and the run ends now.

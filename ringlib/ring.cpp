@@ -269,9 +269,11 @@ Expected<BlockSpan> Ring::acquire_overwritable() {
   return BlockSpan{data_ + (tail_ & (ring_size_ - 1)), tail_, 0};  // racing the producer: later
 }
 
-ReleaseResult Ring::release(uint64_t new_tail) {
+Expected<ReleaseResult> Ring::release(uint64_t new_tail) {
   ReleaseResult result;
-  if (new_tail - tail_ > acquired_head_ - tail_) return result;  // not ours to release
+  if (new_tail - tail_ > acquired_head_ - tail_) {
+    return make_error(EINVAL, "release({}) outside what was acquired: [{}, {}]", new_tail, tail_, acquired_head_);
+  }
   if (load_relaxed(kproducer_->overrun_policy) != SRING_OVERRUN_OVERWRITE_OLDEST) {
     // Pairs with the producer's smp_load_acquire(tail): our reads of the
     // blocks happen before it may overwrite them.

@@ -212,11 +212,16 @@ TEST(Release, PublishesTailAndRefusesForeignPositions) {
   auto span = ring->acquire();
   ASSERT_TRUE(span.has_value());
   EXPECT_EQ(span->bytes, 3u * config.block_bytes);
-  ring->release(span->begin + config.block_bytes);
+  ASSERT_TRUE(ring->release(span->begin + config.block_bytes).has_value());
   EXPECT_EQ(host.consumer().tail, config.block_bytes);
-  ring->release(span->end() + 64);  // beyond what was acquired: ignored
+  auto beyond = ring->release(span->end() + 64);  // beyond what was acquired
+  ASSERT_FALSE(beyond.has_value()) << "a release past what was acquired is an error";
+  EXPECT_EQ(beyond.error_code(), std::errc::invalid_argument);
+  EXPECT_NE(beyond.error().message.find("outside what was acquired"), std::string::npos);
+  EXPECT_EQ(host.consumer().tail, config.block_bytes) << "and moves nothing";
+  EXPECT_FALSE(ring->release(0).has_value()) << "behind the tail";
   EXPECT_EQ(host.consumer().tail, config.block_bytes);
-  ring->release(span->end());
+  ASSERT_TRUE(ring->release(span->end()).has_value());
   EXPECT_EQ(host.consumer().tail, 3u * config.block_bytes);
 }
 

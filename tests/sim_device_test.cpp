@@ -107,7 +107,7 @@ TEST(OverwriteOldest, ReclaimsAndTheReaderKnows) {
   EXPECT_EQ(f.host.producer().blocks_dropped, 2u);
   EXPECT_EQ(f.host.producer().samples_dropped, 2 * f.spb());
   // Releasing the block it read tells the consumer it was overwritten.
-  const sring::ReleaseResult released = f.ring->release(kBlock);
+  const sring::ReleaseResult released = f.ring->release(kBlock).value();
   EXPECT_TRUE(released.overwritten());
   EXPECT_EQ(released.overwritten_below, 2u * kBlock);
   EXPECT_EQ(f.ring->tail(), 2u * kBlock);
@@ -127,7 +127,7 @@ TEST(OverwriteOldest, ConsumerReleaseWinsTheRace) {
   auto span = f.ring->acquire();
   ASSERT_TRUE(span.has_value());
   // Released before the producer needed the room: nothing is lost.
-  EXPECT_FALSE(f.ring->release(kBlock).overwritten());
+  EXPECT_FALSE(f.ring->release(kBlock)->overwritten());
   ASSERT_EQ(f.device.produce_block(), Produced::kWritten);
   EXPECT_EQ(f.host.producer().blocks_dropped, 0u);
   ASSERT_EQ(f.device.produce_block(), Produced::kWritten);

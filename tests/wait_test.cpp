@@ -63,7 +63,7 @@ struct HandSteppedRing {
   void release_all() {
     auto span = ring->acquire();
     ASSERT_TRUE(span.has_value());
-    ring->release(span->end());
+    ASSERT_TRUE(ring->release(span->end()).has_value());
   }
 
   HostRing host;

@@ -86,12 +86,12 @@ class DocumentedConsumer {
         }
         ADD_FAILURE() << "invalid block header at position " << position << " (magic " << header.magic
                       << ", " << header.total_bytes << " bytes, " << header.sample_count << " samples)";
-        ring_.release(position);
+        EXPECT_TRUE(ring_.release(position).has_value());
         return kept;
       }
       const auto* samples = reinterpret_cast<const uint16_t*>(span->data + offset + SRING_BLOCK_HEADER_SIZE);
       const uint64_t bad = count_pattern_mismatches(samples, header.first_sample, header.sample_count, seed);
-      const ReleaseResult released = ring_.release(position + header.total_bytes);
+      const ReleaseResult released = ring_.release(position + header.total_bytes).value();
       if (released.overwritten()) {
         ++discarded_;  // reclaimed while we read it: it counts as lost
         return kept;

@@ -168,8 +168,9 @@ class Ring {
   [[nodiscard]] Expected<BlockSpan> acquire();
 
   // Hands [tail(), new_tail) back to the producer. new_tail must lie within
-  // what acquire() returned, on a block boundary.
-  ReleaseResult release(uint64_t new_tail);
+  // what acquire() returned (a release past it, or behind the tail, is
+  // EINVAL and moves nothing), on a block boundary.
+  [[nodiscard]] Expected<ReleaseResult> release(uint64_t new_tail);
 
   // Where the producer should signal: bytes available before a wake-up.
   void set_wakeup_watermark(uint64_t bytes);
