@@ -15,17 +15,6 @@
 namespace sring::stat {
 namespace {
 
-std::string state_name(uint32_t state) {
-  switch (state) {
-    case SRING_STATE_STOPPED: return "stopped";
-    case SRING_STATE_RUNNING: return "running";
-    case SRING_STATE_OVERRUN_STOPPED: return "overrun-stopped";
-    case SRING_STATE_FAILED: return "failed";
-    case SRING_STATE_REMOVED: return "removed";
-  }
-  return "unknown";
-}
-
 // Kernel rings: one value per sysfs file, read-only, never touching the device.
 class SysfsSource final : public RingSource {
  public:
@@ -89,7 +78,7 @@ class FileSource final : public RingSource {
     // consumer would read them, so fill is never negative by reordering.
     s.tail = ring_.shared_tail();
     s.head = ring_.head();
-    s.state = state_name(ring_.state());
+    s.state = std::string(state_name(ring_.state()));
     s.ring_size = ring_.ring_size();
     s.blocks_produced = load_relaxed(p.blocks_produced);
     s.samples_produced = load_relaxed(p.samples_produced);

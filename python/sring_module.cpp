@@ -65,17 +65,6 @@ void check(const sring::Status& status) {
   if (!status) raise(status.error());
 }
 
-std::string state_name(uint32_t state) {
-  switch (state) {
-    case SRING_STATE_STOPPED: return "stopped";
-    case SRING_STATE_RUNNING: return "running";
-    case SRING_STATE_OVERRUN_STOPPED: return "overrun-stopped";
-    case SRING_STATE_FAILED: return "failed";
-    case SRING_STATE_REMOVED: return "removed";
-  }
-  return "unknown";
-}
-
 // Everything native behind one Ring object. Blocks hold it too, so the
 // mapping outlives the last view of it even if the Ring object goes first.
 struct Session {
@@ -378,7 +367,7 @@ py::dict counters_dict(const sring::Counters& c) {
   d["blocks_dropped"] = c.blocks_dropped;
   d["samples_dropped"] = c.samples_dropped;
   d["overwritten_while_read"] = c.overwritten_while_read;
-  d["state"] = state_name(c.state);
+  d["state"] = std::string(sring::state_name(c.state));
   d["end_of_stream"] = c.end_of_stream;
   d["exact"] = c.exact;
   return d;
@@ -557,7 +546,7 @@ PYBIND11_MODULE(_sring, m) {
       .def("counters", [](PyRing& r) { return counters_dict(r.readable().consumer->snapshot()); },
            "the stream's accounting; final (and `exact` meaningful) once end_of_stream")
       .def_property_readonly("end_of_stream", [](PyRing& r) { return r.readable().consumer->end_of_stream(); })
-      .def_property_readonly("state", [](PyRing& r) { return state_name(r.readable().ring->state()); })
+      .def_property_readonly("state", [](PyRing& r) { return std::string(sring::state_name(r.readable().ring->state())); })
       .def_property_readonly("ring_size", [](PyRing& r) { return r.readable().ring->ring_size(); })
       .def_property_readonly(
           "data",

@@ -53,6 +53,17 @@ std::optional<WaitStrategy> parse_wait_strategy(std::string_view name) {
   return std::nullopt;
 }
 
+std::string_view state_name(uint32_t state) {
+  switch (state) {
+    case SRING_STATE_STOPPED: return "stopped";
+    case SRING_STATE_RUNNING: return "running";
+    case SRING_STATE_OVERRUN_STOPPED: return "overrun-stopped";
+    case SRING_STATE_FAILED: return "failed";
+    case SRING_STATE_REMOVED: return "removed";
+  }
+  return "unknown";
+}
+
 std::string_view to_string(WaitStrategy strategy) {
   switch (strategy) {
     case WaitStrategy::kEventfd: return "eventfd";

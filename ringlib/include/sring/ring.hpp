@@ -39,6 +39,8 @@ inline constexpr std::chrono::nanoseconds kWaitForever = std::chrono::nanosecond
 
 [[nodiscard]] std::optional<WaitStrategy> parse_wait_strategy(std::string_view name);
 [[nodiscard]] std::string_view to_string(WaitStrategy strategy);
+// "stopped", "running", "overrun-stopped", "failed", "removed" (enum sring_state).
+[[nodiscard]] std::string_view state_name(uint32_t state);
 
 // Checks a producer page's identity against what this ringlib understands.
 // file_size is the size of the backing file (0 for a device); page_size is
