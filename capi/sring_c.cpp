@@ -36,14 +36,9 @@ struct sring_consumer {
     last_error = error.message;
     return -(error.code ? error.code : EIO);
   }
-  // A Consumer over the ring as it is now. If the producer has made
-  // nothing yet (a fresh or reset ring), this consumer sees the stream from
-  // its start, so a loss before its first block counts too; otherwise it
-  // counts from the first block it sees (docs/abi.md, "End of stream").
-  void new_consumer() {
-    consumer.emplace(*ring);
-    if (sring::load_relaxed(ring->producer().blocks_produced) == 0) consumer->expect_start(0, 0);
-  }
+  // A Consumer over the ring as it is now: from sample 0 if the producer
+  // has made nothing yet, else from the first block it sees (Consumer()).
+  void new_consumer() { consumer.emplace(*ring); }
 };
 
 namespace {

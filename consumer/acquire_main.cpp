@@ -171,8 +171,7 @@ class InProcessSim final : public ProducerControl {
  public:
   explicit InProcessSim(std::unique_ptr<sim::SimDevice> device) : device_(std::move(device)) {}
   Status start(double duration_s) override {
-    device_->start(std::chrono::nanoseconds(static_cast<int64_t>(duration_s * 1e9)));
-    return ok();
+    return device_->start(std::chrono::nanoseconds(static_cast<int64_t>(duration_s * 1e9)));
   }
   Status stop() override {
     device_->request_stop();  // it also stops itself at the end of the duration

@@ -45,10 +45,7 @@ module_param(initial_position, ullong, 0444);
 MODULE_PARM_DESC(initial_position,
 		 "Head and tail after load and reset, for testing long runs, e.g. near 2^32 or 2^63 (default 0)");
 
-/* Upper bounds on configuration: a 16-bit sample stream at 1 GS/s is far
- * beyond any device this transport is for; 10 s of flush timeout is forever. */
-#define SRING_MAX_SAMPLE_RATE		1000000000ULL
-#define SRING_MAX_FLUSH_TIMEOUT_US	(10 * USEC_PER_SEC)
+/* SRING_MAX_SAMPLE_RATE and SRING_MAX_FLUSH_TIMEOUT_US: sring_abi.h. */
 #define SRING_DEFAULT_FLUSH_US		2000
 
 struct sring_file {

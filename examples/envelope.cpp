@@ -35,7 +35,10 @@ int main() {
   consumer.expect_start(0, 0);
   double sum = 0, sum_squares = 0;
   int low = 32767, high = -32768;
-  device.start(std::chrono::milliseconds(300));
+  if (auto started = device.start(std::chrono::milliseconds(300)); !started) {
+    std::fprintf(stderr, "%s\n", started.error().message.c_str());
+    return 1;
+  }
   while (!consumer.end_of_stream()) {
     auto n = consumer.consume([&](const sring::Block& block) {
       for (const int16_t s : block.as<int16_t>()) {  // the ring's memory, no copy

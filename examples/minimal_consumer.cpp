@@ -44,7 +44,10 @@ int main() {
 
   sring::StreamConsumer consumer(*ring, /*verify=*/true);
   consumer.accounting().expect_start(0, 0);
-  device.start(std::chrono::milliseconds(300));
+  if (auto started = device.start(std::chrono::milliseconds(300)); !started) {
+    std::fprintf(stderr, "%s\n", started.error().message.c_str());
+    return 1;
+  }
   for (;;) {
     auto n = consumer.consume_available();
     if (!n) {

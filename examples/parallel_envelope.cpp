@@ -45,7 +45,10 @@ int main() {
   });
   sring::StreamAccounting accounting;  // on the reader thread, every block in ring order
   accounting.expect_start(0, 0);
-  device.start(std::chrono::milliseconds(300));
+  if (auto started = device.start(std::chrono::milliseconds(300)); !started) {
+    std::fprintf(stderr, "%s\n", started.error().message.c_str());
+    return 1;
+  }
   auto run = pipeline.run(sring::WaitStrategy::kEventfd, [&] { return !pipeline.end_of_stream(); },
                           [&](const sring_block_header& header) { accounting.on_block(header); });
   device.join();

@@ -115,12 +115,8 @@ struct Session {
   bool overwrite() const {
     return sring::load_relaxed(ring->producer().overrun_policy) == SRING_OVERRUN_OVERWRITE_OLDEST;
   }
-  // A fresh or reset producer: the stream starts at sample 0, so a loss
-  // before the first block counts (as in the C API).
-  void new_consumer() {
-    consumer.emplace(*ring);
-    if (sring::load_relaxed(ring->producer().blocks_produced) == 0) consumer->expect_start(0, 0);
-  }
+  // From sample 0 if the producer has made nothing yet (Consumer()).
+  void new_consumer() { consumer.emplace(*ring); }
   // Blocks no view refers to any more may be released.
   void settle() {
     std::erase_if(live, [](const Live& l) { return Py_REFCNT(l.block.ptr()) == 1; });
@@ -241,7 +237,9 @@ struct PyRing {
 
 uint32_t policy_from(const py::handle& value) {
   if (py::isinstance<py::int_>(value)) return value.cast<uint32_t>();
-  return checked(sring::cli::parse_overrun_policy(value.cast<std::string>()));
+  auto policy = sring::cli::parse_overrun_policy(value.cast<std::string>());
+  if (!policy) throw py::value_error("overrun_policy: " + policy.error().message);
+  return *policy;
 }
 
 uint32_t format_from(const py::handle& value) {
@@ -254,10 +252,18 @@ uint32_t format_from(const py::handle& value) {
 
 // Keyword arguments onto a configuration; unknown names are an error.
 void apply(sring_config& c, const py::kwargs& kwargs) {
+  if (kwargs.contains("block_bytes") && kwargs.contains("block_samples")) {
+    throw py::value_error("block_bytes or block_samples, not both");
+  }
   for (const auto& [key, value] : kwargs) {
     const auto name = key.cast<std::string>();
     if (name == "sample_rate") {
-      c.sample_rate = static_cast<uint64_t>(std::llround(value.cast<double>()));
+      const double rate = value.cast<double>();
+      if (!std::isfinite(rate) || rate < 0 || rate > double(SRING_MAX_SAMPLE_RATE)) {
+        throw py::value_error("sample_rate: 0 (flat out) to " + std::to_string(SRING_MAX_SAMPLE_RATE) +
+                              " samples/s, not " + py::str(value).cast<std::string>());
+      }
+      c.sample_rate = static_cast<uint64_t>(std::llround(rate));
     } else if (name == "block_bytes") {
       c.block_bytes = value.cast<uint32_t>();
     } else if (name == "block_samples") {
@@ -273,7 +279,9 @@ void apply(sring_config& c, const py::kwargs& kwargs) {
     } else if (name == "flush_timeout_us") {
       c.flush_timeout_us = value.cast<uint32_t>();
     } else {
-      throw py::type_error("configure(): unknown setting '" + name + "'");
+      throw py::type_error("configure(): unknown setting '" + name +
+                           "' (sample_rate, block_bytes, block_samples, overrun_policy, sample_format, "
+                           "pattern_seed, flush_timeout_us)");
     }
   }
 }
@@ -451,7 +459,10 @@ PYBIND11_MODULE(_sring, m) {
                apply(c, kwargs);
                check(s.device->configure(c));
              } else if (s.host) {
-               if (s.sim_ran) throw std::runtime_error("a simulated ring runs once: make another with sring.simulate()");
+               if (s.sim_ran) {
+                throw std::runtime_error("configure() before start(): a simulated ring runs once, with the settings "
+                                         "it had; make another with sring.simulate()");
+              }
                sring_config c = sim_to_config(s.sim_config);
                apply(c, kwargs);
                sring::sim::SimConfig next = s.sim_config;
@@ -493,10 +504,13 @@ PYBIND11_MODULE(_sring, m) {
               if (s.sim_ran) throw std::runtime_error("a simulated ring runs once: make another with sring.simulate()");
               s.sim = std::make_unique<sring::sim::SimDevice>(*s.host, s.sim_config);
               check(s.sim->set_eventfd(s.sim_eventfd.get()));
+              if (duration && !(*duration > 0 && std::isfinite(*duration))) {
+                throw py::value_error("duration: seconds > 0, or None for until stop()");
+              }
+              check(s.sim->start(duration ? std::chrono::duration_cast<std::chrono::nanoseconds>(
+                                                std::chrono::duration<double>(*duration))
+                                          : std::chrono::nanoseconds{}));
               s.sim_ran = true;
-              s.sim->start(duration ? std::chrono::duration_cast<std::chrono::nanoseconds>(
-                                          std::chrono::duration<double>(*duration))
-                                    : std::chrono::nanoseconds{});
             } else {
               if (duration) throw py::value_error("duration: sring-sim --duration sets it");
               // The simulator answers once its device runs, so that "not
@@ -530,7 +544,10 @@ PYBIND11_MODULE(_sring, m) {
       .def(
           "blocks",
           [](PyRing& r, std::optional<double> timeout) {
-            r.s();
+            auto& s = r.s();
+            // Not an empty stream: a mistake (a device started elsewhere is
+            // fine; a simulated one only runs when started here).
+            if (s.host && !s.sim_ran) throw std::runtime_error("blocks() before start(): the simulated device has not run");
             return Blocks{r.session, timeout};
           },
           py::arg("timeout") = py::none(),

@@ -10,7 +10,11 @@ Consumer::Consumer(Ring& ring)
     : ring_(ring),
       handed_to_(ring.tail()),
       done_to_(ring.tail()),
-      release_step_(std::max<uint64_t>(ring.ring_size() / 8, 1)) {}
+      release_step_(std::max<uint64_t>(ring.ring_size() / 8, 1)) {
+  // A relaxed load is enough: a producer that starts meanwhile starts this
+  // same stream at sample 0.
+  if (load_relaxed(ring.producer().blocks_produced) == 0) accounting_.expect_start(0, 0);
+}
 
 bool Consumer::overwrite() const {
   // Configuration: it changes only while the device is stopped.

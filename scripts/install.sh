@@ -11,7 +11,8 @@
 #   <sring/sim/sim_device.hpp> (sring::sim::), internals in sring/detail/
 # DIR/lib/python3.X/dist-packages/sring: the Python binding, for Debian's
 #   python3 (on its path for DIR=/usr/local; else set PYTHONPATH)
-# DIR/share/man/man1, man4; DIR/share/sring/ (udev rule, modprobe example)
+# DIR/share/man/man1, man4; DIR/share/sring/ (udev rule, modprobe example,
+#   examples/)
 # The module itself: make -C driver && make -C driver install, or DKMS
 # (scripts/dkms-install.sh).
 set -euo pipefail
@@ -75,6 +76,9 @@ PC
 # The Python binding, where Debian's python3 looks under DIR.
 pyver=$(/usr/bin/python3 -c 'import sys; print(f"python{sys.version_info[0]}.{sys.version_info[1]}")')
 scripts/build-python.sh "$prefix/lib/$pyver/dist-packages"
+
+mkdir -p "$prefix/share/sring/examples"
+install -m 0644 examples/*.cpp examples/*.c examples/*.py "$prefix/share/sring/examples/"
 
 install -m 0644 man/acquire.1 man/ringstat.1 "$prefix/share/man/man1/"
 install -m 0644 man/sring.4 "$prefix/share/man/man4/"

@@ -41,6 +41,14 @@ Status validate_config(const SimConfig& config, uint64_t ring_size) {
   if (config.sample_format != SRING_FMT_U16 && config.sample_format != SRING_FMT_S16) {
     return make_error(EINVAL, "unknown sample format {}", config.sample_format);
   }
+  // The kernel device's bounds (sring_abi.h), so both producers refuse alike.
+  if (config.sample_rate > SRING_MAX_SAMPLE_RATE) {
+    return make_error(EINVAL, "sample rate {} is above {} samples/s", config.sample_rate, SRING_MAX_SAMPLE_RATE);
+  }
+  if (config.flush_timeout.count() < 0 || config.flush_timeout.count() > SRING_MAX_FLUSH_TIMEOUT_US) {
+    return make_error(EINVAL, "flush timeout {} us is outside 0 .. {} us", config.flush_timeout.count(),
+                      SRING_MAX_FLUSH_TIMEOUT_US);
+  }
   return ok();
 }
 
@@ -309,10 +317,13 @@ void SimDevice::signal_consumer() {
   (void)!::write(eventfd_.get(), &one, sizeof(one));
 }
 
-void SimDevice::start(std::chrono::nanoseconds duration) {
+Status SimDevice::start(std::chrono::nanoseconds duration) {
+  if (auto valid = validate_config(config_, ring_.ring_size()); !valid) return valid;
+  if (thread_.joinable()) return make_error(EBUSY, "the simulated device is running: join() it before a new start()");
   stop_.store(false, std::memory_order_relaxed);
   begin();
   thread_ = std::thread([this, duration] { run(duration); });
+  return ok();
 }
 
 void SimDevice::join() {

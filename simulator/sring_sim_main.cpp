@@ -111,7 +111,9 @@ int main(int argc, char** argv) {
   auto ready = sim::receive_byte(client->get(), timeout);
   if (!ready) return fail(ready.error());
 
-  device.start(std::chrono::nanoseconds(static_cast<int64_t>(duration * 1e9)));
+  if (auto started = device.start(std::chrono::nanoseconds(static_cast<int64_t>(duration * 1e9))); !started) {
+    return fail(started.error());
+  }
   if (auto ack = sim::send_byte(client->get(), 1); !ack) return fail(ack.error());
   device.join();
   const auto& p = ring->producer();

@@ -295,7 +295,7 @@ TEST_P(RangePolicies, WholeStreamWithExactAccounting) {
   ASSERT_TRUE(ring.use_eventfd(std::move(efd)).has_value());
   Consumer consumer(ring);
   consumer.expect_start(0, 0);
-  device.start(std::chrono::milliseconds(150));  // then it stops itself
+  ASSERT_TRUE(device.start(std::chrono::milliseconds(150)).has_value());  // then it stops itself
   uint64_t blocks = 0, samples = 0, lost = 0, corrupted = 0, last_sequence = 0;
   for (const Block& block : consumer.blocks()) {
     if (blocks > 0) {

@@ -73,7 +73,7 @@ TEST(SameMapping, ProducerThreadAndConsumerVerifyEverySample) {
 
   sring::StreamConsumer consumer(*ring, true);
   consumer.accounting().expect_start(0, 0);
-  device.start(300ms);
+  ASSERT_TRUE(device.start(300ms).has_value());
   consume_until_over(*ring, consumer, WaitStrategy::kSpin);
   device.join();
 
@@ -125,7 +125,7 @@ TEST(Accessors, ReadableFromAnyThreadWhileTheRingRuns) {
 
   sring::StreamConsumer consumer(*ring, true);
   consumer.accounting().expect_start(0, 0);
-  device.start(300ms);
+  ASSERT_TRUE(device.start(300ms).has_value());
   consume_until_over(*ring, consumer, WaitStrategy::kEventfd);
   device.join();
   stop.store(true, std::memory_order_relaxed);

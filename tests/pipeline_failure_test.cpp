@@ -63,7 +63,7 @@ void within_watchdog(Run run) {
 
 TEST(PipelineFailure, WorkerThatThrowsEndsTheRunWithItsException) {
   Flatout f;
-  f.device.start();
+  ASSERT_TRUE(f.device.start().has_value());
   std::atomic<uint64_t> after_failure{0};
   std::atomic<bool> thrown{false};
   // Runs of a few blocks and short inboxes: the other workers are in the
@@ -97,7 +97,7 @@ TEST(PipelineFailure, WorkerThatThrowsEndsTheRunWithItsException) {
 
 TEST(PipelineFailure, ReaderCallbackThatThrowsDoesNotStrandWorkers) {
   Flatout f;
-  f.device.start();
+  ASSERT_TRUE(f.device.start().has_value());
   // A worker holds a run and has another queued when keep_going() (on the
   // reader thread) throws: the join must not wait for the reader, and only
   // what the reader saw finished may be released. One worker, one block per

@@ -279,7 +279,7 @@ void acquire_and_check(sring::WaitStrategy strategy, unsigned workers) {
   config.sample_rate = 0;
   config.block_bytes = 16384;
   Acquisition a(4 << 20, config);
-  a.device.start(std::chrono::milliseconds(400));
+  ASSERT_TRUE(a.device.start(std::chrono::milliseconds(400)).has_value());
   sring::StreamCounters counters;
   if (workers == 0) {
     sring::StreamConsumer consumer(*a.ring, true);
@@ -326,7 +326,7 @@ TEST(Stress, SmallRingDropNewestAccountsExactly) {
   config.sample_rate = 400'000'000;  // faster than this consumer: it will drop
   config.block_bytes = 4096;
   Acquisition a(64 * 1024, config);
-  a.device.start(std::chrono::milliseconds(500));
+  ASSERT_TRUE(a.device.start(std::chrono::milliseconds(500)).has_value());
   a.device.inject_stall(std::chrono::microseconds(2000));
   a.device.inject_burst(20);
   sring::StreamConsumer consumer(*a.ring, true);
@@ -350,7 +350,7 @@ TEST(Stress, SmallRingOverwriteOldestAccountsExactly) {
   config.block_bytes = 4096;
   config.overrun_policy = SRING_OVERRUN_OVERWRITE_OLDEST;
   Acquisition a(64 * 1024, config);
-  a.device.start(std::chrono::milliseconds(500));
+  ASSERT_TRUE(a.device.start(std::chrono::milliseconds(500)).has_value());
   sring::StreamConsumer consumer(*a.ring, true);
   consumer.accounting().expect_start(0, 0);
   consume_until_over(a, consumer, sring::WaitStrategy::kEventfd, 11, 3, 500);

@@ -46,6 +46,31 @@ struct Fixture {
   std::optional<Ring> ring;
 };
 
+// start() checks what the constructor took: a configuration the kernel
+// device would refuse, and a second start over a running thread (which
+// std::thread would turn into std::terminate), are errors that say so.
+TEST(Start, RefusesABadConfigurationAndASecondStart) {
+  HostRing host = std::move(*HostRing::create(kRing));
+  for (const auto& bad : {SimConfig{.block_bytes = 64}, SimConfig{.block_bytes = 100},
+                          SimConfig{.sample_rate = SRING_MAX_SAMPLE_RATE + 1},
+                          SimConfig{.flush_timeout = std::chrono::seconds(11)}}) {
+    SimDevice device(host, bad);
+    auto started = device.start(std::chrono::milliseconds(10));
+    ASSERT_FALSE(started.has_value());
+    EXPECT_EQ(started.error_code(), std::errc::invalid_argument) << started.error().message;
+    EXPECT_FALSE(device.running()) << "nothing started";
+  }
+  SimDevice device(host, SimConfig{.sample_rate = 1'000'000, .block_bytes = kBlock});
+  ASSERT_TRUE(device.start().has_value());
+  auto again = device.start();
+  ASSERT_FALSE(again.has_value());
+  EXPECT_EQ(again.error_code(), std::errc::device_or_resource_busy);
+  device.request_stop();
+  device.join();
+  EXPECT_TRUE(device.start(std::chrono::milliseconds(1)).has_value()) << "after join(), again";
+  device.join();
+}
+
 TEST(DropNewest, DropsAreCountedAndMarkedOnTheNextBlock) {
   Fixture f(SRING_OVERRUN_DROP_NEWEST);
   for (int i = 0; i < 8; ++i) ASSERT_EQ(f.device.produce_block(), Produced::kWritten);

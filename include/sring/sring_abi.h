@@ -83,6 +83,11 @@
 #define SRING_BLOCK_HEADER_SIZE	64U
 /* Largest block a producer may write: header included. */
 #define SRING_MAX_BLOCK_BYTES	(1U << 20)
+/* Upper bounds on a configuration (SRING_IOC_SET_CONFIG refuses more): a
+ * 16-bit stream at 1 GS/s is far beyond any device this transport is for;
+ * 10 s of flush timeout is forever. */
+#define SRING_MAX_SAMPLE_RATE		1000000000ULL
+#define SRING_MAX_FLUSH_TIMEOUT_US	10000000U
 
 /* Block flags. */
 /* The producer dropped samples right before this block instead of writing

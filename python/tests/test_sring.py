@@ -185,6 +185,20 @@ def test_errors_say_what_is_wrong():
         sring.simulate(ring_size=64 * 1024, block_bytes=100)  # not a multiple of 64
     with pytest.raises(TypeError, match="unknown setting"):
         sring.simulate(ring_size=64 * 1024, sample_rat=1)
+    for rate in (-1, float("nan"), 2e9):
+        with pytest.raises(ValueError, match="sample_rate"):
+            sring.simulate(ring_size=64 * 1024, sample_rate=rate)
+    with pytest.raises(ValueError, match="not both"):
+        sring.simulate(ring_size=64 * 1024, block_bytes=4096, block_samples=2016)
+    with pytest.raises(ValueError, match="overrun_policy"):
+        sring.simulate(ring_size=64 * 1024, overrun_policy="overwrite-oldest")
+    never_started = sring.simulate(ring_size=64 * 1024)
+    with pytest.raises(RuntimeError, match="before start"):
+        next(iter(never_started.blocks()))
+    twice = sring.simulate(ring_size=64 * 1024, sample_rate=1e6)
+    twice.start(duration=0.01)
+    with pytest.raises(RuntimeError, match="runs once"):
+        twice.start()
     ring = sring.simulate(ring_size=64 * 1024)
     ring.close()
     with pytest.raises(ValueError, match="closed"):

@@ -45,8 +45,7 @@ class HostProducer final : public TestProducer {
 
   Status start() override {
     if (!device_) return make_error(EINVAL, "start before prepare");
-    device_->start();  // until stop()
-    return ok();
+    return device_->start();  // until stop()
   }
 
   Status stop() override {

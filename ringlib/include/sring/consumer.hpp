@@ -112,9 +112,11 @@ class Consumer {
  public:
   static constexpr uint64_t kAll = std::numeric_limits<uint64_t>::max();
 
-  // The stream is taken from the ring's tail on. A consumer that started
-  // (or reset) the device itself says where the stream begins with
-  // expect_start(0, 0), so that a loss before the first block counts too.
+  // The stream is taken from the ring's tail on. If the producer has made
+  // nothing yet (a fresh or reset ring), the stream is known to begin at
+  // sequence 0, sample 0, so a loss before the first block counts too;
+  // otherwise (attached mid-stream) the first block seen sets the baseline,
+  // and expect_start() can say where the stream began.
   explicit Consumer(Ring& ring);
   Consumer(const Consumer&) = delete;
   Consumer& operator=(const Consumer&) = delete;

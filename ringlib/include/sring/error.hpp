@@ -33,6 +33,9 @@ class ExpectedAccessError : public std::system_error {
   explicit ExpectedAccessError(const Error& error)
       : std::system_error(error.error_code(), error.message), error_(error) {}
   const Error& error() const { return error_; }
+  // The message alone: it already says why (std::system_error would append
+  // the errno text a second time).
+  const char* what() const noexcept override { return error_.message.c_str(); }
 
  private:
   Error error_;

@@ -60,8 +60,10 @@ class SimDevice {
   void end();
 
   // Runs the producer on its own thread at the configured rate, for at most
-  // `duration` (zero: until request_stop()).
-  void start(std::chrono::nanoseconds duration = {});
+  // `duration` (zero: until request_stop()). EINVAL for a configuration
+  // validate_config() refuses, EBUSY if the thread was started already (one
+  // run per start(); join() before starting again).
+  [[nodiscard]] Status start(std::chrono::nanoseconds duration = {});
   void request_stop() { stop_.store(true, std::memory_order_release); }
   void join();
   bool running() const { return running_.load(std::memory_order_acquire); }
