@@ -44,15 +44,19 @@ EndOfStream StreamAccounting::finish(const sring_producer_page& producer) const 
   // Relaxed loads: the caller's load_acquire(state) that saw the device
   // stopped pairs with the producer's store_release(state) after its last
   // counter update, so these are the final values.
-  const uint64_t blocks_made = load_relaxed(producer.blocks_produced);
-  const uint64_t samples_made = load_relaxed(producer.samples_produced);
+  return finish(load_relaxed(producer.blocks_produced), load_relaxed(producer.samples_produced),
+                load_relaxed(producer.blocks_dropped), load_relaxed(producer.samples_dropped));
+}
+
+EndOfStream StreamAccounting::finish(uint64_t blocks_made, uint64_t samples_made, uint64_t blocks_dropped,
+                                     uint64_t samples_dropped) const {
   const uint64_t next_sequence = next_sequence_.value_or(0);
   const uint64_t next_sample = next_sample_.value_or(0);
   EndOfStream end;
   end.missing_blocks = counters_.lost_blocks + (blocks_made > next_sequence ? blocks_made - next_sequence : 0);
   end.missing_samples = counters_.lost_samples + (samples_made > next_sample ? samples_made - next_sample : 0);
-  end.dropped_blocks = load_relaxed(producer.blocks_dropped);
-  end.dropped_samples = load_relaxed(producer.samples_dropped);
+  end.dropped_blocks = blocks_dropped;
+  end.dropped_samples = samples_dropped;
   return end;
 }
 

@@ -9,6 +9,8 @@ packages=(
   g++ make python3
   bazel-bootstrap bazel-rules-java bazel-platforms bazel-skylib bazel-rules-cc
   libboost-dev libfmt-dev libgtest-dev libbenchmark-dev
+  # streaming over ZeroMQ (sring-publish, sring::NetSubscriber)
+  libzmq3-dev cppzmq-dev
   # kernel module and QEMU tests (Debian's 6.1 kernel and matching headers)
   linux-image-amd64 linux-headers-amd64 qemu-system-x86 busybox-static cpio gzip sparse
   # packaging tests: DKMS, pkg-config, man pages

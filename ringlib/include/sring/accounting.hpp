@@ -64,6 +64,10 @@ class StreamAccounting {
   // was lost after it. Assumes the stream began where expect_start() said
   // (or at the first block seen).
   [[nodiscard]] EndOfStream finish(const sring_producer_page& producer) const;
+  // The same rule with final counters that came from elsewhere (a
+  // publisher's end-of-stream message over the network, <sring/net.hpp>).
+  [[nodiscard]] EndOfStream finish(uint64_t blocks_produced, uint64_t samples_produced,
+                                   uint64_t blocks_dropped, uint64_t samples_dropped) const;
 
  private:
   StreamCounters counters_;
