@@ -121,8 +121,12 @@ class NetPublisher {
   // Taken from the ring and its space not yet released: pending, held by
   // libzmq (its queues, an inproc peer), or freed and waiting for reclaim().
   uint64_t unreleased() const { return handed_out_ - released_; }
-  // Peers connected now (from the socket monitor).
-  int peers() const { return peers_; }
+  // Peers connected now: reads the socket monitor's events, waiting up to
+  // timeout for one.
+  int poll_peers(std::chrono::milliseconds timeout) {
+    poll_monitor(timeout);
+    return peers_;
+  }
   // What would go into the end-of-stream message now (final once the ring
   // is stopped and drained).
   NetEnd end_counters() const;
