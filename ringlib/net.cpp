@@ -319,14 +319,22 @@ Expected<NetSubscriber::Got> NetSubscriber::receive(std::chrono::milliseconds ti
       return make_error(EPROTO, "a block with magic {:#x}, wire version {} (expected {:#x}, {})", header.magic,
                         prefix.wire_version, SRING_BLOCK_MAGIC, kNetWireVersion);
     }
-    if (samples_.size() != uint64_t{header.sample_count} * 2 ||
-        reinterpret_cast<uintptr_t>(samples_.data()) % alignof(uint16_t) != 0) {
+    if (samples_.size() != uint64_t{header.sample_count} * 2) {
       return make_error(EPROTO, "block {}: {} samples in the header, {} bytes of samples received",
                         header.sequence, header.sample_count, samples_.size());
     }
+    // libzmq may hand a large message out of its receive buffer in place, at
+    // any byte offset: 16-bit samples at an odd address are copied aligned.
+    const uint16_t* samples = static_cast<const uint16_t*>(samples_.data());
+    if (reinterpret_cast<uintptr_t>(samples_.data()) % alignof(uint16_t) != 0) {
+      aligned_samples_.resize(header.sample_count);
+      std::memcpy(aligned_samples_.data(), samples_.data(), samples_.size());
+      samples = aligned_samples_.data();
+      ++realigned_blocks_;
+    }
     const std::optional<uint64_t> expected = accounting_.next_sample();
     block_.header = header;
-    block_.samples = {static_cast<const uint16_t*>(samples_.data()), header.sample_count};
+    block_.samples = {samples, header.sample_count};
     block_.lost_before = expected && header.first_sample > *expected ? header.first_sample - *expected : 0;
     block_.pattern_seed = prefix.pattern_seed;
     accounting_.on_block(header);

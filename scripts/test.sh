@@ -75,6 +75,25 @@ else
 fi
 rm -rf "$py_dir"
 
+echo "== streaming over ZeroMQ: publisher and workers in network namespaces (root only)"
+if bazel build //consumer:sring-publish //consumer:sring-subscribe >"$log_dir/netns-build.log" 2>&1; then
+  tests/net/netns_test.sh "$PWD/bazel-bin/consumer" >"$log_dir/netns.log" 2>&1
+  grep -E '^NETNS |^netns:' "$log_dir/netns.log"
+  summary=$(grep -E '^netns: [0-9]+ passed, [0-9]+ failed' "$log_dir/netns.log" | tail -n1)
+  if [ -n "$summary" ]; then
+    p=$(echo "$summary" | awk '{print $2}'); f=$(echo "$summary" | awk '{print $4}')
+    record "streaming (netns)" $((p + f)) "$f"
+  elif grep -q '^netns: SKIPPED' "$log_dir/netns.log"; then
+    echo "== streaming (netns): skipped, not root"
+  else
+    tail -n 30 "$log_dir/netns.log"
+    record "streaming (netns): no verdict" 1 1
+  fi
+else
+  tail -n 30 "$log_dir/netns-build.log"
+  record "streaming (netns): build" 1 1
+fi
+
 echo "== packaging: install, pkg-config, man pages, modinfo, DKMS"
 out=$(tests/packaging/packaging_test.sh 2>&1)
 echo "$out" | tail -n 40

@@ -24,6 +24,7 @@
 #include <optional>
 #include <span>
 #include <string>
+#include <vector>
 
 #include <zmq.hpp>
 
@@ -203,6 +204,8 @@ class NetSubscriber {
   [[nodiscard]] Expected<Got> receive(std::chrono::milliseconds timeout);
   const NetBlock& block() const { return block_; }
   const std::optional<NetEnd>& end() const { return end_; }
+  // Blocks libzmq delivered at an odd address, copied to be read as 16-bit.
+  uint64_t realigned_blocks() const { return realigned_blocks_; }
 
   // The stream is known to begin at sequence 0, sample 0 (a publisher
   // started its device): blocks missing before the first one received count.
@@ -219,6 +222,8 @@ class NetSubscriber {
   zmq::socket_t socket_;
   zmq::message_t prefix_;
   zmq::message_t samples_;
+  std::vector<uint16_t> aligned_samples_;  // a block received at an odd address, copied
+  uint64_t realigned_blocks_ = 0;
   NetBlock block_{};
   StreamAccounting accounting_;
   std::optional<NetEnd> end_;
