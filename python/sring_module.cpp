@@ -5,10 +5,13 @@
 //
 // The one rule numpy needs: memory a view points at must not be given back
 // to the producer while the view lives. Each Block object is the base of
-// every array made from it, so the Block's reference count says whether
-// any view (or the Block) is still alive. Blocks count as delivered when
-// handed out; the ring is released up to the oldest block still alive
-// (Consumer::hold_from), so a view never sees its memory rewritten. A loop
+// every array made from it (and numpy keeps a view of a view based on the
+// same object), so the Block lives exactly as long as it or any view of it:
+// it pins its position in the Session when made and unpins it in its
+// destructor. Blocks count as delivered when handed out; the ring is
+// released up to the oldest pinned block (Consumer::hold_from), so a view
+// never sees its memory rewritten. (Raw addresses taken out of a view,
+// .ctypes.data or __array_interface__, are not views and pin nothing.) A loop
 // that keeps views forever fills the ring, and the producer's overrun
 // policy applies and is counted, like any slow consumer (with a warning).
 // Under overwrite-oldest the producer takes memory back regardless, so
@@ -25,7 +28,7 @@
 
 #include <chrono>
 #include <cmath>
-#include <deque>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -88,12 +91,13 @@ struct Session {
   bool in_wait = false;  // the GIL is released inside a wait on this ring
   bool warned = false;
 
-  struct Live {
-    py::object block;  // the Block object: alive while any view of it is
-    uint64_t position;
-    uint32_t bytes;
-  };
-  std::deque<Live> live;  // oldest first
+  // Ring position -> bytes of every Block object alive (each pins its
+  // memory until its destructor: see PyBlock). Holds no Python objects, so
+  // no reference cycle with the Blocks, which hold the Session.
+  std::map<uint64_t, uint32_t> pinned;
+  // Rings replaced by reset(): ring.data views of them may still exist, so
+  // their mappings stay until the Session goes.
+  std::vector<sring::Ring> retired;
 
   ~Session() {
     if (sim) {
@@ -117,20 +121,24 @@ struct Session {
   }
   // From sample 0 if the producer has made nothing yet (Consumer()).
   void new_consumer() { consumer.emplace(*ring); }
-  // Blocks no view refers to any more may be released.
-  void settle() {
-    std::erase_if(live, [](const Live& l) { return Py_REFCNT(l.block.ptr()) == 1; });
-    if (live.empty()) {
+  // Release nothing at or past the oldest pinned block.
+  void hold() {
+    if (pinned.empty()) {
       consumer->hold_from(std::nullopt);
-      return;
+    } else {
+      consumer->hold_from(pinned.begin()->first);  // positions do not wrap in 64 bits
     }
-    consumer->hold_from(live.front().position);
+  }
+  // Before handing out more: the hold, and a warning once if views pin
+  // more than half the ring.
+  void settle() {
+    hold();
     uint64_t held_bytes = 0;
-    for (const Live& l : live) held_bytes += l.bytes;
+    for (const auto& [position, bytes] : pinned) held_bytes += bytes;
     if (!warned && held_bytes > ring->ring_size() / 2) {
       warned = true;
       const std::string message =
-          "sring: numpy views of " + std::to_string(live.size()) +
+          "sring: numpy views of " + std::to_string(pinned.size()) +
           " blocks are still alive, so their ring space cannot be given back and the producer will "
           "soon drop or stop (counted as loss); keep block.samples.copy() of data you keep";
       if (PyErr_WarnEx(PyExc_RuntimeWarning, message.c_str(), 1) != 0) throw py::error_already_set();
@@ -139,7 +147,18 @@ struct Session {
 };
 
 struct PyBlock {
+  PyBlock() = default;
+  PyBlock(const PyBlock&) = delete;
+  PyBlock& operator=(const PyBlock&) = delete;
+  // The last view of the block is gone (it was the views' base): its ring
+  // space may be given back. Runs with the GIL held, like every access to
+  // the Session's Python-side state.
+  ~PyBlock() {
+    if (pinned && session) session->pinned.erase(position);
+  }
+
   std::shared_ptr<Session> session;
+  bool pinned = false;
   sring_block_header header;
   const uint16_t* samples = nullptr;  // in the ring; null when copied
   uint64_t position = 0;
@@ -158,12 +177,27 @@ py::array read_only(py::array array) {
 
 // One step of iteration: the next block, waiting up to `timeout` (none:
 // until the end of the stream). nullopt: the stream ended, or the timeout.
+// Seconds from Python to a deadline: None, inf or beyond a thousand years
+// is no deadline; NaN or negative is an error.
+std::chrono::steady_clock::time_point deadline_after(std::optional<double> seconds, const char* what) {
+  if (!seconds || (std::isinf(*seconds) && *seconds > 0) || *seconds > 3e10) {
+    return std::chrono::steady_clock::time_point::max();
+  }
+  if (!(*seconds >= 0)) throw py::value_error(std::string(what) + ": seconds >= 0, or None for no limit");
+  return std::chrono::steady_clock::now() +
+         std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::duration<double>(*seconds));
+}
+
+// in_wait for the length of a wait, whatever ends it.
+struct WaitingFlag {
+  explicit WaitingFlag(Session& s) : session(s) { session.in_wait = true; }
+  ~WaitingFlag() { session.in_wait = false; }
+  Session& session;
+};
+
 std::optional<py::object> next_block(const std::shared_ptr<Session>& s, std::optional<double> timeout) {
   s->usable();
-  const auto deadline =
-      timeout ? std::chrono::steady_clock::now() + std::chrono::duration_cast<std::chrono::nanoseconds>(
-                                                       std::chrono::duration<double>(*timeout))
-              : std::chrono::steady_clock::time_point::max();
+  const auto deadline = deadline_after(timeout, "timeout");
   for (;;) {
     s->settle();
     auto next = checked(s->consumer->next());
@@ -184,10 +218,13 @@ std::optional<py::object> next_block(const std::shared_ptr<Session>& s, std::opt
         return py::cast(std::move(owner));
       }
       owner->samples = block.samples().data();
+      // Pinned and held before done(1), which may release: the block's own
+      // memory must not go in the release that counts it.
+      s->pinned.emplace(block.position(), block.header().total_bytes);
+      owner->pinned = true;
+      s->hold();
       checked(s->consumer->done(1));  // counts now; released once no view is left
-      py::object object = py::cast(std::move(owner));
-      s->live.push_back({object, block.position(), block.header().total_bytes});
-      return object;
+      return py::cast(std::move(owner));
     }
     if (s->consumer->end_of_stream()) return std::nullopt;
     const auto now = std::chrono::steady_clock::now();
@@ -196,12 +233,11 @@ std::optional<py::object> next_block(const std::shared_ptr<Session>& s, std::opt
     s->settle();
     const auto slice = std::min<std::chrono::nanoseconds>(50ms, deadline - now);
     sring::Expected<bool> waited = false;
-    s->in_wait = true;
     {
+      WaitingFlag waiting(*s);
       py::gil_scoped_release no_gil;
       waited = s->consumer->wait(s->strategy, slice);
     }
-    s->in_wait = false;
     if (!waited) raise(waited.error());
     if (PyErr_CheckSignals() != 0) throw py::error_already_set();  // Ctrl-C: KeyboardInterrupt
   }
@@ -215,15 +251,6 @@ struct Blocks {
 struct PyRing {
   std::shared_ptr<Session> session = std::make_shared<Session>();
 
-  PyRing() = default;
-  PyRing(PyRing&&) = default;
-  PyRing& operator=(PyRing&&) = default;
-  // The Session holds the live Blocks and they hold the Session: break the
-  // cycle when the Ring goes. Blocks still alive keep the mapping (and the
-  // device's file) until their last view is gone.
-  ~PyRing() {
-    if (session) session->live.clear();
-  }
 
   Session& s() const {
     session->usable();
@@ -332,10 +359,17 @@ PyRing connect_simulator(const std::string& socket_path, double timeout) {
   // sring-sim --socket PATH hands over the ring's memfd and the eventfd it
   // signals (one connection, one consumer).
   PyRing r;
-  auto socket = checked(sring::sim::connect_unix(
-      socket_path, std::chrono::milliseconds(static_cast<int64_t>(timeout * 1000))));
+  if (!(timeout >= 0) || timeout > 86400) throw py::value_error("timeout: 0 to 86400 seconds");
+  sring::Expected<sring::UniqueFd> connected = sring::UniqueFd();
+  sring::Expected<std::vector<sring::UniqueFd>> received = std::vector<sring::UniqueFd>{};
   uint8_t payload = 0;
-  auto fds = checked(sring::sim::receive_fds(socket.get(), 2, &payload));
+  {
+    py::gil_scoped_release no_gil;  // connecting retries until the timeout
+    connected = sring::sim::connect_unix(socket_path, std::chrono::milliseconds(static_cast<int64_t>(timeout * 1000)));
+    if (connected) received = sring::sim::receive_fds(connected->get(), 2, &payload);
+  }
+  auto socket = checked(std::move(connected));
+  auto fds = checked(std::move(received));
   auto ring = checked(sring::Ring::attach(std::move(fds[0]), sring::Ring::Access::kConsumer));
   check(ring.use_eventfd(std::move(fds[1])));
   attach_ring(r.session, std::move(ring));
@@ -405,7 +439,6 @@ void close(Session& s) {
   if (s.device && s.started) (void)s.device->stop();  // gone or stopped already: nothing to report
   s.sim_socket = sring::UniqueFd();  // an sring-sim process may go now
   s.closed = true;
-  s.live.clear();  // the Blocks still alive keep the mapping themselves
 }
 
 }  // namespace
@@ -515,8 +548,15 @@ PYBIND11_MODULE(_sring, m) {
               if (duration) throw py::value_error("duration: sring-sim --duration sets it");
               // The simulator answers once its device runs, so that "not
               // running" afterwards means the stream is over.
-              check(sring::sim::send_byte(s.sim_socket.get(), 1));
-              checked(sring::sim::receive_byte(s.sim_socket.get(), std::chrono::seconds(30)));
+              sring::Status sent = sring::ok();
+              sring::Expected<uint8_t> answer = uint8_t{0};
+              {
+                py::gil_scoped_release no_gil;  // up to 30 s: let other threads run
+                sent = sring::sim::send_byte(s.sim_socket.get(), 1);
+                if (sent) answer = sring::sim::receive_byte(s.sim_socket.get(), std::chrono::seconds(30));
+              }
+              check(sent);
+              checked(std::move(answer));
             }
           },
           py::arg("duration") = py::none(), "start the device (a simulated one for `duration` seconds, or until stop())")
@@ -527,17 +567,17 @@ PYBIND11_MODULE(_sring, m) {
            [](PyRing& r) {
              auto& s = r.s();
              if (!s.device) raise(sring::Error{EOPNOTSUPP, "reset: a device only"});
-             s.settle();
-             if (!s.live.empty()) {
-               throw std::runtime_error("reset() while numpy views of " + std::to_string(s.live.size()) +
+             if (!s.pinned.empty()) {
+               throw std::runtime_error("reset() while numpy views of " + std::to_string(s.pinned.size()) +
                                         " blocks are alive: a reset rewrites their memory");
              }
              check(s.device->reset());
-             // A reset moves head and tail: attach anew, count from sample 0.
-             s.consumer.reset();
-             s.ring.reset();
+             // A reset moves head and tail: attach anew (into a local first,
+             // so a failure leaves the old ring in place), count from sample 0.
              auto ring = checked(s.device->attach());
              check(ring.enable_eventfd());
+             s.consumer.reset();
+             s.retired.push_back(std::move(*s.ring));  // ring.data views may still point into it
              s.ring.emplace(std::move(ring));
              s.new_consumer();
            })

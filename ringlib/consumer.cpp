@@ -5,6 +5,12 @@
 #include "ringlib/error_format.hpp"
 
 namespace sring {
+namespace {
+
+// Ring positions are free-running: a before b within half the 64-bit space.
+bool before(uint64_t a, uint64_t b) { return static_cast<int64_t>(a - b) < 0; }
+
+}  // namespace
 
 Consumer::Consumer(Ring& ring)
     : ring_(ring),
@@ -22,23 +28,16 @@ bool Consumer::overwrite() const {
 }
 
 void Consumer::catch_up_with_tail() {
-  // Only overwrite-oldest moves the tail past what we handed out or did:
-  // the producer took those blocks back (positions never wrap in 64 bits).
+  // Only overwrite-oldest moves the tail past what we handed out: the
+  // producer took those blocks back. Held blocks stay held (done() counts
+  // them as overwritten, so the caller's done(count) still means its own
+  // blocks); what was not handed out yet is skipped.
   const uint64_t tail = ring_.tail();
-  while (!held_.empty() && held_.front().position() < tail) {
-    ++overwritten_while_read_;  // handed out, then taken back before done()
-    done_to_ = held_.front().end_position();
-    held_.pop_front();
-  }
-  if (done_to_ < tail) done_to_ = tail;
-  if (handed_to_ < tail) {
+  if (held_.empty() && before(done_to_, tail)) done_to_ = tail;
+  if (before(handed_to_, tail)) {
     handed_to_ = tail;
     cursor_.reset();
   }
-  // Overwrite-oldest, a block taken back part-way: give the rest of it back
-  // too (the other policies release only in flush(), within hold_from()).
-  // (Within what was acquired: done_to_ ends a block handed out from it.)
-  if (overwrite() && held_.empty() && done_to_ > tail) (void)ring_.release(done_to_);
 }
 
 Status Consumer::refill() {
@@ -106,13 +105,21 @@ Expected<uint64_t> Consumer::done(uint64_t count) {
   uint64_t counted = 0;
   if (overwrite()) {
     // Released at once (by CAS), before it counts, so that a block the
-    // producer took back while it was read is known.
-    auto released = ring_.release(held_[count - 1].end_position());
-    if (!released) return released.error();  // cannot happen: handed out from what was acquired
-    const ReleaseResult release = *released;
+    // producer took back while it was read is known. A block below the tail
+    // we had already was taken back earlier (we never released it);
+    // one below overwritten_below, during this release.
+    const uint64_t tail_before = ring_.tail();
+    const uint64_t end = held_[count - 1].end_position();
+    ReleaseResult release;
+    if (before(tail_before, end)) {
+      auto released = ring_.release(end);
+      if (!released) return released.error();  // cannot happen: handed out from what was acquired
+      release = *released;
+    }
     for (uint64_t i = 0; i < count; ++i) {
       const Block& block = held_.front();
-      if (release.overwritten() && block.position() < release.overwritten_below) {
+      if (before(block.position(), tail_before) ||
+          (release.overwritten() && before(block.position(), release.overwritten_below))) {
         ++overwritten_while_read_;  // what was read may be torn: it does not count
       } else {
         accounting_.on_block(block.header());
@@ -121,7 +128,7 @@ Expected<uint64_t> Consumer::done(uint64_t count) {
       done_to_ = block.end_position();
       held_.pop_front();
     }
-    if (release.overwritten()) catch_up_with_tail();
+    catch_up_with_tail();
     return counted;
   }
   for (uint64_t i = 0; i < count; ++i) {
@@ -132,16 +139,19 @@ Expected<uint64_t> Consumer::done(uint64_t count) {
   // Release in steps of an eighth of the ring: a consumer that catches up
   // after a stall gives space back while it works, and pays one store to
   // the shared line per step, not per block.
-  if (done_to_ - ring_.tail() >= release_step_) flush();
+  if (!before(done_to_, ring_.tail() + release_step_)) flush();
   return count;
 }
 
 void Consumer::flush() {
+  const uint64_t tail = ring_.tail();
   uint64_t to = done_to_;
-  if (hold_from_ && !overwrite() && *hold_from_ - ring_.tail() < to - ring_.tail()) to = *hold_from_;
+  // A hold at or behind the tail releases nothing more (never a wrapped
+  // "far ahead" hold that lets everything go).
+  if (hold_from_ && !overwrite() && before(*hold_from_, to)) to = before(tail, *hold_from_) ? *hold_from_ : tail;
   // Not overwrite-oldest here (done() released those); within what was
   // acquired, since done_to_ ends a block handed out from it.
-  if (to != ring_.tail()) (void)ring_.release(to);
+  if (before(tail, to)) (void)ring_.release(to);
   ring_.mark_consumed(handed_to_);
 }
 

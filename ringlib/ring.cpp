@@ -276,8 +276,9 @@ Expected<BlockSpan> Ring::acquire_overwritable() {
     acquired_head_ = head_now;
     return BlockSpan{data_ + (tail_ & (ring_size_ - 1)), tail_, head_now - tail_};
   }
-  acquired_head_ = tail_;
-  return BlockSpan{data_ + (tail_ & (ring_size_ - 1)), tail_, 0};  // racing the producer: later
+  // Racing the producer: nothing now, later. What was acquired before
+  // stays acquired (held blocks may still be released up to it).
+  return BlockSpan{data_ + (tail_ & (ring_size_ - 1)), tail_, 0};
 }
 
 Expected<ReleaseResult> Ring::release(uint64_t new_tail) {
@@ -299,6 +300,9 @@ Expected<ReleaseResult> Ring::release(uint64_t new_tail) {
     // The producer reclaimed up to `expected`: the blocks below it were
     // overwritten while we held them.
     result.overwritten_below = expected;
+    // The producer may have reclaimed past the head we acquired: what was
+    // acquired then reaches at least the new tail.
+    if (expected - acquired_head_ < (uint64_t{1} << 63)) acquired_head_ = expected;
     if (expected - tail_ >= new_tail - tail_) {
       tail_ = expected;
       return result;
@@ -346,10 +350,13 @@ Ring::Readiness Ring::readiness() const {
   // its last head store: a producer seen not running has its final head
   // visible to the head() below, so "idle" never hides a last block.
   const bool running = state() == SRING_STATE_RUNNING;
-  const uint64_t used = available_now();
-  // Below the watermark, data is ready only once the producer has stopped:
-  // no more will come to reach it.
-  if (used >= watermark_ || (used > 0 && !running)) return Readiness::kData;
+  const uint64_t head_now = head();
+  const uint64_t fresh = available_from(head_now);  // beyond what was consumed
+  // The watermark counts as the producer does, from the released tail
+  // (blocks still held count): it signals at that fill, and a wait must
+  // not want more than it will be woken for. Below it, data is ready only
+  // once the producer has stopped: no more will come to reach it.
+  if (fresh > 0 && (head_now - tail_ >= watermark_ || !running)) return Readiness::kData;
   return running ? Readiness::kWaiting : Readiness::kIdle;
 }
 

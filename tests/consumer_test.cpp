@@ -350,4 +350,74 @@ TEST(Range, BreakGivesTheCurrentBlockBack) {
   EXPECT_TRUE(consumer.finish().exact());
 }
 
+// A hold at a position the tail has passed releases nothing more: it is not
+// read as "far ahead" (the wrap of hold - tail), which let everything go.
+TEST(Next, HoldBehindTheTailReleasesNothingMore) {
+  Rig rig(SRING_OVERRUN_DROP_NEWEST);
+  rig.produce(16);
+  Consumer consumer(*rig.ring);
+  std::vector<Block> blocks;
+  for (int i = 0; i < 2; ++i) {
+    auto b = consumer.next();
+    ASSERT_TRUE(b.has_value() && b->has_value());
+    blocks.push_back(**b);
+    ASSERT_TRUE(consumer.done(1).has_value());
+  }
+  const uint64_t tail = rig.ring->shared_tail();
+  ASSERT_GT(tail, blocks[1].position()) << "the release step let block 1 go with block 0";
+  consumer.hold_from(blocks[1].position());
+  for (int i = 2; i < 8; ++i) {
+    auto b = consumer.next();
+    ASSERT_TRUE(b.has_value() && b->has_value());
+    ASSERT_TRUE(consumer.done(1).has_value());
+  }
+  consumer.flush();
+  EXPECT_EQ(rig.ring->shared_tail(), tail) << "released past a hold behind the tail";
+}
+
+// Under overwrite-oldest, held blocks the producer took back stay held:
+// done(count) still means the caller's own blocks, and they count as
+// overwritten, not delivered.
+TEST(Next, OverwriteKeepsHeldBlocksTakenBackUntilDone) {
+  Rig rig(SRING_OVERRUN_OVERWRITE_OLDEST);
+  rig.produce(2);
+  Consumer consumer(*rig.ring);
+  auto b0 = consumer.next();
+  auto b1 = consumer.next();
+  ASSERT_TRUE(b0.has_value() && b0->has_value());
+  ASSERT_TRUE(b1.has_value() && b1->has_value());
+  rig.produce(16);  // laps the ring: b0 and b1 are taken back
+  auto b2 = consumer.next();  // a refill: the tail moved past the held blocks
+  ASSERT_TRUE(b2.has_value() && b2->has_value()) << (b2 ? "" : b2.error().message);
+  EXPECT_EQ(consumer.held(), 3u) << "three handed out by next(), none done";
+  auto counted = consumer.done(3);
+  ASSERT_TRUE(counted.has_value()) << counted.error().message;
+  EXPECT_EQ(*counted, 1u) << "only the block handed out after the lap counts";
+  EXPECT_EQ(consumer.overwritten_while_read(), 2u);
+  EXPECT_EQ(consumer.counters().blocks, 1u);
+}
+
+// A refill that loses every race with the producer (head more than a ring
+// ahead at each look) hands out nothing, and the blocks held from before
+// can still be done: what was acquired stays acquired.
+TEST(Next, OverwriteLostAcquireRaceKeepsHeldBlocksReleasable) {
+  Rig rig(SRING_OVERRUN_OVERWRITE_OLDEST);
+  rig.produce(2);
+  Consumer consumer(*rig.ring);
+  auto b0 = consumer.next();
+  auto b1 = consumer.next();
+  ASSERT_TRUE(b0.has_value() && b0->has_value());
+  ASSERT_TRUE(b1.has_value() && b1->has_value());
+  auto& head = rig.host.producer().head;
+  const uint64_t real_head = head;
+  head = real_head + 2 * kRingSize;  // what a producer lapping between the two loads looks like
+  auto none = consumer.next();
+  head = real_head;
+  ASSERT_TRUE(none.has_value()) << none.error().message;
+  EXPECT_FALSE(none->has_value());
+  auto counted = consumer.done(1);
+  ASSERT_TRUE(counted.has_value()) << counted.error().message;
+  EXPECT_EQ(*counted, 1u);
+}
+
 }  // namespace

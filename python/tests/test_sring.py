@@ -296,3 +296,49 @@ def test_readme_spectrum_example():
     run = subprocess.run([sys.executable, example], capture_output=True, text=True, timeout=60)
     assert run.returncode == 0, run.stdout + run.stderr
     assert run.stdout.rstrip().endswith("every sample accounted for"), run.stdout
+
+
+def test_views_kept_across_the_release_step_stay_intact():
+    # Flat out with a full ring: the producer writes the moment space is
+    # given back. Views of blocks 1..5 must survive the release step that
+    # lets block 0 go (a block's own memory must not go in the release
+    # that counts it).
+    ring = sring.simulate(ring_size=64 * 1024, sample_rate=0, block_samples=BLOCK_SAMPLES)
+    ring.start()
+    try:
+        time.sleep(0.1)
+        ring.next_block(timeout=5)  # block 0: no view kept
+        kept = [ring.next_block(timeout=5) for _ in range(5)]
+        views = [(b.first_sample, b.samples) for b in kept]
+        del kept
+        time.sleep(0.1)
+        for first, v in views:
+            assert np.array_equal(v, sring.pattern(first, len(v))), f"block at sample {first} rewritten"
+    finally:
+        ring.stop()
+
+
+def test_a_view_outlives_its_ring_object():
+    # The Ring object goes, an iterator goes on: a view taken before stays
+    # pinned (the Blocks, not the Ring, say what is alive).
+    ring = sring.simulate(ring_size=64 * 1024, sample_rate=0, block_samples=BLOCK_SAMPLES)
+    ring.start(duration=0.5)
+    it = ring.blocks(timeout=0.3)
+    block = next(it)
+    first, v = block.first_sample, block.samples
+    del block, ring
+    n = sum(1 for _ in it)
+    assert n == 15, "the view pins block 0: the ring holds 15 more"
+    assert np.array_equal(v, sring.pattern(first, len(v)))
+
+
+def test_timeouts_none_inf_and_bad():
+    ring = sring.simulate(ring_size=64 * 1024, sample_rate=1e6, block_samples=BLOCK_SAMPLES)
+    ring.start(duration=0.2)
+    assert ring.next_block(timeout=float("inf")) is not None, "inf waits, it does not return at once"
+    assert ring.next_block(timeout=1e12) is not None
+    with pytest.raises(ValueError):
+        ring.next_block(timeout=-1)
+    with pytest.raises(ValueError):
+        ring.next_block(timeout=float("nan"))
+    ring.stop()

@@ -295,11 +295,12 @@ TEST_P(PolicyTest, SlowConsumerEverySampleDeliveredOrCountedExactly) {
     case SRING_OVERRUN_OVERWRITE_OLDEST:
       EXPECT_GT(end.blocks_dropped, 0u) << "the test must really overrun the ring";
       EXPECT_LE(c.flagged_lost_samples, c.lost_samples);
-      // Each pause is one episode (a few more if a catch-up stutters), while
-      // every pause costs dozens of reclaimed blocks.
+      // Each pause is one episode (more if a catch-up stutters: on a loaded
+      // machine under TSan, 15 were seen for 4 pauses, so no fixed bound),
+      // while every episode costs several reclaimed blocks: counting blocks
+      // as episodes would fail the ratio.
       EXPECT_GE(end.overruns, 1u);
-      EXPECT_LE(end.overruns, 8u) << "episodes, not reclaimed blocks (" << end.blocks_dropped << ")";
-      EXPECT_GT(end.blocks_dropped, 2 * end.overruns);
+      EXPECT_GT(end.blocks_dropped, 2 * end.overruns) << "episodes, not reclaimed blocks";
       EXPECT_EQ(ring.state(), uint32_t{SRING_STATE_STOPPED});
       break;
     case SRING_OVERRUN_STOP:

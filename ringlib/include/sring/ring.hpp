@@ -235,8 +235,8 @@ class Ring {
   Status adopt_positions();
   Expected<BlockSpan> acquire_overwritable();
   // Bytes beyond what was consumed (mark_consumed), or beyond tail.
-  uint64_t available_now() const {
-    const uint64_t head_now = head();
+  uint64_t available_now() const { return available_from(head()); }
+  uint64_t available_from(uint64_t head_now) const {
     const uint64_t from = consumed_ - tail_ <= head_now - tail_ ? consumed_ : tail_;
     return head_now - from;
   }
