@@ -115,6 +115,16 @@ int main(int argc, char** argv) {
     return fail(started.error());
   }
   if (auto ack = sim::send_byte(client->get(), 1); !ack) return fail(ack.error());
+  // While it runs, the consumer may ask for an early stop (sim::kStopRequest);
+  // any other outcome (it hung up, an error) leaves the device to its duration.
+  while (device.running()) {
+    auto request = sim::receive_byte(client->get(), std::chrono::milliseconds(50));
+    if (request && *request == sim::kStopRequest) {
+      device.request_stop();
+      break;
+    }
+    if (!request && request.error().code != ETIMEDOUT) break;
+  }
   device.join();
   const auto& p = ring->producer();
   fmt::print(stderr, "sring-sim: produced {} blocks ({} samples), dropped {} blocks ({} samples)\n",
