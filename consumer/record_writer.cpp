@@ -95,6 +95,11 @@ Status RecordingWriter::finish(FileTrailer& trailer, uint64_t samples_per_block)
     std::memcpy(page->bytes, &trailer, sizeof(trailer));
     uint64_t written = 0;
     Status status = write_at(page->bytes, kTrailerBytes, end_of_blocks(), written);
+    // The trailer must end the file, or a reader cannot find it: cut off
+    // anything a failed write left beyond it.
+    if (status && regular_ && ::ftruncate(fd_.get(), static_cast<off_t>(end_of_blocks() + kTrailerBytes)) != 0) {
+      return errno_error("cannot cut {} to its trailer", path_);
+    }
     if (status) break;
     if (regular_) (void)!::ftruncate(fd_.get(), static_cast<off_t>(end_of_blocks()));
     // Disk full: the trailer matters more than the last blocks, which are

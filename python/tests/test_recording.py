@@ -73,11 +73,13 @@ def small_disk(tmp_path):
     subprocess.run(["umount", str(mount)], check=True)
 
 
-def test_disk_full_mid_run_exact_accounting(small_disk):
+@pytest.mark.parametrize("block_bytes", [8192, 6144])  # O_DIRECT, and buffered (a partial block at ENOSPC)
+def test_disk_full_mid_run_exact_accounting(small_disk, block_bytes):
     path = small_disk / "full.srec"
-    r = run_record("--sim", "--duration", "3", "-o", path)
+    r = run_record("--sim", "--duration", "3", "--block-size", block_bytes, "-o", path)
     assert r.returncode == 2, r.stdout + r.stderr
     assert "No space left on device" in r.stderr and "WRITE ERROR" in r.stdout
+    assert ("O_DIRECT" in r.stdout) == (block_bytes % 4096 == 0)
     stored = figure(r.stdout, "stored")
     not_stored = figure(r.stdout, "not stored")
     produced = figure(r.stdout, "produced")
@@ -87,7 +89,7 @@ def test_disk_full_mid_run_exact_accounting(small_disk):
     assert stored[1] + not_stored[1] + dropped[1] == produced[1]
     blocks, complete = doc_reader()(str(path))
     assert complete and len(blocks) == stored[0]
-    assert os.path.getsize(path) == 4096 + len(blocks) * 8192 + 4096
+    assert os.path.getsize(path) == 4096 + len(blocks) * block_bytes + 4096
     assert_pattern(blocks[-3:])
     check = run_record("--check", path)
     assert check.returncode == 0 and "No space left on device" in check.stdout, check.stdout
