@@ -243,8 +243,12 @@ int record(const Options& options) {
       stop_producer(true);
     }
     if (Clock::now() >= stop_at) stop_producer(false);
-    // A run: blocks held in place, contiguous in the ring's mirrored mapping.
+    // A run: blocks held in place, at consecutive ring positions. The mirror
+    // makes them one contiguous piece of memory from the first block's
+    // address on, even across the end of the ring (a later block's own
+    // address may be in either copy: positions, not addresses, decide).
     const std::byte* run = nullptr;
+    uint64_t run_position = 0;
     uint64_t count = 0;
     std::optional<Error> bad_block;
     while (count < max_run_blocks) {
@@ -252,11 +256,15 @@ int record(const Options& options) {
       if (!next) return runtime_error(next.error());
       if (!*next) break;
       const Block& block = **next;
-      const auto* at = reinterpret_cast<const std::byte*>(block.samples().data()) - SRING_BLOCK_HEADER_SIZE;
-      if (count == 0) run = at;
+      if (count == 0) {
+        // From the first copy of the data: the run (at most a quarter of
+        // the ring) then always ends inside the 2 * ring_size mapping.
+        run = ring.data() + (block.position() & (ring.ring_size() - 1));
+        run_position = block.position();
+      }
       ++count;
       if (block.header().total_bytes != block_bytes || block.header().sample_count != samples_per_block ||
-          at != run + (count - 1) * block_bytes) {
+          block.position() != run_position + (count - 1) * block_bytes) {
         bad_block = make_error(EPROTO, "block {} is {} bytes with {} samples, the recording takes whole blocks of {}",
                                block.sequence(), block.header().total_bytes, block.header().sample_count,
                                block_bytes);

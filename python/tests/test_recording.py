@@ -191,3 +191,14 @@ def test_bad_input_is_refused_clearly(tmp_path):
     assert r.returncode == 2 and "overwrite" in r.stderr and not (tmp_path / "o.srec").exists()
     r = run_record("--sim", "--duration", "1", "-o", "/dev/full")
     assert r.returncode == 2 and "No space left on device" in r.stderr
+
+
+def test_flat_out_runs_across_the_end_of_the_ring(tmp_path):
+    # Runs that span a refill of the consumer's cursor and the ring's end:
+    # the run is written from the first copy of the data through the mirror.
+    path = tmp_path / "flat.srec"
+    r = run_record("--sim", "--rate", "0", "--duration", "1", "--block-size", "64K", "--ring-size", "1M",
+                   "--max-run", "256K", "-o", path)
+    assert r.returncode == 0, r.stdout + r.stderr
+    check = run_record("--check", path)
+    assert check.returncode == 0 and "0 not the pattern" in check.stdout, check.stdout
