@@ -25,6 +25,7 @@
 #include <fmt/format.h>
 
 #include "consumer/cli.hpp"
+#include "consumer/session.hpp"
 #include "consumer/version.hpp"
 #include "ringlib/error_format.hpp"
 #include "sring/device.hpp"
@@ -58,15 +59,9 @@ constexpr char kUsage[] =
     "  --allow-loss           exit 0 if every lost sample is accounted for exactly\n"
     "  --version              print the version and ABI version\n";
 
-enum class Source { kNone, kSim, kSimSocket, kDevice };
-
 struct Options {
-  Source source = Source::kNone;
-  std::string path;
-  sim::SimConfig sim;
-  uint64_t ring_size = 4 << 20;
+  SourceOptions source;  // source.sim, source.ring_size, source.wait: see session.hpp
   double duration = 5;
-  WaitStrategy wait = WaitStrategy::kEventfd;
   uint64_t watermark = 0;
   unsigned workers = 0;
   bool verify = true;
@@ -95,19 +90,19 @@ Expected<Options> parse_options(int argc, char** argv) {
   cli::Args args(argc, argv);
   while (!args.done()) {
     const std::string_view option = args.take();
-    if (option == "--sim") { options.source = Source::kSim; continue; }
+    if (option == "--sim") { options.source.kind = Source::kSim; continue; }
     if (option == "--no-verify") { options.verify = false; continue; }
     if (option == "--allow-loss") { options.allow_loss = true; continue; }
     if (option == "--read") { options.use_read = true; continue; }
     auto value = args.value(option);
     if (!value) return value.error();
     if (option == "--sim-socket" || option == "--device") {
-      options.source = option == "--device" ? Source::kDevice : Source::kSimSocket;
-      options.path = std::string(*value);
+      options.source.kind = option == "--device" ? Source::kDevice : Source::kSimSocket;
+      options.source.path = std::string(*value);
     } else if (option == "--rate") {
       auto v = cli::parse_count(*value, option);
       if (!v) return v.error();
-      options.sim.sample_rate = *v;
+      options.source.sim.sample_rate = *v;
     } else if (option == "--duration") {
       auto v = cli::parse_seconds(*value, option);
       if (!v) return v.error();
@@ -115,19 +110,19 @@ Expected<Options> parse_options(int argc, char** argv) {
     } else if (option == "--block-size") {
       auto v = cli::parse_size(*value, option);
       if (!v) return v.error();
-      options.sim.block_bytes = static_cast<uint32_t>(std::min<uint64_t>(*v, UINT32_MAX));
+      options.source.sim.block_bytes = static_cast<uint32_t>(std::min<uint64_t>(*v, UINT32_MAX));
     } else if (option == "--ring-size") {
       auto v = cli::parse_size(*value, option);
       if (!v) return v.error();
-      options.ring_size = *v;
+      options.source.ring_size = *v;
     } else if (option == "--policy") {
       auto v = cli::parse_overrun_policy(*value);
       if (!v) return v.error();
-      options.sim.overrun_policy = *v;
+      options.source.sim.overrun_policy = *v;
     } else if (option == "--wait") {
       auto v = parse_wait_strategy(*value);
       if (!v) return make_error(EINVAL, "unknown wait strategy '{}'", *value);
-      options.wait = *v;
+      options.source.wait = *v;
     } else if (option == "--watermark") {
       auto v = cli::parse_size(*value, option);
       if (!v) return v.error();
@@ -139,7 +134,7 @@ Expected<Options> parse_options(int argc, char** argv) {
     } else if (option == "--seed") {
       auto v = cli::parse_count(*value, option);
       if (!v) return v.error();
-      options.sim.pattern_seed = static_cast<uint32_t>(*v);
+      options.source.sim.pattern_seed = static_cast<uint32_t>(*v);
     } else if (option == "--slow-us") {
       auto v = cli::parse_count(*value, option);
       if (!v) return v.error();
@@ -148,139 +143,13 @@ Expected<Options> parse_options(int argc, char** argv) {
       return make_error(EINVAL, "unknown option {}", option);
     }
   }
-  if (options.source == Source::kNone) {
+  if (options.source.kind == Source::kNone) {
     return make_error(EINVAL, "say where to acquire from: --sim, --sim-socket or --device");
   }
-  if (options.use_read && (options.source != Source::kDevice || options.workers != 0)) {
+  if (options.use_read && (options.source.kind != Source::kDevice || options.workers != 0)) {
     return make_error(EINVAL, "--read works with --device and without --workers");
   }
   return options;
-}
-
-// The producer side as acquire sees it: something that started, runs, and
-// reports what it dropped.
-class ProducerControl {
- public:
-  virtual ~ProducerControl() = default;
-  virtual Status start(double duration_s) = 0;
-  // Called when the duration is up (a device must be told to stop).
-  virtual Status stop() = 0;
-};
-
-class InProcessSim final : public ProducerControl {
- public:
-  explicit InProcessSim(std::unique_ptr<sim::SimDevice> device) : device_(std::move(device)) {}
-  Status start(double duration_s) override {
-    return device_->start(std::chrono::nanoseconds(static_cast<int64_t>(duration_s * 1e9)));
-  }
-  Status stop() override {
-    device_->request_stop();  // it also stops itself at the end of the duration
-    return ok();
-  }
-
- private:
-  std::unique_ptr<sim::SimDevice> device_;
-};
-
-class SimProcess final : public ProducerControl {
- public:
-  explicit SimProcess(UniqueFd socket) : socket_(std::move(socket)) {}
-  Status start(double) override {
-    if (auto sent = sim::send_byte(socket_.get(), 1); !sent) return sent;
-    // The simulator answers once its device is running, so that "not
-    // running" afterwards means the stream is over.
-    auto ack = sim::receive_byte(socket_.get(), std::chrono::milliseconds(30'000));
-    if (!ack) return ack.error();
-    return ok();
-  }
-  Status stop() override { return ok(); }
-
- private:
-  UniqueFd socket_;
-};
-
-class KernelDevice final : public ProducerControl {
- public:
-  explicit KernelDevice(Device device) : device_(std::move(device)) {}
-  Status start(double) override { return device_.start(); }
-  // A device that went away (state "removed") has stopped already: the run
-  // drains what it committed (Device::stop() says so).
-  Status stop() override { return device_.stop(); }
-
- private:
-  Device device_;
-};
-
-struct Session {
-  std::optional<sim::HostRing> host_ring;  // --sim: the ring lives here
-  std::optional<Ring> ring;
-  std::unique_ptr<ProducerControl> producer;
-  std::string description;
-};
-
-Status open_session(const Options& options, Session& session) {
-  switch (options.source) {
-    case Source::kSim: {
-      if (auto valid = sim::validate_config(options.sim, options.ring_size); !valid) return valid;
-      auto host = sim::HostRing::create(options.ring_size);
-      if (!host) return host.error();
-      session.host_ring.emplace(std::move(*host));
-      auto fd = session.host_ring->duplicate_fd();
-      if (!fd) return fd.error();
-      auto ring = Ring::attach(std::move(*fd), Ring::Access::kConsumer);
-      if (!ring) return ring.error();
-      session.ring.emplace(std::move(*ring));
-      auto device = std::make_unique<sim::SimDevice>(*session.host_ring, options.sim);
-      UniqueFd efd(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
-      if (!efd.valid()) return errno_error("cannot create an eventfd");
-      if (auto set = device->set_eventfd(efd.get()); !set) return set;
-      if (auto use = session.ring->use_eventfd(std::move(efd)); !use) return use;
-      session.producer = std::make_unique<InProcessSim>(std::move(device));
-      session.description = "simulated device (thread)";
-      return ok();
-    }
-    case Source::kSimSocket: {
-      auto socket = sim::connect_unix(options.path, std::chrono::milliseconds(30'000));
-      if (!socket) return socket.error();
-      auto fds = sim::receive_fds(socket->get(), 2, nullptr);
-      if (!fds) return fds.error();
-      auto ring = Ring::attach(std::move((*fds)[0]), Ring::Access::kConsumer);
-      if (!ring) return ring.error();
-      session.ring.emplace(std::move(*ring));
-      if (auto use = session.ring->use_eventfd(std::move((*fds)[1])); !use) return use;
-      session.producer = std::make_unique<SimProcess>(std::move(*socket));
-      session.description = fmt::format("sring-sim process via {}", options.path);
-      return ok();
-    }
-    case Source::kDevice: {
-      auto device = Device::open(options.path);
-      if (!device) return device.error();
-      // Configuration only changes while stopped, and a reset starts the
-      // stream at sample 0; both before attaching, so ringlib starts from
-      // the reset tail.
-      if (auto stopped = device->stop(); !stopped) return stopped;
-      if (auto reset = device->reset(); !reset) return reset;
-      sring_config config{};
-      config.sample_rate = options.sim.sample_rate;
-      config.block_bytes = options.sim.block_bytes;
-      config.overrun_policy = options.sim.overrun_policy;
-      config.sample_format = options.sim.sample_format;
-      config.pattern_seed = options.sim.pattern_seed;
-      config.flush_timeout_us = static_cast<uint32_t>(options.sim.flush_timeout.count());
-      if (auto configured = device->configure(config); !configured) return configured;
-      auto ring = device->attach();
-      if (!ring) return ring.error();
-      session.ring.emplace(std::move(*ring));
-      if (options.wait != WaitStrategy::kSpin) {
-        if (auto efd = session.ring->enable_eventfd(); !efd) return efd;
-      }
-      session.producer = std::make_unique<KernelDevice>(std::move(*device));
-      session.description = fmt::format("device {}", options.path);
-      return ok();
-    }
-    case Source::kNone: break;
-  }
-  return make_error(EINVAL, "no source");
 }
 
 struct RunResult {
@@ -307,7 +176,7 @@ Expected<RunResult> run_single(Ring& ring, const Options& options, const Clock::
     }
     if (*n > 0) continue;
     if (stream_over(ring, ring.tail())) break;
-    auto waited = ring.wait(options.wait, std::chrono::milliseconds(50));
+    auto waited = ring.wait(options.source.wait, std::chrono::milliseconds(50));
     if (!waited) return waited.error();
   }
   return RunResult{consumer.accounting(), consumer.overwritten_while_read()};
@@ -341,7 +210,7 @@ Expected<RunResult> run_pipeline(Ring& ring, const Options& options, const Clock
     return !pipeline.end_of_stream();  // stream_over() against what was handed to workers
   };
   auto observe = [&](const sring_block_header& block) { accounting.on_block(block); };
-  if (auto run = pipeline.run(options.wait, keep_going, observe); !run) return run.error();
+  if (auto run = pipeline.run(options.source.wait, keep_going, observe); !run) return run.error();
   if (!stop_status) return stop_status.error();
   for (const auto& tally : tallies) accounting.add_corrupted(tally.corrupted);
   return RunResult{accounting, 0};
@@ -423,7 +292,7 @@ int main(int argc, char** argv) {
   Options& options = *parsed;
 
   Session session;
-  if (auto opened = open_session(options, session); !opened) return runtime_error(opened.error());
+  if (auto opened = open_session(options.source, session); !opened) return runtime_error(opened.error());
   Ring& ring = *session.ring;
   ring.set_wakeup_watermark(options.watermark != 0 ? options.watermark : ring.ring_size() / 8);
 
@@ -461,7 +330,7 @@ int main(int argc, char** argv) {
              session.description,
              load_relaxed(p.sample_rate) ? fmt::format("{:.2f} MS/s", load_relaxed(p.sample_rate) / 1e6)
                                          : std::string("flat out"),
-             load_relaxed(p.block_bytes), cli::overrun_policy_name(policy), to_string(options.wait),
+             load_relaxed(p.block_bytes), cli::overrun_policy_name(policy), to_string(options.source.wait),
              options.workers);
   fmt::print("  samples        {:>16}  ({})\n", with_commas(c.samples),
              options.verify ? "each verified in place" : "not verified");

@@ -203,9 +203,44 @@ void SimDevice::note_overrun() {
   in_overrun_ = true;
 }
 
+bool SimDevice::next_recorded() {
+  if (recorded_) return true;
+  recorded_ = source_->next();
+  if (!recorded_) {
+    replay_ended_ = true;
+    return false;
+  }
+  // What the recording lacks before this block (or after its last one) was
+  // made and lost in the recorded run: make and drop it again, flagged on
+  // the next block, so the replayed stream counts exactly what the
+  // recording did.
+  const uint64_t sample = next_sample_.load();
+  if (recorded_->sequence > sequence_ || recorded_->first_sample > sample) {
+    // The source hands out blocks in stream order (RecordingSource checks).
+    const uint64_t blocks = recorded_->sequence > sequence_ ? recorded_->sequence - sequence_ : 0;
+    const uint64_t samples = recorded_->first_sample > sample ? recorded_->first_sample - sample : 0;
+    note_overrun();
+    pending_overrun_ = true;
+    pending_lost_ += samples;
+    sequence_ += blocks;
+    next_sample_ += samples;
+    bump(kproducer_.blocks_produced, blocks);
+    bump(kproducer_.samples_produced, samples);
+    bump(kproducer_.blocks_dropped, blocks);
+    bump(kproducer_.samples_dropped, samples);
+  }
+  if (recorded_->samples == nullptr) {
+    replay_ended_ = true;
+    recorded_.reset();
+    return false;
+  }
+  return true;
+}
+
 Produced SimDevice::produce_block() {
   const uint64_t size = ring_.ring_size();
   const uint64_t need = config_.block_bytes;
+  if (replay_ended_ || (source_ && !next_recorded())) return Produced::kExhausted;
   uint64_t tail = accepted_tail();
   bool reclaimed = false;
 
@@ -226,6 +261,7 @@ Produced SimDevice::produce_block() {
         note_overrun();
         pending_overrun_ = true;
         pending_lost_ += samples_per_block_;
+        recorded_.reset();  // a replayed block is lost like a sampled one
         block_made();
         bump(kproducer_.blocks_dropped);
         bump(kproducer_.samples_dropped, samples_per_block_);
@@ -237,7 +273,12 @@ Produced SimDevice::produce_block() {
 
   auto* block = reinterpret_cast<sring_block_header*>(ring_.data() + (head_ & (size - 1)));
   auto* samples = reinterpret_cast<uint16_t*>(block + 1);
-  sring_pattern_fill(samples, next_sample_, samples_per_block_, config_.pattern_seed);
+  if (recorded_) {
+    std::memcpy(samples, recorded_->samples, samples_per_block_ * sizeof(uint16_t));
+    recorded_.reset();
+  } else {
+    sring_pattern_fill(samples, next_sample_, samples_per_block_, config_.pattern_seed);
+  }
   uint32_t corrupt = corrupt_blocks_.load(std::memory_order_relaxed);
   while (corrupt > 0 && !corrupt_blocks_.compare_exchange_weak(corrupt, corrupt - 1)) {
   }
@@ -349,10 +390,17 @@ void SimDevice::run(std::chrono::nanoseconds duration) {
       // A stalled device makes nothing; what it owes comes out as a burst.
       std::this_thread::sleep_for(std::chrono::microseconds(stall));
     }
+    bool exhausted = false;
     for (uint32_t burst = burst_blocks_.exchange(0); burst > 0; --burst) {
-      if (produce_block() == Produced::kStopped) break;
+      const Produced result = produce_block();
+      if (result == Produced::kStopped) break;
+      if (result == Produced::kExhausted) {
+        exhausted = true;
+        break;
+      }
       ++made;
     }
+    if (exhausted) break;
     const auto next_due = paced ? due(made) : Clock::now();
     if (next_due > end_time || (!paced && Clock::now() >= end_time)) break;
     if (paced && Clock::now() < next_due) {
@@ -362,7 +410,7 @@ void SimDevice::run(std::chrono::nanoseconds duration) {
       continue;
     }
     const Produced result = produce_block();
-    if (result == Produced::kStopped) break;
+    if (result == Produced::kStopped || result == Produced::kExhausted) break;
     if (result == Produced::kNoSpace) {
       poll_flush();
       if (++full_spins < 64) {

@@ -1,10 +1,15 @@
 // sring-sim: the user-space simulated sampling device as a process of its own.
 // It creates a ring in a memfd, waits for one consumer on a Unix socket, hands
 // it the ring and an eventfd (SCM_RIGHTS), waits for "ready", then produces
-// for the given time and marks the ring stopped.
+// for the given time and marks the ring stopped. With --replay FILE the
+// device plays a recording (docs/recording.md) back instead of making the
+// pattern: its samples, sequence and first_sample, at its rate or --rate,
+// until the recording ends (or --duration).
 #include <sys/eventfd.h>
 
 #include <cstdio>
+#include <memory>
+#include <optional>
 #include <string>
 
 #include <fmt/format.h>
@@ -15,6 +20,7 @@
 #include "sring/detail/barriers.hpp"
 #include "sring/sim/fd_passing.hpp"
 #include "sring/sim/host_ring.hpp"
+#include "sring/sim/replay.hpp"
 #include "sring/sim/sim_device.hpp"
 
 namespace {
@@ -22,7 +28,9 @@ namespace {
 constexpr char kUsage[] =
     "usage: sring-sim --socket PATH [--rate SAMPLES_PER_S] [--duration SECONDS]\n"
     "                 [--block-size BYTES] [--ring-size BYTES] [--policy drop|overwrite|stop]\n"
-    "                 [--seed N] [--accept-timeout SECONDS]\n";
+    "                 [--seed N] [--accept-timeout SECONDS]\n"
+    "       sring-sim --socket PATH --replay FILE [--rate SAMPLES_PER_S] [--ring-size BYTES]\n"
+    "                 [--policy drop|stop] [--duration SECONDS]\n";
 
 int fail(const sring::Error& error) {
   fmt::print(stderr, "sring-sim: {}\n", error.message);
@@ -38,6 +46,10 @@ int main(int argc, char** argv) {
   uint64_t ring_size = 4 << 20;
   double duration = 5;
   double accept_timeout = 30;
+  std::string replay_path;
+  std::optional<uint64_t> rate;
+  std::optional<uint32_t> policy;
+  bool duration_given = false;
   cli::Args args(argc, argv);
   while (!args.done()) {
     const std::string_view option = args.take();
@@ -56,11 +68,14 @@ int main(int argc, char** argv) {
     } else if (option == "--rate") {
       auto v = cli::parse_count(*value, option);
       if (!v) return fail(v.error());
-      config.sample_rate = *v;
+      rate = *v;
+    } else if (option == "--replay") {
+      replay_path = std::string(*value);
     } else if (option == "--duration") {
       auto v = cli::parse_seconds(*value, option);
       if (!v) return fail(v.error());
       duration = *v;
+      duration_given = true;
     } else if (option == "--block-size") {
       auto v = cli::parse_size(*value, option);
       if (!v) return fail(v.error());
@@ -72,7 +87,7 @@ int main(int argc, char** argv) {
     } else if (option == "--policy") {
       auto v = cli::parse_overrun_policy(*value);
       if (!v) return fail(v.error());
-      config.overrun_policy = *v;
+      policy = *v;
     } else if (option == "--seed") {
       auto v = cli::parse_count(*value, option);
       if (!v) return fail(v.error());
@@ -91,12 +106,25 @@ int main(int argc, char** argv) {
     return 2;
   }
 
+  std::unique_ptr<sim::RecordingSource> replay;
+  if (!replay_path.empty()) {
+    auto source = sim::RecordingSource::open(replay_path);
+    if (!source) return fail(source.error());
+    replay = std::move(*source);
+    config = replay->config();  // the recording's block size, format, seed
+    if (!duration_given) duration = 0;  // until the recording ends
+    fmt::print(stderr, "sring-sim: replaying {}: {} blocks{}\n", replay_path, replay->file().blocks(),
+               replay->file().trailer() ? "" : " (no trailer: cut short)");
+  }
+  if (rate) config.sample_rate = *rate;
+  if (policy) config.overrun_policy = *policy;
   auto ring = sim::HostRing::create(ring_size);
   if (!ring) return fail(ring.error());
   if (auto valid = sim::validate_config(config, ring_size); !valid) return fail(valid.error());
   UniqueFd eventfd(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
   if (!eventfd.valid()) return fail(errno_error("cannot create an eventfd"));
   sim::SimDevice device(*ring, config);
+  if (replay) device.set_source(std::move(replay));
   if (auto set = device.set_eventfd(eventfd.get()); !set) return fail(set.error());
 
   auto listener = sim::listen_unix(socket_path);
@@ -115,6 +143,16 @@ int main(int argc, char** argv) {
     return fail(started.error());
   }
   if (auto ack = sim::send_byte(client->get(), 1); !ack) return fail(ack.error());
+  // While it runs, the consumer may ask for an early stop (sim::kStopRequest);
+  // any other outcome (it hung up, an error) leaves the device to its duration.
+  while (device.running()) {
+    auto request = sim::receive_byte(client->get(), std::chrono::milliseconds(50));
+    if (request && *request == sim::kStopRequest) {
+      device.request_stop();
+      break;
+    }
+    if (!request && request.error().code != ETIMEDOUT) break;
+  }
   device.join();
   const auto& p = ring->producer();
   fmt::print(stderr, "sring-sim: produced {} blocks ({} samples), dropped {} blocks ({} samples)\n",

@@ -23,6 +23,10 @@ namespace sring::sim {
 // Receives exactly `count` descriptors, and the payload byte.
 [[nodiscard]] Expected<std::vector<UniqueFd>> receive_fds(int socket, size_t count, uint8_t* payload);
 
+// A consumer of sring-sim sends this byte while the device runs to stop it
+// early (sring-record on SIGINT/SIGTERM).
+inline constexpr uint8_t kStopRequest = 2;
+
 [[nodiscard]] Status send_byte(int socket, uint8_t byte);
 [[nodiscard]] Expected<uint8_t> receive_byte(int socket, std::chrono::milliseconds timeout);
 

@@ -12,6 +12,8 @@
 #include <atomic>
 #include <chrono>
 #include <cstdint>
+#include <memory>
+#include <optional>
 #include <thread>
 
 #include "sring/detail/barriers.hpp"
@@ -31,11 +33,32 @@ struct SimConfig {
 
 [[nodiscard]] Status validate_config(const SimConfig& config, uint64_t ring_size);
 
+// Where a block's samples come from when they are not the pattern: a
+// recording played back (sring-sim --replay). The device takes each
+// recorded block's place in the stream (sequence, first_sample) and its
+// samples; what the recording lacks between blocks is produced and dropped
+// again, so the replayed stream's accounting is the recording's.
+class SampleSource {
+ public:
+  struct Recorded {
+    uint64_t sequence = 0;      // the block's place in the recorded stream
+    uint64_t first_sample = 0;
+    // samples_per_block() samples; nullptr marks the end of the recording,
+    // where sequence and first_sample are the recorded stream's final
+    // blocks_produced and samples_produced (losses after the last block).
+    const uint16_t* samples = nullptr;
+  };
+  virtual ~SampleSource() = default;
+  // The next recorded block (or the end marker); nullopt after the end.
+  virtual std::optional<Recorded> next() = 0;
+};
+
 enum class Produced {
   kWritten,   // a block was written and published
   kDropped,   // ring full, block dropped (drop-newest)
   kStopped,   // ring full, device stopped (stop policy)
   kNoSpace,   // ring full and flat out: nothing lost, try again
+  kExhausted, // the replayed recording has no more blocks: the device stops
 };
 
 class SimDevice {
@@ -44,6 +67,10 @@ class SimDevice {
   SimDevice(const SimDevice&) = delete;
   SimDevice& operator=(const SimDevice&) = delete;
   ~SimDevice();
+
+  // Samples from `source` instead of the pattern (before start()). Its
+  // blocks must hold samples_per_block() samples each.
+  void set_source(std::unique_ptr<SampleSource> source) { source_ = std::move(source); }
 
   // The eventfd to signal; the device keeps its own duplicate.
   [[nodiscard]] Status set_eventfd(int eventfd);
@@ -87,6 +114,9 @@ class SimDevice {
   void publish(uint64_t new_head, uint64_t tail);
   void signal_consumer();
   void bump(__u64& counter, uint64_t by = 1);
+  // Replay: the recorded block to make next, with what the recording lacks
+  // before it dropped again; false at the end of the recording.
+  bool next_recorded();
 
   HostRing& ring_;
   sring_producer_page& kproducer_;
@@ -113,6 +143,9 @@ class SimDevice {
   std::atomic<uint32_t> burst_blocks_{0};
   std::atomic<uint32_t> corrupt_blocks_{0};
   std::thread thread_;
+  std::unique_ptr<SampleSource> source_;
+  std::optional<SampleSource::Recorded> recorded_;  // the replayed block to make next
+  bool replay_ended_ = false;
 };
 
 }  // namespace sring::sim

@@ -1,0 +1,78 @@
+#include "consumer/session.hpp"
+
+#include <sys/eventfd.h>
+
+#include <fmt/format.h>
+
+#include "ringlib/error_format.hpp"
+#include "sring/sim/fd_passing.hpp"
+
+namespace sring {
+
+Status open_session(const SourceOptions& options, Session& session) {
+  switch (options.kind) {
+    case Source::kSim: {
+      if (auto valid = sim::validate_config(options.sim, options.ring_size); !valid) return valid;
+      auto host = sim::HostRing::create(options.ring_size);
+      if (!host) return host.error();
+      session.host_ring.emplace(std::move(*host));
+      auto fd = session.host_ring->duplicate_fd();
+      if (!fd) return fd.error();
+      auto ring = Ring::attach(std::move(*fd), Ring::Access::kConsumer);
+      if (!ring) return ring.error();
+      session.ring.emplace(std::move(*ring));
+      auto device = std::make_unique<sim::SimDevice>(*session.host_ring, options.sim);
+      UniqueFd efd(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
+      if (!efd.valid()) return errno_error("cannot create an eventfd");
+      if (auto set = device->set_eventfd(efd.get()); !set) return set;
+      if (auto use = session.ring->use_eventfd(std::move(efd)); !use) return use;
+      session.producer = std::make_unique<InProcessSim>(std::move(device));
+      session.description = "simulated device (thread)";
+      return ok();
+    }
+    case Source::kSimSocket: {
+      auto socket = sim::connect_unix(options.path, std::chrono::milliseconds(30'000));
+      if (!socket) return socket.error();
+      auto fds = sim::receive_fds(socket->get(), 2, nullptr);
+      if (!fds) return fds.error();
+      auto ring = Ring::attach(std::move((*fds)[0]), Ring::Access::kConsumer);
+      if (!ring) return ring.error();
+      session.ring.emplace(std::move(*ring));
+      if (auto use = session.ring->use_eventfd(std::move((*fds)[1])); !use) return use;
+      session.producer = std::make_unique<SimProcess>(std::move(*socket));
+      session.description = fmt::format("sring-sim process via {}", options.path);
+      return ok();
+    }
+    case Source::kDevice: {
+      auto device = Device::open(options.path);
+      if (!device) return device.error();
+      // Configuration only changes while stopped, and a reset starts the
+      // stream at sample 0; both before attaching, so ringlib starts from
+      // the reset tail.
+      if (auto stopped = device->stop(); !stopped) return stopped;
+      if (auto reset = device->reset(); !reset) return reset;
+      sring_config config{};
+      config.sample_rate = options.sim.sample_rate;
+      config.block_bytes = options.sim.block_bytes;
+      config.overrun_policy = options.sim.overrun_policy;
+      config.sample_format = options.sim.sample_format;
+      config.pattern_seed = options.sim.pattern_seed;
+      config.flush_timeout_us = static_cast<uint32_t>(options.sim.flush_timeout.count());
+      if (auto configured = device->configure(config); !configured) return configured;
+      auto ring = device->attach();
+      if (!ring) return ring.error();
+      session.ring.emplace(std::move(*ring));
+      if (options.wait != WaitStrategy::kSpin) {
+        if (auto efd = session.ring->enable_eventfd(); !efd) return efd;
+      }
+      session.producer = std::make_unique<KernelDevice>(std::move(*device));
+      session.description = fmt::format("device {}", options.path);
+      return ok();
+    }
+    case Source::kNone: break;
+  }
+  return make_error(EINVAL, "no source");
+}
+
+
+}  // namespace sring
