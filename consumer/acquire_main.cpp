@@ -90,39 +90,18 @@ Expected<Options> parse_options(int argc, char** argv) {
   cli::Args args(argc, argv);
   while (!args.done()) {
     const std::string_view option = args.take();
-    if (option == "--sim") { options.source.kind = Source::kSim; continue; }
+    auto source = parse_source_option(option, args, options.source);
+    if (!source) return source.error();
+    if (*source) continue;
     if (option == "--no-verify") { options.verify = false; continue; }
     if (option == "--allow-loss") { options.allow_loss = true; continue; }
     if (option == "--read") { options.use_read = true; continue; }
     auto value = args.value(option);
     if (!value) return value.error();
-    if (option == "--sim-socket" || option == "--device") {
-      options.source.kind = option == "--device" ? Source::kDevice : Source::kSimSocket;
-      options.source.path = std::string(*value);
-    } else if (option == "--rate") {
-      auto v = cli::parse_count(*value, option);
-      if (!v) return v.error();
-      options.source.sim.sample_rate = *v;
-    } else if (option == "--duration") {
+    if (option == "--duration") {
       auto v = cli::parse_seconds(*value, option);
       if (!v) return v.error();
       options.duration = *v;
-    } else if (option == "--block-size") {
-      auto v = cli::parse_size(*value, option);
-      if (!v) return v.error();
-      options.source.sim.block_bytes = static_cast<uint32_t>(std::min<uint64_t>(*v, UINT32_MAX));
-    } else if (option == "--ring-size") {
-      auto v = cli::parse_size(*value, option);
-      if (!v) return v.error();
-      options.source.ring_size = *v;
-    } else if (option == "--policy") {
-      auto v = cli::parse_overrun_policy(*value);
-      if (!v) return v.error();
-      options.source.sim.overrun_policy = *v;
-    } else if (option == "--wait") {
-      auto v = parse_wait_strategy(*value);
-      if (!v) return make_error(EINVAL, "unknown wait strategy '{}'", *value);
-      options.source.wait = *v;
     } else if (option == "--watermark") {
       auto v = cli::parse_size(*value, option);
       if (!v) return v.error();
@@ -131,10 +110,6 @@ Expected<Options> parse_options(int argc, char** argv) {
       auto v = cli::parse_count(*value, option);
       if (!v || *v > 64) return make_error(EINVAL, "--workers takes 0 to 64");
       options.workers = static_cast<unsigned>(*v);
-    } else if (option == "--seed") {
-      auto v = cli::parse_count(*value, option);
-      if (!v) return v.error();
-      options.source.sim.pattern_seed = static_cast<uint32_t>(*v);
     } else if (option == "--slow-us") {
       auto v = cli::parse_count(*value, option);
       if (!v) return v.error();

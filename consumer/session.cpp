@@ -2,12 +2,56 @@
 
 #include <sys/eventfd.h>
 
+#include <algorithm>
+#include <iterator>
+
 #include <fmt/format.h>
 
 #include "ringlib/error_format.hpp"
 #include "sring/sim/fd_passing.hpp"
 
 namespace sring {
+
+Expected<bool> parse_source_option(std::string_view option, cli::Args& args, SourceOptions& source) {
+  if (option == "--sim") {
+    source.kind = Source::kSim;
+    return true;
+  }
+  static constexpr std::string_view kWithValue[] = {"--sim-socket", "--device", "--rate",   "--block-size",
+                                                    "--ring-size",  "--policy", "--seed",   "--wait"};
+  if (std::find(std::begin(kWithValue), std::end(kWithValue), option) == std::end(kWithValue)) return false;
+  auto value = args.value(option);
+  if (!value) return value.error();
+  if (option == "--sim-socket" || option == "--device") {
+    source.kind = option == "--device" ? Source::kDevice : Source::kSimSocket;
+    source.path = std::string(*value);
+  } else if (option == "--rate") {
+    auto v = cli::parse_count(*value, option);
+    if (!v) return v.error();
+    source.sim.sample_rate = *v;
+  } else if (option == "--block-size") {
+    auto v = cli::parse_size(*value, option);
+    if (!v) return v.error();
+    source.sim.block_bytes = static_cast<uint32_t>(std::min<uint64_t>(*v, UINT32_MAX));
+  } else if (option == "--ring-size") {
+    auto v = cli::parse_size(*value, option);
+    if (!v) return v.error();
+    source.ring_size = *v;
+  } else if (option == "--policy") {
+    auto v = cli::parse_overrun_policy(*value);
+    if (!v) return v.error();
+    source.sim.overrun_policy = *v;
+  } else if (option == "--seed") {
+    auto v = cli::parse_count(*value, option);
+    if (!v) return v.error();
+    source.sim.pattern_seed = static_cast<uint32_t>(*v);
+  } else {  // --wait
+    auto v = parse_wait_strategy(*value);
+    if (!v) return make_error(EINVAL, "unknown wait strategy '{}'", *value);
+    source.wait = *v;
+  }
+  return true;
+}
 
 Status open_session(const SourceOptions& options, Session& session) {
   switch (options.kind) {

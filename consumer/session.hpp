@@ -8,6 +8,7 @@
 #include <optional>
 #include <string>
 
+#include "consumer/cli.hpp"
 #include "sring/device.hpp"
 #include "sring/ring.hpp"
 #include "sring/sim/fd_passing.hpp"
@@ -26,6 +27,12 @@ struct SourceOptions {
   uint64_t ring_size = 4 << 20;  // --sim
   WaitStrategy wait = WaitStrategy::kEventfd;
 };
+
+// The source options acquire and sring-record share: --sim, --sim-socket
+// PATH, --device PATH, --rate, --block-size, --ring-size, --policy, --seed,
+// --wait. true if `option` is one of them (its value taken from args),
+// false if it is not, or an error that names the option.
+Expected<bool> parse_source_option(std::string_view option, cli::Args& args, SourceOptions& source);
 
 // The producer side as acquire and sring-record see it: something that started, runs, and
 // reports what it dropped.
