@@ -85,3 +85,31 @@ def test_bad_arguments():
         sring.subscribe("tcp://127.0.0.1:5555", timeout=-1)
     with pytest.raises(OSError):
         sring.subscribe("nonsense://x")
+
+
+def test_a_slow_worker_makes_the_ring_drop_and_the_accounting_stays_exact():
+    # Back-pressure: small HWMs and ring, a consumer slower than the rate.
+    # The ring drops (counted by the producer), the subscriber sees the gaps,
+    # and missing == dropped exactly: the case where `exact` says something.
+    endpoint = f"tcp://127.0.0.1:{free_port()}"
+    publisher = subprocess.Popen(
+        [PUBLISH, "--sim", "--bind", endpoint, "--pattern", "push", "--wait-peers", "1", "--duration", "1",
+         "--rate", "20M", "--hwm", "4", "--ring-size", "256K", "--seed", str(SEED)],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        sub = sring.subscribe(endpoint, pattern="pull", timeout=20, hwm=4)
+        gaps = 0
+        for block in sub:
+            assert np.array_equal(block.samples, sring.pattern(block.first_sample, block.sample_count, SEED))
+            gaps += block.lost_before > 0
+            time.sleep(0.002)
+        out, _ = publisher.communicate(timeout=30)
+    finally:
+        if publisher.poll() is None:
+            publisher.kill()
+            publisher.wait()
+    assert publisher.returncode == 0, out
+    c = sub.counters()
+    assert c["samples_dropped"] > 0 and gaps > 0, c
+    assert c["samples"] + c["missing_samples"] == c["samples_produced"], c
+    assert c["missing_samples"] == c["samples_dropped"] and c["exact"], c
