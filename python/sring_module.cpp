@@ -38,6 +38,7 @@
 #include "consumer/cli.hpp"
 #include "sring/consumer.hpp"
 #include "sring/device.hpp"
+#include "sring/net.hpp"
 #include "sring/ring.hpp"
 #include "sring/sim/fd_passing.hpp"
 #include "sring/sim/host_ring.hpp"
@@ -441,6 +442,150 @@ void close(Session& s) {
   s.closed = true;
 }
 
+// The receiving end of sring-publish (<sring/net.hpp>): blocks over ZeroMQ,
+// with the same loss accounting as a local ring. A Subscriber belongs to one
+// thread, like a Ring.
+struct PySubscriber {
+  // Declared before the subscriber, so destroyed after it: a context is
+  // terminated only once its sockets are closed (the socket's linger is 0).
+  std::unique_ptr<zmq::context_t> context;
+  std::unique_ptr<sring::NetSubscriber> subscriber;
+  std::optional<double> timeout;  // seconds without a message; None: no limit
+  bool ended = false;
+  // At the end: the accounting, kept once the socket is closed (the
+  // publisher waits for its peers to disconnect after the end of stream).
+  struct Final {
+    sring::StreamCounters counters;
+    sring::NetEnd end;
+    sring::NetAccounting accounting;
+  };
+  std::optional<Final> final;
+  bool in_wait = false;  // the GIL is released inside receive() on this subscriber
+  uint32_t pattern_seed = 0;
+
+  void usable() const {
+    if (in_wait) throw std::runtime_error("the subscriber is being waited on by another thread: it belongs to one thread");
+  }
+};
+
+PySubscriber subscribe(const std::string& endpoint, const std::string& pattern, std::optional<double> timeout,
+                       int hwm) {
+  sring::NetPattern net_pattern;
+  if (pattern == "pull") {
+    net_pattern = sring::NetPattern::kPushPull;
+  } else if (pattern == "sub") {
+    net_pattern = sring::NetPattern::kPubSub;
+  } else {
+    throw py::value_error("pattern: 'pull' (from sring-publish --pattern push) or 'sub' (--pattern pub), not '" +
+                          pattern + "'");
+  }
+  if (hwm < 1) throw py::value_error("hwm: at least 1 message");
+  (void)deadline_after(timeout, "timeout");  // validates it now rather than at the first block
+  PySubscriber s;
+  s.context = std::make_unique<zmq::context_t>();
+  s.subscriber = checked(sring::NetSubscriber::connect(*s.context, net_pattern, endpoint, {.receive_hwm = hwm}));
+  s.timeout = timeout;
+  return s;
+}
+
+// The next block, nullopt at the publisher's end of stream; TimeoutError
+// after `timeout` seconds without a message (the accounting is then not
+// final: the end never came).
+std::optional<py::object> next_net_block(PySubscriber& s) {
+  s.usable();
+  if (s.ended) return std::nullopt;
+  const auto deadline = deadline_after(s.timeout, "timeout");
+  for (;;) {
+    const auto now = std::chrono::steady_clock::now();
+    if (now >= deadline) {
+      PyErr_SetString(PyExc_TimeoutError, "sring.subscribe: no message within the timeout; no end of stream, so "
+                                          "counters() are not final");
+      throw py::error_already_set();
+    }
+    // Slices of at most 50 ms without the GIL, so that signal handlers run.
+    const auto slice = std::chrono::ceil<std::chrono::milliseconds>(std::min<std::chrono::nanoseconds>(50ms, deadline - now));
+    sring::Expected<sring::NetSubscriber::Got> got = sring::NetSubscriber::Got::kNothing;
+    {
+      s.in_wait = true;
+      struct Clear {
+        bool& flag;
+        ~Clear() { flag = false; }
+      } clear{s.in_wait};
+      py::gil_scoped_release no_gil;
+      got = s.subscriber->receive(slice);
+    }
+    if (!got) raise(got.error());
+    if (*got == sring::NetSubscriber::Got::kEnd) {
+      s.ended = true;
+      s.pattern_seed = s.subscriber->end()->pattern_seed;
+      s.final = PySubscriber::Final{s.subscriber->accounting().counters(), *s.subscriber->end(),
+                                    *s.subscriber->finish()};
+      // Disconnect now: the publisher waits for every peer to go once it
+      // has the end (NetPublisher::send_end).
+      s.subscriber.reset();
+      s.context.reset();
+      return std::nullopt;
+    }
+    if (*got == sring::NetSubscriber::Got::kBlock) {
+      // The received message is reused by the next receive(): copy the
+      // samples out, so a Block stays valid as long as Python keeps it.
+      const sring::NetBlock& block = s.subscriber->block();
+      auto owner = std::make_unique<PyBlock>();
+      owner->header = block.header;
+      owner->position = block.header.sequence;
+      owner->lost_before = block.lost_before;
+      py::array copy(owner->dtype(), std::vector<py::ssize_t>{static_cast<py::ssize_t>(block.samples.size())});
+      std::memcpy(copy.mutable_data(), block.samples.data(), block.samples.size_bytes());
+      owner->copy = read_only(std::move(copy));
+      s.pattern_seed = block.pattern_seed;
+      return py::cast(std::move(owner));
+    }
+    if (PyErr_CheckSignals() != 0) throw py::error_already_set();  // Ctrl-C: KeyboardInterrupt
+  }
+}
+
+// The keys of Ring.counters() that apply, from NetSubscriber::finish() once
+// the end came (before: what was received so far, end_of_stream False).
+// blocks_dropped / samples_dropped are what was lost before the network:
+// dropped at the ring plus never sent (also given apart as *_unsent), so
+// that exact means missing == dropped, as for a ring; what is missing beyond
+// that was lost in transit (PUB/SUB).
+py::dict net_counters(const PySubscriber& s) {
+  s.usable();
+  py::dict d;
+  if (!s.final) {
+    // What came so far; the producer's side is unknown until the end.
+    const sring::StreamCounters& c = s.subscriber->accounting().counters();
+    d["blocks"] = c.blocks;
+    d["samples"] = c.samples;
+    d["missing_blocks"] = c.lost_blocks;
+    d["missing_samples"] = c.lost_samples;
+    for (const char* key : {"blocks_produced", "samples_produced", "blocks_dropped", "samples_dropped",
+                            "blocks_unsent", "samples_unsent", "lost_in_transit_blocks", "lost_in_transit_samples"}) {
+      d[key] = 0;
+    }
+    d["end_of_stream"] = false;
+    d["exact"] = false;
+    return d;
+  }
+  const auto& [c, end, accounting] = *s.final;
+  d["blocks"] = c.blocks;
+  d["samples"] = c.samples;
+  d["missing_blocks"] = accounting.end.missing_blocks;
+  d["missing_samples"] = accounting.end.missing_samples;
+  d["blocks_produced"] = end.blocks_produced;
+  d["samples_produced"] = end.samples_produced;
+  d["blocks_dropped"] = accounting.end.dropped_blocks;
+  d["samples_dropped"] = accounting.end.dropped_samples;
+  d["blocks_unsent"] = end.blocks_unsent;
+  d["samples_unsent"] = end.samples_unsent;
+  d["lost_in_transit_blocks"] = accounting.lost_in_transit_blocks;
+  d["lost_in_transit_samples"] = accounting.lost_in_transit_samples;
+  d["end_of_stream"] = true;
+  d["exact"] = accounting.end.exact();
+  return d;
+}
+
 }  // namespace
 
 PYBIND11_MODULE(_sring, m) {
@@ -621,6 +766,29 @@ PYBIND11_MODULE(_sring, m) {
         return false;
       });
 
+  py::class_<PySubscriber>(m, "Subscriber",
+                           "Blocks from sring-publish over ZeroMQ; iterate it. Use sring.subscribe().")
+      .def("__iter__", [](py::object self) { return self; })
+      .def("__next__",
+           [](PySubscriber& s) -> py::object {
+             auto block = next_net_block(s);
+             if (!block) throw py::stop_iteration();
+             return *block;
+           })
+      .def("counters", &net_counters,
+           "the stream's accounting, as Ring.counters() (final, and `exact` meaningful, once end_of_stream); "
+           "blocks_dropped/samples_dropped include what the publisher never sent")
+      .def_property_readonly("end_of_stream", [](const PySubscriber& s) { return s.ended; })
+      .def_property_readonly("pattern_seed", [](const PySubscriber& s) { return s.pattern_seed; },
+                             "the stream's pattern seed, as carried by its last message (0 before any)");
+
+  m.def("subscribe", &subscribe, py::arg("endpoint"), py::arg("pattern") = "pull", py::arg("timeout") = 10.0,
+        py::arg("hwm") = 1000,
+        "connect to an sring-publish endpoint (tcp://host:5555): pattern 'pull' (a worker of --pattern push) or "
+        "'sub' (a monitor of --pattern pub). Iterating yields Blocks until the publisher's end of stream; "
+        "TimeoutError after `timeout` seconds without a message (None: no limit). A block's samples are a "
+        "read-only copy of the received message (libzmq reuses it), and its position is its sequence number. "
+        "Receiving releases the GIL; Ctrl-C raises KeyboardInterrupt.");
   m.def("open", &open_device, py::arg("path") = "/dev/sring0", py::arg("wait") = "eventfd",
         "open a device (/dev/sringN) as its consumer");
   m.def("connect", &connect_simulator, py::arg("socket"), py::arg("timeout") = 5.0,

@@ -49,7 +49,7 @@ run_bazel_tests "threaded tests (TSan)" 'attr(tags, concurrent, tests(//...))' -
 echo "== Python binding: pytest against the user-space simulated device"
 py_dir=$(mktemp -d)
 if scripts/build-python.sh "$py_dir" >"$log_dir/python-build.log" 2>&1 &&
-   bazel build //simulator:sring-sim //consumer:acquire //consumer:sring-record >>"$log_dir/python-build.log" 2>&1; then
+   bazel build //simulator:sring-sim //consumer:acquire //consumer:sring-record //consumer:sring-publish >>"$log_dir/python-build.log" 2>&1; then
   # Debian's python3, with the numpy and pytest it packages.
   PYTHONPATH="$py_dir" SRING_BIN="$PWD/bazel-bin" /usr/bin/python3 -m pytest -q -p no:cacheprovider \
     --junitxml="$log_dir/pytest.xml" python/tests >"$log_dir/pytest.log" 2>&1

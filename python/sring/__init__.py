@@ -13,6 +13,11 @@ A view keeps its block's ring space from being given back to the producer:
 keep block.samples.copy() of what you keep beyond the loop. Under the
 overwrite-oldest policy samples are checked copies. Waits release the GIL;
 Ctrl-C raises KeyboardInterrupt, and leaving the `with` stops the device.
+
+From sring-publish over ZeroMQ (docs/streaming.md), with the same accounting:
+
+    for block in sring.subscribe("tcp://host:5555", pattern="pull"):
+        ...                                          # block.samples: a read-only copy
 """
 
 from ._sring import (  # noqa: F401  (the public API)
@@ -24,6 +29,8 @@ from ._sring import (  # noqa: F401  (the public API)
     open,
     pattern,
     simulate,
+    subscribe,
+    Subscriber,
 )
 
-__all__ = ["SRING_ABI_VERSION", "Block", "Blocks", "Ring", "connect", "open", "pattern", "simulate"]
+__all__ = ["SRING_ABI_VERSION", "Block", "Blocks", "Ring", "connect", "open", "pattern", "simulate", "subscribe", "Subscriber"]
