@@ -72,7 +72,8 @@ for module in sring sring_sim sring_edu; do
   test -f "$work/src/driver/$module.ko" || build_failed "$module.ko is missing after the build"
 done
 guest_programs=(//tests/kernel:kernel_test //tests/conformance:conformance_kernel
-                //consumer:acquire-static //consumer:ringstat-static //capi:consume_from_c-static)
+                //consumer:acquire-static //consumer:ringstat-static //capi:consume_from_c-static
+                //consumer:sring-record-static)
 bazel build "${guest_programs[@]}" >"$work/build.log" 2>&1 || build_failed "the guest programs did not build"
 
 root="$work/root"
@@ -87,6 +88,7 @@ cp bazel-bin/tests/conformance/conformance_kernel "$root/conformance_kernel"
 cp bazel-bin/consumer/acquire-static "$root/acquire"
 cp bazel-bin/consumer/ringstat-static "$root/ringstat"
 cp bazel-bin/capi/consume_from_c-static "$root/consume_from_c"
+cp bazel-bin/consumer/sring-record-static "$root/sring-record"
 (cd "$root" && find . | cpio -o -H newc --quiet | gzip -1) >"$work/initrd.gz"
 
 # One boot: boot MODE EXTRA_APPEND [EDU_DMA_MASK]; leaves its console in
