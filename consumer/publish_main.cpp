@@ -144,14 +144,9 @@ struct Source {
     device.emplace(std::move(*opened));
     if (auto stopped = device->stop(); !stopped) return stopped;
     if (auto reset = device->reset(); !reset) return reset;
-    sring_config config{};
-    config.sample_rate = options.sim_config.sample_rate;
-    config.block_bytes = options.sim_config.block_bytes;
-    config.overrun_policy = options.sim_config.overrun_policy;
-    config.sample_format = options.sim_config.sample_format;
-    config.pattern_seed = options.sim_config.pattern_seed;
-    config.flush_timeout_us = static_cast<uint32_t>(options.sim_config.flush_timeout.count());
-    if (auto configured = device->configure(config); !configured) return configured;
+    if (auto configured = device->configure(sim::to_device_config(options.sim_config)); !configured) {
+      return configured;
+    }
     auto attached = device->attach();
     if (!attached) return attached.error();
     ring.emplace(std::move(*attached));

@@ -95,14 +95,7 @@ Status open_session(const SourceOptions& options, Session& session) {
       // the reset tail.
       if (auto stopped = device->stop(); !stopped) return stopped;
       if (auto reset = device->reset(); !reset) return reset;
-      sring_config config{};
-      config.sample_rate = options.sim.sample_rate;
-      config.block_bytes = options.sim.block_bytes;
-      config.overrun_policy = options.sim.overrun_policy;
-      config.sample_format = options.sim.sample_format;
-      config.pattern_seed = options.sim.pattern_seed;
-      config.flush_timeout_us = static_cast<uint32_t>(options.sim.flush_timeout.count());
-      if (auto configured = device->configure(config); !configured) return configured;
+      if (auto configured = device->configure(sim::to_device_config(options.sim)); !configured) return configured;
       auto ring = device->attach();
       if (!ring) return ring.error();
       session.ring.emplace(std::move(*ring));

@@ -314,16 +314,6 @@ void apply(sring_config& c, const py::kwargs& kwargs) {
   }
 }
 
-sring_config sim_to_config(const sring::sim::SimConfig& sim) {
-  sring_config c{};
-  c.sample_rate = sim.sample_rate;
-  c.block_bytes = sim.block_bytes;
-  c.overrun_policy = sim.overrun_policy;
-  c.sample_format = sim.sample_format;
-  c.pattern_seed = sim.pattern_seed;
-  c.flush_timeout_us = static_cast<uint32_t>(sim.flush_timeout.count());
-  return c;
-}
 
 py::dict config_dict(const sring_config& c) {
   py::dict d;
@@ -381,7 +371,7 @@ PyRing connect_simulator(const std::string& socket_path, double timeout) {
 PyRing simulate(uint64_t ring_size, const py::kwargs& kwargs) {
   PyRing r;
   auto& s = *r.session;
-  sring_config c = sim_to_config(sring::sim::SimConfig{});
+  sring_config c = sring::sim::to_device_config(sring::sim::SimConfig{});
   apply(c, kwargs);
   s.sim_config.sample_rate = c.sample_rate;
   s.sim_config.block_bytes = c.block_bytes;
@@ -641,7 +631,7 @@ PYBIND11_MODULE(_sring, m) {
                 throw std::runtime_error("configure() before start(): a simulated ring runs once, with the settings "
                                          "it had; make another with sring.simulate()");
               }
-               sring_config c = sim_to_config(s.sim_config);
+               sring_config c = sring::sim::to_device_config(s.sim_config);
                apply(c, kwargs);
                sring::sim::SimConfig next = s.sim_config;
                next.sample_rate = c.sample_rate;
@@ -660,7 +650,7 @@ PYBIND11_MODULE(_sring, m) {
            [](PyRing& r) {
              auto& s = r.s();
              if (s.device) return config_dict(checked(s.device->config()));
-             if (s.host && !s.sim_ran) return config_dict(sim_to_config(s.sim_config));
+             if (s.host && !s.sim_ran) return config_dict(sring::sim::to_device_config(s.sim_config));
              const auto& p = s.ring->producer();
              sring_config c{};
              c.sample_rate = sring::load_relaxed(p.sample_rate);

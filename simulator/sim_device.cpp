@@ -52,6 +52,17 @@ Status validate_config(const SimConfig& config, uint64_t ring_size) {
   return ok();
 }
 
+sring_config to_device_config(const SimConfig& config) {
+  sring_config c{};
+  c.sample_rate = config.sample_rate;
+  c.block_bytes = config.block_bytes;
+  c.overrun_policy = config.overrun_policy;
+  c.sample_format = config.sample_format;
+  c.pattern_seed = config.pattern_seed;
+  c.flush_timeout_us = static_cast<uint32_t>(config.flush_timeout.count());
+  return c;
+}
+
 SimDevice::SimDevice(HostRing& ring, SimConfig config)
     : ring_(ring),
       kproducer_(ring.producer()),
