@@ -1,17 +1,28 @@
 // Host benchmark: the sring ring with in-place verification against the
 // copies people use today, side by side in one process, as ratios.
 //
-//   ring_bench [--runs N] [--json FILE] [--quick]
+//   ring_bench [--runs N] [--json FILE] [--quick] [--producer generate|memcpy|both]
 //
-// Every transport moves the same bytes from a producer thread (which writes
-// the sample pattern) to a consumer thread (which verifies every sample):
+// Every transport moves the same bytes from a producer thread to a consumer
+// thread, which verifies every sample with the same function
+// (sring::count_pattern_mismatches):
 //   sring          HostRing + SimDevice flat out, verified in place
 //   spsc batch     boost::lockfree::spsc_queue<uint16_t>, push/pop of a block
 //   spsc element   the same queue, one sample at a time
 //   pipe           write()/read() of blocks through a 1 MiB pipe
-// and the limit: one thread reading and summing the same bytes (no transport).
-// Wake-up latency: time from a block's timestamp to the consumer's return
-// from wait(), per strategy, against a raw eventfd between the same threads.
+// Two producers: "generate" computes the pattern for every sample;
+// "memcpy" (DMA-like) copies each block from a precomputed copy of the whole
+// run's stream (the pattern is not periodic over a ring: its xor mask changes
+// every 65536 samples, so one ring's worth cannot be replayed and still
+// verify). Every buffer a transport uses is written once before its timed
+// window (the ring is mapped MAP_POPULATE, the queue's storage is filled and
+// drained, the pipe is filled and drained), so no transport takes first-touch
+// page faults while timed.
+// Limits, one thread, no transport, over an already-written buffer the size
+// of the ring: verify-only (the same count_pattern_mismatches) and read+sum.
+// Wake-up latency, per block: from the block's commit timestamp to the moment
+// the consumer's wait() returns with it; the raw eventfd baseline treats each
+// write() as a block and is timed the same way, with the same pacing.
 #include <fcntl.h>
 #include <pthread.h>
 #include <sched.h>
@@ -22,6 +33,9 @@
 #include <atomic>
 #include <chrono>
 #include <cstdio>
+#include <cstring>
+#include <memory>
+#include <optional>
 #include <fstream>
 #include <random>
 #include <string>
@@ -56,19 +70,6 @@ uint64_t now_ns() {
   return uint64_t(ts.tv_sec) * 1'000'000'000u + uint64_t(ts.tv_nsec);
 }
 
-struct Stat {
-  double median = 0;
-  double spread_pct = 0;  // (max - min) / median
-};
-
-Stat summarize(std::vector<double> values) {
-  std::sort(values.begin(), values.end());
-  Stat s;
-  s.median = values[values.size() / 2];
-  s.spread_pct = s.median > 0 ? 100.0 * (values.back() - values.front()) / s.median : 0;
-  return s;
-}
-
 // A cross-core ping-pong: round-trip time of a cache line between two pinned
 // threads. Reported before and after the run: when the two virtual CPUs sit
 // "far apart" everything cross-core slows down together.
@@ -95,12 +96,41 @@ double ping_pong_ns() {
 
 // ---- throughput: GB/s of samples verified by the consumer ----------------
 
-double sring_run(uint64_t ring_size, uint32_t block_bytes, uint64_t total_bytes) {
+// The DMA-like producer's source for the ring: block b is the precomputed
+// stream's samples [b * n, (b + 1) * n), which SimDevice memcpy's into the
+// ring with the right sequence and first_sample in the header.
+class PrecomputedSource : public sring::sim::SampleSource {
+ public:
+  PrecomputedSource(const uint16_t* stream, uint32_t samples_per_block, uint64_t blocks)
+      : stream_(stream), n_(samples_per_block), blocks_(blocks) {}
+  std::optional<Recorded> next() override {
+    if (next_ > blocks_) return std::nullopt;
+    Recorded r;
+    r.sequence = next_;
+    r.first_sample = next_ * n_;
+    r.samples = next_ < blocks_ ? stream_ + next_ * n_ : nullptr;
+    ++next_;
+    return r;
+  }
+
+ private:
+  const uint16_t* stream_;
+  uint64_t n_, blocks_, next_ = 0;
+};
+
+// `precomputed`: null for the generating producer, else the whole run's
+// stream for the memcpy producer.
+double sring_run(uint64_t ring_size, uint32_t block_bytes, uint64_t total_bytes,
+                 const uint16_t* precomputed) {
   auto host = sring::sim::HostRing::create(ring_size);
   sring::sim::SimConfig config;
   config.sample_rate = 0;  // flat out: waits for room, loses nothing
   config.block_bytes = block_bytes;
   sring::sim::SimDevice device(*host, config);
+  if (precomputed) {
+    device.set_source(std::make_unique<PrecomputedSource>(precomputed, device.samples_per_block(),
+                                                          total_bytes / block_bytes));
+  }
   auto ring = Ring::attach(std::move(*host->duplicate_fd()), Ring::Access::kConsumer);
   const uint64_t blocks = total_bytes / block_bytes;
   device.begin();
@@ -131,8 +161,8 @@ double sring_run(uint64_t ring_size, uint32_t block_bytes, uint64_t total_bytes)
 // each block of the pattern and handing it to `send`, and a consumer (this
 // thread) taking each block with `receive` and verifying it. GB/s of samples.
 template <typename Send, typename Receive>
-double copy_transport_run(uint32_t block_bytes, uint64_t total_bytes, const char* name, Send send,
-                          Receive receive) {
+double copy_transport_run(uint32_t block_bytes, uint64_t total_bytes, const uint16_t* precomputed,
+                          const char* name, Send send, Receive receive) {
   const uint32_t samples = (block_bytes - SRING_BLOCK_HEADER_SIZE) / 2;
   const uint64_t blocks = total_bytes / block_bytes;
   std::thread producer([&] {
@@ -140,7 +170,8 @@ double copy_transport_run(uint32_t block_bytes, uint64_t total_bytes, const char
     std::vector<uint16_t> block(samples);
     uint64_t first = 0;
     for (uint64_t b = 0; b < blocks; ++b, first += samples) {
-      sring_pattern_fill(block.data(), first, samples, 1);
+      if (precomputed) std::memcpy(block.data(), precomputed + first, samples * sizeof(uint16_t));
+      else sring_pattern_fill(block.data(), first, samples, 1);
       if (!send(block)) return;
     }
   });
@@ -158,8 +189,19 @@ double copy_transport_run(uint32_t block_bytes, uint64_t total_bytes, const char
   return blocks * samples * 2.0 / seconds / 1e9;
 }
 
-double spsc_run(uint64_t ring_size, uint32_t block_bytes, uint64_t total_bytes, bool batch) {
+double spsc_run(uint64_t ring_size, uint32_t block_bytes, uint64_t total_bytes, bool batch,
+                const uint16_t* precomputed) {
   boost::lockfree::spsc_queue<uint16_t> queue(ring_size / 2);
+  // Pre-fault the queue's storage as MAP_POPULATE does the ring's: fill it
+  // and drain it once, before the timed window.
+  {
+    std::vector<uint16_t> chunk(1 << 16);
+    size_t pushed;
+    do {
+      pushed = queue.push(chunk.data(), chunk.size());
+    } while (pushed == chunk.size());
+    while (queue.pop(chunk.data(), chunk.size()) > 0) {}
+  }
   auto send = [&](const std::vector<uint16_t>& block) {
     if (batch) {
       size_t done = 0;
@@ -178,14 +220,22 @@ double spsc_run(uint64_t ring_size, uint32_t block_bytes, uint64_t total_bytes, 
     }
     return true;
   };
-  return copy_transport_run(block_bytes, total_bytes, "spsc", send, receive);
+  return copy_transport_run(block_bytes, total_bytes, precomputed, "spsc", send, receive);
 }
 
-double pipe_run(uint32_t block_bytes, uint64_t total_bytes) {
+double pipe_run(uint32_t block_bytes, uint64_t total_bytes, const uint16_t* precomputed) {
   int fds[2];
-  if (::pipe2(fds, O_CLOEXEC) != 0) return 0;
+  if (::pipe2(fds, O_CLOEXEC | O_NONBLOCK) != 0) return 0;
   sring::UniqueFd read_end(fds[0]), write_end(fds[1]);
   ::fcntl(write_end.get(), F_SETPIPE_SZ, 1 << 20);
+  // Pre-fault the pipe's buffer pages: fill it and drain it once, untimed.
+  {
+    std::vector<char> chunk(1 << 16);
+    while (::write(write_end.get(), chunk.data(), chunk.size()) > 0) {}
+    while (::read(read_end.get(), chunk.data(), chunk.size()) > 0) {}
+    ::fcntl(read_end.get(), F_SETFL, 0);
+    ::fcntl(write_end.get(), F_SETFL, 0);
+  }
   auto send = [&](const std::vector<uint16_t>& block) {
     const char* p = reinterpret_cast<const char*>(block.data());
     for (size_t left = block.size() * 2; left > 0;) {
@@ -206,7 +256,7 @@ double pipe_run(uint32_t block_bytes, uint64_t total_bytes) {
     }
     return true;
   };
-  return copy_transport_run(block_bytes, total_bytes, "pipe", send, receive);
+  return copy_transport_run(block_bytes, total_bytes, precomputed, "pipe", send, receive);
 }
 
 // The limit: one thread, no transport, reading and summing the same number
@@ -270,44 +320,52 @@ Latency ring_wakeup(sring::WaitStrategy strategy, int samples) {
   });
   pin_to_cpu(0);
   std::vector<double> us;
-  while (!done.load() && int(us.size()) < samples) {
+  while (int(us.size()) < samples) {
     auto waited = ring->wait(strategy, std::chrono::milliseconds(100));
     const uint64_t woke = now_ns();
-    if (!waited || !*waited) continue;
+    if (!waited || !*waited) {
+      if (done.load()) break;
+      continue;
+    }
     auto span = ring->acquire();
+    // A wake-up with no block in it has no block to time (and neither has
+    // a read of the raw eventfd without a write): per block, nothing to record.
     if (!span || span->empty()) continue;
-    // The newest block's timestamp: when the producer completed it.
-    const auto* last = reinterpret_cast<const sring_block_header*>(span->data + span->bytes -
-                                                                   config.block_bytes);
-    us.push_back((woke - last->timestamp_ns) / 1e3);
+    // Every block in the span: from its commit timestamp to this wake-up.
+    for (uint64_t off = 0; off + config.block_bytes <= span->bytes; off += config.block_bytes) {
+      const auto* block = reinterpret_cast<const sring_block_header*>(span->data + off);
+      us.push_back((woke - block->timestamp_ns) / 1e3);
+    }
     (void)ring->release(span->end());  // all of what was acquired: cannot be refused
   }
   producer.join();
   return percentiles(us);
 }
 
+// The baseline: the same pacing, each write() of the eventfd a "block" with
+// its commit time; the consumer times every write it sees on each read()
+// (an eventfd adds up writes, as the ring's consumer finds several blocks
+// after one wake-up), from that write's time to the read's return.
 Latency raw_eventfd(int samples) {
   sring::UniqueFd efd(::eventfd(0, EFD_CLOEXEC));
-  std::atomic<uint64_t> sent_at{0};
-  std::atomic<int> received{0};
+  auto sent_at = std::make_unique<std::atomic<uint64_t>[]>(samples);
   std::vector<double> us;
   std::thread consumer([&] {
     pin_to_cpu(0);
-    for (int i = 0; i < samples; ++i) {
+    for (int seen = 0; seen < samples;) {
       uint64_t count;
       if (::read(efd.get(), &count, 8) != 8) return;
-      us.push_back((now_ns() - sent_at.load()) / 1e3);
-      received.store(i + 1, std::memory_order_release);
+      const uint64_t woke = now_ns();
+      for (uint64_t k = 0; k < count && seen < samples; ++k, ++seen) {
+        us.push_back((woke - sent_at[seen].load(std::memory_order_acquire)) / 1e3);
+      }
     }
   });
   pin_to_cpu(1);
   std::mt19937 random(3);
   for (int i = 0; i < samples; ++i) {
     std::this_thread::sleep_for(std::chrono::microseconds(100 + random() % 200));
-    // One signal at a time: an eventfd adds up signals, and two writes
-    // before one read would be one wake-up.
-    while (received.load(std::memory_order_acquire) < i) std::this_thread::yield();
-    sent_at.store(now_ns());
+    sent_at[i].store(now_ns(), std::memory_order_release);
     const uint64_t one = 1;
     if (::write(efd.get(), &one, 8) != 8) break;
   }
@@ -317,28 +375,75 @@ Latency raw_eventfd(int samples) {
 
 }  // namespace
 
+struct Series {
+  std::string name;
+  std::string producer;  // "generate", "memcpy", or "" for the one-thread limits
+  std::vector<double> gbps;
+};
+
+std::string json_list(const std::vector<double>& v) {
+  std::string out = "[";
+  for (size_t i = 0; i < v.size(); ++i) out += fmt::format("{}{:.3f}", i ? ", " : "", v[i]);
+  return out + "]";
+}
+
+// min / median / max of the per-run ratios a[r] / b[r] (same run, same config).
+std::vector<double> ratios(const std::vector<double>& a, const std::vector<double>& b) {
+  std::vector<double> out;
+  for (size_t i = 0; i < a.size() && i < b.size(); ++i) out.push_back(b[i] > 0 ? a[i] / b[i] : 0);
+  return out;
+}
+
+struct Spread {
+  double min = 0, median = 0, max = 0;
+};
+
+Spread spread(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  if (v.empty()) return {};
+  return {v.front(), v[v.size() / 2], v.back()};
+}
+
 int main(int argc, char** argv) {
   int runs = 5;
   bool quick = false;
+  bool generate = true, dma = true;
   std::string json_path;
   for (int i = 1; i < argc; ++i) {
     const std::string arg = argv[i];
     if (arg == "--runs" && i + 1 < argc) runs = std::max(1, std::atoi(argv[++i]));
     else if (arg == "--json" && i + 1 < argc) json_path = argv[++i];
     else if (arg == "--quick") quick = true;
-    else {
-      fmt::print(stderr, "usage: ring_bench [--runs N] [--json FILE] [--quick]\n");
+    else if (arg == "--producer" && i + 1 < argc) {
+      const std::string which = argv[++i];
+      generate = which == "generate" || which == "both";
+      dma = which == "memcpy" || which == "both";
+      if (!generate && !dma) {
+        fmt::print(stderr, "--producer: generate, memcpy or both\n");
+        return 2;
+      }
+    } else {
+      fmt::print(stderr, "usage: ring_bench [--runs N] [--json FILE] [--quick] [--producer generate|memcpy|both]\n");
       return 2;
     }
   }
   std::setvbuf(stdout, nullptr, _IOLBF, 0);  // progress shows as it comes
   const double ping_before = ping_pong_ns();
   fmt::print("cross-core ping-pong before: {:.0f} ns per round trip\n\n", ping_before);
+  fmt::print(
+      "Throughput: GB/s of samples moved producer thread (cpu 1) -> consumer thread (cpu 0), every\n"
+      "sample verified by the consumer with sring::count_pattern_mismatches; {} runs per row,\n"
+      "min / median / max. Producers: generate = computes the pattern per sample; memcpy =\n"
+      "DMA-like, copies each block from a precomputed copy of the run's stream (read from DRAM).\n"
+      "Pre-faulted before every timed window: the ring (MAP_POPULATE), the spsc_queue storage\n"
+      "(filled and drained once), the pipe (filled and drained once), the block buffers and the\n"
+      "precomputed stream (written). Limits, one thread, no transport, over an already-written\n"
+      "buffer the size of the ring: verify-only (the same count_pattern_mismatches) and read+sum.\n"
+      "vs verify: per-run ratio to the verify-only limit of the same run (min / median / max).\n"
+      "vs batch: median against the spsc batch median with the same producer.\n",
+      runs);
 
-  std::string json = "{\n  \"throughput\": [\n";
-  fmt::print("{:>9} {:>8} | {:>14} {:>14} {:>14} {:>14} {:>14} {:>14} | {:>9} {:>9}\n", "ring", "block",
-             "sring GB/s", "spsc batch", "spsc element", "pipe", "read+sum", "verify-only",
-             "vs batch", "vs limit");
+  std::string json = "{\n  \"runs\": " + std::to_string(runs) + ",\n  \"throughput\": [\n";
   const std::vector<uint64_t> rings = quick ? std::vector<uint64_t>{4 << 20}
                                             : std::vector<uint64_t>{4 << 20, 256 << 20};
   const std::vector<uint32_t> blocks = quick ? std::vector<uint32_t>{64 << 10}
@@ -348,35 +453,81 @@ int main(int argc, char** argv) {
     const uint64_t total = std::max<uint64_t>(ring_size * 2, 512 << 20);
     for (uint32_t block : blocks) {
       if (block > ring_size / 2) continue;
-      std::vector<double> ring_v, batch_v, elem_v, pipe_v, limit_v, verify_v;
-      for (int r = 0; r < runs; ++r) {
-        ring_v.push_back(sring_run(ring_size, block, total));
-        batch_v.push_back(spsc_run(ring_size, block, total, true));
-        elem_v.push_back(spsc_run(ring_size, block, total / 16, false));
-        pipe_v.push_back(pipe_run(block, total));
-        limit_v.push_back(limit_run(ring_size, total, false));
-        verify_v.push_back(limit_run(ring_size, total, true));
+      const uint32_t per_block = (block - SRING_BLOCK_HEADER_SIZE) / 2;
+      const uint64_t n_blocks = total / block;
+      // The memcpy producer's source: the whole run's stream, written now
+      // (untimed), shared by every transport and run of this row.
+      std::vector<uint16_t> stream;
+      if (dma) {
+        stream.resize(n_blocks * per_block);
+        for (uint64_t first = 0; first < stream.size(); first += SRING_PATTERN_CHUNK) {
+          sring_pattern_fill(stream.data() + first, first,
+                             uint32_t(std::min<uint64_t>(SRING_PATTERN_CHUNK, stream.size() - first)), 1);
+        }
       }
-      const Stat s = summarize(ring_v), b = summarize(batch_v), e = summarize(elem_v),
-                 p = summarize(pipe_v), l = summarize(limit_v), v = summarize(verify_v);
-      auto cell = [](const Stat& x) { return fmt::format("{:6.2f} ±{:3.0f}%", x.median, x.spread_pct); };
-      fmt::print("{:>8}M {:>7}K | {:>14} {:>14} {:>14} {:>14} {:>14} {:>14} | {:>8.2f}x {:>8.0f}%\n",
-                 ring_size >> 20, block >> 10, cell(s), cell(b), cell(e), cell(p), cell(l), cell(v),
-                 s.median / b.median, 100 * s.median / l.median);
-      json += fmt::format(
-          "{}    {{\"ring_bytes\": {}, \"block_bytes\": {}, \"sring_gbps\": {:.3f}, \"sring_spread_pct\": {:.1f}, "
-          "\"spsc_batch_gbps\": {:.3f}, \"spsc_element_gbps\": {:.3f}, \"pipe_gbps\": {:.3f}, "
-          "\"read_sum_gbps\": {:.3f}, \"verify_only_gbps\": {:.3f}, \"sring_vs_spsc_batch\": {:.2f}, "
-          "\"sring_vs_read_sum\": {:.3f}}}",
-          first_row ? "" : ",\n", ring_size, block, s.median, s.spread_pct, b.median, e.median, p.median,
-          l.median, v.median, s.median / b.median, s.median / l.median);
-      first_row = false;
+      std::vector<Series> rows;
+      auto add = [&](const std::string& name, const std::string& producer) -> std::vector<double>& {
+        rows.push_back({name, producer, {}});
+        return rows.back().gbps;
+      };
+      // Fixed order; indices into rows.
+      std::vector<std::pair<std::string, const uint16_t*>> producers;
+      if (generate) producers.push_back({"generate", nullptr});
+      if (dma) producers.push_back({"memcpy", stream.data()});
+      for (auto& [pname, src] : producers) {
+        add("sring", pname);
+        add("spsc batch", pname);
+        add("spsc element", pname);
+        add("pipe", pname);
+      }
+      add("verify-only", "");
+      add("read+sum", "");
+      for (int r = 0; r < runs; ++r) {
+        size_t k = 0;
+        for (auto& [pname, src] : producers) {
+          rows[k++].gbps.push_back(sring_run(ring_size, block, total, src));
+          rows[k++].gbps.push_back(spsc_run(ring_size, block, total, true, src));
+          // One sample at a time is slow: a sixteenth of the bytes.
+          rows[k++].gbps.push_back(spsc_run(ring_size, block, total / 16, false, src));
+          rows[k++].gbps.push_back(pipe_run(block, total, src));
+        }
+        rows[k++].gbps.push_back(limit_run(ring_size, total, true));
+        rows[k++].gbps.push_back(limit_run(ring_size, total, false));
+      }
+      const std::vector<double>& verify = rows[rows.size() - 2].gbps;
+      fmt::print("\nring {} MiB, block {} KiB\n", ring_size >> 20, block >> 10);
+      fmt::print("  {:<13} {:<10} | {:>6} {:>6} {:>6} | {:>17} | {:>8}\n", "transport", "producer", "min",
+                 "median", "max", "vs verify (%)", "vs batch");
+      for (const Series& row : rows) {
+        const Spread g = spread(row.gbps);
+        std::string vs_verify = "", vs_batch = "";
+        if (!row.producer.empty()) {
+          const Spread v = spread(ratios(row.gbps, verify));
+          vs_verify = fmt::format("{:4.0f} /{:4.0f} /{:4.0f}", 100 * v.min, 100 * v.median, 100 * v.max);
+          for (const Series& other : rows) {
+            if (other.name == "spsc batch" && other.producer == row.producer && row.name != "spsc batch") {
+              vs_batch = fmt::format("{:.2f}x", g.median / std::max(1e-9, spread(other.gbps).median));
+            }
+          }
+        }
+        fmt::print("  {:<13} {:<10} | {:6.2f} {:6.2f} {:6.2f} | {:>17} | {:>8}\n", row.name,
+                   row.producer.empty() ? "(1 thread)" : row.producer, g.min, g.median, g.max, vs_verify,
+                   vs_batch);
+        std::string key = row.name + (row.producer.empty() ? "" : "/" + row.producer);
+        json += fmt::format("{}    {{\"ring_bytes\": {}, \"block_bytes\": {}, \"series\": \"{}\", "
+                            "\"min\": {:.3f}, \"median\": {:.3f}, \"max\": {:.3f}, \"gbps\": {}}}",
+                            first_row ? "" : ",\n", ring_size, block, key, g.min, g.median, g.max,
+                            json_list(row.gbps));
+        first_row = false;
+      }
     }
   }
   json += "\n  ],\n  \"wakeup_us\": {\n";
   const int samples = quick ? 500 : 3000;
   const Latency raw = raw_eventfd(samples);
-  fmt::print("\nwake-up latency, block completed -> consumer running (us), {} samples each\n", samples);
+  fmt::print("\nwake-up latency per block: the block's commit timestamp -> the consumer's wait() returning with it\n"
+             "(us; every block counted, several per wake-up included; the raw eventfd: every write, same pacing),\n"
+             "{} blocks each\n", samples);
   fmt::print("{:>14} {:>9} {:>9} {:>9} {:>12}\n", "strategy", "p50", "p99", "p99.9", "p99 vs raw");
   fmt::print("{:>14} {:>9.1f} {:>9.1f} {:>9.1f} {:>12}\n", "raw eventfd", raw.p50, raw.p99, raw.p999, "1.00x");
   json += fmt::format("    \"raw_eventfd\": {{\"p50\": {:.2f}, \"p99\": {:.2f}, \"p999\": {:.2f}}}", raw.p50,

@@ -22,7 +22,7 @@ mkdir -p "$out"
 
 if [ $plot_only = 0 ]; then
 bazel build //bench:ring_bench 2>&1 | grep -E '^(ERROR|FAILED)' || true
-echo "== host: ring vs spsc_queue vs pipe vs memory limit (GB/s of verified samples; median ± spread)"
+echo "== host: ring vs spsc_queue vs pipe vs the verify-only limit (GB/s of verified samples; min / median / max)"
 if [ $quick = 1 ]; then
   bazel-bin/bench/ring_bench --quick --runs 3 --json "$out/host.json" | tee "$out/host.txt"
   exit 0
@@ -77,12 +77,17 @@ with open(f"{out}/qemu-plot.dat", "w") as f:
                 f.write(f"{r['rate']/1e6} {r['mb_per_s_median']} {1 if r['loss_free'] else 0}\n")
         f.write("\n\n")
 host = json.load(open(f"{out}/host.json"))
+# One line per block size: the median of each series (NaN where a series was not run).
+cols = ["sring/generate", "spsc batch/generate", "pipe/generate", "verify-only",
+        "spsc element/generate", "sring/memcpy", "spsc batch/memcpy", "pipe/memcpy", "read+sum"]
 with open(f"{out}/host-plot.dat", "w") as f:
+    f.write("# block_KiB " + " ".join(c.replace(" ", "_") for c in cols) + "\n")
     for ring in sorted({r["ring_bytes"] for r in host["throughput"]}):
         f.write(f"# ring {ring >> 20} MiB\n")
-        for r in host["throughput"]:
-            if r["ring_bytes"] == ring:
-                f.write(f"{r['block_bytes'] >> 10} {r['sring_gbps']} {r['spsc_batch_gbps']} {r['pipe_gbps']} {r['read_sum_gbps']} {r['spsc_element_gbps']}\n")
+        for block in sorted({r["block_bytes"] for r in host["throughput"] if r["ring_bytes"] == ring}):
+            med = {r["series"]: r["median"] for r in host["throughput"]
+                   if r["ring_bytes"] == ring and r["block_bytes"] == block}
+            f.write(f"{block >> 10} " + " ".join(str(med.get(c, "NaN")) for c in cols) + "\n")
         f.write("\n\n")
 PY
 cat "$out/qemu.txt"
@@ -90,7 +95,7 @@ cat "$out/qemu.txt"
 gnuplot <<GP
 set terminal pngcairo size 1000,420 font ",10"
 set output "docs/throughput.png"
-set multiplot layout 1,2 title "Host: verified throughput against block size (median of 5 runs)"
+set multiplot layout 1,2 title "Host: verified throughput against block size (median of 5 runs; generating producer unless noted)"
 set logscale x 2
 set xlabel "block size (KiB)"
 set ylabel "GB/s of samples, verified"
@@ -99,12 +104,14 @@ set title "4 MiB ring (fits in cache)"
 plot "$out/host-plot.dat" index 0 using 1:2 with linespoints title "sring (in place)", \
      "" index 0 using 1:3 with linespoints title "spsc\\\_queue batch", \
      "" index 0 using 1:4 with linespoints title "pipe", \
-     "" index 0 using 1:5 with lines dashtype 2 title "read+sum limit"
+     "" index 0 using 1:7 with linespoints title "sring, memcpy producer", \
+     "" index 0 using 1:5 with lines dashtype 2 title "verify-only limit"
 set title "256 MiB ring"
 plot "$out/host-plot.dat" index 1 using 1:2 with linespoints title "sring (in place)", \
      "" index 1 using 1:3 with linespoints title "spsc\\\_queue batch", \
      "" index 1 using 1:4 with linespoints title "pipe", \
-     "" index 1 using 1:5 with lines dashtype 2 title "read+sum limit"
+     "" index 1 using 1:7 with linespoints title "sring, memcpy producer", \
+     "" index 1 using 1:5 with lines dashtype 2 title "verify-only limit"
 unset multiplot
 set output "docs/qemu-loss-free.png"
 set terminal pngcairo size 700,420 font ",10"
