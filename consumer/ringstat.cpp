@@ -71,23 +71,24 @@ class FileSource final : public RingSource {
   const std::string& name() const override { return name_; }
 
   Expected<Snapshot> read() override {
-    const sring_producer_page& p = ring_.producer();
     Snapshot s;
     s.taken = std::chrono::steady_clock::now();
     // Monotonic statistics: relaxed loads. head/tail with acquire, as a
     // consumer would read them, so fill is never negative by reordering.
     s.tail = ring_.shared_tail();
-    s.head = ring_.head();
-    s.state = std::string(state_name(ring_.state()));
+    // After the tail: head (loaded in there with acquire) is never behind it.
+    const ProducerCounters p = ring_.producer_counters();
+    s.head = p.head;
+    s.state = std::string(state_name(p.state));
     s.ring_size = ring_.ring_size();
-    s.blocks_produced = load_relaxed(p.blocks_produced);
-    s.samples_produced = load_relaxed(p.samples_produced);
-    s.blocks_dropped = load_relaxed(p.blocks_dropped);
-    s.samples_dropped = load_relaxed(p.samples_dropped);
-    s.overruns = load_relaxed(p.overruns);
-    s.wakeups = load_relaxed(p.wakeups);
-    s.bad_tails = load_relaxed(p.bad_tails);
-    s.high_water = load_relaxed(p.high_water);
+    s.blocks_produced = p.blocks_produced;
+    s.samples_produced = p.samples_produced;
+    s.blocks_dropped = p.blocks_dropped;
+    s.samples_dropped = p.samples_dropped;
+    s.overruns = p.overruns;
+    s.wakeups = p.wakeups;
+    s.bad_tails = p.bad_tails;
+    s.high_water = p.high_water;
     s.fill = std::min(s.head - s.tail, s.ring_size);
     return s;
   }

@@ -215,21 +215,7 @@ bool Consumer::end_of_stream() const {
   return held_.empty() && ring_.head() == std::max(done_to_, ring_.tail());
 }
 
-ProducerCounters Consumer::producer_counters() const {
-  const auto& p = ring_.producer();
-  ProducerCounters c;
-  c.state = ring_.state();
-  c.head = ring_.head();
-  c.blocks_produced = load_relaxed(p.blocks_produced);
-  c.samples_produced = load_relaxed(p.samples_produced);
-  c.blocks_dropped = load_relaxed(p.blocks_dropped);
-  c.samples_dropped = load_relaxed(p.samples_dropped);
-  c.overruns = load_relaxed(p.overruns);
-  c.wakeups = load_relaxed(p.wakeups);
-  c.bad_tails = load_relaxed(p.bad_tails);
-  c.high_water = load_relaxed(p.high_water);
-  return c;
-}
+ProducerCounters Consumer::producer_counters() const { return ring_.producer_counters(); }
 
 Counters Consumer::snapshot() const {
   // End of stream first: then the producer counters loaded after it are final.

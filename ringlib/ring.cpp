@@ -345,6 +345,22 @@ Status Ring::enable_eventfd() {
   return use_eventfd(std::move(efd));
 }
 
+ProducerCounters Ring::producer_counters() const {
+  const auto& p = *kproducer_;
+  ProducerCounters c;
+  c.state = state();
+  c.head = head();
+  c.blocks_produced = load_relaxed(p.blocks_produced);
+  c.samples_produced = load_relaxed(p.samples_produced);
+  c.blocks_dropped = load_relaxed(p.blocks_dropped);
+  c.samples_dropped = load_relaxed(p.samples_dropped);
+  c.overruns = load_relaxed(p.overruns);
+  c.wakeups = load_relaxed(p.wakeups);
+  c.bad_tails = load_relaxed(p.bad_tails);
+  c.high_water = load_relaxed(p.high_water);
+  return c;
+}
+
 Ring::Readiness Ring::readiness() const {
   // State before head. Pairs with the producer's store_release(state) after
   // its last head store: a producer seen not running has its final head

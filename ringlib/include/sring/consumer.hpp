@@ -70,20 +70,6 @@ class Block {
   uint64_t lost_before_;
 };
 
-// What the producer page says, in one snapshot (relaxed loads: statistics;
-// final only at the end of a stream, see Consumer::finish()).
-struct ProducerCounters {
-  uint64_t blocks_produced = 0;
-  uint64_t samples_produced = 0;
-  uint64_t blocks_dropped = 0;
-  uint64_t samples_dropped = 0;
-  uint64_t overruns = 0;
-  uint64_t wakeups = 0;
-  uint64_t bad_tails = 0;
-  uint64_t high_water = 0;
-  uint64_t head = 0;
-  uint32_t state = 0;
-};
 
 // A stream's accounting in one snapshot: what this consumer was given, what
 // is missing, and what the producer says it made and dropped. The C API's

@@ -48,6 +48,21 @@ inline constexpr std::chrono::nanoseconds kWaitForever = std::chrono::nanosecond
 [[nodiscard]] Status validate_producer_identity(const sring_producer_page& page, uint64_t file_size,
                                                 uint32_t page_size);
 
+// What the producer page says, in one snapshot (relaxed loads: statistics;
+// final only at the end of a stream, see Consumer::finish()).
+struct ProducerCounters {
+  uint64_t blocks_produced = 0;
+  uint64_t samples_produced = 0;
+  uint64_t blocks_dropped = 0;
+  uint64_t samples_dropped = 0;
+  uint64_t overruns = 0;
+  uint64_t wakeups = 0;
+  uint64_t bad_tails = 0;
+  uint64_t high_water = 0;
+  uint64_t head = 0;
+  uint32_t state = 0;
+};
+
 // A run of whole blocks, contiguous in memory thanks to the mirror.
 struct BlockSpan {
   const std::byte* data = nullptr;  // data[0] is the byte at ring position begin
@@ -158,6 +173,8 @@ class Ring {
   // The data mapping: 2 * ring_size() bytes, the second half mirroring the
   // first; position p is at data()[p % ring_size()].
   const std::byte* data() const { return data_; }
+  // The producer page's counters, state and head in one snapshot.
+  [[nodiscard]] ProducerCounters producer_counters() const;
   // The tail as published in the consumer page (a monitor's view).
   uint64_t shared_tail() const { return load_acquire(kconsumer_->tail); }
 
