@@ -1,23 +1,25 @@
 // Host benchmark: the sring ring with in-place verification against the
 // copies people use today, side by side in one process, as ratios.
 //
-//   ring_bench [--runs N] [--json FILE] [--quick] [--producer generate|memcpy|both]
+//   ring_bench [--runs N] [--json FILE] [--quick] [--producer generate|dma|both]
+//   ring_bench --rates MSPS,MSPS,... [--runs N] [--seconds S] [--ring-size B] [--block-size B] [--json FILE]
 //
-// Every transport moves the same bytes from a producer thread to a consumer
-// thread, which verifies every sample with the same function
-// (sring::count_pattern_mismatches):
+// Throughput (the first form): every transport moves the same bytes from a
+// producer thread to a consumer thread as fast as it can, and the consumer
+// verifies every sample with the same function (sring::count_pattern_mismatches):
 //   sring          HostRing + SimDevice flat out, verified in place
 //   spsc batch     boost::lockfree::spsc_queue<uint16_t>, push/pop of a block
 //   spsc element   the same queue, one sample at a time
 //   pipe           write()/read() of blocks through a 1 MiB pipe
-// Two producers: "generate" computes the pattern for every sample;
-// "memcpy" (DMA-like) copies each block from a precomputed copy of the whole
-// run's stream (the pattern is not periodic over a ring: its xor mask changes
-// every 65536 samples, so one ring's worth cannot be replayed and still
-// verify). Every buffer a transport uses is written once before its timed
-// window (the ring is mapped MAP_POPULATE, the queue's storage is filled and
-// drained, the pipe is filled and drained), so no transport takes first-touch
-// page faults while timed.
+// Two producers: "generate" computes the pattern with ordinary stores;
+// "dma" (DMA-like) writes the same pattern with non-temporal stores, which
+// write whole lines without reading them first, as a DMA engine does (see
+// pattern_fill_streaming). Every buffer a transport uses is written once
+// before its timed window (the ring is mapped MAP_POPULATE, the queue's
+// storage is filled and drained, the pipe is filled and drained), so no
+// transport takes first-touch page faults while timed.
+// CPU per GB (the second form): see rate_sweep(): a paced producer, the
+// consumer's CPU time per GB for in-place, read() and a copying queue.
 // Limits, one thread, no transport, over an already-written buffer the size
 // of the ring: verify-only (the same count_pattern_mismatches) and read+sum.
 // Wake-up latency, per block: from the block's commit timestamp to the moment
@@ -27,6 +29,8 @@
 #include <pthread.h>
 #include <sched.h>
 #include <sys/eventfd.h>
+#include <sys/ioctl.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -42,9 +46,14 @@
 #include <thread>
 #include <vector>
 
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
+
 #include <boost/lockfree/spsc_queue.hpp>
 #include <fmt/format.h>
 
+#include "sring/consumer.hpp"
 #include "sring/ring.hpp"
 #include "sring/stream.hpp"
 #include "sring/verify.hpp"
@@ -56,6 +65,10 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 using sring::Ring;
+
+// Set when any run delivered a wrong sample or inexact accounting: the
+// figures are then of a broken transport, and the exit status says so.
+bool g_verification_failed = false;
 
 void pin_to_cpu(int cpu) {
   cpu_set_t set;
@@ -96,41 +109,68 @@ double ping_pong_ns() {
 
 // ---- throughput: GB/s of samples verified by the consumer ----------------
 
-// The DMA-like producer's source for the ring: block b is the precomputed
-// stream's samples [b * n, (b + 1) * n), which SimDevice memcpy's into the
-// ring with the right sequence and first_sample in the header.
-class PrecomputedSource : public sring::sim::SampleSource {
- public:
-  PrecomputedSource(const uint16_t* stream, uint32_t samples_per_block, uint64_t blocks)
-      : stream_(stream), n_(samples_per_block), blocks_(blocks) {}
-  std::optional<Recorded> next() override {
-    if (next_ > blocks_) return std::nullopt;
-    Recorded r;
-    r.sequence = next_;
-    r.first_sample = next_ * n_;
-    r.samples = next_ < blocks_ ? stream_ + next_ * n_ : nullptr;
-    ++next_;
-    return r;
+// The DMA-like producer: the same pattern written with non-temporal
+// stores, as a DMA engine writes whole cache lines to memory without the CPU
+// first reading them in (a normal store reads each line before writing it,
+// which doubles the producer's memory traffic on a ring larger than the
+// caches). The consumer then finds the samples in DRAM, not in the
+// producer's cache, as it would after real DMA on a machine without
+// cache-injection. Nothing is precomputed: the pattern is an arithmetic
+// progression in 16-bit lanes, so generating it costs no more than copying.
+void pattern_fill_streaming(uint16_t* dst, uint64_t first, uint32_t count, uint32_t seed) {
+#if defined(__SSE2__)
+  while (count) {
+    const uint32_t in_chunk = SRING_PATTERN_CHUNK - static_cast<uint16_t>(first);
+    const uint32_t n = std::min(count, in_chunk);
+    const uint16_t mask = sring_pattern_chunk_mask(first >> 16, seed);
+    uint16_t value = static_cast<uint16_t>(static_cast<uint16_t>(first) * SRING_PATTERN_MUL);
+    uint32_t k = 0;
+    for (; k < n && (reinterpret_cast<uintptr_t>(dst + k) & 15); ++k) {
+      dst[k] = value ^ mask;
+      value = static_cast<uint16_t>(value + SRING_PATTERN_MUL);
+    }
+    constexpr uint16_t m = SRING_PATTERN_MUL;
+    __m128i lanes = _mm_add_epi16(_mm_set1_epi16(static_cast<int16_t>(value)),
+                                  _mm_setr_epi16(0, int16_t(m), int16_t(2 * m), int16_t(3 * m), int16_t(4 * m),
+                                                 int16_t(5 * m), int16_t(6 * m), int16_t(7 * m)));
+    const __m128i step = _mm_set1_epi16(static_cast<int16_t>(8 * m));
+    const __m128i xor_mask = _mm_set1_epi16(static_cast<int16_t>(mask));
+    for (; k + 8 <= n; k += 8) {
+      _mm_stream_si128(reinterpret_cast<__m128i*>(dst + k), _mm_xor_si128(lanes, xor_mask));
+      lanes = _mm_add_epi16(lanes, step);
+      value = static_cast<uint16_t>(value + 8 * m);
+    }
+    for (; k < n; ++k) {
+      dst[k] = value ^ mask;
+      value = static_cast<uint16_t>(value + SRING_PATTERN_MUL);
+    }
+    dst += n;
+    first += n;
+    count -= n;
   }
+  // Non-temporal stores are weakly ordered: a release store does not order
+  // them. The fence makes the samples globally visible before the producer's
+  // store_release(head) that publishes them, as a device's DMA completes
+  // before its completion is signalled.
+  _mm_sfence();
+#else
+  sring_pattern_fill(dst, first, count, seed);
+#endif
+}
 
- private:
-  const uint16_t* stream_;
-  uint64_t n_, blocks_, next_ = 0;
-};
+using PatternFill = sring::sim::SimDevice::PatternFill;
 
-// `precomputed`: null for the generating producer, else the whole run's
-// stream for the memcpy producer.
-double sring_run(uint64_t ring_size, uint32_t block_bytes, uint64_t total_bytes,
-                 const uint16_t* precomputed) {
+void pattern_fill(uint16_t* dst, uint64_t first, uint32_t count, uint32_t seed) {
+  sring_pattern_fill(dst, first, count, seed);
+}
+
+double sring_run(uint64_t ring_size, uint32_t block_bytes, uint64_t total_bytes, PatternFill fill) {
   auto host = sring::sim::HostRing::create(ring_size);
   sring::sim::SimConfig config;
   config.sample_rate = 0;  // flat out: waits for room, loses nothing
   config.block_bytes = block_bytes;
   sring::sim::SimDevice device(*host, config);
-  if (precomputed) {
-    device.set_source(std::make_unique<PrecomputedSource>(precomputed, device.samples_per_block(),
-                                                          total_bytes / block_bytes));
-  }
+  device.set_pattern_fill(fill);
   auto ring = Ring::attach(std::move(*host->duplicate_fd()), Ring::Access::kConsumer);
   const uint64_t blocks = total_bytes / block_bytes;
   device.begin();
@@ -153,6 +193,7 @@ double sring_run(uint64_t ring_size, uint32_t block_bytes, uint64_t total_bytes,
   producer.join();
   if (consumer.counters().corrupted_samples || consumer.counters().lost_samples) {
     fmt::print(stderr, "sring run lost or corrupted samples\n");
+    g_verification_failed = true;
   }
   return consumer.counters().samples * 2 / seconds / 1e9;
 }
@@ -161,7 +202,7 @@ double sring_run(uint64_t ring_size, uint32_t block_bytes, uint64_t total_bytes,
 // each block of the pattern and handing it to `send`, and a consumer (this
 // thread) taking each block with `receive` and verifying it. GB/s of samples.
 template <typename Send, typename Receive>
-double copy_transport_run(uint32_t block_bytes, uint64_t total_bytes, const uint16_t* precomputed,
+double copy_transport_run(uint32_t block_bytes, uint64_t total_bytes, PatternFill fill,
                           const char* name, Send send, Receive receive) {
   const uint32_t samples = (block_bytes - SRING_BLOCK_HEADER_SIZE) / 2;
   const uint64_t blocks = total_bytes / block_bytes;
@@ -170,8 +211,7 @@ double copy_transport_run(uint32_t block_bytes, uint64_t total_bytes, const uint
     std::vector<uint16_t> block(samples);
     uint64_t first = 0;
     for (uint64_t b = 0; b < blocks; ++b, first += samples) {
-      if (precomputed) std::memcpy(block.data(), precomputed + first, samples * sizeof(uint16_t));
-      else sring_pattern_fill(block.data(), first, samples, 1);
+      fill(block.data(), first, samples, 1);
       if (!send(block)) return;
     }
   });
@@ -185,12 +225,14 @@ double copy_transport_run(uint32_t block_bytes, uint64_t total_bytes, const uint
   }
   const double seconds = std::chrono::duration<double>(Clock::now() - start).count();
   producer.join();
-  if (bad) fmt::print(stderr, "{} run corrupted {} samples\n", name, bad);
+  if (bad) {
+    fmt::print(stderr, "{} run corrupted {} samples\n", name, bad);
+    g_verification_failed = true;
+  }
   return blocks * samples * 2.0 / seconds / 1e9;
 }
 
-double spsc_run(uint64_t ring_size, uint32_t block_bytes, uint64_t total_bytes, bool batch,
-                const uint16_t* precomputed) {
+double spsc_run(uint64_t ring_size, uint32_t block_bytes, uint64_t total_bytes, bool batch, PatternFill fill) {
   boost::lockfree::spsc_queue<uint16_t> queue(ring_size / 2);
   // Pre-fault the queue's storage as MAP_POPULATE does the ring's: fill it
   // and drain it once, before the timed window.
@@ -220,10 +262,10 @@ double spsc_run(uint64_t ring_size, uint32_t block_bytes, uint64_t total_bytes, 
     }
     return true;
   };
-  return copy_transport_run(block_bytes, total_bytes, precomputed, "spsc", send, receive);
+  return copy_transport_run(block_bytes, total_bytes, fill, "spsc", send, receive);
 }
 
-double pipe_run(uint32_t block_bytes, uint64_t total_bytes, const uint16_t* precomputed) {
+double pipe_run(uint32_t block_bytes, uint64_t total_bytes, PatternFill fill) {
   int fds[2];
   if (::pipe2(fds, O_CLOEXEC | O_NONBLOCK) != 0) return 0;
   sring::UniqueFd read_end(fds[0]), write_end(fds[1]);
@@ -256,7 +298,7 @@ double pipe_run(uint32_t block_bytes, uint64_t total_bytes, const uint16_t* prec
     }
     return true;
   };
-  return copy_transport_run(block_bytes, total_bytes, precomputed, "pipe", send, receive);
+  return copy_transport_run(block_bytes, total_bytes, fill, "pipe", send, receive);
 }
 
 // The limit: one thread, no transport, reading and summing the same number
@@ -373,11 +415,316 @@ Latency raw_eventfd(int samples) {
   return percentiles(us);
 }
 
+// ---- the consumer's CPU cost at a fixed rate ------------------------------
+//
+// One producer thread (cpu 1) makes blocks at a fixed sample rate, as a
+// device does: block k is due when its last sample has been taken; a block
+// that finds no room is dropped and counted, never waited for. The same
+// paced loop and the same DMA-like fill drive every path. One consumer
+// thread (cpu 0) takes every block, verifies every sample with
+// count_pattern_mismatches, and sleeps when there is nothing to take:
+//   in place  sring::Consumer over the ring, eventfd wake-ups (watermark:
+//             one block), verified where the producer wrote it
+//   read()    blocking read() of whole blocks from a pipe as large as the
+//             ring (the copy a read() driver makes, plus the system call)
+//   copy      boost spsc_queue as large as the ring, the block popped into
+//             the consumer's buffer, an eventfd when the consumer sleeps
+//             (the same need-wakeup handshake the ring uses)
+// Blocks carry the same 64-byte header on every path (the copying paths
+// need its first_sample to verify after a drop). The consumer's CPU time
+// is getrusage(RUSAGE_THREAD), user + system, from its first wait to its
+// last block: the copy inside read() is system time of the consumer.
+
+struct RateRun {
+  double seconds = 0;            // wall time of the producer's run
+  uint64_t offered_samples = 0;  // what the producer made (written or dropped)
+  uint64_t delivered_samples = 0;
+  uint64_t lost_samples = 0;     // dropped for lack of room, counted exactly
+  uint64_t corrupted = 0;
+  double user_s = 0, sys_s = 0;
+  uint64_t sleeps = 0;           // voluntary context switches of the consumer
+  bool kept_rate = true;         // the producer kept its schedule (else it bounds the run)
+  double cpu_s_per_gb() const {
+    return delivered_samples ? (user_s + sys_s) / (delivered_samples * 2.0 / 1e9) : 0;
+  }
+};
+
+struct ThreadUsage {
+  double user_s = 0, sys_s = 0;
+  uint64_t voluntary = 0;
+  static ThreadUsage now() {
+    rusage u{};
+    getrusage(RUSAGE_THREAD, &u);
+    return {u.ru_utime.tv_sec + u.ru_utime.tv_usec / 1e6, u.ru_stime.tv_sec + u.ru_stime.tv_usec / 1e6,
+            uint64_t(u.ru_nvcsw)};
+  }
+};
+
+// The consumer's loop on each path, behind one name, so that a profile can
+// count it alone: valgrind --tool=callgrind --toggle-collect='*consume_loop*'
+// (scripts/bench-profile.sh).
+template <typename Loop>
+[[gnu::noinline]] void consume_loop(Loop&& loop) {
+  loop();
+}
+
+void charge(RateRun& run, const ThreadUsage& before) {
+  const ThreadUsage after = ThreadUsage::now();
+  run.user_s = after.user_s - before.user_s;
+  run.sys_s = after.sys_s - before.sys_s;
+  run.sleeps = after.voluntary - before.voluntary;
+}
+
+// The paced producer loop every path shares. `make(k)` makes block k (it
+// writes or drops it and counts which). Returns whether the producer kept
+// its schedule: it may fall behind by a few blocks and catch up, but a run
+// whose producer ends more than 5% late measures the producer, not the path.
+template <typename Make>
+bool paced_producer(uint64_t sample_rate, uint32_t samples_per_block, double seconds, RateRun& run, Make make) {
+  pin_to_cpu(1);
+  const uint64_t blocks = std::max<uint64_t>(1, uint64_t(seconds * sample_rate / samples_per_block));
+  const auto start = Clock::now();
+  auto due = [&](uint64_t k) {
+    return start + std::chrono::nanoseconds(int64_t((k + 1) * samples_per_block * 1e9L / sample_rate));
+  };
+  for (uint64_t k = 0; k < blocks; ++k) {
+    const auto when = due(k);
+    if (Clock::now() < when) std::this_thread::sleep_until(when);
+    make(k);
+  }
+  const auto end = Clock::now();
+  run.seconds = std::chrono::duration<double>(end - start).count();
+  run.offered_samples = blocks * samples_per_block;
+  return end - due(blocks - 1) < std::chrono::duration<double>(0.05 * seconds);
+}
+
+RateRun rate_in_place(uint64_t sample_rate, uint64_t ring_size, uint32_t block_bytes, uint64_t wake_bytes,
+                      double seconds, PatternFill fill) {
+  RateRun run;
+  auto host = sring::sim::HostRing::create(ring_size);
+  sring::sim::SimConfig config;
+  config.sample_rate = sample_rate;  // paced: drop-newest when full, counted
+  config.block_bytes = block_bytes;
+  // Batched: the flush timeout only bounds the wait; the watermark decides.
+  if (wake_bytes > block_bytes) config.flush_timeout = std::chrono::milliseconds(50);
+  sring::sim::SimDevice device(*host, config);
+  device.set_pattern_fill(fill);
+  auto ring = Ring::attach(std::move(*host->duplicate_fd()), Ring::Access::kConsumer);
+  sring::UniqueFd efd(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
+  if (!device.set_eventfd(efd.get()) || !ring->use_eventfd(std::move(efd))) {
+    fmt::print(stderr, "rate_in_place: no eventfd\n");
+    std::exit(1);
+  }
+  ring->set_wakeup_watermark(std::max<uint64_t>(wake_bytes, block_bytes));
+  sring::Consumer consumer(*ring);
+  device.begin();
+  std::thread producer([&] {
+    run.kept_rate = paced_producer(sample_rate, device.samples_per_block(), seconds, run,
+                                   [&](uint64_t) { (void)device.produce_block(); });
+    device.end();
+  });
+  pin_to_cpu(0);
+  const ThreadUsage before = ThreadUsage::now();
+  uint64_t bad = 0;
+  consume_loop([&] {
+    for (;;) {
+      auto taken = consumer.consume([&](const sring::Block& block) {
+        bad += sring::count_pattern_mismatches(block.samples().data(), block.first_sample(),
+                                               block.samples().size(), config.pattern_seed);
+        return true;
+      });
+      if (!taken) {
+        fmt::print(stderr, "rate_in_place: {}\n", taken.error().message);
+        break;
+      }
+      if (*taken > 0) continue;
+      if (consumer.end_of_stream()) break;
+      (void)consumer.wait(sring::WaitStrategy::kEventfd, std::chrono::milliseconds(100));
+    }
+  });
+  charge(run, before);
+  producer.join();
+  const sring::Counters c = consumer.snapshot();
+  run.delivered_samples = c.samples;
+  run.lost_samples = c.missing_samples;
+  run.corrupted = bad;
+  if (!c.exact) {
+    fmt::print(stderr, "rate_in_place: accounting not exact\n");
+    g_verification_failed = true;
+  }
+  return run;
+}
+
+// The producer's side of the copying paths: block k with its header, filled
+// by the DMA-like fill into the producer's own buffer (the driver's bounce
+// buffer), then handed to `send`, which copies it or reports no room.
+struct BlockMaker {
+  uint32_t block_bytes, samples;
+  std::vector<uint16_t> buffer;
+  explicit BlockMaker(uint32_t bytes)
+      : block_bytes(bytes), samples((bytes - SRING_BLOCK_HEADER_SIZE) / 2), buffer(bytes / 2) {}
+  const uint16_t* make(uint64_t k, PatternFill fill) {
+    sring_block_header header{};
+    header.magic = SRING_BLOCK_MAGIC;
+    header.total_bytes = block_bytes;
+    header.sequence = k;
+    header.first_sample = k * samples;
+    header.sample_count = samples;
+    std::memcpy(buffer.data(), &header, sizeof(header));
+    fill(buffer.data() + SRING_BLOCK_HEADER_SIZE / 2, k * samples, samples, 1);
+    return buffer.data();
+  }
+};
+
+uint64_t verify_block(const uint16_t* block) {
+  sring_block_header header;
+  std::memcpy(&header, block, sizeof(header));
+  return sring::count_pattern_mismatches(block + SRING_BLOCK_HEADER_SIZE / 2, header.first_sample,
+                                         header.sample_count, 1);
+}
+
+RateRun rate_read(uint64_t sample_rate, uint64_t ring_size, uint32_t block_bytes, uint64_t /*wake_bytes*/,
+                  double seconds, PatternFill fill) {
+  RateRun run;
+  int fds[2];
+  if (::pipe2(fds, O_CLOEXEC) != 0) std::exit(1);
+  sring::UniqueFd read_end(fds[0]), write_end(fds[1]);
+  // As large as the ring: equal buffering. A pipe is limited to
+  // /proc/sys/fs/pipe-max-size (1 MiB by default) without CAP_SYS_RESOURCE.
+  const int pipe_size = ::fcntl(write_end.get(), F_SETPIPE_SZ, int(std::min<uint64_t>(ring_size, 1u << 30)));
+  if (pipe_size < int(ring_size)) {
+    fmt::print(stderr, "ring_bench: a pipe of {} bytes is refused here ({}): use --ring-size of at most "
+               "/proc/sys/fs/pipe-max-size so every path buffers the same\n", ring_size, std::strerror(errno));
+    std::exit(2);
+  }
+  {  // pre-fault the pipe's pages, untimed
+    std::vector<char> chunk(static_cast<size_t>(pipe_size));
+    ::fcntl(write_end.get(), F_SETFL, O_NONBLOCK);
+    while (::write(write_end.get(), chunk.data(), chunk.size()) > 0) {}
+    ::fcntl(read_end.get(), F_SETFL, O_NONBLOCK);
+    while (::read(read_end.get(), chunk.data(), chunk.size()) > 0) {}
+    ::fcntl(read_end.get(), F_SETFL, 0);
+    ::fcntl(write_end.get(), F_SETFL, 0);
+  }
+  BlockMaker maker(block_bytes);
+  std::thread producer([&] {
+    run.kept_rate = paced_producer(sample_rate, maker.samples, seconds, run, [&](uint64_t k) {
+      int queued = 0;
+      // One writer: the room seen here can only grow before the write.
+      if (::ioctl(write_end.get(), FIONREAD, &queued) != 0 || pipe_size - queued < int(block_bytes)) {
+        run.lost_samples += maker.samples;
+        return;
+      }
+      const char* p = reinterpret_cast<const char*>(maker.make(k, fill));
+      for (size_t left = block_bytes; left > 0;) {
+        const ssize_t n = ::write(write_end.get(), p, left);
+        if (n <= 0) return;
+        p += n;
+        left -= size_t(n);
+      }
+    });
+    write_end.reset();  // end of stream: the reader sees EOF
+  });
+  pin_to_cpu(0);
+  const ThreadUsage before = ThreadUsage::now();
+  consume_loop([&] {
+    std::vector<uint16_t> block(block_bytes / 2);
+    for (bool open = true; open;) {
+      char* p = reinterpret_cast<char*>(block.data());
+      for (size_t left = block_bytes; left > 0;) {
+        const ssize_t n = ::read(read_end.get(), p, left);
+        if (n <= 0) {
+          open = false;
+          break;
+        }
+        p += n;
+        left -= size_t(n);
+      }
+      if (!open) break;
+      run.corrupted += verify_block(block.data());
+      run.delivered_samples += maker.samples;
+    }
+  });
+  charge(run, before);
+  producer.join();
+  return run;
+}
+
+RateRun rate_copy(uint64_t sample_rate, uint64_t ring_size, uint32_t block_bytes, uint64_t wake_bytes,
+                  double seconds, PatternFill fill) {
+  RateRun run;
+  const size_t words = block_bytes / 2;
+  boost::lockfree::spsc_queue<uint16_t> queue(ring_size / 2);
+  {  // pre-fault the queue's storage, untimed
+    std::vector<uint16_t> chunk(1 << 16);
+    while (queue.push(chunk.data(), chunk.size()) == chunk.size()) {}
+    while (queue.pop(chunk.data(), chunk.size()) > 0) {}
+  }
+  sring::UniqueFd efd(::eventfd(0, EFD_CLOEXEC));
+  // The ring's need-wakeup handshake: the consumer sets `sleeping`, then
+  // re-checks the queue; the producer pushes, then checks `sleeping`. A
+  // seq_cst fence on each side between its store and its load (the ring's
+  // smp_mb() pairing) means at least one sees the other's store: no lost
+  // wake-up.
+  // Batched like the ring's watermark: the producer wakes a sleeping
+  // consumer only once `wake_words` are queued (or at the end).
+  std::atomic<bool> sleeping{false}, finished{false};
+  const size_t wake_words = std::max<uint64_t>(wake_bytes, block_bytes) / 2;
+  auto wake = [&] {
+    std::atomic_thread_fence(std::memory_order_seq_cst);  // pairs with the consumer's fence
+    if ((finished.load() || queue.read_available() >= wake_words) && sleeping.exchange(false)) {
+      const uint64_t one = 1;
+      (void)!::write(efd.get(), &one, sizeof(one));
+    }
+  };
+  BlockMaker maker(block_bytes);
+  std::thread producer([&] {
+    run.kept_rate = paced_producer(sample_rate, maker.samples, seconds, run, [&](uint64_t k) {
+      if (queue.write_available() < words) {
+        run.lost_samples += maker.samples;
+        return;
+      }
+      queue.push(maker.make(k, fill), words);
+      wake();
+    });
+    finished.store(true);
+    wake();
+  });
+  pin_to_cpu(0);
+  const ThreadUsage before = ThreadUsage::now();
+  consume_loop([&] {
+    std::vector<uint16_t> block(words);
+    for (;;) {
+      if (queue.read_available() >= words) {
+        queue.pop(block.data(), words);
+        run.corrupted += verify_block(block.data());
+        run.delivered_samples += maker.samples;
+        continue;
+      }
+      if (finished.load()) {
+        if (queue.read_available() >= words) continue;
+        break;
+      }
+      sleeping.store(true);
+      std::atomic_thread_fence(std::memory_order_seq_cst);  // pairs with the fence in wake()
+      if (queue.read_available() >= wake_words || finished.load()) {
+        sleeping.store(false);
+        continue;
+      }
+      uint64_t count;
+      (void)!::read(efd.get(), &count, sizeof(count));
+    }
+  });
+  charge(run, before);
+  producer.join();
+  return run;
+}
+
 }  // namespace
 
 struct Series {
   std::string name;
-  std::string producer;  // "generate", "memcpy", or "" for the one-thread limits
+  std::string producer;  // "generate", "dma", or "" for the one-thread limits
   std::vector<double> gbps;
 };
 
@@ -404,40 +751,187 @@ Spread spread(std::vector<double> v) {
   return {v.front(), v[v.size() / 2], v.back()};
 }
 
+// The rate sweep: every path at every rate, `runs` times, the paths
+// interleaved within each repetition (their order rotating) so that drift
+// hits them alike. Prints the consumer's CPU per GB and the paired ratios.
+std::string rate_sweep(const std::vector<double>& rates_msps, int runs, double seconds, uint64_t ring_size,
+                       uint32_t block_bytes, const std::string& only) {
+  struct Path {
+    const char* name;
+    RateRun (*run)(uint64_t, uint64_t, uint32_t, uint64_t, double, PatternFill);
+    uint64_t wake_bytes;  // wake the consumer once this much is waiting
+  };
+  // Row 0 is what the others are compared with. Per block: every path wakes
+  // its consumer for each block (a pipe's reader cannot ask for less).
+  // Batched: the ring's watermark at a quarter of the ring, and the same
+  // watermark built into the copy queue, so that the copy's cost shows apart
+  // from the wake-ups'.
+  const uint64_t batch = ring_size / 4;
+  const Path paths[] = {{"in place", rate_in_place, 0},
+                        {"read()", rate_read, 0},
+                        {"copy queue", rate_copy, 0},
+                        {"in place/4", rate_in_place, batch},
+                        {"copy q./4", rate_copy, batch}};
+  constexpr size_t kPaths = std::size(paths);
+  fmt::print(
+      "\nConsumer CPU per GB at fixed rates: {} KiB blocks, {} MiB of buffering on every path, DMA-like\n"
+      "producer (non-temporal stores) paced on cpu 1, one consumer on cpu 0 verifying every sample and\n"
+      "sleeping when idle; {:.1f} s per run, {} runs per rate, paths interleaved. CPU = getrusage(RUSAGE_THREAD)\n"
+      "user+sys of the consumer. Cells: min / median / max; x in place: per-run ratio to the in-place run of the\n"
+      "same repetition. loss-free: runs with no sample dropped and the producer on schedule.\n",
+      block_bytes >> 10, ring_size >> 20, seconds, runs);
+  std::string json = "[\n";
+  std::vector<double> best(kPaths, 0);
+  std::vector<bool> still(kPaths, true);
+  bool first_json = true;
+  for (double msps : rates_msps) {
+    const uint64_t rate = uint64_t(msps * 1e6);
+    std::vector<std::vector<RateRun>> results(kPaths);
+    for (int r = 0; r < runs; ++r) {
+      for (size_t i = 0; i < kPaths; ++i) {
+        const size_t p = (i + size_t(r)) % kPaths;
+        if (!only.empty() && only != paths[p].name) {
+          results[p].push_back({});
+          continue;
+        }
+        results[p].push_back(
+            paths[p].run(rate, ring_size, block_bytes, paths[p].wake_bytes, seconds, pattern_fill_streaming));
+      }
+    }
+    fmt::print("\n{:g} MS/s ({:.0f} MB/s)\n", msps, msps * 2);
+    fmt::print("  {:<10} | {:>22} | {:>6} {:>6} | {:>9} | {:>8} | {:>9} | {:>20}\n", "path",
+               "CPU s/GB min/med/max", "user", "sys", "sleeps/GB", "MB/s", "loss-free", "x in place");
+    for (size_t p = 0; p < kPaths; ++p) {
+      if (!only.empty() && only != paths[p].name) continue;
+      std::vector<double> cpu, user, sys, sleeps, mbps, vs;
+      int loss_free = 0;
+      for (size_t r = 0; r < results[p].size(); ++r) {
+        const RateRun& run = results[p][r];
+        const double gb = run.delivered_samples * 2.0 / 1e9;
+        cpu.push_back(run.cpu_s_per_gb());
+        user.push_back(gb > 0 ? run.user_s / gb : 0);
+        sys.push_back(gb > 0 ? run.sys_s / gb : 0);
+        sleeps.push_back(gb > 0 ? run.sleeps / gb : 0);
+        mbps.push_back(run.seconds > 0 ? run.delivered_samples * 2.0 / run.seconds / 1e6 : 0);
+        vs.push_back(results[0][r].cpu_s_per_gb() > 0 ? run.cpu_s_per_gb() / results[0][r].cpu_s_per_gb() : 0);
+        if (run.lost_samples == 0 && run.corrupted == 0 && run.kept_rate) ++loss_free;
+        if (run.corrupted) {
+          fmt::print(stderr, "{} at {:g} MS/s: {} samples corrupted\n", paths[p].name, msps, run.corrupted);
+          g_verification_failed = true;
+        }
+      }
+      const Spread c = spread(cpu), v = spread(vs);
+      const bool kept = std::all_of(results[p].begin(), results[p].end(), [](const RateRun& x) { return x.kept_rate; });
+      fmt::print("  {:<10} | {:6.3f} {:7.3f} {:7.3f} | {:6.3f} {:6.3f} | {:9.0f} | {:8.0f} | {:>5}/{:<3}{} | {}\n",
+                 paths[p].name, c.min, c.median, c.max, spread(user).median, spread(sys).median,
+                 spread(sleeps).median, spread(mbps).median, loss_free, runs, kept ? " " : "*",
+                 p == 0 ? std::string("") : fmt::format("{:5.2f} {:5.2f} {:5.2f}", v.min, v.median, v.max));
+      if (loss_free == runs && still[p]) best[p] = msps;
+      else still[p] = false;
+      std::vector<double> delivered;
+      for (const RateRun& run : results[p]) delivered.push_back(run.delivered_samples * 2.0);
+      json += fmt::format("{}    {{\"rate_msps\": {:g}, \"path\": \"{}\", \"delivered_bytes\": {}, \"cpu_s_per_gb\": {}, \"user_s_per_gb\": {}, "
+                          "\"sys_s_per_gb\": {}, \"sleeps_per_gb\": {}, \"mb_per_s\": {}, \"loss_free_runs\": {}, "
+                          "\"runs\": {}, \"producer_kept_rate\": {}, \"ratio_to_in_place\": {}}}",
+                          first_json ? "" : ",\n", msps, paths[p].name, json_list(delivered), json_list(cpu), json_list(user),
+                          json_list(sys), json_list(sleeps), json_list(mbps), loss_free, runs, kept,
+                          json_list(vs));
+      first_json = false;
+    }
+  }
+  fmt::print("  (* the producer fell behind its schedule in some run: that rate measures the producer)\n");
+  fmt::print("\nhighest rate loss-free in {0} of {0} runs, from the lowest rate up:", runs);
+  for (size_t p = 0; p < kPaths; ++p) {
+    if (only.empty() || only == paths[p].name) fmt::print(" {} {:g} MS/s;", paths[p].name, best[p]);
+  }
+  fmt::print("\n");
+  json += "\n  ],\n  \"highest_loss_free_msps\": {";
+  for (size_t p = 0; p < kPaths; ++p) json += fmt::format("{}\"{}\": {:g}", p ? ", " : "", paths[p].name, best[p]);
+  return json + "}";
+}
+
 int main(int argc, char** argv) {
   int runs = 5;
   bool quick = false;
   bool generate = true, dma = true;
   std::string json_path;
+  std::vector<double> rates;
+  double rate_seconds = 1.0;
+  // Equal buffering on every path: at most 16 MiB, and no more than a pipe
+  // may hold here (/proc/sys/fs/pipe-max-size, 1 MiB unless raised).
+  uint64_t rate_ring = 16 << 20;
+  if (std::ifstream max_file("/proc/sys/fs/pipe-max-size"); max_file) {
+    uint64_t pipe_max = 0;
+    if (max_file >> pipe_max) {
+      while (rate_ring > pipe_max && rate_ring > (64u << 10)) rate_ring /= 2;
+    }
+  }
+  uint32_t rate_block = 64 << 10;
+  std::string rate_only;
   for (int i = 1; i < argc; ++i) {
     const std::string arg = argv[i];
     if (arg == "--runs" && i + 1 < argc) runs = std::max(1, std::atoi(argv[++i]));
     else if (arg == "--json" && i + 1 < argc) json_path = argv[++i];
     else if (arg == "--quick") quick = true;
+    else if (arg == "--rates" && i + 1 < argc) {
+      // MS/s, comma-separated: the CPU-per-GB sweep instead of the throughput runs
+      std::string list = argv[++i];
+      for (size_t at = 0; at < list.size();) {
+        const size_t comma = std::min(list.find(',', at), list.size());
+        rates.push_back(std::atof(list.substr(at, comma - at).c_str()));
+        at = comma + 1;
+      }
+    } else if (arg == "--seconds" && i + 1 < argc) rate_seconds = std::atof(argv[++i]);
+    else if (arg == "--ring-size" && i + 1 < argc) rate_ring = std::strtoull(argv[++i], nullptr, 0);
+    else if (arg == "--block-size" && i + 1 < argc) rate_block = uint32_t(std::strtoul(argv[++i], nullptr, 0));
+    else if (arg == "--only" && i + 1 < argc) rate_only = argv[++i];  // one path of the sweep (profiles)
     else if (arg == "--producer" && i + 1 < argc) {
       const std::string which = argv[++i];
       generate = which == "generate" || which == "both";
-      dma = which == "memcpy" || which == "both";
+      dma = which == "dma" || which == "both";
       if (!generate && !dma) {
-        fmt::print(stderr, "--producer: generate, memcpy or both\n");
+        fmt::print(stderr, "--producer: generate, dma or both\n");
         return 2;
       }
     } else {
-      fmt::print(stderr, "usage: ring_bench [--runs N] [--json FILE] [--quick] [--producer generate|memcpy|both]\n");
+      fmt::print(stderr,
+                 "usage: ring_bench [--runs N] [--json FILE] [--quick] [--producer generate|dma|both]\n"
+                 "       ring_bench --rates MSPS,... [--runs N] [--seconds S] [--ring-size B] [--block-size B] "
+                 "[--json FILE]\n");
       return 2;
     }
   }
   std::setvbuf(stdout, nullptr, _IOLBF, 0);  // progress shows as it comes
-  const double ping_before = ping_pong_ns();
+  // Not under a profiler (--only): valgrind runs one thread at a time, and
+  // a ping-pong between two spinning threads would take minutes there.
+  const bool profiling = !rate_only.empty();
+  const double ping_before = profiling ? 0 : ping_pong_ns();
   fmt::print("cross-core ping-pong before: {:.0f} ns per round trip\n\n", ping_before);
+  if (!rates.empty()) {
+    if (rate_block <= SRING_BLOCK_HEADER_SIZE || rate_block > rate_ring / 2 || (rate_ring & (rate_ring - 1)) ||
+        rate_seconds <= 0) {
+      fmt::print(stderr, "ring_bench: --ring-size must be a power of two of at least two blocks, --seconds > 0\n");
+      return 2;
+    }
+    const std::string rows = rate_sweep(rates, runs, rate_seconds, rate_ring, rate_block, rate_only);
+    const double ping_after = profiling ? 0 : ping_pong_ns();
+    fmt::print("\ncross-core ping-pong after: {:.0f} ns per round trip\n", ping_after);
+    if (!json_path.empty()) {
+      std::ofstream(json_path) << fmt::format(
+          "{{\n  \"runs\": {}, \"seconds\": {}, \"ring_bytes\": {}, \"block_bytes\": {},\n  \"rates\": {},\n"
+          "  \"ping_pong_ns\": {{\"before\": {:.0f}, \"after\": {:.0f}}}\n}}\n",
+          runs, rate_seconds, rate_ring, rate_block, rows, ping_before, ping_after);
+    }
+    return g_verification_failed ? 1 : 0;
+  }
   fmt::print(
       "Throughput: GB/s of samples moved producer thread (cpu 1) -> consumer thread (cpu 0), every\n"
       "sample verified by the consumer with sring::count_pattern_mismatches; {} runs per row,\n"
-      "min / median / max. Producers: generate = computes the pattern per sample; memcpy =\n"
-      "DMA-like, copies each block from a precomputed copy of the run's stream (read from DRAM).\n"
+      "min / median / max. Producers: generate = the pattern with ordinary stores; dma = DMA-like,\n"
+      "the same pattern with non-temporal stores (whole lines written without being read first).\n"
       "Pre-faulted before every timed window: the ring (MAP_POPULATE), the spsc_queue storage\n"
-      "(filled and drained once), the pipe (filled and drained once), the block buffers and the\n"
-      "precomputed stream (written). Limits, one thread, no transport, over an already-written\n"
+      "(filled and drained once), the pipe (filled and drained once), the block buffers (written).\n"
+      "Limits, one thread, no transport, over an already-written\n"
       "buffer the size of the ring: verify-only (the same count_pattern_mismatches) and read+sum.\n"
       "vs verify: per-run ratio to the verify-only limit of the same run (min / median / max).\n"
       "vs batch: median against the spsc batch median with the same producer.\n",
@@ -453,27 +947,15 @@ int main(int argc, char** argv) {
     const uint64_t total = std::max<uint64_t>(ring_size * 2, 512 << 20);
     for (uint32_t block : blocks) {
       if (block > ring_size / 2) continue;
-      const uint32_t per_block = (block - SRING_BLOCK_HEADER_SIZE) / 2;
-      const uint64_t n_blocks = total / block;
-      // The memcpy producer's source: the whole run's stream, written now
-      // (untimed), shared by every transport and run of this row.
-      std::vector<uint16_t> stream;
-      if (dma) {
-        stream.resize(n_blocks * per_block);
-        for (uint64_t first = 0; first < stream.size(); first += SRING_PATTERN_CHUNK) {
-          sring_pattern_fill(stream.data() + first, first,
-                             uint32_t(std::min<uint64_t>(SRING_PATTERN_CHUNK, stream.size() - first)), 1);
-        }
-      }
       std::vector<Series> rows;
       auto add = [&](const std::string& name, const std::string& producer) -> std::vector<double>& {
         rows.push_back({name, producer, {}});
         return rows.back().gbps;
       };
       // Fixed order; indices into rows.
-      std::vector<std::pair<std::string, const uint16_t*>> producers;
-      if (generate) producers.push_back({"generate", nullptr});
-      if (dma) producers.push_back({"memcpy", stream.data()});
+      std::vector<std::pair<std::string, PatternFill>> producers;
+      if (generate) producers.push_back({"generate", pattern_fill});
+      if (dma) producers.push_back({"dma", pattern_fill_streaming});
       for (auto& [pname, src] : producers) {
         add("sring", pname);
         add("spsc batch", pname);
@@ -545,5 +1027,5 @@ int main(int argc, char** argv) {
   json += fmt::format("\n  }},\n  \"ping_pong_ns\": {{\"before\": {:.0f}, \"after\": {:.0f}}}\n}}\n",
                       ping_before, ping_after);
   if (!json_path.empty()) std::ofstream(json_path) << json;
-  return 0;
+  return g_verification_failed ? 1 : 0;
 }

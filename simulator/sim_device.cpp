@@ -288,7 +288,8 @@ Produced SimDevice::produce_block() {
     std::memcpy(samples, recorded_->samples, samples_per_block_ * sizeof(uint16_t));
     recorded_.reset();
   } else {
-    sring_pattern_fill(samples, next_sample_, samples_per_block_, config_.pattern_seed);
+    if (fill_) fill_(samples, next_sample_, samples_per_block_, config_.pattern_seed);
+    else sring_pattern_fill(samples, next_sample_, samples_per_block_, config_.pattern_seed);
   }
   uint32_t corrupt = corrupt_blocks_.load(std::memory_order_relaxed);
   while (corrupt > 0 && !corrupt_blocks_.compare_exchange_weak(corrupt, corrupt - 1)) {

@@ -75,6 +75,13 @@ class SimDevice {
   // blocks must hold samples_per_block() samples each.
   void set_source(std::unique_ptr<SampleSource> source) { source_ = std::move(source); }
 
+  // How the device writes the pattern into a block (before start()): by
+  // default sring_pattern_fill(). A benchmark sets a fill with non-temporal
+  // stores to model a DMA engine, which writes whole lines without first
+  // reading them into a CPU cache. The fill must write exactly the pattern.
+  using PatternFill = void (*)(uint16_t* dst, uint64_t first, uint32_t count, uint32_t seed);
+  void set_pattern_fill(PatternFill fill) { fill_ = fill; }
+
   // The eventfd to signal; the device keeps its own duplicate.
   [[nodiscard]] Status set_eventfd(int eventfd);
 
@@ -147,6 +154,7 @@ class SimDevice {
   std::atomic<uint32_t> corrupt_blocks_{0};
   std::thread thread_;
   std::unique_ptr<SampleSource> source_;
+  PatternFill fill_ = nullptr;  // null: sring_pattern_fill()
   std::optional<SampleSource::Recorded> recorded_;  // the replayed block to make next
   bool replay_ended_ = false;
 };
