@@ -105,6 +105,24 @@ else
   record "packaging" 1 1
 fi
 
+echo "== benchmarks: they build, and a short run of each verifies every sample (figures not judged)"
+# Benchmarks are "manual" targets, outside //...: built here so they cannot
+# rot. ring_bench exits 1 when a run delivers a wrong sample or inexact
+# accounting; a timed figure is never a verdict (scripts/bench.sh makes them).
+if bazel build //bench:ring_bench //bench:net_bench >"$log_dir/bench-build.log" 2>&1; then
+  record "benchmarks build" 1 0
+  if bazel-bin/bench/ring_bench --rates 20,200 --runs 1 --seconds 0.2 >"$log_dir/bench-smoke.log" 2>&1 &&
+     bazel-bin/bench/ring_bench --quick --runs 1 --producer both >>"$log_dir/bench-smoke.log" 2>&1; then
+    record "benchmarks: every sample verified, accounting exact" 1 0
+  else
+    tail -n 30 "$log_dir/bench-smoke.log"
+    record "benchmarks: every sample verified, accounting exact" 1 1
+  fi
+else
+  tail -n 30 "$log_dir/bench-build.log"
+  record "benchmarks build" 1 1
+fi
+
 echo "== sparse: make -C driver check against Debian's headers"
 sparse_dir=$(mktemp -d)
 mkdir -p "$sparse_dir/include" "$sparse_dir/simulator" "$sparse_dir/devices"
