@@ -301,8 +301,29 @@ double pipe_run(uint32_t block_bytes, uint64_t total_bytes, PatternFill fill) {
   return copy_transport_run(block_bytes, total_bytes, fill, "pipe", send, receive);
 }
 
-// The limit: one thread, no transport, reading and summing the same number
-// of bytes out of a buffer the size of the ring.
+// The producer's limit: one thread, no consumer, writing the pattern with
+// `fill` over a buffer the size of the ring, the same number of bytes. A
+// transport cannot move more than its producer can write; when both limits
+// are far above a transport's figure, the two threads sharing the memory
+// (and the cross-core transfer of each line) bound it.
+double fill_limit_run(uint64_t ring_size, uint32_t block_bytes, uint64_t total_bytes, PatternFill fill) {
+  std::vector<uint16_t> buffer(ring_size / 2);
+  const uint32_t samples = block_bytes / 2;
+  uint64_t first = 0;
+  const auto start = Clock::now();
+  for (uint64_t done = 0; done < total_bytes; done += ring_size) {
+    for (uint64_t off = 0; off + samples <= buffer.size(); off += samples, first += samples) {
+      fill(buffer.data() + off, first, samples, 1);
+    }
+  }
+  const double seconds = std::chrono::duration<double>(Clock::now() - start).count();
+  volatile uint16_t sink = buffer[first % buffer.size()];
+  (void)sink;
+  return double(total_bytes) / seconds / 1e9;
+}
+
+// The consumer's limit: one thread, no transport, reading and summing the
+// same number of bytes out of a buffer the size of the ring.
 double limit_run(uint64_t ring_size, uint64_t total_bytes, bool verify) {
   std::vector<uint16_t> buffer(ring_size / 2);
   sring_pattern_fill(buffer.data(), 0, static_cast<uint32_t>(buffer.size()), 1);
@@ -934,7 +955,9 @@ int main(int argc, char** argv) {
       "Limits, one thread, no transport, over an already-written\n"
       "buffer the size of the ring: verify-only (the same count_pattern_mismatches) and read+sum.\n"
       "vs verify: per-run ratio to the verify-only limit of the same run (min / median / max).\n"
-      "vs batch: median against the spsc batch median with the same producer.\n",
+      "vs batch: per-run ratio to the spsc batch run of the same repetition and producer, median (min-max).\n"
+      "fill-only: one thread writing the pattern with that producer's stores over a buffer the size of\n"
+      "the ring (the producer's limit, as verify-only is the consumer's).\n",
       runs);
 
   std::string json = "{\n  \"runs\": " + std::to_string(runs) + ",\n  \"throughput\": [\n";
@@ -962,6 +985,7 @@ int main(int argc, char** argv) {
         add("spsc element", pname);
         add("pipe", pname);
       }
+      for (auto& [pname, fill] : producers) add("fill-only", pname);
       add("verify-only", "");
       add("read+sum", "");
       for (int r = 0; r < runs; ++r) {
@@ -973,26 +997,29 @@ int main(int argc, char** argv) {
           rows[k++].gbps.push_back(spsc_run(ring_size, block, total / 16, false, src));
           rows[k++].gbps.push_back(pipe_run(block, total, src));
         }
+        for (auto& [pname, fill] : producers) rows[k++].gbps.push_back(fill_limit_run(ring_size, block, total, fill));
         rows[k++].gbps.push_back(limit_run(ring_size, total, true));
         rows[k++].gbps.push_back(limit_run(ring_size, total, false));
       }
       const std::vector<double>& verify = rows[rows.size() - 2].gbps;
       fmt::print("\nring {} MiB, block {} KiB\n", ring_size >> 20, block >> 10);
-      fmt::print("  {:<13} {:<10} | {:>6} {:>6} {:>6} | {:>17} | {:>8}\n", "transport", "producer", "min",
+      fmt::print("  {:<13} {:<10} | {:>6} {:>6} {:>6} | {:>17} | {:>18}\n", "transport", "producer", "min",
                  "median", "max", "vs verify (%)", "vs batch");
       for (const Series& row : rows) {
         const Spread g = spread(row.gbps);
         std::string vs_verify = "", vs_batch = "";
-        if (!row.producer.empty()) {
+        if (!row.producer.empty() && row.name != "fill-only") {
           const Spread v = spread(ratios(row.gbps, verify));
           vs_verify = fmt::format("{:4.0f} /{:4.0f} /{:4.0f}", 100 * v.min, 100 * v.median, 100 * v.max);
           for (const Series& other : rows) {
             if (other.name == "spsc batch" && other.producer == row.producer && row.name != "spsc batch") {
-              vs_batch = fmt::format("{:.2f}x", g.median / std::max(1e-9, spread(other.gbps).median));
+              // Paired: run r of this transport against run r of the queue.
+              const Spread b = spread(ratios(row.gbps, other.gbps));
+              vs_batch = fmt::format("{:.2f} ({:.2f}-{:.2f})x", b.median, b.min, b.max);
             }
           }
         }
-        fmt::print("  {:<13} {:<10} | {:6.2f} {:6.2f} {:6.2f} | {:>17} | {:>8}\n", row.name,
+        fmt::print("  {:<13} {:<10} | {:6.2f} {:6.2f} {:6.2f} | {:>17} | {:>18}\n", row.name,
                    row.producer.empty() ? "(1 thread)" : row.producer, g.min, g.median, g.max, vs_verify,
                    vs_batch);
         std::string key = row.name + (row.producer.empty() ? "" : "/" + row.producer);
