@@ -348,6 +348,7 @@ Status Ring::enable_eventfd() {
 bool Ring::prepare_wait() {
   // A monitor's consumer page is read-only: it cannot ask for wake-ups.
   if (!consumer_ || readiness() != Readiness::kWaiting) return true;
+  if (before_arm_hook_ != nullptr) before_arm_hook_(before_arm_context_);
   // As in sleep_until_signalled(): the full barrier pairs with the
   // producer's smp_mb() between storing head and reading need_wakeup.
   store_relaxed(kconsumer_->need_wakeup, uint32_t{1});

@@ -3,6 +3,7 @@
 // the window before the consumer arms its flag. Each wait runs on its own
 // thread under a watchdog: a broken wait fails the test, it does not hang it.
 // Also run under ThreadSanitizer (tag "concurrent").
+#include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <unistd.h>
 
@@ -259,3 +260,73 @@ TEST(NeedWakeup, RecheckAfterArmingCatchesABlockPublishedJustBefore) {
 }
 
 }  // namespace
+
+// One thread over many rings: prepare_wait() is wait()'s arming step on its
+// own, so it needs the same second look.
+TEST(PrepareWait, RecheckAfterArmingCatchesABlockPublishedJustBefore) {
+  HandSteppedRing s;
+  BetweenCheckAndArm window;
+  window.device = &s.device;
+  window.consumer_page = &s.host.consumer();
+  s.ring->set_before_arm_hook_for_testing(&BetweenCheckAndArm::hook, &window);
+  const uint64_t signals_before = sring::load_relaxed(s.host.producer().wakeups);
+  const bool ready = s.ring->prepare_wait();
+  s.ring->set_before_arm_hook_for_testing(nullptr, nullptr);
+  // Without the look at head after arming, prepare_wait() says "sleep"
+  // with a block in the ring that nobody will ever signal.
+  EXPECT_TRUE(ready) << "a block published before need_wakeup was armed was missed";
+  EXPECT_EQ(window.calls, 1);
+  EXPECT_EQ(window.produced, Produced::kWritten);
+  EXPECT_EQ(window.need_wakeup_when_published, 0u);
+  EXPECT_EQ(sring::load_relaxed(s.host.producer().wakeups), signals_before);
+  EXPECT_EQ(sring::load_relaxed(s.host.consumer().need_wakeup), 0u) << "left armed although ready";
+  s.release_all();
+}
+
+TEST(PrepareWait, EpollOverTwoRingsWakesForTheOneThatPublishes) {
+  HandSteppedRing quiet, busy;
+  sring::UniqueFd epoll(::epoll_create1(EPOLL_CLOEXEC));
+  ASSERT_TRUE(epoll.valid());
+  for (HandSteppedRing* s : {&quiet, &busy}) {
+    epoll_event ev{};
+    ev.events = EPOLLIN;
+    ev.data.ptr = s;
+    ASSERT_GE(s->ring->wait_fd(), 0);
+    ASSERT_EQ(::epoll_ctl(epoll.get(), EPOLL_CTL_ADD, s->ring->wait_fd(), &ev), 0);
+  }
+  // Both empty: both armed, so a publication on either must signal.
+  ASSERT_FALSE(quiet.ring->prepare_wait());
+  ASSERT_FALSE(busy.ring->prepare_wait());
+  EXPECT_EQ(sring::load_relaxed(busy.host.consumer().need_wakeup), 1u);
+  std::atomic<bool> woke{false};
+  HandSteppedRing* fired = nullptr;
+  std::thread sleeper([&] {
+    epoll_event ev{};
+    // No timeout: a lost wake-up hangs here and the watchdog below fails
+    // the test, instead of a timeout passing it quietly.
+    while (::epoll_wait(epoll.get(), &ev, 1, -1) != 1) {
+    }
+    fired = static_cast<HandSteppedRing*>(ev.data.ptr);
+    woke.store(true, std::memory_order_release);  // pairs with the acquire below
+  });
+  ASSERT_EQ(busy.device.produce_block(), Produced::kWritten);
+  const auto until = std::chrono::steady_clock::now() + kWatchdog;
+  while (!woke.load(std::memory_order_acquire) && std::chrono::steady_clock::now() < until) {
+    std::this_thread::sleep_for(1ms);
+  }
+  if (!woke.load(std::memory_order_acquire)) {
+    ADD_FAILURE() << "epoll_wait() never woke: the armed ring's producer did not signal";
+    busy.kick();
+  }
+  sleeper.join();
+  EXPECT_EQ(fired, &busy);
+  quiet.ring->finish_wait(false);
+  busy.ring->finish_wait(true);
+  EXPECT_EQ(busy.ring->wakeups_received(), 1u);
+  EXPECT_EQ(sring::load_relaxed(busy.host.consumer().need_wakeup), 0u);
+  EXPECT_EQ(sring::load_relaxed(quiet.host.consumer().need_wakeup), 0u);
+  auto span = busy.ring->acquire();
+  ASSERT_TRUE(span.has_value());
+  EXPECT_EQ(span->bytes, 8192u);
+  busy.release_all();
+}
