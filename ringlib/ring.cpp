@@ -345,6 +345,38 @@ Status Ring::enable_eventfd() {
   return use_eventfd(std::move(efd));
 }
 
+bool Ring::prepare_wait() {
+  // A monitor's consumer page is read-only: it cannot ask for wake-ups.
+  if (!consumer_ || readiness() != Readiness::kWaiting) return true;
+  // As in sleep_until_signalled(): the full barrier pairs with the
+  // producer's smp_mb() between storing head and reading need_wakeup.
+  store_relaxed(kconsumer_->need_wakeup, uint32_t{1});
+  smp_mb();
+  if (readiness() != Readiness::kWaiting) {
+    store_relaxed(kconsumer_->need_wakeup, uint32_t{0});
+    return true;
+  }
+  sleeps_.add();
+  return false;
+}
+
+void Ring::finish_wait(bool signalled) {
+  if (!consumer_) return;
+  if (signalled) {
+    if (eventfd_.valid()) {
+      // Readable was reported, so this does not block even on a blocking
+      // eventfd (a reader elsewhere could have drained it: then EAGAIN on
+      // a non-blocking one, and no wake-up counted).
+      uint64_t count = 0;
+      if (::read(eventfd_.get(), &count, sizeof(count)) == sizeof(count)) wakeups_received_.add();
+    } else {
+      wakeups_received_.add();
+    }
+  }
+  // Awake: no need to be signalled. A stale flag costs a spurious signal.
+  store_relaxed(kconsumer_->need_wakeup, uint32_t{0});
+}
+
 ProducerCounters Ring::producer_counters() const {
   const auto& p = *kproducer_;
   ProducerCounters c;

@@ -220,6 +220,31 @@ class Ring {
   // apart with state()).
   [[nodiscard]] Expected<bool> wait(WaitStrategy strategy, std::chrono::nanoseconds timeout);
 
+  // --- sleeping elsewhere: one thread over many rings (epoll) ---------
+  // wait() sleeps in poll() on one ring. To sleep on several at once, put
+  // each ring's wait_fd() in an epoll set (EPOLLIN) and, when every ring is
+  // empty, call prepare_wait() on each before epoll_wait():
+  //
+  //   bool ready = false;
+  //   for (auto& r : rings) ready |= r.prepare_wait();
+  //   if (!ready) n = epoll_wait(...);                 // the sleep
+  //   for (auto& r : rings) r.finish_wait(fired(r));   // disarm, drain
+  //
+  // The descriptor wait() sleeps on: the eventfd (use_eventfd() or
+  // enable_eventfd()), else a device's own descriptor; -1 if neither.
+  int wait_fd() const { return eventfd_.valid() ? eventfd_.get() : (is_device_ ? fd_.get() : -1); }
+  // What wait() does right before it sleeps: arm need_wakeup, full barrier,
+  // look at head and state again. true: data is ready (or the producer is
+  // not running), nothing is left armed, do not sleep. false: armed; the
+  // producer will signal wait_fd() once the watermark is reached (or its
+  // flush timeout passes, or it stops). Consumer thread only; a monitor
+  // cannot arm and always gets true.
+  [[nodiscard]] bool prepare_wait();
+  // After the sleep, for every ring prepare_wait() armed: disarms, and if
+  // its wait_fd() was reported readable (`signalled`) reads the eventfd and
+  // counts the wake-up in wakeups_received(). Consumer thread only.
+  void finish_wait(bool signalled);
+
   // Spin time of WaitStrategy::kHybrid before it sleeps.
   void set_spin_before_sleep(std::chrono::nanoseconds spin) { spin_before_sleep_ = spin; }
 
