@@ -2,7 +2,10 @@
 // blocks grow, and as rings multiply.
 //
 //   scale_bench [--runs N] [--seconds S] [--rate SAMPLES_PER_S] [--max-ring BYTES]
-//               [--json FILE] [--quick]
+//               [--json FILE] [--only TEXT] [--quick]
+//
+// --only runs the configurations whose printed name contains TEXT (for
+// `perf stat` of one configuration).
 //
 // Every configuration is one or more HostRing + SimDevice pairs (the device
 // on its own thread, generating the pattern), and consumers that attach to
@@ -337,6 +340,7 @@ struct Options {
   uint64_t rate = 500'000'000;  // aggregate samples/s (2 bytes each): 1 GB/s
   uint64_t max_ring = 4 * GiB;
   std::string json;
+  std::string only;  // run only the configurations whose name contains this
   bool quick = false;
 };
 
@@ -609,12 +613,14 @@ int main(int argc, char** argv) {
       options.max_ring = parse_size(value());
     } else if (arg == "--json") {
       options.json = value();
+    } else if (arg == "--only") {
+      options.only = value();
     } else if (arg == "--quick") {
       options.quick = true;
     } else {
       fmt::print(stderr,
                  "usage: scale_bench [--runs N] [--seconds S] [--rate SAMPLES_PER_S] [--max-ring BYTES[K|M|G]] "
-                 "[--json FILE] [--quick]\n");
+                 "[--json FILE] [--only TEXT] [--quick]\n");
       return 2;
     }
   }
@@ -660,7 +666,9 @@ int main(int argc, char** argv) {
   }
 
   std::vector<Row> rows;
-  for (const Config& c : configs) rows.push_back(Row{c, {}});
+  for (const Config& c : configs) {
+    if (c.name().find(options.only) != std::string::npos) rows.push_back(Row{c, {}});
+  }
   const auto start = Clock::now();
   for (int run = 0; run < options.runs; ++run) {
     for (Row& row : rows) {
