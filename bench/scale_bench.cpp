@@ -2,10 +2,12 @@
 // blocks grow, and as rings multiply.
 //
 //   scale_bench [--runs N] [--seconds S] [--rate SAMPLES_PER_S] [--max-ring BYTES]
-//               [--json FILE] [--only TEXT] [--quick]
+//               [--json FILE] [--only TEXT] [--watermark-blocks N] [--quick]
 //
 // --only runs the configurations whose printed name contains TEXT (for
-// `perf stat` of one configuration).
+// `perf stat` of one configuration). --watermark-blocks N asks for a wake-up
+// only once N blocks are waiting (the producer's flush timeout, 2 ms, still
+// wakes for fewer); the default is ringlib's, one byte: every block may wake.
 //
 // Every configuration is one or more HostRing + SimDevice pairs (the device
 // on its own thread, generating the pattern), and consumers that attach to
@@ -185,7 +187,8 @@ struct Lane {
   }
 };
 
-sring::Expected<std::unique_ptr<Lane>> make_lane(uint64_t ring_size, const SimConfig& config) {
+sring::Expected<std::unique_ptr<Lane>> make_lane(uint64_t ring_size, const SimConfig& config,
+                                                 uint32_t watermark_blocks) {
   auto lane = std::make_unique<Lane>();
   auto host = HostRing::create(ring_size, "scale_bench");
   if (!host) return host.error();
@@ -202,6 +205,7 @@ sring::Expected<std::unique_ptr<Lane>> make_lane(uint64_t ring_size, const SimCo
   if (!ring) return ring.error();
   lane->ring.emplace(std::move(*ring));
   if (auto used = lane->ring->use_eventfd(std::move(efd)); !used) return used.error();
+  if (watermark_blocks > 0) lane->ring->set_wakeup_watermark(uint64_t{watermark_blocks} * config.block_bytes);
   // A fresh ring: the stream is known to begin at sequence 0, sample 0.
   lane->consumer = std::make_unique<Consumer>(*lane->ring);
   return lane;
@@ -242,6 +246,7 @@ struct RunResult {
   uint64_t ctx_switches = 0;     // of the consumer threads
   uint64_t consumer_faults = 0;  // minor faults of the consumer threads
   uint64_t process_faults = 0;   // minor faults of the whole process
+  double ping_pong_ns = 0;       // cross-core round trip right before the run
 
   double gb() const { return double(samples_verified) * 2 / 1e9; }
   double cpu_per_gb() const { return gb() > 0 ? consumer_cpu_s / gb() : 0; }
@@ -341,11 +346,15 @@ struct Options {
   uint64_t max_ring = 4 * GiB;
   std::string json;
   std::string only;  // run only the configurations whose name contains this
+  uint32_t watermark_blocks = 0;  // 0: the library's default watermark (one byte)
   bool quick = false;
 };
 
 RunResult run_config(const Config& config, const Options& options) {
   RunResult result;
+  // Where the two virtual CPUs sit can change from one run to the next;
+  // each run carries the round trip measured right before it.
+  result.ping_pong_ns = ping_pong_ns();
   std::vector<std::unique_ptr<Lane>> lanes;
   for (uint32_t i = 0; i < config.rings; ++i) {
     SimConfig sim;
@@ -353,7 +362,7 @@ RunResult run_config(const Config& config, const Options& options) {
     sim.block_bytes = config.block_bytes;
     sim.overrun_policy = SRING_OVERRUN_DROP_NEWEST;
     sim.pattern_seed = 1 + i;  // a ring's blocks verify only against their own seed
-    auto lane = make_lane(config.ring_size, sim);
+    auto lane = make_lane(config.ring_size, sim, options.watermark_blocks);
     if (!lane) {
       result.error = lane.error().message;
       return result;
@@ -515,8 +524,10 @@ void write_json(const std::string& path, const Options& options, const std::vect
                 const std::string& ping_before, const std::string& ping_after, uint64_t largest_ring, const std::string& largest_why) {
   std::ofstream out(path);
   out << "{\n";
-  out << fmt::format("  \"runs\": {}, \"seconds\": {}, \"aggregate_rate\": {}, \"quick\": {},\n", options.runs,
-                     options.seconds, options.rate, options.quick ? "true" : "false");
+  out << fmt::format("  \"runs\": {}, \"seconds\": {}, \"aggregate_rate\": {}, \"quick\": {}, "
+                     "\"watermark_blocks\": {},\n",
+                     options.runs, options.seconds, options.rate, options.quick ? "true" : "false",
+                     options.watermark_blocks);
   out << fmt::format("  \"ping_pong_before\": \"{}\", \"ping_pong_after\": \"{}\",\n", ping_before,
                      ping_after);
   std::string why;
@@ -541,11 +552,12 @@ void write_json(const std::string& path, const Options& options, const std::vect
           "\"samples_verified\": {}, \"samples_produced\": {}, \"samples_missing\": {}, "
           "\"samples_dropped\": {}, \"mismatches\": {}, \"exact\": {}, \"signals\": {}, "
           "\"eventfd_reads\": {}, \"sleeps\": {}, \"ctx_switches\": {}, \"consumer_faults\": {}, "
-          "\"process_faults\": {}, \"consumer_cpu_s_per_gb\": {:.6f}, \"gb_per_s\": {:.4f}}}{}\n",
+          "\"process_faults\": {}, \"ping_pong_ns\": {:.0f}, \"consumer_cpu_s_per_gb\": {:.6f}, "
+          "\"gb_per_s\": {:.4f}}}{}\n",
           r.ok ? "true" : "false", r.wall_s, r.consumer_cpu_s, r.process_cpu_s, r.samples_verified,
           r.samples_produced, r.samples_missing, r.samples_dropped, r.mismatches, r.exact ? "true" : "false",
           r.signals, r.eventfd_reads, r.sleeps, r.ctx_switches, r.consumer_faults, r.process_faults,
-          r.cpu_per_gb(), r.gbps(), k + 1 < row.runs.size() ? "," : "");
+          r.ping_pong_ns, r.cpu_per_gb(), r.gbps(), k + 1 < row.runs.size() ? "," : "");
     }
     out << fmt::format("    ]}}{}\n", i + 1 < rows.size() ? "," : "");
   }
@@ -613,6 +625,8 @@ int main(int argc, char** argv) {
       options.max_ring = parse_size(value());
     } else if (arg == "--json") {
       options.json = value();
+    } else if (arg == "--watermark-blocks") {
+      options.watermark_blocks = uint32_t(std::stoul(value()));
     } else if (arg == "--only") {
       options.only = value();
     } else if (arg == "--quick") {
@@ -620,7 +634,7 @@ int main(int argc, char** argv) {
     } else {
       fmt::print(stderr,
                  "usage: scale_bench [--runs N] [--seconds S] [--rate SAMPLES_PER_S] [--max-ring BYTES[K|M|G]] "
-                 "[--json FILE] [--only TEXT] [--quick]\n");
+                 "[--json FILE] [--only TEXT] [--watermark-blocks N] [--quick]\n");
       return 2;
     }
   }
@@ -633,7 +647,9 @@ int main(int argc, char** argv) {
              options.seconds);
   fmt::print("paced: {} MS/s aggregate ({:.2f} GB/s of samples), split equally between rings; drop-newest\n",
              options.rate / 1'000'000, double(options.rate) * 2 / 1e9);
-  fmt::print("every sample verified in place with sring::count_pattern_mismatches; watermark: one byte\n");
+  fmt::print("every sample verified in place with sring::count_pattern_mismatches; wake-up watermark: {}\n",
+             options.watermark_blocks ? fmt::format("{} blocks", options.watermark_blocks)
+                                      : std::string("one byte (ringlib's default)"));
   fmt::print("{} CPUs\n", std::thread::hardware_concurrency());
   const std::string ping_before = ping_pong_report();
   fmt::print("cross-core ping-pong before: {}\n", ping_before);
