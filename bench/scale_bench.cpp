@@ -37,6 +37,9 @@
 // marked LOSSY, one whose accounting is not exact is marked INEXACT);
 // the producers' eventfd signals per second (producer page "wakeups"), the
 // consumer threads' sleeps per second; and flat out, GB/s verified.
+// The machine is shared: each run also records the CPU the rest of the
+// machine used meanwhile (/proc/stat busy time minus ours) and the steal
+// time, and a row where that exceeded a tenth of a CPU is marked NOISY.
 // Every configuration runs --runs times (default 3), interleaved: run r of
 // every configuration comes before run r + 1 of any, so drift on this shared
 // machine hits all of them alike. min/median/max are printed.
@@ -127,6 +130,27 @@ std::string ping_pong_report() {
   std::string all;
   for (double v : ns) all += fmt::format(" {:.0f}", v);
   return fmt::format("{:.0f} ns round trip, min of 5 (all:{})", *std::min_element(ns.begin(), ns.end()), all);
+}
+
+// The machine's busy and stolen CPU time so far (/proc/stat, all CPUs), in
+// seconds: busy minus this process's own CPU over a run is what the rest of
+// the machine used meanwhile, steal what the hypervisor took from our
+// virtual CPUs. This machine is shared: a run that others disturbed says so.
+struct MachineCpu {
+  double busy = 0;
+  double steal = 0;
+};
+
+MachineCpu machine_cpu() {
+  MachineCpu m;
+  std::ifstream in("/proc/stat");
+  std::string cpu;
+  uint64_t user = 0, nice = 0, system = 0, idle = 0, iowait = 0, irq = 0, softirq = 0, steal = 0;
+  if (!(in >> cpu >> user >> nice >> system >> idle >> iowait >> irq >> softirq >> steal) || cpu != "cpu") return m;
+  const double tick = double(::sysconf(_SC_CLK_TCK));
+  m.busy = double(user + nice + system + irq + softirq) / tick;
+  m.steal = double(steal) / tick;
+  return m;
 }
 
 double thread_cpu_seconds() {
@@ -247,6 +271,8 @@ struct RunResult {
   uint64_t consumer_faults = 0;  // minor faults of the consumer threads
   uint64_t process_faults = 0;   // minor faults of the whole process
   double ping_pong_ns = 0;       // cross-core round trip right before the run
+  double others_cpu_s = 0;       // CPU the rest of the machine used during the run
+  double steal_s = 0;            // CPU the hypervisor took from us during the run
 
   double gb() const { return double(samples_verified) * 2 / 1e9; }
   double cpu_per_gb() const { return gb() > 0 ? consumer_cpu_s / gb() : 0; }
@@ -374,6 +400,7 @@ RunResult run_config(const Config& config, const Options& options) {
       std::chrono::duration<double>(options.seconds));
   rusage before{};
   getrusage(RUSAGE_SELF, &before);
+  const MachineCpu machine_before = machine_cpu();
   // Devices first: a consumer that looks at a ring not yet running sees the
   // end of a stream.
   const auto started_at = Clock::now();
@@ -400,6 +427,7 @@ RunResult run_config(const Config& config, const Options& options) {
   for (auto& lane : lanes) lane->device->join();
   rusage after{};
   getrusage(RUSAGE_SELF, &after);
+  const MachineCpu machine_after = machine_cpu();
 
   for (const auto& e : errors) {
     if (!e.empty()) result.error = e;
@@ -414,6 +442,9 @@ RunResult run_config(const Config& config, const Options& options) {
   result.process_cpu_s = seconds_of(after.ru_utime) + seconds_of(after.ru_stime) -
                          seconds_of(before.ru_utime) - seconds_of(before.ru_stime);
   result.process_faults = uint64_t(after.ru_minflt - before.ru_minflt);
+  // Tick-based: +-10 ms per CPU is noise; more than a tenth of a CPU is not.
+  result.others_cpu_s = std::max(0.0, machine_after.busy - machine_before.busy - result.process_cpu_s);
+  result.steal_s = machine_after.steal - machine_before.steal;
   for (auto& lane : lanes) {
     const sring::Counters c = lane->consumer->snapshot();
     result.samples_verified += c.samples;
@@ -459,6 +490,14 @@ struct Row {
   bool lossy() const {
     return std::any_of(runs.begin(), runs.end(), [](const RunResult& r) { return r.samples_missing > 0; });
   }
+  // The most CPUs the rest of the machine (and the hypervisor) took in any run.
+  double others() const {
+    double most = 0;
+    for (const auto& r : runs) {
+      if (r.wall_s > 0) most = std::max(most, (r.others_cpu_s + r.steal_s) / r.wall_s);
+    }
+    return most;
+  }
   bool inexact() const {
     return std::any_of(runs.begin(), runs.end(),
                        [](const RunResult& r) { return r.ok && (!r.exact || r.mismatches > 0); });
@@ -473,13 +512,13 @@ struct Row {
 
 void print_header(bool paced) {
   if (paced) {
-    fmt::print("{:<46} {:>20} {:>8} {:>9} {:>9} {:>9} {:>6} {:>6} {:>10}  {}\n", "configuration",
-               "consumer CPU s/GB", "all s/GB", "signals/s", "sleeps/s", "ctxsw/s", "flt", "GB",
-               "lost max", "");
+    fmt::print("{:<46} {:>20} {:>8} {:>9} {:>9} {:>9} {:>6} {:>6} {:>6} {:>10}\n", "configuration",
+               "consumer CPU s/GB", "all s/GB", "signals/s", "sleeps/s", "ctxsw/s", "flt", "GB", "others",
+               "lost max");
     fmt::print("{:<46} {:>20}\n", "", "min med max");
   } else {
-    fmt::print("{:<46} {:>20} {:>8} {:>9} {:>9} {:>9} {:>6} {:>6}\n", "configuration", "GB/s verified",
-               "cons s/GB", "all s/GB", "signals/s", "sleeps/s", "flt", "GB");
+    fmt::print("{:<46} {:>20} {:>8} {:>9} {:>9} {:>9} {:>6} {:>6} {:>6}\n", "configuration", "GB/s verified",
+               "cons s/GB", "all s/GB", "signals/s", "sleeps/s", "flt", "GB", "others");
     fmt::print("{:<46} {:>20}\n", "", "min med max");
   }
 }
@@ -499,6 +538,7 @@ void print_row(const Row& row) {
   std::string marks;
   if (row.lossy()) marks += " LOSSY";
   if (row.inexact()) marks += " INEXACT";
+  if (row.others() > 0.1) marks += " NOISY";
   if (row.config.paced) {
     uint64_t lost_max = 0;
     double loss_frac = 0;
@@ -507,16 +547,16 @@ void print_row(const Row& row) {
       loss_frac = std::max(loss_frac, r.loss_fraction());
     }
     const Spread cpu = spread_of(runs, [](const RunResult& r) { return r.cpu_per_gb(); });
-    fmt::print("{:<46} {:>20} {:>8.3f} {:>9.0f} {:>9.0f} {:>9.0f} {:>6.0f} {:>6.2f} {:>10}{}{}\n",
+    fmt::print("{:<46} {:>20} {:>8.3f} {:>9.0f} {:>9.0f} {:>9.0f} {:>6.0f} {:>6.2f} {:>6.2f} {:>10}{}{}\n",
                row.config.name(), fmt_spread(cpu, 3), all.median, signals.median, sleeps.median,
-               ctx.median, faults.max, gb.median, lost_max,
+               ctx.median, faults.max, gb.median, row.others(), lost_max,
                lost_max ? fmt::format(" ({:.2g}%)", loss_frac * 100) : "", marks);
   } else {
     const Spread gbps = spread_of(runs, [](const RunResult& r) { return r.gbps(); });
     const Spread cpu = spread_of(runs, [](const RunResult& r) { return r.cpu_per_gb(); });
-    fmt::print("{:<46} {:>20} {:>8.3f} {:>9.3f} {:>9.0f} {:>9.0f} {:>6.0f} {:>6.2f}{}\n", row.config.name(),
-               fmt_spread(gbps, 2), cpu.median, all.median, signals.median, sleeps.median, faults.max,
-               gb.median, marks);
+    fmt::print("{:<46} {:>20} {:>8.3f} {:>9.3f} {:>9.0f} {:>9.0f} {:>6.0f} {:>6.2f} {:>6.2f}{}\n",
+               row.config.name(), fmt_spread(gbps, 2), cpu.median, all.median, signals.median, sleeps.median,
+               faults.max, gb.median, row.others(), marks);
   }
 }
 
@@ -552,12 +592,12 @@ void write_json(const std::string& path, const Options& options, const std::vect
           "\"samples_verified\": {}, \"samples_produced\": {}, \"samples_missing\": {}, "
           "\"samples_dropped\": {}, \"mismatches\": {}, \"exact\": {}, \"signals\": {}, "
           "\"eventfd_reads\": {}, \"sleeps\": {}, \"ctx_switches\": {}, \"consumer_faults\": {}, "
-          "\"process_faults\": {}, \"ping_pong_ns\": {:.0f}, \"consumer_cpu_s_per_gb\": {:.6f}, "
-          "\"gb_per_s\": {:.4f}}}{}\n",
+          "\"process_faults\": {}, \"ping_pong_ns\": {:.0f}, \"others_cpu_s\": {:.2f}, \"steal_s\": {:.2f}, "
+          "\"consumer_cpu_s_per_gb\": {:.6f}, \"gb_per_s\": {:.4f}}}{}\n",
           r.ok ? "true" : "false", r.wall_s, r.consumer_cpu_s, r.process_cpu_s, r.samples_verified,
           r.samples_produced, r.samples_missing, r.samples_dropped, r.mismatches, r.exact ? "true" : "false",
           r.signals, r.eventfd_reads, r.sleeps, r.ctx_switches, r.consumer_faults, r.process_faults,
-          r.ping_pong_ns, r.cpu_per_gb(), r.gbps(), k + 1 < row.runs.size() ? "," : "");
+          r.ping_pong_ns, r.others_cpu_s, r.steal_s, r.cpu_per_gb(), r.gbps(), k + 1 < row.runs.size() ? "," : "");
     }
     out << fmt::format("    ]}}{}\n", i + 1 < rows.size() ? "," : "");
   }
@@ -698,6 +738,7 @@ int main(int argc, char** argv) {
 
   fmt::print("\nPaced at {:.2f} GB/s aggregate: consumer CPU per GB verified (min med max of {} runs), medians "
              "of the rest; 'all' = whole process (producers too); flt = page faults in the window (max); "
+             "others = most CPUs the rest of the machine and the hypervisor took in any run (NOISY above 0.1); "
              "lost max = samples lost in the worst run\n",
              double(options.rate) * 2 / 1e9, options.runs);
   print_header(true);
