@@ -31,7 +31,7 @@ struct SimConfig {
   std::chrono::microseconds flush_timeout{2000};  // wake below the watermark after this
 };
 
-[[nodiscard]] [[nodiscard]] Status validate_config(const SimConfig& config, uint64_t ring_size);
+[[nodiscard]] Status validate_config(const SimConfig& config, uint64_t ring_size);
 // The same settings as a device configuration (SRING_IOC_SET_CONFIG), for
 // tools that drive either producer from one set of options.
 [[nodiscard]] sring_config to_device_config(const SimConfig& config);
