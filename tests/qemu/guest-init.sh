@@ -414,8 +414,14 @@ if [ "$mode" = bench ]; then
   done
   [ -w /proc/sys/kernel/timer_migration ] && echo 0 >/proc/sys/kernel/timer_migration
   echo "BENCH_INFO cpus=$(nproc) pin=$pin duration=2 kernel=$(uname -r)"
+  # Where the device's work ran: HRTIMER softirqs per CPU (/proc/softirqs)
+  # and softirq time per CPU in ticks (/proc/stat), as "cpu0,cpu1".
+  hrtimer_softirqs() { awk '$1 == "HRTIMER:" {print $2 "," $3}' /proc/softirqs; }
+  softirq_ticks() { awk '$1 == "cpu0" {a = $8} $1 == "cpu1" {b = $8} END {print a "," b}' /proc/stat; }
+  delta() { echo "$1 $2" | awk -F'[ ,]' '{print $3 - $1 "," $4 - $2}'; }
   bench_run() {  # bench_run PATH RATE RUN
     flag=""; [ "$1" = read ] && flag="--read"
+    h0=$(hrtimer_softirqs); s0=$(softirq_ticks)
     t0=$(cut -d' ' -f1 /proc/uptime)
     if [ $pin = 1 ]; then
       taskset 1 /acquire --device /dev/sring0 --rate $2 --duration 2 --block-size 64K --allow-loss $flag >/tmp/b.log 2>&1 &
@@ -436,6 +442,7 @@ if [ "$mode" = bench ]; then
       rc=$?
     fi
     t1=$(cut -d' ' -f1 /proc/uptime)
+    h1=$(hrtimer_softirqs); s1=$(softirq_ticks)
     samples=$(awk '/^  samples/ {gsub(",", "", $2); print $2}' /tmp/b.log)
     lost=$(awk '/^  lost samples/ {gsub(",", "", $3); print $3}' /tmp/b.log)
     corrupted=$(awk '/^  corrupted/ {gsub(",", "", $2); print $2}' /tmp/b.log)
@@ -444,7 +451,7 @@ if [ "$mode" = bench ]; then
     cpu=$(awk '/^  cpu/ {print $2}' /tmp/b.log)
     cpu_gb=$(awk '/^  cpu/ {print $4}' /tmp/b.log | tr -d '(')
     [ $rc -ne 0 ] && [ $rc -ne 1 ] && sed 's/^/  acquire: /' /tmp/b.log
-    echo "BENCH path=$1 rate=$2 run=$3 rc=$rc samples=${samples:-x} lost=${lost:-x} corrupted=${corrupted:-x} mbps=${mbps:-0} seconds=${secs:-0} cpu_s=${cpu:-0} cpu_s_per_gb=${cpu_gb:-0} pinned=$moved wall=$(awk -v a=$t0 -v b=$t1 'BEGIN {printf "%.2f", b - a}')"
+    echo "BENCH path=$1 rate=$2 run=$3 rc=$rc samples=${samples:-x} lost=${lost:-x} corrupted=${corrupted:-x} mbps=${mbps:-0} seconds=${secs:-0} cpu_s=${cpu:-0} cpu_s_per_gb=${cpu_gb:-0} pinned=$moved wall=$(awk -v a=$t0 -v b=$t1 'BEGIN {printf "%.2f", b - a}') hrtimer_softirqs=$(delta "$h0" "$h1") softirq_ticks=$(delta "$s0" "$s1")"
     # Loss-free: exit 0 and nothing lost or corrupted.
     [ $rc -eq 0 ] && [ "${lost:-x}" = 0 ] && [ "${corrupted:-x}" = 0 ]
   }
