@@ -42,6 +42,14 @@ timings=()
 fail() { echo "bench: FAILED: $*" >&2; exit 1; }
 trap 'rc=$?; [ $rc -ne 0 ] && echo "bench: stopped with exit status $rc after $(( $(date +%s) - bench_started )) s" >&2' EXIT
 
+# Figures taken beside other heavy work say little (and QEMU's CPU times
+# count the time the host took the emulator's threads away): say so.
+busy=$(pgrep -af '[r]ing_bench|[s]cale_bench|[n]et_bench|[r]un-qemu-tests|[q]emu-system|[b]azel.*test|[v]algrind|[c]c1plus' || true)
+if [ $plot_only = 0 ] && [ -n "$busy" ]; then
+  echo "bench: WARNING: other heavy processes are running; the figures will show it:" >&2
+  echo "$busy" | cut -c1-120 | sed 's/^/  /' >&2
+fi
+
 scripts/setup-deps.sh
 if ! command -v gnuplot >/dev/null; then
   sudo=""; [ "$(id -u)" -ne 0 ] && sudo=sudo
@@ -127,8 +135,9 @@ plots=()
 # The host plot reads ring_bench's JSON layout (rows of ring_bytes,
 # block_bytes, series, median); if that layout changes, the plot is skipped
 # with a message (exit 3 of bench-report.py) until it follows.
-# Only the plots of the parts run now (all of them with --plot-only).
-drew() { [ $plot_only = 1 ] || want "$1"; }
+# Only the plots of the parts run now (all of them with --plot-only); none
+# after --quick, whose results are a check, not figures (one ring size).
+drew() { [ $plot_only = 1 ] || { [ $quick = 0 ] && want "$1"; }; }
 host_plot=0
 if drew host && [ -f "$out/host.json" ]; then
   python3 scripts/bench-report.py host-plot "$out/host.json" "$out/host-plot.dat" && host_plot=1 || {
