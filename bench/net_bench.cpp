@@ -22,7 +22,13 @@
 // so that drift hits all alike. Prints one RAW line per run, then per size
 // min / median / max MB/s of samples for each sender and the per-repetition
 // ratios sring / zmq (min / median / max); figures only, no verdict.
-//   bazel run //bench:net_bench -- [--mib-per-run M] [--reps R] [--sizes B,B,...]
+// The publishing loop: reclaim, pump, and when neither did anything while
+// libzmq still holds blocks, sleep --reclaim-wait-us (50) and look again:
+// nothing signals libzmq's release of a block, and a flat-out producer,
+// waiting for that space, signals nothing either, so waiting on the ring's
+// eventfd (what sring-publish does, 10 ms) stalls the pipeline each time the
+// ring is all in flight. --reclaim-wait-us 0 measures that loop.
+//   bazel run //bench:net_bench -- [--mib-per-run M] [--reps R] [--sizes B,B,...] [--reclaim-wait-us N]
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <sys/eventfd.h>
@@ -93,6 +99,11 @@ double receive(zmq::socket_t& pull, uint64_t blocks) {
 
 // (a) A simulated device flat out (sample_rate 0: it waits for room, drops
 // nothing) into a ring that a NetPublisher sends from, in place.
+// How long the publishing loop sleeps while libzmq holds blocks and nothing
+// else happened (--reclaim-wait-us; 0: wait on the ring's eventfd, up to
+// 10 ms, as sring-publish does).
+unsigned wait_us = 50;
+
 double run_sring(zmq::context_t& context, uint32_t block_bytes, uint64_t blocks) {
   const std::string endpoint = fmt::format("tcp://127.0.0.1:{}", free_port());
   std::atomic<bool> bound{false};
@@ -129,7 +140,15 @@ double run_sring(zmq::context_t& context, uint32_t block_bytes, uint64_t blocks)
       if ((*publisher)->backed_up()) {
         (*publisher)->wait_writable(std::chrono::milliseconds(10));
       } else if (*sent == 0 && *reclaimed == 0) {
-        (void)consumer.wait(sring::WaitStrategy::kEventfd, std::chrono::milliseconds(10));
+        if ((*publisher)->unreleased() > 0 && wait_us > 0) {
+          // Blocks still held by libzmq: their release signals nothing (no
+          // eventfd: the producer is what writes it, and a flat-out
+          // producer is waiting for this space), so a wait on the ring
+          // would sleep its whole timeout. Look again shortly.
+          std::this_thread::sleep_for(std::chrono::microseconds(wait_us));
+        } else {
+          (void)consumer.wait(sring::WaitStrategy::kEventfd, std::chrono::milliseconds(10));
+        }
       }
     }
     device.request_stop();
@@ -278,17 +297,20 @@ int main(int argc, char** argv) {
       mib_per_run = std::strtoull(argv[i + 1], nullptr, 10);
     } else if (option == "--reps") {
       reps = std::atoi(argv[i + 1]);
+    } else if (option == "--reclaim-wait-us") {
+      wait_us = static_cast<unsigned>(std::strtoul(argv[i + 1], nullptr, 10));
     } else if (option == "--sizes") {
       sizes = parse_sizes(argv[i + 1]);
     } else {
-      die(fmt::format("unknown option {} (--mib-per-run M, --reps R, --sizes B,B,...)", option));
+      die(fmt::format("unknown option {} (--mib-per-run M, --reps R, --sizes B,B,..., --reclaim-wait-us N)", option));
     }
   }
   if (argc % 2 == 0) die("options take a value: --mib-per-run M, --reps R, --sizes B,B,...");
   if (mib_per_run == 0 || reps < 1) die("--mib-per-run and --reps: at least 1");
   zmq::context_t context;
-  fmt::print("tcp loopback PUSH->PULL, {} MiB of samples per run, {} repetitions, senders alternated\n",
-             mib_per_run, reps);
+  fmt::print("tcp loopback PUSH->PULL, {} MiB of samples per run, {} repetitions, senders alternated; "
+             "sring's loop re-checks held blocks every {} us{}\n",
+             mib_per_run, reps, wait_us, wait_us ? "" : " (0: waits on the ring's eventfd, up to 10 ms)");
   struct Sender {
     const char* name;
     double (*run)(zmq::context_t&, uint32_t, uint64_t);
