@@ -43,6 +43,8 @@ def qemu(raw, prefix, command):
         first = line.split(" ", 1)[0]
         if first == "BENCH_INFO":
             info.update(fields(line))
+            if "sweep ends" in line:
+                info["sweep_end"] = line.split("sweep ends:", 1)[1].strip()
         elif first == "BENCH":
             f = fields(line)
             runs.setdefault(parse_rate(f["rate"]), {}).setdefault(f["path"], []).append(f)
@@ -54,12 +56,16 @@ def qemu(raw, prefix, command):
         # the simulated device itself can fall behind, which loses nothing).
         if r.get("rc") != "0" or r.get("lost") != "0" or r.get("corrupted") != "0":
             return False
-        return produced_fraction(r, rate) >= 0.9
+        made = produced_fraction(r, rate)
+        return made is None or made >= 0.9
 
     def produced_fraction(r, rate):
+        # None for raw lines from before samples= was printed.
+        if "samples" not in r:
+            return None
         try:
             return (int(r["samples"]) + int(r["lost"])) / (rate * duration)
-        except (KeyError, ValueError):
+        except ValueError:
             return 0.0
 
     rows = []
@@ -75,7 +81,7 @@ def qemu(raw, prefix, command):
                 "mb_per_s": mmm([float(r["mbps"]) for r in rs]),
                 "cpu_s_per_gb": mmm([float(r["cpu_s_per_gb"]) for r in rs]),
                 "cpu_s_per_gb_loss_free_runs": mmm([float(r["cpu_s_per_gb"]) for r, ok in zip(rs, lf) if ok]),
-                "produced_fraction": mmm([produced_fraction(r, rate) for r in rs]),
+                "produced_fraction": mmm([x for x in (produced_fraction(r, rate) for r in rs) if x is not None]),
                 "lost_samples": [int(r["lost"]) if r["lost"].isdigit() else None for r in rs],
                 "pinned_runs": sum(r.get("pinned") == "1" for r in rs),
             }
@@ -130,8 +136,10 @@ def qemu(raw, prefix, command):
                 + ", ".join(f"{p} {best[p] / 1e6:.0f} MS/s" if best[p] else f"{p} none" for p in ("mmap", "read")))
         ratio = result["highest_loss_free_ratio_mmap_over_read"]
         f.write(f" -> mmap/read {ratio:.2f}x\n" if ratio else "\n")
-        if rows and rows[-1]["mmap"]["loss_free_runs"] + rows[-1]["read"]["loss_free_runs"] > 0:
-            f.write("(the sweep ended with the rate list, not with both paths failing)\n")
+        if "sweep_end" in info:
+            f.write(f"the sweep ended: {info['sweep_end']}\n")
+        else:
+            f.write("(the sweep ended with the rate list, not with both paths failing: add rates)\n")
 
     with open(prefix + "-plot.dat", "w") as f:
         for path in ("mmap", "read"):

@@ -85,7 +85,8 @@ if [ $plot_only = 0 ]; then
 
   if want qemu; then
     begin "QEMU (emulated: absolute rates are TCG's; compare the two paths at equal rates)"
-    # Rising until neither path has a loss-free run (the guest stops there).
+    # Rising until neither path has a loss-free run at two rates in a row (the
+    # guest stops there; add rates to the list if both still pass at its end).
     rates=${SRING_BENCH_QEMU_RATES:-"20M 30M 40M 50M 60M 80M 100M 150M 200M 300M 400M"}
     [ $quick = 1 ] && rates=${SRING_BENCH_QEMU_RATES:-"20M 60M"}
     qemu_log=test-logs/bench-qemu-console.log
@@ -143,8 +144,9 @@ if drew host && [ -f "$out/host.json" ]; then
   python3 scripts/bench-report.py host-plot "$out/host.json" "$out/host-plot.dat" && host_plot=1 || {
     rc=$?; [ $rc -eq 3 ] || fail "the host plot data could not be made"; }
 fi
+plot_failed=0
 if [ $host_plot = 1 ]; then
-  gnuplot <<GP
+  gnuplot <<GP || { echo "bench: WARNING: the host plot failed" >&2; plot_failed=1; }
 set terminal pngcairo size 1000,420 font ",10"
 set output "docs/throughput.png"
 set multiplot layout 1,2 title "Host: verified throughput against block size (median of the runs; generating producer unless noted)"
@@ -169,7 +171,7 @@ GP
   plots+=(docs/throughput.png)
 fi
 if drew qemu && [ -f "$out/qemu-plot.dat" ]; then
-  gnuplot <<GP
+  gnuplot <<GP || { echo "bench: WARNING: the QEMU plot failed" >&2; plot_failed=1; }
 set terminal pngcairo size 1000,420 font ",10"
 set output "docs/qemu-loss-free.png"
 set multiplot layout 1,2 title "QEMU (emulated), mmap + eventfd against read(), 3 runs of each per rate, interleaved"
@@ -195,3 +197,5 @@ end plots
 echo
 echo "wrote $(ls "$out"/*.json "$out"/*.txt 2>/dev/null | tr '\n' ' ')${plots[*]:+ ${plots[*]}}"
 echo "bench: wall time per part: $(IFS=,; echo "${timings[*]}" | sed 's/,/, /g'); total $(( $(date +%s) - bench_started )) s"
+# A plot that could not be drawn fails the run too, once everything else is written.
+[ $plot_failed = 0 ] || fail "a plot could not be drawn"
