@@ -87,7 +87,7 @@ if [ $plot_only = 0 ]; then
     begin "QEMU (emulated: absolute rates are TCG's; compare the two paths at equal rates)"
     # Rising until neither path has a loss-free run at two rates in a row (the
     # guest stops there; add rates to the list if both still pass at its end).
-    rates=${SRING_BENCH_QEMU_RATES:-"20M 30M 40M 50M 60M 80M 100M 150M 200M 300M 400M"}
+    rates=${SRING_BENCH_QEMU_RATES:-"20M 30M 40M 50M 60M 80M 100M 150M 200M 300M 400M 600M 800M"}
     [ $quick = 1 ] && rates=${SRING_BENCH_QEMU_RATES:-"20M 60M"}
     qemu_log=test-logs/bench-qemu-console.log
     if ! tests/qemu/run-qemu-tests.sh --bench $rates >"$qemu_log" 2>&1; then
