@@ -59,7 +59,7 @@ fi
 # The header of every docs/bench/*.txt: what made it, when, on what.
 header() {  # header PART
   echo "# command: $command_line   (part: $1)"
-  echo "# date: $(date -u +%Y-%m-%dT%H:%M:%SZ), commit $(git rev-parse --short HEAD)$(git diff --quiet HEAD -- . 2>/dev/null || echo ' (with local changes)'), $(nproc) CPUs, $(uname -r)"
+  echo "# date: $(date -u +%Y-%m-%dT%H:%M:%SZ), commit $(git rev-parse --short HEAD)$(git diff --quiet HEAD -- . ':(exclude)docs' 2>/dev/null || echo ' (with local changes to the sources)'), $(nproc) CPUs, $(uname -r)"
 }
 part_started=0
 begin() { part_started=$(date +%s); echo; echo "== $1"; }
