@@ -1,12 +1,34 @@
 // Streaming throughput against plain libzmq, in one run (docs/streaming.md):
-// N blocks of one size over tcp loopback PUSH -> PULL,
-//   (a) sring::NetPublisher from a flat-out simulated ring (zero-copy sends),
-//   (b) plain zmq_send of two-part messages of the same sizes (the same
-//       72-byte first part, then the samples) from one preallocated buffer.
-// The receiver is the same raw PULL loop in both, so the figures compare the
-// senders. Prints MB/s of samples per repetition, the spread over them, and
-// the ratio of medians; figures only, no verdict (the machine is shared).
-//   bazel run -c opt //bench:net_bench -- [--mib-per-run M] [--reps R]
+// N blocks of one size over tcp loopback PUSH -> PULL, three senders:
+//   sring        sring::NetPublisher from a flat-out simulated ring
+//                (zero-copy sends: libzmq references the ring's memory);
+//   zmq/ring     plain zmq_send (which copies) of each block from the same
+//                kind of ring, fed by the same simulated device: the same
+//                producer, ring, consumer and message parts, only the send
+//                differs (equal work, the comparison that counts);
+//   zmq/buffer   plain zmq_send of the same two parts from one preallocated,
+//                pre-touched buffer, no producer at all (libzmq's ceiling
+//                on this machine; it does less work than the other two).
+// Every message is two parts of the same sizes: a 72-byte prefix (the block
+// header, wire version, seed) and block_bytes - 64 bytes of samples. The
+// receiver is the same raw PULL loop for all three, timed from the first
+// message's arrival to the last (the first is not counted). Every buffer is
+// written before its timed window: the rings are mapped MAP_POPULATE and
+// the simulated device has filled the first blocks before the first
+// arrives; the buffer of zmq/buffer is filled at allocation. Both sockets
+// have send and receive high-water marks of 1000 messages.
+//
+// Repetitions alternate the senders (sring, zmq/ring, zmq/buffer, sring, ...)
+// so that drift hits all alike. Prints one RAW line per run, then per size
+// min / median / max MB/s of samples for each sender and the per-repetition
+// ratios sring / zmq (min / median / max); figures only, no verdict.
+// The publishing loop: reclaim, pump, and when neither did anything while
+// libzmq still holds blocks, sleep --reclaim-wait-us (50) and look again:
+// nothing signals libzmq's release of a block, and a flat-out producer,
+// waiting for that space, signals nothing either, so waiting on the ring's
+// eventfd (what sring-publish does, 10 ms) stalls the pipeline each time the
+// ring is all in flight. --reclaim-wait-us 0 measures that loop.
+//   bazel run //bench:net_bench -- [--mib-per-run M] [--reps R] [--sizes B,B,...] [--reclaim-wait-us N]
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <sys/eventfd.h>
@@ -20,6 +42,7 @@
 #include <memory>
 #include <string>
 #include <string_view>
+#include <cstring>
 #include <thread>
 #include <vector>
 
@@ -76,6 +99,11 @@ double receive(zmq::socket_t& pull, uint64_t blocks) {
 
 // (a) A simulated device flat out (sample_rate 0: it waits for room, drops
 // nothing) into a ring that a NetPublisher sends from, in place.
+// How long the publishing loop sleeps while libzmq holds blocks and nothing
+// else happened (--reclaim-wait-us; 0: wait on the ring's eventfd, up to
+// 10 ms, as sring-publish does).
+unsigned wait_us = 50;
+
 double run_sring(zmq::context_t& context, uint32_t block_bytes, uint64_t blocks) {
   const std::string endpoint = fmt::format("tcp://127.0.0.1:{}", free_port());
   std::atomic<bool> bound{false};
@@ -112,7 +140,15 @@ double run_sring(zmq::context_t& context, uint32_t block_bytes, uint64_t blocks)
       if ((*publisher)->backed_up()) {
         (*publisher)->wait_writable(std::chrono::milliseconds(10));
       } else if (*sent == 0 && *reclaimed == 0) {
-        (void)consumer.wait(sring::WaitStrategy::kEventfd, std::chrono::milliseconds(10));
+        if ((*publisher)->unreleased() > 0 && wait_us > 0) {
+          // Blocks still held by libzmq: their release signals nothing (no
+          // eventfd: the producer is what writes it, and a flat-out
+          // producer is waiting for this space), so a wait on the ring
+          // would sleep its whole timeout. Look again shortly.
+          std::this_thread::sleep_for(std::chrono::microseconds(wait_us));
+        } else {
+          (void)consumer.wait(sring::WaitStrategy::kEventfd, std::chrono::milliseconds(10));
+        }
       }
     }
     device.request_stop();
@@ -123,6 +159,7 @@ double run_sring(zmq::context_t& context, uint32_t block_bytes, uint64_t blocks)
   {
     zmq::socket_t pull(context, zmq::socket_type::pull);
     pull.set(zmq::sockopt::linger, 0);
+    pull.set(zmq::sockopt::rcvhwm, 1000);  // NetSubscriber's default
     pull.connect(endpoint);
     seconds = receive(pull, blocks);
   }
@@ -131,8 +168,66 @@ double run_sring(zmq::context_t& context, uint32_t block_bytes, uint64_t blocks)
   return seconds;
 }
 
-// (b) Plain libzmq: zmq_send (which copies) of the same two parts from one
-// preallocated buffer.
+// zmq/ring: the same simulated device and ring as run_sring(), read by a
+// Consumer in place, each block sent with two plain zmq_send calls (the
+// prefix built from the header, then the samples, both copied by libzmq),
+// exactly `blocks` of them (a PUSH socket blocks once its peer is gone).
+double run_plain_ring(zmq::context_t& context, uint32_t block_bytes, uint64_t blocks) {
+  const std::string endpoint = fmt::format("tcp://127.0.0.1:{}", free_port());
+  zmq::socket_t push(context, zmq::socket_type::push);
+  push.set(zmq::sockopt::linger, 0);
+  push.set(zmq::sockopt::sndhwm, 1000);  // NetPublisher's default
+  push.bind(endpoint);
+  std::thread sender([&] {
+    const uint64_t ring_size = std::max<uint64_t>(16u << 20, 8ull * block_bytes);
+    sring::sim::SimConfig config;
+    config.sample_rate = 0;
+    config.block_bytes = block_bytes;
+    auto host = sring::sim::HostRing::create(ring_size);
+    if (!host) die(host.error().message);
+    auto fd = host->duplicate_fd();
+    if (!fd) die(fd.error().message);
+    auto ring = sring::Ring::attach(std::move(*fd), sring::Ring::Access::kConsumer);
+    if (!ring) die(ring.error().message);
+    sring::sim::SimDevice device(*host, config);
+    sring::UniqueFd efd(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
+    if (!efd.valid() || !device.set_eventfd(efd.get()) || !ring->use_eventfd(std::move(efd))) die("eventfd");
+    sring::Consumer consumer(*ring);
+    sring::NetBlockPrefix prefix{};
+    prefix.pattern_seed = config.pattern_seed;
+    if (!device.start()) die("cannot start the simulated device");
+    uint64_t sent = 0;
+    while (sent < blocks) {
+      auto n = consumer.consume(
+          [&](const sring::Block& block) {
+            std::memcpy(&prefix.header, &block.header(), sizeof prefix.header);
+            if (zmq_send(push.handle(), &prefix, sizeof prefix, ZMQ_SNDMORE) < 0 ||
+                zmq_send(push.handle(), block.samples().data(), block.samples().size_bytes(), 0) < 0) {
+              die(fmt::format("zmq_send: {}", zmq_strerror(zmq_errno())));
+            }
+          },
+          blocks - sent);
+      if (!n) die(n.error().message);
+      sent += *n;
+      if (*n == 0) (void)consumer.wait(sring::WaitStrategy::kEventfd, std::chrono::milliseconds(10));
+    }
+    device.request_stop();
+    device.join();
+  });
+  double seconds = 0;
+  {
+    zmq::socket_t pull(context, zmq::socket_type::pull);
+    pull.set(zmq::sockopt::linger, 0);
+    pull.set(zmq::sockopt::rcvhwm, 1000);  // NetSubscriber's default
+    pull.connect(endpoint);
+    seconds = receive(pull, blocks);
+  }
+  sender.join();
+  return seconds;
+}
+
+// zmq/buffer: plain zmq_send (which copies) of the same two parts from one
+// preallocated buffer, written before the clock starts.
 double run_plain(zmq::context_t& context, uint32_t block_bytes, uint64_t blocks) {
   const std::string endpoint = fmt::format("tcp://127.0.0.1:{}", free_port());
   zmq::socket_t push(context, zmq::socket_type::push);
@@ -153,6 +248,7 @@ double run_plain(zmq::context_t& context, uint32_t block_bytes, uint64_t blocks)
   {
     zmq::socket_t pull(context, zmq::socket_type::pull);
     pull.set(zmq::sockopt::linger, 0);
+    pull.set(zmq::sockopt::rcvhwm, 1000);  // NetSubscriber's default
     pull.connect(endpoint);
     seconds = receive(pull, blocks);
   }
@@ -162,40 +258,111 @@ double run_plain(zmq::context_t& context, uint32_t block_bytes, uint64_t blocks)
 
 }  // namespace
 
+namespace {
+
+struct Spread {
+  double min, median, max;
+};
+
+Spread spread(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  const size_t n = v.size();
+  const double median = n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+  return {v.front(), median, v.back()};
+}
+
+std::vector<uint32_t> parse_sizes(const char* text) {
+  std::vector<uint32_t> sizes;
+  for (const char* p = text; *p;) {
+    char* end = nullptr;
+    const unsigned long value = std::strtoul(p, &end, 10);
+    if (end == p || value < 2 * SRING_BLOCK_HEADER_SIZE || value % 64 != 0 || value > (64u << 20)) {
+      die("--sizes: block sizes in bytes, multiples of 64, comma-separated");
+    }
+    sizes.push_back(static_cast<uint32_t>(value));
+    p = *end == ',' ? end + 1 : end;
+  }
+  return sizes;
+}
+
+}  // namespace
+
 int main(int argc, char** argv) {
   uint64_t mib_per_run = 256;
   int reps = 3;
+  std::vector<uint32_t> sizes = {8192u, 65536u, 1u << 20};
   for (int i = 1; i + 1 < argc; i += 2) {
     const std::string_view option = argv[i];
     if (option == "--mib-per-run") {
       mib_per_run = std::strtoull(argv[i + 1], nullptr, 10);
     } else if (option == "--reps") {
       reps = std::atoi(argv[i + 1]);
+    } else if (option == "--reclaim-wait-us") {
+      wait_us = static_cast<unsigned>(std::strtoul(argv[i + 1], nullptr, 10));
+    } else if (option == "--sizes") {
+      sizes = parse_sizes(argv[i + 1]);
     } else {
-      die(fmt::format("unknown option {} (--mib-per-run M, --reps R)", option));
+      die(fmt::format("unknown option {} (--mib-per-run M, --reps R, --sizes B,B,..., --reclaim-wait-us N)", option));
     }
   }
+  if (argc % 2 == 0) die("options take a value: --mib-per-run M, --reps R, --sizes B,B,...");
   if (mib_per_run == 0 || reps < 1) die("--mib-per-run and --reps: at least 1");
   zmq::context_t context;
-  fmt::print("tcp loopback PUSH->PULL, {} MiB of samples per run, {} repetitions; MB/s of samples min/median/max\n",
-             mib_per_run, reps);
-  for (const uint32_t block_bytes : {8192u, 65536u, 1u << 20}) {
+  fmt::print("tcp loopback PUSH->PULL, {} MiB of samples per run, {} repetitions, senders alternated; "
+             "sring's loop re-checks held blocks every {} us{}\n",
+             mib_per_run, reps, wait_us, wait_us ? "" : " (0: waits on the ring's eventfd, up to 10 ms)");
+  struct Sender {
+    const char* name;
+    double (*run)(zmq::context_t&, uint32_t, uint64_t);
+  };
+  const Sender senders[] = {{"sring", run_sring}, {"zmq/ring", run_plain_ring}, {"zmq/buffer", run_plain}};
+  struct Row {
+    uint32_t block_bytes;
+    uint64_t blocks;
+    std::vector<double> mbs[3];
+  };
+  std::vector<Row> rows;
+  for (const uint32_t block_bytes : sizes) {
     const uint64_t sample_bytes = block_bytes - SRING_BLOCK_HEADER_SIZE;
     const uint64_t blocks = std::max<uint64_t>(16, (mib_per_run << 20) / sample_bytes);
-    std::vector<double> sring_mbs, plain_mbs;
+    Row row{block_bytes, blocks, {}};
     for (int r = 0; r < reps; ++r) {
-      // Alternated, so that a change in the machine's load hits both alike.
-      // The first block is not timed (the clock starts when it arrives).
-      sring_mbs.push_back(double(blocks - 1) * sample_bytes / run_sring(context, block_bytes, blocks) / 1e6);
-      plain_mbs.push_back(double(blocks - 1) * sample_bytes / run_plain(context, block_bytes, blocks) / 1e6);
+      for (size_t s = 0; s < 3; ++s) {
+        // The first block is not timed (the clock starts when it arrives).
+        const double seconds = senders[s].run(context, block_bytes, blocks);
+        const double mbs = double(blocks - 1) * sample_bytes / seconds / 1e6;
+        row.mbs[s].push_back(mbs);
+        fmt::print("RAW block={} blocks={} rep={} sender={} seconds={:.4f} mbps={:.1f}\n", block_bytes, blocks,
+                   r + 1, senders[s].name, seconds, mbs);
+        std::fflush(stdout);
+      }
     }
-    std::sort(sring_mbs.begin(), sring_mbs.end());
-    std::sort(plain_mbs.begin(), plain_mbs.end());
-    const auto median = [](const std::vector<double>& v) { return v[v.size() / 2]; };
-    fmt::print("block {:>7} B x {:>6}: sring {:7.0f} / {:7.0f} / {:7.0f}   zmq_send {:7.0f} / {:7.0f} / {:7.0f}   "
-               "ratio sring/zmq_send {:.2f}\n",
-               block_bytes, blocks, sring_mbs.front(), median(sring_mbs), sring_mbs.back(), plain_mbs.front(),
-               median(plain_mbs), plain_mbs.back(), median(sring_mbs) / median(plain_mbs));
+    rows.push_back(std::move(row));
+  }
+  fmt::print("\nMB/s of samples, min / median / max over {} repetitions:\n", reps);
+  fmt::print("{:>9} {:>26} {:>26} {:>26}\n", "block", "sring (NetPublisher)", "zmq_send from the ring",
+             "zmq_send from a buffer");
+  for (const Row& row : rows) {
+    fmt::print("{:>9}", row.block_bytes);
+    for (const auto& v : row.mbs) {
+      const Spread m = spread(v);
+      fmt::print(" {:>8.0f} / {:>6.0f} / {:>6.0f}", m.min, m.median, m.max);
+    }
+    fmt::print("\n");
+  }
+  fmt::print("\nratios per repetition (sring / zmq_send of the same repetition), min / median / max:\n");
+  for (const Row& row : rows) {
+    for (size_t other = 1; other < 3; ++other) {
+      std::vector<double> ratios;
+      std::string each;
+      for (size_t r = 0; r < row.mbs[0].size(); ++r) {
+        ratios.push_back(row.mbs[0][r] / row.mbs[other][r]);
+        each += fmt::format("{}{:.2f}", each.empty() ? "" : " ", ratios.back());
+      }
+      const Spread m = spread(ratios);
+      fmt::print("{:>9}  sring / {:<11} {:.2f} / {:.2f} / {:.2f}   ({})\n", row.block_bytes, senders[other].name,
+                 m.min, m.median, m.max, each);
+    }
   }
   return 0;
 }

@@ -1,101 +1,155 @@
 #!/bin/bash
-# Benchmarks (not part of the test suite): the host comparison of the ring
-# against spsc_queue, a pipe and the memory limit, wake-up latencies, and in
-# QEMU the driver through mmap + eventfd against read() over a rate sweep.
-# Writes docs/bench/host.json, docs/bench/qemu.json, docs/bench/*.txt and the
-# plots docs/throughput.png and docs/qemu-loss-free.png.
+# Benchmarks (not part of the test suite; figures and ratios, no verdicts).
+# Four parts, each writing docs/bench/PART.txt (the command that made it at
+# the top) and docs/bench/PART.json:
+#   host    the ring against spsc_queue, a pipe and the memory limit, and
+#           wake-up latencies (bench/ring_bench)
+#   qemu    in QEMU, the driver read through mmap + eventfd against read(),
+#           3 interleaved pairs of runs per rate, rising until both paths
+#           fail (tests/qemu/run-qemu-tests.sh --bench; raw lines in
+#           docs/bench/qemu-raw.txt)
+#   record  sring-record against dd on the same disk (scripts/bench-record.sh)
+#   net     NetPublisher against plain zmq_send of the same message sizes
+#           (bench/net_bench)
+# and the plots docs/throughput.png and docs/qemu-loss-free.png.
 #
-#   scripts/bench.sh [--quick | --plot-only]
-#     --quick: one block size, fewer runs, host only
-#     --plot-only: redraw the tables and plots from docs/bench/*.json and qemu-raw.txt
+#   scripts/bench.sh [--quick] [--parts host,qemu,record,net]
+#   scripts/bench.sh --plot-only      redraw tables and plots from the saved raw results
+#     --quick: fewer runs and sizes everywhere (QEMU: two rates), for a check
+#              that everything builds and runs, not for figures
+#
+# Exits non-zero if any part fails to build or run. Do not run it beside
+# other heavy work: the machine has 2 cores and every figure would show it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+command_line="scripts/bench.sh${*:+ $*}"
+quick=0; plot_only=0; parts="host,qemu,record,net"
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --quick) quick=1 ;;
+    --plot-only) plot_only=1 ;;
+    --parts) parts=$2; shift ;;
+    --parts=*) parts=${1#--parts=} ;;
+    *) echo "usage: scripts/bench.sh [--quick] [--parts host,qemu,record,net] | --plot-only" >&2; exit 2 ;;
+  esac
+  shift
+done
+want() { [[ ",$parts," == *",$1,"* ]]; }
+out=docs/bench
+mkdir -p "$out" test-logs
+bench_started=$(date +%s)
+timings=()
+fail() { echo "bench: FAILED: $*" >&2; exit 1; }
+trap 'rc=$?; [ $rc -ne 0 ] && echo "bench: stopped with exit status $rc after $(( $(date +%s) - bench_started )) s" >&2' EXIT
+
+# Figures taken beside other heavy work say little (and QEMU's CPU times
+# count the time the host took the emulator's threads away): say so.
+busy=$(pgrep -af '[r]ing_bench|[s]cale_bench|[n]et_bench|[r]un-qemu-tests|[q]emu-system|[b]azel.*test|[v]algrind|[c]c1plus' || true)
+if [ $plot_only = 0 ] && [ -n "$busy" ]; then
+  echo "bench: WARNING: other heavy processes are running; the figures will show it:" >&2
+  echo "$busy" | cut -c1-120 | sed 's/^/  /' >&2
+fi
+
 scripts/setup-deps.sh
 if ! command -v gnuplot >/dev/null; then
   sudo=""; [ "$(id -u)" -ne 0 ] && sudo=sudo
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -q --no-install-recommends gnuplot-nox >&2
 fi
-quick=0; [ "${1:-}" = "--quick" ] && quick=1
-plot_only=0; [ "${1:-}" = "--plot-only" ] && plot_only=1   # redraw from the saved results
-out=docs/bench
-mkdir -p "$out"
+
+# The header of every docs/bench/*.txt: what made it, when, on what.
+header() {  # header PART
+  echo "# command: $command_line   (part: $1)"
+  echo "# date: $(date -u +%Y-%m-%dT%H:%M:%SZ), commit $(git rev-parse --short HEAD)$(git diff --quiet HEAD -- . ':(exclude)docs' 2>/dev/null || echo ' (with local changes to the sources)'), $(nproc) CPUs, $(uname -r)"
+}
+part_started=0
+begin() { part_started=$(date +%s); echo; echo "== $1"; }
+end() { timings+=("$1 $(( $(date +%s) - part_started )) s"); }
 
 if [ $plot_only = 0 ]; then
-bazel build //bench:ring_bench 2>&1 | grep -E '^(ERROR|FAILED)' || true
-echo "== host: ring vs spsc_queue vs pipe vs the verify-only limit (GB/s of verified samples; min / median / max)"
-if [ $quick = 1 ]; then
-  bazel-bin/bench/ring_bench --quick --runs 3 --json "$out/host.json" | tee "$out/host.txt"
-  exit 0
-fi
-bazel-bin/bench/ring_bench --runs 5 --json "$out/host.json" | tee "$out/host.txt"
+  echo "bench: building"
+  if ! bazel build --jobs=2 //bench:ring_bench //bench:net_bench //consumer:sring-record >test-logs/bench-build.log 2>&1; then
+    cat test-logs/bench-build.log >&2
+    fail "the benchmarks did not build (test-logs/bench-build.log)"
+  fi
 
-echo "== QEMU (emulated: absolute rates are TCG's, compare the two paths)"
-rates="20M 40M 60M 80M 100M 150M 200M"
-tests/qemu/run-qemu-tests.sh --bench $rates | grep '^BENCH' >"$out/qemu-raw.txt"
-fi
-python3 - "$out" <<'PY'
-import json, statistics, sys
-out = sys.argv[1]
-runs = {}
-for line in open(f"{out}/qemu-raw.txt"):
-    fields = dict(kv.split("=", 1) for kv in line.split()[1:])
-    rate = fields["rate"]
-    value = int(rate[:-1]) * {"K": 10**3, "M": 10**6, "G": 10**9}[rate[-1]] if rate[-1] in "KMG" else int(rate)
-    runs.setdefault((fields["path"], value), []).append(fields)
-table, best = [], {}
-for (path, rate), rs in sorted(runs.items()):
-    lossless = all(r["lost"] == "0" and r["corrupted"] == "0" and r["rc"] == "0" for r in rs)
-    mbps = [float(r["mbps"]) for r in rs]
-    cpu = [float(r["cpu_s_per_gb"]) for r in rs]
-    row = {"path": path, "rate": rate, "runs": len(rs), "loss_free_runs": sum(r["lost"] == "0" for r in rs),
-           "loss_free": lossless, "mb_per_s_median": statistics.median(mbps),
-           "mb_per_s_spread_pct": 100 * (max(mbps) - min(mbps)) / max(statistics.median(mbps), 1e-9),
-           "cpu_s_per_gb_median": statistics.median(cpu)}
-    table.append(row)
-    if lossless:
-        best[path] = max(best.get(path, 0), rate)
-result = {"emulated": True, "rows": table, "highest_loss_free_rate": best}
-mm, rd = best.get("mmap", 0), best.get("read", 0)
-result["mmap_vs_read_loss_free"] = (mm / rd) if rd else None
-json.dump(result, open(f"{out}/qemu.json", "w"), indent=2)
-with open(f"{out}/qemu.txt", "w") as f:
-    f.write("path  rate(MS/s)  loss-free runs  MB/s (median, spread)  CPU s/GB (median)   [emulated]\n")
-    for r in table:
-        f.write(f"{r['path']:5} {r['rate']/1e6:10.0f}  {r['loss_free_runs']}/{r['runs']:<13} "
-                f"{r['mb_per_s_median']:8.1f} ±{r['mb_per_s_spread_pct']:4.0f}%        {r['cpu_s_per_gb_median']:6.2f}\n")
-    f.write(f"highest loss-free rate: mmap {mm/1e6:.0f} MS/s, read() {rd/1e6:.0f} MS/s")
-    f.write(f" -> {mm/rd:.1f}x\n" if rd else "\n")
-    cpu = {p: statistics.median(r["cpu_s_per_gb_median"] for r in table if r["path"] == p and r["loss_free"]) for p in ("mmap", "read") if any(r["path"] == p and r["loss_free"] for r in table)}
-    if len(cpu) == 2:
-        f.write(f"CPU per GB over loss-free rates: mmap {cpu['mmap']:.2f} s, read() {cpu['read']:.2f} s -> read() costs {cpu['read']/cpu['mmap']:.1f}x\n")
-# Data files for gnuplot.
-with open(f"{out}/qemu-plot.dat", "w") as f:
-    for path in ("mmap", "read"):
-        f.write(f"# {path}\n")
-        for r in table:
-            if r["path"] == path:
-                f.write(f"{r['rate']/1e6} {r['mb_per_s_median']} {1 if r['loss_free'] else 0}\n")
-        f.write("\n\n")
-host = json.load(open(f"{out}/host.json"))
-# One line per block size: the median of each series (NaN where a series was not run).
-cols = ["sring/generate", "spsc batch/generate", "pipe/generate", "verify-only",
-        "spsc element/generate", "sring/memcpy", "spsc batch/memcpy", "pipe/memcpy", "read+sum"]
-with open(f"{out}/host-plot.dat", "w") as f:
-    f.write("# block_KiB " + " ".join(c.replace(" ", "_") for c in cols) + "\n")
-    for ring in sorted({r["ring_bytes"] for r in host["throughput"]}):
-        f.write(f"# ring {ring >> 20} MiB\n")
-        for block in sorted({r["block_bytes"] for r in host["throughput"] if r["ring_bytes"] == ring}):
-            med = {r["series"]: r["median"] for r in host["throughput"]
-                   if r["ring_bytes"] == ring and r["block_bytes"] == block}
-            f.write(f"{block >> 10} " + " ".join(str(med.get(c, "NaN")) for c in cols) + "\n")
-        f.write("\n\n")
-PY
-cat "$out/qemu.txt"
+  # ======================= host: BEGIN =======================
+  # bench/ring_bench (its flags belong to that program); writes host.json
+  # and host.txt.
+  if want host; then
+    begin "host: ring vs spsc_queue vs pipe vs the verify-only limit (GB/s of verified samples; min / median / max)"
+    host_args=(--runs 5); [ $quick = 1 ] && host_args=(--quick --runs 3)
+    { header host; bazel-bin/bench/ring_bench "${host_args[@]}" --json "$out/host.json"; } | tee "$out/host.txt"
+    end host
+  fi
+  # ======================= host: END =========================
 
-gnuplot <<GP
+  if want qemu; then
+    begin "QEMU (emulated: absolute rates are TCG's; compare the two paths at equal rates)"
+    # Rising until neither path has a loss-free run at two rates in a row (the
+    # guest stops there; add rates to the list if both still pass at its end).
+    rates=${SRING_BENCH_QEMU_RATES:-"20M 30M 40M 50M 60M 80M 100M 150M 200M 300M 400M 600M 800M"}
+    [ $quick = 1 ] && rates=${SRING_BENCH_QEMU_RATES:-"20M 60M"}
+    qemu_log=test-logs/bench-qemu-console.log
+    if ! tests/qemu/run-qemu-tests.sh --bench $rates >"$qemu_log" 2>&1; then
+      tail -n 40 "$qemu_log" >&2
+      fail "the QEMU benchmark boot failed ($qemu_log)"
+    fi
+    { header qemu; grep -E '^BENCH' "$qemu_log"; } >"$out/qemu-raw.txt"
+    grep -q '^BENCH path=' "$out/qemu-raw.txt" || fail "the QEMU benchmark printed no BENCH lines ($qemu_log)"
+    python3 scripts/bench-report.py qemu "$out/qemu-raw.txt" "$out/qemu" "$command_line"
+    cat "$out/qemu.txt"
+    end qemu
+  fi
+
+  if want record; then
+    begin "recording: sring-record against dd on the same disk (MB/s; min / median / max)"
+    record_args=(--reps 3 "" 5); [ $quick = 1 ] && record_args=(--reps 3 "" 1)
+    { header record; scripts/bench-record.sh "${record_args[@]}"; } | tee "$out/record.txt"
+    python3 scripts/bench-report.py record "$out/record.txt" "$out/record" "$command_line"
+    end record
+  fi
+
+  if want net; then
+    begin "streaming: NetPublisher against plain zmq_send, same message sizes (MB/s of samples)"
+    net_args=(--mib-per-run 512 --reps 5); [ $quick = 1 ] && net_args=(--mib-per-run 32 --reps 3)
+    { header net; bazel-bin/bench/net_bench "${net_args[@]}"; } | tee "$out/net.txt"
+    python3 scripts/bench-report.py net "$out/net.txt" "$out/net" "$command_line"
+    end net
+  fi
+else
+  # Tables from the saved raw lines, with the command that made them.
+  if [ -f "$out/qemu-raw.txt" ]; then
+    made_by=$(sed -n 's/^# command: \(.*\)   (part: qemu)$/\1/p' "$out/qemu-raw.txt" | head -n1)
+    python3 scripts/bench-report.py qemu "$out/qemu-raw.txt" "$out/qemu" "${made_by:-unknown}"
+  fi
+  for p in record net; do
+    if [ -f "$out/$p.txt" ]; then
+      made_by=$(sed -n "s/^# command: \(.*\)   (part: $p)\$/\1/p" "$out/$p.txt" | head -n1)
+      python3 scripts/bench-report.py $p "$out/$p.txt" "$out/$p" "${made_by:-unknown}"
+    fi
+  done
+fi
+
+# Plots, from whatever results are there.
+begin "plots"
+plots=()
+# The host plot reads ring_bench's JSON layout (rows of ring_bytes,
+# block_bytes, series, median); if that layout changes, the plot is skipped
+# with a message (exit 3 of bench-report.py) until it follows.
+# Only the plots of the parts run now (all of them with --plot-only); none
+# after --quick, whose results are a check, not figures (one ring size).
+drew() { [ $plot_only = 1 ] || { [ $quick = 0 ] && want "$1"; }; }
+host_plot=0
+if drew host && [ -f "$out/host.json" ]; then
+  python3 scripts/bench-report.py host-plot "$out/host.json" "$out/host-plot.dat" && host_plot=1 || {
+    rc=$?; [ $rc -eq 3 ] || fail "the host plot data could not be made"; }
+fi
+plot_failed=0
+if [ $host_plot = 1 ]; then
+  gnuplot <<GP || { echo "bench: WARNING: the host plot failed" >&2; plot_failed=1; }
 set terminal pngcairo size 1000,420 font ",10"
 set output "docs/throughput.png"
-set multiplot layout 1,2 title "Host: verified throughput against block size (median of 5 runs; generating producer unless noted)"
+set multiplot layout 1,2 title "Host: verified throughput against block size (median of the runs; generating producer unless noted)"
 set logscale x 2
 set xlabel "block size (KiB)"
 set ylabel "GB/s of samples, verified"
@@ -113,16 +167,35 @@ plot "$out/host-plot.dat" index 1 using 1:2 with linespoints title "sring (in pl
      "" index 1 using 1:7 with linespoints title "sring, memcpy producer", \
      "" index 1 using 1:5 with lines dashtype 2 title "verify-only limit"
 unset multiplot
+GP
+  plots+=(docs/throughput.png)
+fi
+if drew qemu && [ -f "$out/qemu-plot.dat" ]; then
+  gnuplot <<GP || { echo "bench: WARNING: the QEMU plot failed" >&2; plot_failed=1; }
+set terminal pngcairo size 1000,420 font ",10"
 set output "docs/qemu-loss-free.png"
-set terminal pngcairo size 700,420 font ",10"
-unset logscale x
-set title "QEMU (emulated): delivered rate against the device rate; filled = no sample lost"
+set multiplot layout 1,2 title "QEMU (emulated), mmap + eventfd against read(), 3 runs of each per rate, interleaved"
 set xlabel "device rate (MS/s of 16-bit samples)"
-set ylabel "MB/s delivered (median of 3)"
+set key top left
+set title "delivered (median); filled = no sample lost in 3 of 3"
+set ylabel "MB/s delivered"
 plot "$out/qemu-plot.dat" index 0 using 1:2 with lines title "mmap + eventfd", \
      "" index 0 using 1:(\$3 > 0 ? \$2 : 1/0) with points pt 7 ps 1.5 notitle, \
      "" index 1 using 1:2 with lines title "read()", \
      "" index 1 using 1:(\$3 > 0 ? \$2 : 1/0) with points pt 7 ps 1.5 notitle, \
      x*2 with lines dashtype 3 title "offered"
+set title "consumer CPU per GB delivered (median)"
+set ylabel "CPU s per GB (user + system)"
+plot "$out/qemu-plot.dat" index 0 using 1:4 with linespoints title "mmap + eventfd", \
+     "" index 1 using 1:4 with linespoints title "read()"
+unset multiplot
 GP
-echo "wrote $out/host.json $out/qemu.json docs/throughput.png docs/qemu-loss-free.png"
+  plots+=(docs/qemu-loss-free.png)
+fi
+end plots
+
+echo
+echo "wrote $(ls "$out"/*.json "$out"/*.txt 2>/dev/null | tr '\n' ' ')${plots[*]:+ ${plots[*]}}"
+echo "bench: wall time per part: $(IFS=,; echo "${timings[*]}" | sed 's/,/, /g'); total $(( $(date +%s) - bench_started )) s"
+# A plot that could not be drawn fails the run too, once everything else is written.
+[ $plot_failed = 0 ] || fail "a plot could not be drawn"

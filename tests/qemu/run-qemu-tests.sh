@@ -6,7 +6,8 @@
 #
 #   tests/qemu/run-qemu-tests.sh            the scenarios
 #   tests/qemu/run-qemu-tests.sh --demo     the main job: acquire and show stats
-#   tests/qemu/run-qemu-tests.sh --bench RATE...   rate sweep, mmap against read()
+#   tests/qemu/run-qemu-tests.sh --bench RATE... [nopin]   rate sweep, mmap against read(),
+#                                           interleaved (guest-init.sh; scripts/bench.sh reads it)
 #   tests/qemu/run-qemu-tests.sh --edu      only the edu PCI device's scenarios
 #   tests/qemu/run-qemu-tests.sh --removal  only the device-goes-away scenarios
 #   tests/qemu/run-qemu-tests.sh --kernel-test FILTER   only kernel_test's cases matching FILTER
@@ -74,7 +75,9 @@ done
 guest_programs=(//tests/kernel:kernel_test //tests/conformance:conformance_kernel
                 //consumer:acquire-static //consumer:ringstat-static //capi:consume_from_c-static
                 //consumer:sring-record-static)
-bazel build "${guest_programs[@]}" >"$work/build.log" 2>&1 || build_failed "the guest programs did not build"
+# The benchmark shares this 2-core machine with other work: two jobs.
+jobs=(); [ "$mode" = bench ] && jobs=(--jobs=2)
+bazel build "${jobs[@]}" "${guest_programs[@]}" >"$work/build.log" 2>&1 || build_failed "the guest programs did not build"
 
 root="$work/root"
 mkdir -p "$root"/{bin,sbin,proc,sys,dev,tmp}

@@ -1,0 +1,213 @@
+#!/usr/bin/env python3
+"""Tables and JSON from the raw lines of scripts/bench.sh's parts.
+
+  bench-report.py qemu   RAW OUT_PREFIX COMMAND   (BENCH lines of run-qemu-tests.sh --bench)
+  bench-report.py record RAW OUT_PREFIX COMMAND   (RAW lines of scripts/bench-record.sh)
+  bench-report.py net    RAW OUT_PREFIX COMMAND   (RAW lines of bench/net_bench)
+  bench-report.py host-plot HOST_JSON OUT_DAT     (gnuplot data from ring_bench's JSON)
+
+Writes OUT_PREFIX.json, and for qemu also OUT_PREFIX.txt and OUT_PREFIX-plot.dat
+(record and net print their own tables; bench.sh keeps them as .txt).
+Every figure is min / median / max over the runs, and every ratio is taken
+per run pair (the two runs next to each other) before its spread.
+"""
+import json
+import statistics
+import sys
+
+
+def mmm(values):
+    if not values:
+        return None
+    return {"min": min(values), "median": statistics.median(values), "max": max(values), "n": len(values)}
+
+
+def fmt_mmm(m, digits=1):
+    if m is None:
+        return "-"
+    return f"{m['median']:.{digits}f} ({m['min']:.{digits}f}-{m['max']:.{digits}f})"
+
+
+def parse_rate(text):
+    mult = {"K": 10**3, "k": 10**3, "M": 10**6, "G": 10**9}
+    return int(float(text[:-1]) * mult[text[-1]]) if text[-1] in mult else int(text)
+
+
+def fields(line):
+    return dict(kv.split("=", 1) for kv in line.split()[1:] if "=" in kv)
+
+
+def qemu(raw, prefix, command):
+    runs, info = {}, {}
+    for line in open(raw):
+        first = line.split(" ", 1)[0]
+        if first == "BENCH_INFO":
+            info.update(fields(line))
+            if "sweep ends" in line:
+                info["sweep_end"] = line.split("sweep ends:", 1)[1].strip()
+        elif first == "BENCH":
+            f = fields(line)
+            runs.setdefault(parse_rate(f["rate"]), {}).setdefault(f["path"], []).append(f)
+    duration = float(info.get("duration", "2"))
+
+    def loss_free(r, rate):
+        # Nothing lost or corrupted, exit 0, and the device really offered
+        # the rate (made at least 90% of rate x duration: under emulation
+        # the simulated device itself can fall behind, which loses nothing).
+        if r.get("rc") != "0" or r.get("lost") != "0" or r.get("corrupted") != "0":
+            return False
+        made = produced_fraction(r, rate)
+        return made is None or made >= 0.9
+
+    def produced_fraction(r, rate):
+        # None for raw lines from before samples= was printed.
+        if "samples" not in r:
+            return None
+        try:
+            return (int(r["samples"]) + int(r["lost"])) / (rate * duration)
+        except ValueError:
+            return 0.0
+
+    rows = []
+    best = {"mmap": None, "read": None}
+    for rate in sorted(runs):
+        row = {"rate": rate, "offered_mb_per_s": rate * 2 / 1e6}
+        for path in ("mmap", "read"):
+            rs = sorted(runs[rate].get(path, []), key=lambda r: int(r["run"]))
+            lf = [loss_free(r, rate) for r in rs]
+            row[path] = {
+                "runs": len(rs),
+                "loss_free_runs": sum(lf),
+                "mb_per_s": mmm([float(r["mbps"]) for r in rs]),
+                "cpu_s_per_gb": mmm([float(r["cpu_s_per_gb"]) for r in rs]),
+                "cpu_s_per_gb_loss_free_runs": mmm([float(r["cpu_s_per_gb"]) for r, ok in zip(rs, lf) if ok]),
+                "produced_fraction": mmm([x for x in (produced_fraction(r, rate) for r in rs) if x is not None]),
+                "lost_samples": [int(r["lost"]) if r["lost"].isdigit() else None for r in rs],
+                "pinned_runs": sum(r.get("pinned") == "1" for r in rs),
+            }
+            if rs and all(lf) and len(rs) >= 3:
+                best[path] = rate
+        pairs = []
+        by_run = {p: {r["run"]: r for r in runs[rate].get(p, [])} for p in ("mmap", "read")}
+        for run in sorted(set(by_run["mmap"]) & set(by_run["read"]), key=int):
+            m, r = float(by_run["mmap"][run]["cpu_s_per_gb"]), float(by_run["read"][run]["cpu_s_per_gb"])
+            if m > 0 and r > 0:
+                pairs.append(r / m)
+        row["cpu_ratio_read_over_mmap"] = mmm(pairs)
+        row["cpu_ratio_read_over_mmap_per_pair"] = pairs
+        rows.append(row)
+    result = {
+        "command": command,
+        "emulated": True,
+        "info": info,
+        "duration_s": duration,
+        "criterion": "loss-free run: acquire exit 0, 0 samples lost, 0 corrupted, device made >= 90% of rate x duration",
+        "rows": rows,
+        "highest_loss_free_3_of_3": best,
+        "highest_loss_free_ratio_mmap_over_read": (best["mmap"] / best["read"]) if best["mmap"] and best["read"] else None,
+    }
+    json.dump(result, open(prefix + ".json", "w"), indent=2)
+
+    with open(prefix + ".txt", "w") as f:
+        f.write(f"# command: {command}\n")
+        f.write(f"# QEMU (TCG, emulated: absolute rates are the emulator's); {info.get('cpus', '?')} vCPUs, "
+                f"kernel {info.get('kernel', '?')}, consumer pinned away from the device's CPU: "
+                f"{'yes' if info.get('pin') == '1' else 'no'}\n")
+        f.write(f"# acquire --device /dev/sring0 --block-size 64K --duration {duration:g} --allow-loss [--read];"
+                " both paths verify every sample with count_pattern_mismatches\n")
+        f.write("# per rate 3 runs of each path, interleaved mmap, read, mmap, read, ...; cells: median (min-max)\n")
+        f.write("# CPU s/GB: acquire's user + system CPU (all threads, read()'s copy included) per GB of samples delivered\n")
+        f.write("# ratio: read/mmap CPU s/GB of the runs next to each other, median (min-max) of the 3 pairs\n")
+        f.write(f"# {result['criterion']}\n\n")
+        f.write(f"{'MS/s':>5} {'offered':>8} | {'mmap ok':>7} {'mmap MB/s':>20} {'mmap CPU s/GB':>20} | "
+                f"{'read ok':>7} {'read MB/s':>20} {'read CPU s/GB':>20} | {'CPU read/mmap':>20}\n")
+        for row in rows:
+            m, r = row["mmap"], row["read"]
+            f.write(f"{row['rate'] / 1e6:5.0f} {row['offered_mb_per_s']:8.0f} | "
+                    f"{m['loss_free_runs']}/{m['runs']:<5} {fmt_mmm(m['mb_per_s']):>20} {fmt_mmm(m['cpu_s_per_gb'], 2):>20} | "
+                    f"{r['loss_free_runs']}/{r['runs']:<5} {fmt_mmm(r['mb_per_s']):>20} {fmt_mmm(r['cpu_s_per_gb'], 2):>20} | "
+                    f"{fmt_mmm(row['cpu_ratio_read_over_mmap'], 2) + 'x':>20}\n")
+        short = [f"{row['rate'] / 1e6:.0f} MS/s {p} ({row[p]['produced_fraction']['min']:.0%})" for row in rows
+                 for p in ("mmap", "read") if row[p]["produced_fraction"] and row[p]["produced_fraction"]["min"] < 0.9]
+        if short:
+            f.write("\nthe device made less than 90% of the rate (it fell behind; not counted loss-free): "
+                    + ", ".join(short) + "\n")
+        f.write("\nhighest rate loss-free in 3 of 3 runs: "
+                + ", ".join(f"{p} {best[p] / 1e6:.0f} MS/s" if best[p] else f"{p} none" for p in ("mmap", "read")))
+        ratio = result["highest_loss_free_ratio_mmap_over_read"]
+        f.write(f" -> mmap/read {ratio:.2f}x\n" if ratio else "\n")
+        if "sweep_end" in info:
+            f.write(f"the sweep ended: {info['sweep_end']}\n")
+        else:
+            f.write("(the sweep ended with the rate list, not with both paths failing: add rates)\n")
+
+    with open(prefix + "-plot.dat", "w") as f:
+        for path in ("mmap", "read"):
+            f.write(f"# {path}: rate_MS/s delivered_MB/s_median loss_free_3_of_3 cpu_s_per_gb_median\n")
+            for row in rows:
+                p = row[path]
+                if p["runs"]:
+                    ok = 1 if p["loss_free_runs"] == p["runs"] and p["runs"] >= 3 else 0
+                    f.write(f"{row['rate'] / 1e6} {p['mb_per_s']['median']} {ok} {p['cpu_s_per_gb']['median']}\n")
+            f.write("\n\n")
+
+
+def record(raw, prefix, command):
+    rows = [fields(line) for line in open(raw) if line.startswith("RAW ")]
+    result = {"command": command, "runs": rows, "modes": {}}
+    for mode in ("direct", "buffered"):
+        s = {r["rep"]: float(r["mbps"]) for r in rows if r["tool"] == "sring-record" and r["mode"] == mode}
+        d = {r["rep"]: float(r["mbps"]) for r in rows if r["tool"] == "dd" and r["mode"] == mode}
+        own = [float(r["own_mbps"]) for r in rows if r["tool"] == "sring-record" and r["mode"] == mode]
+        ratios = [s[k] / d[k] for k in sorted(set(s) & set(d), key=int)]
+        result["modes"][mode] = {"sring_record_mb_per_s": mmm(list(s.values())), "dd_mb_per_s": mmm(list(d.values())),
+                                 "sring_record_own_rate_without_final_sync": mmm(own),
+                                 "ratio_sring_record_over_dd": mmm(ratios), "ratio_per_rep": ratios}
+    json.dump(result, open(prefix + ".json", "w"), indent=2)
+
+
+def net(raw, prefix, command):
+    rows = [fields(line) for line in open(raw) if line.startswith("RAW ")]
+    result = {"command": command, "runs": rows, "sizes": []}
+    for block in sorted({int(r["block"]) for r in rows}):
+        per = {}
+        for r in rows:
+            if int(r["block"]) == block:
+                per.setdefault(r["sender"], {})[r["rep"]] = float(r["mbps"])
+        entry = {"block_bytes": block, "mb_per_s": {k: mmm(list(v.values())) for k, v in per.items()}}
+        for other in ("zmq/ring", "zmq/buffer"):
+            if "sring" in per and other in per:
+                reps = sorted(set(per["sring"]) & set(per[other]), key=int)
+                ratios = [per["sring"][k] / per[other][k] for k in reps]
+                entry[f"ratio_sring_over_{other.replace('/', '_')}"] = mmm(ratios)
+                entry[f"ratio_sring_over_{other.replace('/', '_')}_per_rep"] = ratios
+        result["sizes"].append(entry)
+    json.dump(result, open(prefix + ".json", "w"), indent=2)
+
+
+def host_plot(host_json, out_dat):
+    host = json.load(open(host_json))
+    if not isinstance(host, dict) or "throughput" not in host or not all(
+            {"ring_bytes", "block_bytes", "series", "median"} <= set(r) for r in host["throughput"]):
+        print(f"bench-report: {host_json} is not in the layout the throughput plot reads; no plot", file=sys.stderr)
+        sys.exit(3)
+    # One line per block size: the median of each series (NaN where a series was not run).
+    cols = ["sring/generate", "spsc batch/generate", "pipe/generate", "verify-only",
+            "spsc element/generate", "sring/memcpy", "spsc batch/memcpy", "pipe/memcpy", "read+sum"]
+    with open(out_dat, "w") as f:
+        f.write("# block_KiB " + " ".join(c.replace(" ", "_") for c in cols) + "\n")
+        for ring in sorted({r["ring_bytes"] for r in host["throughput"]}):
+            f.write(f"# ring {ring >> 20} MiB\n")
+            for block in sorted({r["block_bytes"] for r in host["throughput"] if r["ring_bytes"] == ring}):
+                med = {r["series"]: r["median"] for r in host["throughput"]
+                       if r["ring_bytes"] == ring and r["block_bytes"] == block}
+                f.write(f"{block >> 10} " + " ".join(str(med.get(c, "NaN")) for c in cols) + "\n")
+            f.write("\n\n")
+
+
+if __name__ == "__main__":
+    what = sys.argv[1]
+    if what == "host-plot":
+        host_plot(sys.argv[2], sys.argv[3])
+    else:
+        {"qemu": qemu, "record": record, "net": net}[what](sys.argv[2], sys.argv[3], sys.argv[4])
