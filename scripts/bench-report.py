@@ -193,7 +193,7 @@ def host_plot(host_json, out_dat):
         sys.exit(3)
     # One line per block size: the median of each series (NaN where a series was not run).
     cols = ["sring/generate", "spsc batch/generate", "pipe/generate", "verify-only",
-            "spsc element/generate", "sring/memcpy", "spsc batch/memcpy", "pipe/memcpy", "read+sum"]
+            "spsc element/generate", "sring/dma", "spsc batch/dma", "pipe/dma", "read+sum"]
     with open(out_dat, "w") as f:
         f.write("# block_KiB " + " ".join(c.replace(" ", "_") for c in cols) + "\n")
         for ring in sorted({r["ring_bytes"] for r in host["throughput"]}):

@@ -1,9 +1,17 @@
 #!/bin/bash
 # Benchmarks (not part of the test suite; figures and ratios, no verdicts).
-# Four parts, each writing docs/bench/PART.txt (the command that made it at
+# Six parts, each writing docs/bench/PART.txt (the command that made it at
 # the top) and docs/bench/PART.json:
-#   host    the ring against spsc_queue, a pipe and the memory limit, and
-#           wake-up latencies (bench/ring_bench)
+#   host    flat-out throughput: the ring against spsc_queue, a pipe, and
+#           the verify-only and fill-only limits, with a generating and a
+#           DMA-like producer; wake-up latencies (bench/ring_bench)
+#   rates   the consumer's CPU per GB at fixed rates from 20 MS/s up, in
+#           place against read() and a copying queue, the highest loss-free
+#           rate of each (ring_bench --rates), and callgrind instruction
+#           counts of each consumer loop (scripts/bench-profile.sh ->
+#           docs/bench/profile.txt)
+#   scale   cost against ring size, block size and 1-16 rings, one thread
+#           each or one epoll thread (bench/scale_bench)
 #   qemu    in QEMU, the driver read through mmap + eventfd against read(),
 #           3 interleaved pairs of runs per rate, rising until both paths
 #           fail (tests/qemu/run-qemu-tests.sh --bench; raw lines in
@@ -13,7 +21,7 @@
 #           (bench/net_bench)
 # and the plots docs/throughput.png and docs/qemu-loss-free.png.
 #
-#   scripts/bench.sh [--quick] [--parts host,qemu,record,net]
+#   scripts/bench.sh [--quick] [--parts host,rates,scale,qemu,record,net]
 #   scripts/bench.sh --plot-only      redraw tables and plots from the saved raw results
 #     --quick: fewer runs and sizes everywhere (QEMU: two rates), for a check
 #              that everything builds and runs, not for figures
@@ -23,14 +31,14 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 command_line="scripts/bench.sh${*:+ $*}"
-quick=0; plot_only=0; parts="host,qemu,record,net"
+quick=0; plot_only=0; parts="host,rates,scale,qemu,record,net"
 while [ $# -gt 0 ]; do
   case "$1" in
     --quick) quick=1 ;;
     --plot-only) plot_only=1 ;;
     --parts) parts=$2; shift ;;
     --parts=*) parts=${1#--parts=} ;;
-    *) echo "usage: scripts/bench.sh [--quick] [--parts host,qemu,record,net] | --plot-only" >&2; exit 2 ;;
+    *) echo "usage: scripts/bench.sh [--quick] [--parts host,rates,scale,qemu,record,net] | --plot-only" >&2; exit 2 ;;
   esac
   shift
 done
@@ -67,19 +75,44 @@ end() { timings+=("$1 $(( $(date +%s) - part_started )) s"); }
 
 if [ $plot_only = 0 ]; then
   echo "bench: building"
-  if ! bazel build --jobs=2 //bench:ring_bench //bench:net_bench //consumer:sring-record >test-logs/bench-build.log 2>&1; then
+  if ! bazel build --jobs=2 //bench:ring_bench //bench:scale_bench //bench:net_bench //consumer:sring-record >test-logs/bench-build.log 2>&1; then
     cat test-logs/bench-build.log >&2
     fail "the benchmarks did not build (test-logs/bench-build.log)"
   fi
 
   # ======================= host: BEGIN =======================
-  # bench/ring_bench (its flags belong to that program); writes host.json
-  # and host.txt.
+  # bench/ring_bench and bench/scale_bench (their flags belong to those
+  # programs); writes host.*, rates.*, scale.* and profile.txt.
   if want host; then
-    begin "host: ring vs spsc_queue vs pipe vs the verify-only limit (GB/s of verified samples; min / median / max)"
-    host_args=(--runs 5); [ $quick = 1 ] && host_args=(--quick --runs 3)
+    begin "host: ring vs spsc_queue vs pipe vs the verify-only and fill-only limits (GB/s of verified samples; min / median / max), wake-up latency"
+    host_args=(--runs 5 --producer both); [ $quick = 1 ] && host_args=(--quick --runs 3 --producer both)
     { header host; bazel-bin/bench/ring_bench "${host_args[@]}" --json "$out/host.json"; } | tee "$out/host.txt"
     end host
+  fi
+  if want rates; then
+    begin "rates: the consumer's CPU per GB at fixed rates, in place against read() and a copying queue"
+    # Equal buffering on every path needs a pipe as large as the ring: raise
+    # /proc/sys/fs/pipe-max-size to 16 MiB for this part if we may (root),
+    # and put it back after. Otherwise ring_bench uses the pipe maximum.
+    pipe_max_file=/proc/sys/fs/pipe-max-size; pipe_max_was=$(cat $pipe_max_file)
+    if [ "$pipe_max_was" -lt 16777216 ] && [ -w $pipe_max_file ]; then
+      echo 16777216 >$pipe_max_file 2>/dev/null || true
+    fi
+    rate_list=20,50,100,200,500,1000,2000,3000,4000; rate_args=(--runs 3 --seconds 1)
+    [ $quick = 1 ] && { rate_list=20,500; rate_args=(--runs 1 --seconds 0.3); }
+    rc=0
+    { header rates; bazel-bin/bench/ring_bench --rates $rate_list "${rate_args[@]}" --json "$out/rates.json"; } |
+      tee "$out/rates.txt" || rc=$?
+    [ "$(cat $pipe_max_file)" = "$pipe_max_was" ] || echo "$pipe_max_was" >$pipe_max_file
+    [ $rc -eq 0 ] || fail "ring_bench --rates exited $rc"
+    { header profile; scripts/bench-profile.sh 500; } | tee "$out/profile.txt"
+    end rates
+  fi
+  if want scale; then
+    begin "scale: the consumer's cost against ring size, block size and number of rings"
+    scale_args=(); [ $quick = 1 ] && scale_args=(--quick)
+    { header scale; bazel-bin/bench/scale_bench "${scale_args[@]}" --json "$out/scale.json"; } | tee "$out/scale.txt"
+    end scale
   fi
   # ======================= host: END =========================
 
@@ -158,13 +191,13 @@ set title "4 MiB ring (fits in cache)"
 plot "$out/host-plot.dat" index 0 using 1:2 with linespoints title "sring (in place)", \
      "" index 0 using 1:3 with linespoints title "spsc\\\_queue batch", \
      "" index 0 using 1:4 with linespoints title "pipe", \
-     "" index 0 using 1:7 with linespoints title "sring, memcpy producer", \
+     "" index 0 using 1:7 with linespoints title "sring, DMA-like producer", \
      "" index 0 using 1:5 with lines dashtype 2 title "verify-only limit"
 set title "256 MiB ring"
 plot "$out/host-plot.dat" index 1 using 1:2 with linespoints title "sring (in place)", \
      "" index 1 using 1:3 with linespoints title "spsc\\\_queue batch", \
      "" index 1 using 1:4 with linespoints title "pipe", \
-     "" index 1 using 1:7 with linespoints title "sring, memcpy producer", \
+     "" index 1 using 1:7 with linespoints title "sring, DMA-like producer", \
      "" index 1 using 1:5 with lines dashtype 2 title "verify-only limit"
 unset multiplot
 GP
