@@ -322,6 +322,48 @@ double fill_limit_run(uint64_t ring_size, uint32_t block_bytes, uint64_t total_b
   return double(total_bytes) / seconds / 1e9;
 }
 
+// Both ends' limit together: one thread filling a buffer the size of the
+// ring with `fill` while another verifies a second, already-written buffer
+// of that size, the same bytes each, pinned as the transports' threads are.
+// Nothing passes between them: what they reach is what the memory gives two
+// threads streaming at once, the bound of any transport whose ring does not
+// fit in the caches (the single-thread limits each had it to themselves).
+double fill_and_verify_run(uint64_t ring_size, uint32_t block_bytes, uint64_t total_bytes, PatternFill fill) {
+  std::vector<uint16_t> written(ring_size / 2), verified(ring_size / 2);
+  sring_pattern_fill(verified.data(), 0, static_cast<uint32_t>(verified.size()), 1);
+  std::fill(written.begin(), written.end(), uint16_t{0});  // pre-faulted, as the others
+  std::atomic<int> ready{0};
+  std::thread producer([&] {
+    pin_to_cpu(1);
+    ready.fetch_add(1);
+    while (ready.load() < 2) {
+    }
+    const uint32_t samples = block_bytes / 2;
+    uint64_t first = 0;
+    for (uint64_t done = 0; done < total_bytes; done += ring_size) {
+      for (uint64_t off = 0; off + samples <= written.size(); off += samples, first += samples) {
+        fill(written.data() + off, first, samples, 1);
+      }
+    }
+  });
+  pin_to_cpu(0);
+  ready.fetch_add(1);
+  while (ready.load() < 2) {
+  }
+  const auto start = Clock::now();
+  uint64_t bad = 0;
+  for (uint64_t done = 0; done < total_bytes; done += ring_size) {
+    bad += sring::count_pattern_mismatches(verified.data(), 0, verified.size(), 1);
+  }
+  producer.join();  // the slower of the two ends the window
+  const double seconds = std::chrono::duration<double>(Clock::now() - start).count();
+  if (bad) {
+    fmt::print(stderr, "fill+verify: {} samples corrupted\n", bad);
+    g_verification_failed = true;
+  }
+  return double(total_bytes) / seconds / 1e9;
+}
+
 // The consumer's limit: one thread, no transport, reading and summing the
 // same number of bytes out of a buffer the size of the ring.
 double limit_run(uint64_t ring_size, uint64_t total_bytes, bool verify) {
@@ -957,7 +999,9 @@ int main(int argc, char** argv) {
       "vs verify: per-run ratio to the verify-only limit of the same run (min / median / max).\n"
       "vs batch: per-run ratio to the spsc batch run of the same repetition and producer, median (min-max).\n"
       "fill-only: one thread writing the pattern with that producer's stores over a buffer the size of\n"
-      "the ring (the producer's limit, as verify-only is the consumer's).\n",
+      "the ring (the producer's limit, as verify-only is the consumer's). fill+verify: both at once on\n"
+      "the two CPUs, on separate buffers, nothing passed between them (what the memory gives two\n"
+      "threads streaming together: the bound of a ring larger than the caches).\n",
       runs);
 
   std::string json = "{\n  \"runs\": " + std::to_string(runs) + ",\n  \"throughput\": [\n";
@@ -986,6 +1030,7 @@ int main(int argc, char** argv) {
         add("pipe", pname);
       }
       for (auto& [pname, fill] : producers) add("fill-only", pname);
+      for (auto& [pname, fill] : producers) add("fill+verify", pname);
       add("verify-only", "");
       add("read+sum", "");
       for (int r = 0; r < runs; ++r) {
@@ -998,17 +1043,20 @@ int main(int argc, char** argv) {
           rows[k++].gbps.push_back(pipe_run(block, total, src));
         }
         for (auto& [pname, fill] : producers) rows[k++].gbps.push_back(fill_limit_run(ring_size, block, total, fill));
+        for (auto& [pname, fill] : producers) {
+          rows[k++].gbps.push_back(fill_and_verify_run(ring_size, block, total, fill));
+        }
         rows[k++].gbps.push_back(limit_run(ring_size, total, true));
         rows[k++].gbps.push_back(limit_run(ring_size, total, false));
       }
       const std::vector<double>& verify = rows[rows.size() - 2].gbps;
       fmt::print("\nring {} MiB, block {} KiB\n", ring_size >> 20, block >> 10);
-      fmt::print("  {:<13} {:<10} | {:>6} {:>6} {:>6} | {:>17} | {:>18}\n", "transport", "producer", "min",
-                 "median", "max", "vs verify (%)", "vs batch");
+      fmt::print("  {:<13} {:<10} | {:>6} {:>6} {:>6} | {:>17} | {:>18} | {:>17}\n", "transport", "producer", "min",
+                 "median", "max", "vs verify (%)", "vs batch", "vs fill+verify(%)");
       for (const Series& row : rows) {
         const Spread g = spread(row.gbps);
-        std::string vs_verify = "", vs_batch = "";
-        if (!row.producer.empty() && row.name != "fill-only") {
+        std::string vs_verify = "", vs_batch = "", vs_both = "";
+        if (!row.producer.empty() && row.name != "fill-only" && row.name != "fill+verify") {
           const Spread v = spread(ratios(row.gbps, verify));
           vs_verify = fmt::format("{:4.0f} /{:4.0f} /{:4.0f}", 100 * v.min, 100 * v.median, 100 * v.max);
           for (const Series& other : rows) {
@@ -1017,11 +1065,15 @@ int main(int argc, char** argv) {
               const Spread b = spread(ratios(row.gbps, other.gbps));
               vs_batch = fmt::format("{:.2f} ({:.2f}-{:.2f})x", b.median, b.min, b.max);
             }
+            if (other.name == "fill+verify" && other.producer == row.producer) {
+              const Spread b = spread(ratios(row.gbps, other.gbps));
+              vs_both = fmt::format("{:4.0f} /{:4.0f} /{:4.0f}", 100 * b.min, 100 * b.median, 100 * b.max);
+            }
           }
         }
-        fmt::print("  {:<13} {:<10} | {:6.2f} {:6.2f} {:6.2f} | {:>17} | {:>18}\n", row.name,
+        fmt::print("  {:<13} {:<10} | {:6.2f} {:6.2f} {:6.2f} | {:>17} | {:>18} | {:>17}\n", row.name,
                    row.producer.empty() ? "(1 thread)" : row.producer, g.min, g.median, g.max, vs_verify,
-                   vs_batch);
+                   vs_batch, vs_both);
         std::string key = row.name + (row.producer.empty() ? "" : "/" + row.producer);
         json += fmt::format("{}    {{\"ring_bytes\": {}, \"block_bytes\": {}, \"series\": \"{}\", "
                             "\"min\": {:.3f}, \"median\": {:.3f}, \"max\": {:.3f}, \"gbps\": {}}}",

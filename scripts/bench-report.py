@@ -5,6 +5,7 @@
   bench-report.py record RAW OUT_PREFIX COMMAND   (RAW lines of scripts/bench-record.sh)
   bench-report.py net    RAW OUT_PREFIX COMMAND   (RAW lines of bench/net_bench)
   bench-report.py host-plot HOST_JSON OUT_DAT     (gnuplot data from ring_bench's JSON)
+  bench-report.py rates RATES_JSON OUT_TXT        (ring_bench --rates: the goal's ratios)
 
 Writes OUT_PREFIX.json, and for qemu also OUT_PREFIX.txt and OUT_PREFIX-plot.dat
 (record and net print their own tables; bench.sh keeps them as .txt).
@@ -205,9 +206,57 @@ def host_plot(host_json, out_dat):
             f.write("\n\n")
 
 
+def rates(rates_json, out_txt):
+    """The goal's comparison from ring_bench --rates: the consumer's CPU per
+    GB of each path against in place at every rate, each ratio taken within
+    one repetition (the paths of a repetition run back to back)."""
+    data = json.load(open(rates_json))
+    rows = {}
+    for r in data["rates"]:
+        rows.setdefault(r["rate_msps"], {})[r["path"]] = r
+    best = data["highest_loss_free_msps"]
+    pairs = [("in place/4", "read()"), ("in place/4", "copy queue"), ("in place/4", "copy q./4"),
+             ("in place", "read()"), ("in place", "copy queue")]
+    lines = ["Consumer CPU per GB, median (min-max) of %d runs; ratios: the other path's CPU per GB over in place's,"
+             % data["runs"],
+             "per repetition, median (min-max). 'in place' and 'copy queue' wake the consumer for every block, as",
+             "read() of a pipe does; '/4' wakes it once a quarter of the buffer is waiting (the ring's watermark,",
+             "and the same rule built into the copy queue). A path not loss-free in every run is marked *.", ""]
+    head = f"{'MS/s':>6} {'in place/4':>19} {'in place':>19} {'read()':>19} {'copy queue':>19} {'copy q./4':>19}"
+    for a, b in pairs:
+        head += f" {b + ' / ' + a:>27}"
+    lines.append(head)
+    summary = []
+    for rate in sorted(rows):
+        paths = rows[rate]
+        if not all(p in paths for p in ("in place", "in place/4", "read()", "copy queue", "copy q./4")):
+            continue
+        line = f"{rate:>6g}"
+        for p in ("in place/4", "in place", "read()", "copy queue", "copy q./4"):
+            m = mmm(paths[p]["cpu_s_per_gb"])
+            star = "*" if paths[p]["loss_free_runs"] < paths[p]["runs"] else " "
+            line += f" {fmt_mmm(m, 3):>18}{star}"
+        entry = {"rate_msps": rate}
+        for a, b in pairs:
+            ratio = [y / x for x, y in zip(paths[a]["cpu_s_per_gb"], paths[b]["cpu_s_per_gb"]) if x > 0]
+            m = mmm(ratio)
+            entry[f"{b} / {a}"] = m
+            line += f" {fmt_mmm(m, 2) + 'x':>27}"
+        summary.append(entry)
+        lines.append(line)
+    lines.append("")
+    lines.append("highest rate loss-free in every run, from the lowest rate up: " +
+                 ", ".join(f"{p} {v:g} MS/s" for p, v in best.items()))
+    text = "\n".join(lines) + "\n"
+    with open(out_txt, "w") as f:
+        f.write(text)
+
+
 if __name__ == "__main__":
     what = sys.argv[1]
     if what == "host-plot":
         host_plot(sys.argv[2], sys.argv[3])
+    elif what == "rates":
+        rates(sys.argv[2], sys.argv[3])
     else:
         {"qemu": qemu, "record": record, "net": net}[what](sys.argv[2], sys.argv[3], sys.argv[4])

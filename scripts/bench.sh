@@ -105,6 +105,8 @@ if [ $plot_only = 0 ]; then
       tee "$out/rates.txt" || rc=$?
     [ "$(cat $pipe_max_file)" = "$pipe_max_was" ] || echo "$pipe_max_was" >$pipe_max_file
     [ $rc -eq 0 ] || fail "ring_bench --rates exited $rc"
+    { header rates; python3 scripts/bench-report.py rates "$out/rates.json" /dev/stdout; } >"$out/rates-summary.txt"
+    cat "$out/rates-summary.txt"
     { header profile; scripts/bench-profile.sh 500; } | tee "$out/profile.txt"
     end rates
   fi
