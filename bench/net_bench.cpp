@@ -40,6 +40,7 @@
 #include <cstdint>
 #include <cstdlib>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <cstring>
@@ -104,6 +105,39 @@ double receive(zmq::socket_t& pull, uint64_t blocks) {
 // 10 ms, as sring-publish does).
 unsigned wait_us = 50;
 
+// The source both ring-fed senders share: a flat-out simulated device on a
+// ring of at least 16 MiB (and 8 blocks), an eventfd between them, and a
+// Consumer on the ring. Members are destroyed in reverse order: the
+// consumer and the ring before the device and the host ring.
+struct SimulatedSource {
+  explicit SimulatedSource(uint32_t block_bytes)
+      : config(make_config(block_bytes)),
+        host(unwrap(sring::sim::HostRing::create(std::max<uint64_t>(16u << 20, 8ull * block_bytes)))),
+        device(host, config),
+        ring(unwrap(sring::Ring::attach(unwrap(host.duplicate_fd()), sring::Ring::Access::kConsumer))) {
+    sring::UniqueFd efd(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
+    if (!efd.valid() || !device.set_eventfd(efd.get()) || !ring.use_eventfd(std::move(efd))) die("eventfd");
+    consumer.emplace(ring);
+  }
+  static sring::sim::SimConfig make_config(uint32_t block_bytes) {
+    sring::sim::SimConfig c;
+    c.sample_rate = 0;
+    c.block_bytes = block_bytes;
+    return c;
+  }
+  template <typename T>
+  static T unwrap(sring::Expected<T> value) {
+    if (!value) die(value.error().message);
+    return std::move(*value);
+  }
+
+  sring::sim::SimConfig config;
+  sring::sim::HostRing host;
+  sring::sim::SimDevice device;
+  sring::Ring ring;
+  std::optional<sring::Consumer> consumer;
+};
+
 double run_sring(zmq::context_t& context, uint32_t block_bytes, uint64_t blocks) {
   const std::string endpoint = fmt::format("tcp://127.0.0.1:{}", free_port());
   std::atomic<bool> bound{false};
@@ -113,20 +147,9 @@ double run_sring(zmq::context_t& context, uint32_t block_bytes, uint64_t blocks)
     // Everything the sender owns lives in this thread (a NetPublisher
     // belongs to the thread that made it); destroyed in reverse order: the
     // publisher waits for libzmq to free every block before the ring goes.
-    const uint64_t ring_size = std::max<uint64_t>(16u << 20, 8ull * block_bytes);
-    sring::sim::SimConfig config;
-    config.sample_rate = 0;
-    config.block_bytes = block_bytes;
-    auto host = sring::sim::HostRing::create(ring_size);
-    if (!host) die(host.error().message);
-    auto fd = host->duplicate_fd();
-    if (!fd) die(fd.error().message);
-    auto ring = sring::Ring::attach(std::move(*fd), sring::Ring::Access::kConsumer);
-    if (!ring) die(ring.error().message);
-    sring::sim::SimDevice device(*host, config);
-    sring::UniqueFd efd(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
-    if (!efd.valid() || !device.set_eventfd(efd.get()) || !ring->use_eventfd(std::move(efd))) die("eventfd");
-    sring::Consumer consumer(*ring);
+    SimulatedSource source(block_bytes);
+    sring::sim::SimDevice& device = source.device;
+    sring::Consumer& consumer = *source.consumer;
     sring::NetPublisherOptions options;
     options.linger = std::chrono::milliseconds(0);  // what the receiver did not take is dropped at the end
     auto publisher = sring::NetPublisher::bind(consumer, context, sring::NetPattern::kPushPull, endpoint, options);
@@ -179,20 +202,10 @@ double run_plain_ring(zmq::context_t& context, uint32_t block_bytes, uint64_t bl
   push.set(zmq::sockopt::sndhwm, 1000);  // NetPublisher's default
   push.bind(endpoint);
   std::thread sender([&] {
-    const uint64_t ring_size = std::max<uint64_t>(16u << 20, 8ull * block_bytes);
-    sring::sim::SimConfig config;
-    config.sample_rate = 0;
-    config.block_bytes = block_bytes;
-    auto host = sring::sim::HostRing::create(ring_size);
-    if (!host) die(host.error().message);
-    auto fd = host->duplicate_fd();
-    if (!fd) die(fd.error().message);
-    auto ring = sring::Ring::attach(std::move(*fd), sring::Ring::Access::kConsumer);
-    if (!ring) die(ring.error().message);
-    sring::sim::SimDevice device(*host, config);
-    sring::UniqueFd efd(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
-    if (!efd.valid() || !device.set_eventfd(efd.get()) || !ring->use_eventfd(std::move(efd))) die("eventfd");
-    sring::Consumer consumer(*ring);
+    SimulatedSource source(block_bytes);
+    const sring::sim::SimConfig& config = source.config;
+    sring::sim::SimDevice& device = source.device;
+    sring::Consumer& consumer = *source.consumer;
     sring::NetBlockPrefix prefix{};
     prefix.pattern_seed = config.pattern_seed;
     if (!device.start()) die("cannot start the simulated device");
