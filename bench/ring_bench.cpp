@@ -54,6 +54,7 @@
 #include <fmt/format.h>
 
 #include "sring/consumer.hpp"
+#include "bench/bench_util.hpp"
 #include "sring/ring.hpp"
 #include "sring/stream.hpp"
 #include "sring/verify.hpp"
@@ -63,6 +64,9 @@
 
 namespace {
 
+using sring::bench::ping_pong_ns;
+using sring::bench::pin_to_cpu;
+
 using Clock = std::chrono::steady_clock;
 using sring::Ring;
 
@@ -70,41 +74,10 @@ using sring::Ring;
 // figures are then of a broken transport, and the exit status says so.
 bool g_verification_failed = false;
 
-void pin_to_cpu(int cpu) {
-  cpu_set_t set;
-  CPU_ZERO(&set);
-  CPU_SET(cpu % std::max(1u, std::thread::hardware_concurrency()), &set);
-  pthread_setaffinity_np(pthread_self(), sizeof(set), &set);
-}
-
 uint64_t now_ns() {
   timespec ts{};
   clock_gettime(CLOCK_MONOTONIC, &ts);
   return uint64_t(ts.tv_sec) * 1'000'000'000u + uint64_t(ts.tv_nsec);
-}
-
-// A cross-core ping-pong: round-trip time of a cache line between two pinned
-// threads. Reported before and after the run: when the two virtual CPUs sit
-// "far apart" everything cross-core slows down together.
-double ping_pong_ns() {
-  std::atomic<uint64_t> ball{0};
-  constexpr uint64_t kRounds = 20000;
-  std::thread other([&] {
-    pin_to_cpu(1);
-    for (uint64_t i = 1; i < 2 * kRounds; i += 2) {
-      while (ball.load(std::memory_order_acquire) != i) {}
-      ball.store(i + 1, std::memory_order_release);
-    }
-  });
-  pin_to_cpu(0);
-  const auto start = Clock::now();
-  for (uint64_t i = 0; i < 2 * kRounds; i += 2) {
-    ball.store(i + 1, std::memory_order_release);
-    while (ball.load(std::memory_order_acquire) != i + 2) {}
-  }
-  const auto elapsed = Clock::now() - start;
-  other.join();
-  return std::chrono::duration<double, std::nano>(elapsed).count() / kRounds;
 }
 
 // ---- throughput: GB/s of samples verified by the consumer ----------------

@@ -69,12 +69,16 @@
 #include <fmt/format.h>
 
 #include "sring/consumer.hpp"
+#include "bench/bench_util.hpp"
 #include "sring/ring.hpp"
 #include "sring/verify.hpp"
 #include "sring/sim/host_ring.hpp"
 #include "sring/sim/sim_device.hpp"
 
 namespace {
+
+using sring::bench::ping_pong_ns;
+using sring::bench::pin_to_cpu;
 
 using Clock = std::chrono::steady_clock;
 using sring::Consumer;
@@ -91,40 +95,7 @@ std::string size_name(uint64_t bytes) {
   return fmt::format("{}K", bytes / KiB);
 }
 
-void pin_to_cpu(int cpu) {
-  cpu_set_t set;
-  CPU_ZERO(&set);
-  CPU_SET(cpu % std::max(1u, std::thread::hardware_concurrency()), &set);
-  pthread_setaffinity_np(pthread_self(), sizeof(set), &set);
-}
 
-// A cross-core ping-pong: round-trip time of a cache line between two pinned
-// threads (the idea of ring_bench's). Both ends are threads of their own, so
-// the main thread stays unpinned for the runs.
-double ping_pong_ns() {
-  std::atomic<uint64_t> ball{0};
-  constexpr uint64_t kRounds = 20000;
-  double ns = 0;
-  std::thread other([&] {
-    pin_to_cpu(1);
-    for (uint64_t i = 1; i < 2 * kRounds; i += 2) {
-      while (ball.load(std::memory_order_acquire) != i) {}
-      ball.store(i + 1, std::memory_order_release);
-    }
-  });
-  std::thread self([&] {
-    pin_to_cpu(0);
-    const auto start = Clock::now();
-    for (uint64_t i = 0; i < 2 * kRounds; i += 2) {
-      ball.store(i + 1, std::memory_order_release);
-      while (ball.load(std::memory_order_acquire) != i + 2) {}
-    }
-    ns = std::chrono::duration<double, std::nano>(Clock::now() - start).count() / kRounds;
-  });
-  self.join();
-  other.join();
-  return ns;
-}
 
 // Five in a row: the first is often slow (a virtual CPU waking up).
 std::string ping_pong_report() {
