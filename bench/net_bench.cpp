@@ -83,8 +83,14 @@ int free_port() {
   return ntohs(addr.sin_port);
 }
 
-// Receives `blocks` two-part messages; seconds from the first to the last.
-double receive(zmq::socket_t& pull, uint64_t blocks) {
+// The receiver every sender is measured against: a PULL socket connected
+// to `endpoint` that receives `blocks` two-part messages; seconds from the
+// first to the last.
+double receive_from(zmq::context_t& context, const std::string& endpoint, uint64_t blocks) {
+  zmq::socket_t pull(context, zmq::socket_type::pull);
+  pull.set(zmq::sockopt::linger, 0);
+  pull.set(zmq::sockopt::rcvhwm, 1000);  // NetSubscriber's default
+  pull.connect(endpoint);
   zmq::message_t part;
   Clock::time_point first{};
   for (uint64_t i = 0; i < blocks; ++i) {
@@ -178,14 +184,7 @@ double run_sring(zmq::context_t& context, uint32_t block_bytes, uint64_t blocks)
     device.join();
   });
   while (!bound.load()) std::this_thread::sleep_for(std::chrono::milliseconds(1));
-  double seconds = 0;
-  {
-    zmq::socket_t pull(context, zmq::socket_type::pull);
-    pull.set(zmq::sockopt::linger, 0);
-    pull.set(zmq::sockopt::rcvhwm, 1000);  // NetSubscriber's default
-    pull.connect(endpoint);
-    seconds = receive(pull, blocks);
-  }
+  const double seconds = receive_from(context, endpoint, blocks);
   done.store(true, std::memory_order_release);
   sender.join();
   return seconds;
@@ -227,14 +226,7 @@ double run_plain_ring(zmq::context_t& context, uint32_t block_bytes, uint64_t bl
     device.request_stop();
     device.join();
   });
-  double seconds = 0;
-  {
-    zmq::socket_t pull(context, zmq::socket_type::pull);
-    pull.set(zmq::sockopt::linger, 0);
-    pull.set(zmq::sockopt::rcvhwm, 1000);  // NetSubscriber's default
-    pull.connect(endpoint);
-    seconds = receive(pull, blocks);
-  }
+  const double seconds = receive_from(context, endpoint, blocks);
   sender.join();
   return seconds;
 }
@@ -257,14 +249,7 @@ double run_plain(zmq::context_t& context, uint32_t block_bytes, uint64_t blocks)
       }
     }
   });
-  double seconds = 0;
-  {
-    zmq::socket_t pull(context, zmq::socket_type::pull);
-    pull.set(zmq::sockopt::linger, 0);
-    pull.set(zmq::sockopt::rcvhwm, 1000);  // NetSubscriber's default
-    pull.connect(endpoint);
-    seconds = receive(pull, blocks);
-  }
+  const double seconds = receive_from(context, endpoint, blocks);
   sender.join();
   return seconds;
 }
