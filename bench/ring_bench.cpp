@@ -541,8 +541,8 @@ RateRun rate_in_place(uint64_t sample_rate, uint64_t ring_size, uint32_t block_b
   sring::sim::SimConfig config;
   config.sample_rate = sample_rate;  // paced: drop-newest when full, counted
   config.block_bytes = block_bytes;
-  // Batched: the flush timeout only bounds the wait; the watermark decides.
-  if (wake_bytes > block_bytes) config.flush_timeout = std::chrono::milliseconds(50);
+  // No flush timeout acts here (this loop never calls poll_flush()): the
+  // watermark alone decides when the consumer wakes, as on the copying paths.
   sring::sim::SimDevice device(*host, config);
   device.set_pattern_fill(fill);
   auto ring = Ring::attach(std::move(*host->duplicate_fd()), Ring::Access::kConsumer);
@@ -575,7 +575,8 @@ RateRun rate_in_place(uint64_t sample_rate, uint64_t ring_size, uint32_t block_b
       }
       if (*taken > 0) continue;
       if (consumer.end_of_stream()) break;
-      (void)consumer.wait(sring::WaitStrategy::kEventfd, std::chrono::milliseconds(100));
+      // The timeout is a backstop only (the copying paths have none).
+      (void)consumer.wait(sring::WaitStrategy::kEventfd, std::chrono::seconds(1));
     }
   });
   charge(run, before);
@@ -612,14 +613,68 @@ struct BlockMaker {
   }
 };
 
-uint64_t verify_block(const uint16_t* block) {
+// Verifies one block of a copying path: its header first (a block cut or
+// shifted in transit counts as all samples corrupted, and its sample count
+// is never trusted to size the check), then every sample.
+uint64_t verify_block(const uint16_t* block, uint32_t block_bytes) {
   sring_block_header header;
   std::memcpy(&header, block, sizeof(header));
-  return sring::count_pattern_mismatches(block + SRING_BLOCK_HEADER_SIZE / 2, header.first_sample,
-                                         header.sample_count, 1);
+  const uint32_t samples = (block_bytes - SRING_BLOCK_HEADER_SIZE) / 2;
+  if (header.magic != SRING_BLOCK_MAGIC || header.total_bytes != block_bytes || header.sample_count != samples ||
+      header.first_sample != header.sequence * samples) {
+    return samples;
+  }
+  return sring::count_pattern_mismatches(block + SRING_BLOCK_HEADER_SIZE / 2, header.first_sample, samples, 1);
 }
 
-RateRun rate_read(uint64_t sample_rate, uint64_t ring_size, uint32_t block_bytes, uint64_t /*wake_bytes*/,
+// The copying paths count their own drops: what the producer made must be
+// what was delivered plus what was dropped, exactly, as the ring's
+// accounting is checked (Consumer::snapshot().exact).
+void check_accounting(const char* path, const RateRun& run) {
+  if (run.delivered_samples + run.lost_samples != run.offered_samples) {
+    fmt::print(stderr, "{}: {} delivered + {} dropped != {} made\n", path, run.delivered_samples,
+               run.lost_samples, run.offered_samples);
+    g_verification_failed = true;
+  }
+}
+
+// The need-wakeup handshake of the batched copying paths, as the ring's:
+// the consumer sets `sleeping`, fences, looks again, then sleeps on the
+// eventfd; the producer makes data visible, fences, and signals only if it
+// sees `sleeping` and the watermark is reached (or the stream ended). The
+// two seq_cst fences pair as the ring's smp_mb() pair: at least one side
+// sees the other's store, so no wake-up is lost.
+struct WakeHandshake {
+  sring::UniqueFd eventfd{::eventfd(0, EFD_CLOEXEC)};
+  std::atomic<bool> sleeping{false}, finished{false};
+  // Producer side, after making data visible.
+  void wake_if(bool watermark_reached) {
+    std::atomic_thread_fence(std::memory_order_seq_cst);  // pairs with sleep()'s fence
+    if ((finished.load() || watermark_reached) && sleeping.exchange(false)) {
+      const uint64_t one = 1;
+      (void)!::write(eventfd.get(), &one, sizeof(one));
+    }
+  }
+  void finish() {
+    finished.store(true);
+    wake_if(true);
+  }
+  // Consumer side: sleeps unless `ready()` (looked at after arming) says
+  // there is enough to take.
+  template <typename Ready>
+  void sleep(Ready ready) {
+    sleeping.store(true);
+    std::atomic_thread_fence(std::memory_order_seq_cst);  // pairs with wake_if()'s fence
+    if (ready() || finished.load()) {
+      sleeping.store(false);
+      return;
+    }
+    uint64_t count;
+    (void)!::read(eventfd.get(), &count, sizeof(count));
+  }
+};
+
+RateRun rate_read(uint64_t sample_rate, uint64_t ring_size, uint32_t block_bytes, uint64_t wake_bytes,
                   double seconds, PatternFill fill) {
   RateRun run;
   int fds[2];
@@ -642,47 +697,78 @@ RateRun rate_read(uint64_t sample_rate, uint64_t ring_size, uint32_t block_bytes
     ::fcntl(read_end.get(), F_SETFL, 0);
     ::fcntl(write_end.get(), F_SETFL, 0);
   }
+  // Per block, a blocking read() per block: the kernel wakes the reader for
+  // every write. Batched, as sring's own driver does for read() with the
+  // watermark: the reader sleeps on the handshake's eventfd until a quarter
+  // of the pipe waits, then takes everything there in reads of up to that
+  // much (non-blocking), several blocks per system call.
+  const bool batched = wake_bytes > block_bytes;
+  const int queued_to_wake = int(std::min<uint64_t>(wake_bytes, uint64_t(pipe_size)));
+  WakeHandshake handshake;
+  auto queued = [&] {
+    int bytes = 0;
+    return ::ioctl(write_end.get(), FIONREAD, &bytes) == 0 ? bytes : -1;
+  };
+  if (batched) ::fcntl(read_end.get(), F_SETFL, O_NONBLOCK);
   BlockMaker maker(block_bytes);
   std::thread producer([&] {
     run.kept_rate = paced_producer(sample_rate, maker.samples, seconds, run, [&](uint64_t k) {
-      int queued = 0;
       // One writer: the room seen here can only grow before the write.
-      if (::ioctl(write_end.get(), FIONREAD, &queued) != 0 || pipe_size - queued < int(block_bytes)) {
+      const int in_pipe = queued();
+      if (in_pipe < 0 || pipe_size - in_pipe < int(block_bytes)) {
         run.lost_samples += maker.samples;
         return;
       }
       const char* p = reinterpret_cast<const char*>(maker.make(k, fill));
       for (size_t left = block_bytes; left > 0;) {
         const ssize_t n = ::write(write_end.get(), p, left);
-        if (n <= 0) return;
-        p += n;
-        left -= size_t(n);
-      }
-    });
-    write_end.reset();  // end of stream: the reader sees EOF
-  });
-  pin_to_cpu(0);
-  const ThreadUsage before = ThreadUsage::now();
-  consume_loop([&] {
-    std::vector<uint16_t> block(block_bytes / 2);
-    for (bool open = true; open;) {
-      char* p = reinterpret_cast<char*>(block.data());
-      for (size_t left = block_bytes; left > 0;) {
-        const ssize_t n = ::read(read_end.get(), p, left);
         if (n <= 0) {
-          open = false;
-          break;
+          fmt::print(stderr, "read() path: write failed: {}\n", std::strerror(errno));
+          g_verification_failed = true;
+          return;
         }
         p += n;
         left -= size_t(n);
       }
-      if (!open) break;
-      run.corrupted += verify_block(block.data());
-      run.delivered_samples += maker.samples;
+      if (batched) handshake.wake_if(in_pipe + int(block_bytes) >= queued_to_wake);
+    });
+    write_end.reset();  // end of stream: the reader sees EOF
+    if (batched) handshake.finish();
+  });
+  pin_to_cpu(0);
+  const ThreadUsage before = ThreadUsage::now();
+  consume_loop([&] {
+    // Whole blocks are verified where they were read to; a read that ends
+    // inside a block (the writer is still copying it) keeps the part.
+    const size_t chunk = batched ? (size_t(queued_to_wake) / block_bytes + 1) * block_bytes : block_bytes;
+    std::vector<uint16_t> buffer(chunk / 2);
+    char* base = reinterpret_cast<char*>(buffer.data());
+    size_t have = 0;
+    for (;;) {
+      const ssize_t n = ::read(read_end.get(), base + have, chunk - have);
+      if (n == 0) break;  // end of stream
+      if (n < 0) {
+        if (errno == EINTR) continue;
+        if (errno != EAGAIN) break;
+        handshake.sleep([&] {
+          int bytes = 0;
+          return ::ioctl(read_end.get(), FIONREAD, &bytes) == 0 && bytes >= queued_to_wake;
+        });
+        continue;
+      }
+      have += size_t(n);
+      size_t whole = have / block_bytes * block_bytes;
+      for (size_t off = 0; off < whole; off += block_bytes) {
+        run.corrupted += verify_block(buffer.data() + off / 2, block_bytes);
+        run.delivered_samples += maker.samples;
+      }
+      std::memmove(base, base + whole, have - whole);
+      have -= whole;
     }
   });
   charge(run, before);
   producer.join();
+  check_accounting("read()", run);
   return run;
 }
 
@@ -690,69 +776,51 @@ RateRun rate_copy(uint64_t sample_rate, uint64_t ring_size, uint32_t block_bytes
                   double seconds, PatternFill fill) {
   RateRun run;
   const size_t words = block_bytes / 2;
-  boost::lockfree::spsc_queue<uint16_t> queue(ring_size / 2);
+  const size_t capacity = ring_size / 2;
+  boost::lockfree::spsc_queue<uint16_t> queue(capacity);
   {  // pre-fault the queue's storage, untimed
     std::vector<uint16_t> chunk(1 << 16);
     while (queue.push(chunk.data(), chunk.size()) == chunk.size()) {}
     while (queue.pop(chunk.data(), chunk.size()) > 0) {}
   }
-  sring::UniqueFd efd(::eventfd(0, EFD_CLOEXEC));
-  // The ring's need-wakeup handshake: the consumer sets `sleeping`, then
-  // re-checks the queue; the producer pushes, then checks `sleeping`. A
-  // seq_cst fence on each side between its store and its load (the ring's
-  // smp_mb() pairing) means at least one sees the other's store: no lost
-  // wake-up.
-  // Batched like the ring's watermark: the producer wakes a sleeping
-  // consumer only once `wake_words` are queued (or at the end).
-  std::atomic<bool> sleeping{false}, finished{false};
+  // Per block: the consumer is woken for every block. Batched like the
+  // ring's watermark: once `wake_words` are queued (or at the end).
   const size_t wake_words = std::max<uint64_t>(wake_bytes, block_bytes) / 2;
-  auto wake = [&] {
-    std::atomic_thread_fence(std::memory_order_seq_cst);  // pairs with the consumer's fence
-    if ((finished.load() || queue.read_available() >= wake_words) && sleeping.exchange(false)) {
-      const uint64_t one = 1;
-      (void)!::write(efd.get(), &one, sizeof(one));
-    }
-  };
+  WakeHandshake handshake;
   BlockMaker maker(block_bytes);
   std::thread producer([&] {
     run.kept_rate = paced_producer(sample_rate, maker.samples, seconds, run, [&](uint64_t k) {
-      if (queue.write_available() < words) {
+      const size_t room = queue.write_available();  // producer-side call
+      if (room < words) {
         run.lost_samples += maker.samples;
         return;
       }
       queue.push(maker.make(k, fill), words);
-      wake();
+      handshake.wake_if(capacity - room + words >= wake_words);
     });
-    finished.store(true);
-    wake();
+    handshake.finish();
   });
   pin_to_cpu(0);
   const ThreadUsage before = ThreadUsage::now();
   consume_loop([&] {
     std::vector<uint16_t> block(words);
     for (;;) {
-      if (queue.read_available() >= words) {
+      if (queue.read_available() >= words) {  // consumer-side call
         queue.pop(block.data(), words);
-        run.corrupted += verify_block(block.data());
+        run.corrupted += verify_block(block.data(), block_bytes);
         run.delivered_samples += maker.samples;
         continue;
       }
-      if (finished.load()) {
+      if (handshake.finished.load()) {
         if (queue.read_available() >= words) continue;
         break;
       }
-      sleeping.store(true);
-      std::atomic_thread_fence(std::memory_order_seq_cst);  // pairs with the fence in wake()
-      if (queue.read_available() >= wake_words || finished.load()) {
-        sleeping.store(false);
-        continue;
-      }
-      uint64_t count;
-      (void)!::read(efd.get(), &count, sizeof(count));
+      handshake.sleep([&] { return queue.read_available() >= wake_words; });
     }
   });
   charge(run, before);
   producer.join();
+  check_accounting("copy queue", run);
   return run;
 }
 
@@ -807,6 +875,7 @@ std::string rate_sweep(const std::vector<double>& rates_msps, int runs, double s
                         {"read()", rate_read, 0},
                         {"copy queue", rate_copy, 0},
                         {"in place/4", rate_in_place, batch},
+                        {"read()/4", rate_read, batch},
                         {"copy q./4", rate_copy, batch}};
   constexpr size_t kPaths = std::size(paths);
   fmt::print(

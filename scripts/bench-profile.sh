@@ -27,7 +27,7 @@ work=$(mktemp -d); trap 'rm -rf "$work"' EXIT
 echo "callgrind, the consumer's loop only, ${rate} MS/s for 0.3 s per path (valgrind runs one thread at a"
 echo "time, so the producer falls behind: only instructions per byte are meaningful here)"
 printf '%-12s %14s %12s   %s\n' "path" "bytes" "Ir/byte" "where (self Ir, top 3 functions)"
-for path in "in place" "read()" "copy queue" "in place/4" "copy q./4"; do
+for path in "in place" "read()" "copy queue" "in place/4" "read()/4" "copy q./4"; do
   valgrind --tool=callgrind --toggle-collect='*consume_loop*' --callgrind-out-file="$work/cg.out" \
     "$bench" --rates "$rate" --runs 1 --seconds 0.3 --only "$path" --json "$work/r.json" >"$work/log" 2>&1 || {
       cat "$work/log" >&2; echo "bench-profile: $path failed" >&2; exit 1; }

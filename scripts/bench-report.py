@@ -215,24 +215,29 @@ def rates(rates_json, out_txt):
     for r in data["rates"]:
         rows.setdefault(r["rate_msps"], {})[r["path"]] = r
     best = data["highest_loss_free_msps"]
-    pairs = [("in place/4", "read()"), ("in place/4", "copy queue"), ("in place/4", "copy q./4"),
-             ("in place", "read()"), ("in place", "copy queue")]
+    # Equal wake-up rules first: per block against per block, batched
+    # against batched; then the ring's batching against per-block copies.
+    pairs = [("in place", "read()"), ("in place", "copy queue"),
+             ("in place/4", "read()/4"), ("in place/4", "copy q./4"),
+             ("in place/4", "read()"), ("in place/4", "copy queue")]
+    names = ("in place", "read()", "copy queue", "in place/4", "read()/4", "copy q./4")
     lines = ["Consumer CPU per GB, median (min-max) of %d runs; ratios: the other path's CPU per GB over in place's,"
              % data["runs"],
-             "per repetition, median (min-max). 'in place' and 'copy queue' wake the consumer for every block, as",
-             "read() of a pipe does; '/4' wakes it once a quarter of the buffer is waiting (the ring's watermark,",
-             "and the same rule built into the copy queue). A path not loss-free in every run is marked *.", ""]
-    head = f"{'MS/s':>6} {'in place/4':>19} {'in place':>19} {'read()':>19} {'copy queue':>19} {'copy q./4':>19}"
+             "per repetition, median (min-max). Without /4 every path wakes its consumer for every block (a",
+             "blocking read() of a pipe, the ring's watermark at one block, the queue's handshake per block); '/4'",
+             "wakes it once a quarter of the buffer waits (the ring's watermark; the same rule built into the pipe",
+             "reader, which then reads several blocks per call, and the queue). * : not loss-free in every run.", ""]
+    head = f"{'MS/s':>6}" + "".join(f" {n:>19}" for n in names)
     for a, b in pairs:
         head += f" {b + ' / ' + a:>27}"
     lines.append(head)
     summary = []
     for rate in sorted(rows):
         paths = rows[rate]
-        if not all(p in paths for p in ("in place", "in place/4", "read()", "copy queue", "copy q./4")):
+        if not all(p in paths for p in names):
             continue
         line = f"{rate:>6g}"
-        for p in ("in place/4", "in place", "read()", "copy queue", "copy q./4"):
+        for p in names:
             m = mmm(paths[p]["cpu_s_per_gb"])
             star = "*" if paths[p]["loss_free_runs"] < paths[p]["runs"] else " "
             line += f" {fmt_mmm(m, 3):>18}{star}"
