@@ -30,6 +30,7 @@
 #include <sched.h>
 #include <sys/eventfd.h>
 #include <sys/ioctl.h>
+#include <sys/mman.h>
 #include <sys/resource.h>
 #include <unistd.h>
 
@@ -459,14 +460,20 @@ Latency raw_eventfd(int samples) {
 // paced loop and the same DMA-like fill drive every path. One consumer
 // thread (cpu 0) takes every block, verifies every sample with
 // count_pattern_mismatches, and sleeps when there is nothing to take:
-//   in place  sring::Consumer over the ring, eventfd wake-ups (watermark:
-//             one block), verified where the producer wrote it
-//   read()    blocking read() of whole blocks from a pipe as large as the
-//             ring (the copy a read() driver makes, plus the system call)
+//   in place  sring::Consumer over the ring, eventfd wake-ups, verified
+//             where the producer wrote it
+//   read()    pread() of whole blocks from kernel pages as large as the
+//             ring (the copy_to_user() of a driver's read(), plus the
+//             system call), after the same eventfd handshake
 //   copy      boost spsc_queue as large as the ring, the block popped into
 //             the consumer's buffer, an eventfd when the consumer sleeps
 //             (the same need-wakeup handshake the ring uses)
-// Blocks carry the same 64-byte header on every path (the copying paths
+// Each path runs twice: woken for every block, and woken once a quarter of
+// the buffer waits (the ring's watermark; the same rule on the others).
+// The DMA-like fill writes the copying paths' producer buffer, which is
+// then copied with ordinary stores, so their consumers may find the copy
+// still in a cache while the ring's consumer reads DRAM: conservative for
+// the ring. Blocks carry the same 64-byte header on every path (the copying paths
 // need its first_sample to verify after a drop). The consumer's CPU time
 // is getrusage(RUSAGE_THREAD), user + system, from its first wait to its
 // last block: the copy inside read() is system time of the consumer.
@@ -674,96 +681,88 @@ struct WakeHandshake {
   }
 };
 
+// read(): what a read() driver does, without a driver. The samples sit in
+// kernel pages that stay put (a memfd the size of the ring, written with
+// pwrite() by the producer as a device's DMA fills a driver's buffer), and
+// the consumer copies them out with pread(), the copy_to_user() of a
+// driver's read(), after waiting on the same handshake as the other paths.
+// (A pipe would add a page allocation and free per 4 KiB, which a driver
+// does not have.) Per block: woken for every block, one pread() per block.
+// Batched: woken once a quarter of the buffer waits, as sring's driver's
+// read() honours the watermark, then one pread() per contiguous run.
 RateRun rate_read(uint64_t sample_rate, uint64_t ring_size, uint32_t block_bytes, uint64_t wake_bytes,
                   double seconds, PatternFill fill) {
   RateRun run;
-  int fds[2];
-  if (::pipe2(fds, O_CLOEXEC) != 0) std::exit(1);
-  sring::UniqueFd read_end(fds[0]), write_end(fds[1]);
-  // As large as the ring: equal buffering. A pipe is limited to
-  // /proc/sys/fs/pipe-max-size (1 MiB by default) without CAP_SYS_RESOURCE.
-  const int pipe_size = ::fcntl(write_end.get(), F_SETPIPE_SZ, int(std::min<uint64_t>(ring_size, 1u << 30)));
-  if (pipe_size < int(ring_size)) {
-    fmt::print(stderr, "ring_bench: a pipe of {} bytes is refused here ({}): use --ring-size of at most "
-               "/proc/sys/fs/pipe-max-size so every path buffers the same\n", ring_size, std::strerror(errno));
-    std::exit(2);
+  sring::UniqueFd kernel_buffer(::memfd_create("ring_bench-read", MFD_CLOEXEC));
+  if (!kernel_buffer.valid() || ::ftruncate(kernel_buffer.get(), off_t(ring_size)) != 0) {
+    fmt::print(stderr, "read() path: memfd: {}\n", std::strerror(errno));
+    std::exit(1);
   }
-  {  // pre-fault the pipe's pages, untimed
-    std::vector<char> chunk(static_cast<size_t>(pipe_size));
-    ::fcntl(write_end.get(), F_SETFL, O_NONBLOCK);
-    while (::write(write_end.get(), chunk.data(), chunk.size()) > 0) {}
-    ::fcntl(read_end.get(), F_SETFL, O_NONBLOCK);
-    while (::read(read_end.get(), chunk.data(), chunk.size()) > 0) {}
-    ::fcntl(read_end.get(), F_SETFL, 0);
-    ::fcntl(write_end.get(), F_SETFL, 0);
+  {  // pre-fault the kernel buffer's pages (written, then read), untimed
+    std::vector<char> chunk(1 << 20);
+    for (uint64_t off = 0; off < ring_size; off += chunk.size()) {
+      const size_t n = size_t(std::min<uint64_t>(chunk.size(), ring_size - off));
+      if (::pwrite(kernel_buffer.get(), chunk.data(), n, off_t(off)) != ssize_t(n) ||
+          ::pread(kernel_buffer.get(), chunk.data(), n, off_t(off)) != ssize_t(n)) {
+        std::exit(1);
+      }
+    }
   }
-  // Per block, a blocking read() per block: the kernel wakes the reader for
-  // every write. Batched, as sring's own driver does for read() with the
-  // watermark: the reader sleeps on the handshake's eventfd until a quarter
-  // of the pipe waits, then takes everything there in reads of up to that
-  // much (non-blocking), several blocks per system call.
-  const bool batched = wake_bytes > block_bytes;
-  const int queued_to_wake = int(std::min<uint64_t>(wake_bytes, uint64_t(pipe_size)));
+  // Bytes written and bytes taken, free-running: head's release store after
+  // the pwrite() pairs with the consumer's acquire load before its pread();
+  // tail's release store after the pread() pairs with the producer's
+  // acquire load before it reuses that space.
+  std::atomic<uint64_t> head{0}, tail{0};
+  const uint64_t wake_at = std::max<uint64_t>(wake_bytes, block_bytes);
   WakeHandshake handshake;
-  auto queued = [&] {
-    int bytes = 0;
-    return ::ioctl(write_end.get(), FIONREAD, &bytes) == 0 ? bytes : -1;
-  };
-  if (batched) ::fcntl(read_end.get(), F_SETFL, O_NONBLOCK);
   BlockMaker maker(block_bytes);
   std::thread producer([&] {
     run.kept_rate = paced_producer(sample_rate, maker.samples, seconds, run, [&](uint64_t k) {
-      // One writer: the room seen here can only grow before the write.
-      const int in_pipe = queued();
-      if (in_pipe < 0 || pipe_size - in_pipe < int(block_bytes)) {
+      const uint64_t h = head.load(std::memory_order_relaxed);  // only this thread stores it
+      if (ring_size - (h - tail.load(std::memory_order_acquire)) < block_bytes) {
         run.lost_samples += maker.samples;
         return;
       }
-      const char* p = reinterpret_cast<const char*>(maker.make(k, fill));
-      for (size_t left = block_bytes; left > 0;) {
-        const ssize_t n = ::write(write_end.get(), p, left);
-        if (n <= 0) {
-          fmt::print(stderr, "read() path: write failed: {}\n", std::strerror(errno));
-          g_verification_failed = true;
-          return;
-        }
-        p += n;
-        left -= size_t(n);
+      const ssize_t n = ::pwrite(kernel_buffer.get(), maker.make(k, fill), block_bytes, off_t(h % ring_size));
+      if (n != ssize_t(block_bytes)) {
+        fmt::print(stderr, "read() path: pwrite: {}\n", std::strerror(errno));
+        g_verification_failed = true;
+        return;
       }
-      if (batched) handshake.wake_if(in_pipe + int(block_bytes) >= queued_to_wake);
+      head.store(h + block_bytes, std::memory_order_release);
+      handshake.wake_if(h + block_bytes - tail.load(std::memory_order_acquire) >= wake_at);
     });
-    write_end.reset();  // end of stream: the reader sees EOF
-    if (batched) handshake.finish();
+    handshake.finish();
   });
   pin_to_cpu(0);
   const ThreadUsage before = ThreadUsage::now();
   consume_loop([&] {
-    // Whole blocks are verified where they were read to; a read that ends
-    // inside a block (the writer is still copying it) keeps the part.
-    const size_t chunk = batched ? (size_t(queued_to_wake) / block_bytes + 1) * block_bytes : block_bytes;
+    const uint64_t chunk = wake_at > block_bytes ? wake_at : block_bytes;
     std::vector<uint16_t> buffer(chunk / 2);
-    char* base = reinterpret_cast<char*>(buffer.data());
-    size_t have = 0;
+    uint64_t t = 0;  // only this thread stores tail
     for (;;) {
-      const ssize_t n = ::read(read_end.get(), base + have, chunk - have);
-      if (n == 0) break;  // end of stream
-      if (n < 0) {
-        if (errno == EINTR) continue;
-        if (errno != EAGAIN) break;
-        handshake.sleep([&] {
-          int bytes = 0;
-          return ::ioctl(read_end.get(), FIONREAD, &bytes) == 0 && bytes >= queued_to_wake;
-        });
+      const uint64_t available = head.load(std::memory_order_acquire) - t;
+      if (available >= block_bytes) {
+        // Up to `chunk`, whole blocks, not past the end of the buffer.
+        const uint64_t n = std::min({available, chunk, ring_size - t % ring_size}) / block_bytes * block_bytes;
+        if (::pread(kernel_buffer.get(), buffer.data(), n, off_t(t % ring_size)) != ssize_t(n)) {
+          fmt::print(stderr, "read() path: pread: {}\n", std::strerror(errno));
+          g_verification_failed = true;
+          break;
+        }
+        t += n;
+        tail.store(t, std::memory_order_release);
+        for (uint64_t off = 0; off < n; off += block_bytes) {
+          run.corrupted += verify_block(buffer.data() + off / 2, block_bytes);
+          run.delivered_samples += maker.samples;
+        }
         continue;
       }
-      have += size_t(n);
-      size_t whole = have / block_bytes * block_bytes;
-      for (size_t off = 0; off < whole; off += block_bytes) {
-        run.corrupted += verify_block(buffer.data() + off / 2, block_bytes);
-        run.delivered_samples += maker.samples;
+      if (handshake.finished.load()) {
+        if (head.load(std::memory_order_acquire) - t >= block_bytes) continue;
+        break;
       }
-      std::memmove(base, base + whole, have - whole);
-      have -= whole;
+      handshake.sleep([&] { return head.load(std::memory_order_acquire) - t >= wake_at; });
     }
   });
   charge(run, before);
@@ -962,15 +961,7 @@ int main(int argc, char** argv) {
   std::string json_path;
   std::vector<double> rates;
   double rate_seconds = 1.0;
-  // Equal buffering on every path: at most 16 MiB, and no more than a pipe
-  // may hold here (/proc/sys/fs/pipe-max-size, 1 MiB unless raised).
-  uint64_t rate_ring = 16 << 20;
-  if (std::ifstream max_file("/proc/sys/fs/pipe-max-size"); max_file) {
-    uint64_t pipe_max = 0;
-    if (max_file >> pipe_max) {
-      while (rate_ring > pipe_max && rate_ring > (64u << 10)) rate_ring /= 2;
-    }
-  }
+  uint64_t rate_ring = 16 << 20;  // every path buffers this much
   uint32_t rate_block = 64 << 10;
   std::string rate_only;
   for (int i = 1; i < argc; ++i) {

@@ -91,19 +91,11 @@ if [ $plot_only = 0 ]; then
   fi
   if want rates; then
     begin "rates: the consumer's CPU per GB at fixed rates, in place against read() and a copying queue"
-    # Equal buffering on every path needs a pipe as large as the ring: raise
-    # /proc/sys/fs/pipe-max-size to 16 MiB for this part if we may (root),
-    # and put it back after. Otherwise ring_bench uses the pipe maximum.
-    pipe_max_file=/proc/sys/fs/pipe-max-size; pipe_max_was=$(cat $pipe_max_file)
-    if [ "$pipe_max_was" -lt 16777216 ] && [ -w $pipe_max_file ]; then
-      echo 16777216 >$pipe_max_file 2>/dev/null || true
-    fi
     rate_list=20,50,100,200,500,1000,2000,3000,4000; rate_args=(--runs 3 --seconds 1)
     [ $quick = 1 ] && { rate_list=20,500; rate_args=(--runs 1 --seconds 0.3); }
     rc=0
     { header rates; bazel-bin/bench/ring_bench --rates $rate_list "${rate_args[@]}" --json "$out/rates.json"; } |
       tee "$out/rates.txt" || rc=$?
-    [ "$(cat $pipe_max_file)" = "$pipe_max_was" ] || echo "$pipe_max_was" >$pipe_max_file
     [ $rc -eq 0 ] || fail "ring_bench --rates exited $rc"
     { header rates; python3 scripts/bench-report.py rates "$out/rates.json" /dev/stdout; } >"$out/rates-summary.txt"
     cat "$out/rates-summary.txt"
