@@ -5,7 +5,7 @@
   bench-report.py record RAW OUT_PREFIX COMMAND   (RAW lines of scripts/bench-record.sh)
   bench-report.py net    RAW OUT_PREFIX COMMAND   (RAW lines of bench/net_bench)
   bench-report.py host-plot HOST_JSON OUT_DAT     (gnuplot data from ring_bench's JSON)
-  bench-report.py rates RATES_JSON OUT_TXT        (ring_bench --rates: the goal's ratios)
+  bench-report.py rates RATES_JSON OUT_TXT        (ring_bench --rates: the goal's ratios; OUT_TXT - : stdout)
 
 Writes OUT_PREFIX.json, and for qemu also OUT_PREFIX.txt and OUT_PREFIX-plot.dat
 (record and net print their own tables; bench.sh keeps them as .txt).
@@ -223,10 +223,10 @@ def rates(rates_json, out_txt):
     names = ("in place", "read()", "copy queue", "in place/4", "read()/4", "copy q./4")
     lines = ["Consumer CPU per GB, median (min-max) of %d runs; ratios: the other path's CPU per GB over in place's,"
              % data["runs"],
-             "per repetition, median (min-max). Without /4 every path wakes its consumer for every block (a",
-             "blocking read() of a pipe, the ring's watermark at one block, the queue's handshake per block); '/4'",
-             "wakes it once a quarter of the buffer waits (the ring's watermark; the same rule built into the pipe",
-             "reader, which then reads several blocks per call, and the queue). * : not loss-free in every run.", ""]
+             "per repetition, median (min-max). Without /4 every path wakes its consumer for every block; '/4'",
+             "wakes it once a quarter of the buffer waits (the ring's watermark; the same rule built into the",
+             "read() path, which then takes several blocks per pread(), and the queue). * : not loss-free in",
+             "every run.", ""]
     head = f"{'MS/s':>6}" + "".join(f" {n:>19}" for n in names)
     for a, b in pairs:
         head += f" {b + ' / ' + a:>27}"
@@ -253,8 +253,11 @@ def rates(rates_json, out_txt):
     lines.append("highest rate loss-free in every run, from the lowest rate up: " +
                  ", ".join(f"{p} {v:g} MS/s" for p, v in best.items()))
     text = "\n".join(lines) + "\n"
-    with open(out_txt, "w") as f:
-        f.write(text)
+    if out_txt == "-":
+        sys.stdout.write(text)
+    else:
+        with open(out_txt, "w") as f:
+            f.write(text)
 
 
 if __name__ == "__main__":

@@ -97,7 +97,7 @@ if [ $plot_only = 0 ]; then
     { header rates; bazel-bin/bench/ring_bench --rates $rate_list "${rate_args[@]}" --json "$out/rates.json"; } |
       tee "$out/rates.txt" || rc=$?
     [ $rc -eq 0 ] || fail "ring_bench --rates exited $rc"
-    { header rates; python3 scripts/bench-report.py rates "$out/rates.json" /dev/stdout; } >"$out/rates-summary.txt"
+    { header rates; python3 scripts/bench-report.py rates "$out/rates.json" -; } >"$out/rates-summary.txt"
     cat "$out/rates-summary.txt"
     { header profile; scripts/bench-profile.sh 500; } | tee "$out/profile.txt"
     end rates
@@ -106,6 +106,23 @@ if [ $plot_only = 0 ]; then
     begin "scale: the consumer's cost against ring size, block size and number of rings"
     scale_args=(); [ $quick = 1 ] && scale_args=(--quick)
     { header scale; bazel-bin/bench/scale_bench "${scale_args[@]}" --json "$out/scale.json"; } | tee "$out/scale.txt"
+    if [ $quick = 0 ]; then
+      # Software counters only (this VM has no hardware ones): what the
+      # README's context-switch and migration figures come from.
+      if ! command -v perf >/dev/null; then
+        sudo=""; [ "$(id -u)" -ne 0 ] && sudo=sudo
+        DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -q --no-install-recommends linux-perf >&2
+      fi
+      {
+        header scale-perf
+        for cfg in "block  64M ring    4K blk  1xthread paced" "block  64M ring    1M blk  1xthread paced" \
+                   "rings  16M ring   64K blk 16xthread paced" "rings  16M ring   64K blk 16xepoll  paced"; do
+          echo "=== $cfg (3 runs of 1 s per invocation)"
+          perf stat -e task-clock,context-switches,cpu-migrations,page-faults \
+            bazel-bin/bench/scale_bench --only "$cfg" --runs 3 --retries 0 2>&1 | grep -E "^(block|rings) |task-clock|context-switches|cpu-migrations|page-faults"
+        done
+      } | tee "$out/scale-perf.txt"
+    fi
     end scale
   fi
   # ======================= host: END =========================
