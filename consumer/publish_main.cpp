@@ -18,6 +18,7 @@
 #include <fmt/format.h>
 
 #include "consumer/cli.hpp"
+#include "consumer/version.hpp"
 #include "ringlib/error_format.hpp"
 #include "sring/consumer.hpp"
 #include "sring/device.hpp"
@@ -173,12 +174,7 @@ int fail(const Error& error) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  for (int i = 1; i < argc; ++i) {
-    if (std::string_view(argv[i]) == "--help" || std::string_view(argv[i]) == "-h") {
-      fmt::print("{}", kUsage);
-      return 0;
-    }
-  }
+  if (cli::answered_help_or_version(argc, argv, "sring-publish", kUsage)) return 0;
   auto parsed = parse_options(argc, argv);
   if (!parsed) {
     fmt::print(stderr, "sring-publish: {}\n{}", parsed.error().message, kUsage);

@@ -384,16 +384,7 @@ int check(const Options& options) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  for (int i = 1; i < argc; ++i) {
-    if (std::string_view(argv[i]) == "--help" || std::string_view(argv[i]) == "-h") {
-      fmt::print("{}", kUsage);
-      return 0;
-    }
-    if (std::string_view(argv[i]) == "--version") {
-      cli::print_version("sring-record");
-      return 0;
-    }
-  }
+  if (cli::answered_help_or_version(argc, argv, "sring-record", kUsage)) return 0;
   auto parsed = parse_options(argc, argv);
   if (!parsed) return usage_error(parsed.error().message);
   return parsed->check.empty() ? record(*parsed) : check(*parsed);
