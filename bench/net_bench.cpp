@@ -83,6 +83,15 @@ int free_port() {
   return ntohs(addr.sin_port);
 }
 
+// The plain zmq_send senders' socket, set as NetPublisher sets its own.
+zmq::socket_t bound_push(zmq::context_t& context, const std::string& endpoint) {
+  zmq::socket_t push(context, zmq::socket_type::push);
+  push.set(zmq::sockopt::linger, 0);
+  push.set(zmq::sockopt::sndhwm, 1000);  // NetPublisher's default
+  push.bind(endpoint);
+  return push;
+}
+
 // The receiver every sender is measured against: a PULL socket connected
 // to `endpoint` that receives `blocks` two-part messages; seconds from the
 // first to the last.
@@ -196,10 +205,7 @@ double run_sring(zmq::context_t& context, uint32_t block_bytes, uint64_t blocks)
 // exactly `blocks` of them (a PUSH socket blocks once its peer is gone).
 double run_plain_ring(zmq::context_t& context, uint32_t block_bytes, uint64_t blocks) {
   const std::string endpoint = fmt::format("tcp://127.0.0.1:{}", free_port());
-  zmq::socket_t push(context, zmq::socket_type::push);
-  push.set(zmq::sockopt::linger, 0);
-  push.set(zmq::sockopt::sndhwm, 1000);  // NetPublisher's default
-  push.bind(endpoint);
+  zmq::socket_t push = bound_push(context, endpoint);
   std::thread sender([&] {
     SimulatedSource source(block_bytes);
     const sring::sim::SimConfig& config = source.config;
@@ -235,10 +241,7 @@ double run_plain_ring(zmq::context_t& context, uint32_t block_bytes, uint64_t bl
 // preallocated buffer, written before the clock starts.
 double run_plain(zmq::context_t& context, uint32_t block_bytes, uint64_t blocks) {
   const std::string endpoint = fmt::format("tcp://127.0.0.1:{}", free_port());
-  zmq::socket_t push(context, zmq::socket_type::push);
-  push.set(zmq::sockopt::linger, 0);
-  push.set(zmq::sockopt::sndhwm, 1000);  // NetPublisher's default
-  push.bind(endpoint);
+  zmq::socket_t push = bound_push(context, endpoint);
   std::vector<uint8_t> prefix(sizeof(sring::NetBlockPrefix), 0);
   std::vector<uint8_t> samples(block_bytes - SRING_BLOCK_HEADER_SIZE, 0x5a);
   std::thread sender([&] {
