@@ -132,6 +132,16 @@ static bool sring_running(struct sring_ring *ring)
 	return READ_ONCE(ring->state) == SRING_STATE_RUNNING;
 }
 
+/* Stops the flush timer: nothing runs, and the next publish after a start
+ * arms it again. Not under prod_lock: its callback takes it. */
+static void sring_cancel_flush(struct sring_ring *ring)
+{
+	hrtimer_cancel(&ring->flush_timer);
+	spin_lock_irq(&ring->prod_lock);
+	ring->flush_pending = false;
+	spin_unlock_irq(&ring->prod_lock);
+}
+
 /* Once per start: a device that ended the stream by itself (overrun stop,
  * error) is stopped at the next stop, reset, start or unregister. */
 static void sring_stop_device(struct sring_ring *ring)
@@ -161,8 +171,7 @@ static void sring_stop(struct sring_ring *ring, u32 state)
 		sring_producer_wake(ring);
 	spin_unlock_irq(&ring->prod_lock);
 	sring_stop_device(ring);
-	/* Not under prod_lock: its callback takes it. */
-	hrtimer_cancel(&ring->flush_timer);
+	sring_cancel_flush(ring);
 }
 
 static int sring_start(struct sring_ring *ring)
@@ -172,11 +181,18 @@ static int sring_start(struct sring_ring *ring)
 	lockdep_assert_held(&ring->lock);
 	/* It may have ended the last stream by itself: quiesce it first. */
 	sring_stop_device(ring);
+	/* A device that ended the stream by itself left its flush timer to
+	 * end on its own: stop it, the first publish arms it again. */
+	sring_cancel_flush(ring);
 	spin_lock_irq(&ring->prod_lock);
 	ring->reserved = ring->head;
-	/* A flush still owed from the last run was cancelled with its timer:
-	 * the next data below the watermark arms it again. */
-	ring->unsignalled = false;
+	/* The block size changes only here: blocks from head on have the
+	 * new one (sring_tail_valid()). */
+	if (ring->config.block_bytes != ring->uniform_bytes) {
+		ring->uniform_from = ring->head;
+		ring->uniform_bytes = ring->config.block_bytes;
+	}
+	ring->has_run = true;
 	sring_producer_set_state(ring, SRING_STATE_RUNNING);
 	spin_unlock_irq(&ring->prod_lock);
 	ring->device_stopped = false;
@@ -327,73 +343,84 @@ static int sring_mmap(struct file *file, struct vm_area_struct *vma)
 			       ring->ring_size, vma->vm_page_prot);
 }
 
+/*
+ * What poll() reports about data and the end of the stream for a consumer
+ * at @tail that wants @watermark bytes, without asking for a wake-up.
+ * sring_stream_ended() loads the state with acquire before we load head:
+ * an ended stream's head is final, so "drained" is final too.
+ */
+static __poll_t sring_readiness(struct sring_ring *ring, u64 tail,
+				u64 watermark)
+{
+	bool ended = sring_stream_ended(ring);
+	bool running = sring_running(ring);
+	/* Pairs with the producer's smp_store_release(head). */
+	u64 used = smp_load_acquire(&ring->kprod->head) - tail;
+
+	if (used > ring->ring_size)	/* a bad tail: let the consumer find out */
+		return EPOLLIN | EPOLLRDNORM | EPOLLERR;
+	/* Data up to the watermark; any data once the device stopped; and at
+	 * the end of a drained stream, readable as any end of file is: read()
+	 * returns 0 there and must not be waited for. */
+	if (used >= watermark || (used && !running) || (!used && ended))
+		return EPOLLIN | EPOLLRDNORM;
+	return 0;
+}
+
 static __poll_t sring_poll(struct file *file, poll_table *wait)
 {
-	struct sring_ring *ring = ((struct sring_file *)file->private_data)->ring;
-	u64 head, tail, used, watermark;
-	__poll_t mask = 0;
+	struct sring_file *sf = file->private_data;
+	struct sring_ring *ring = sf->ring;
+	/* Our own copy: the consumer page is user memory. */
+	u64 tail = READ_ONCE(ring->kcons->tail);
+	__poll_t mask = 0, ready;
+	u64 watermark;
 
-	poll_wait(file, &ring->waitq, wait);
-	/* The device is gone: no more data will come after what is there. */
 	if (READ_ONCE(ring->gone))
-		mask |= EPOLLHUP;
-	/* Pairs with the producer's smp_store_release(head). */
-	head = smp_load_acquire(&ring->kprod->head);
-	tail = READ_ONCE(ring->kcons->tail);
-	used = head - tail;
-	if (used > ring->ring_size)
-		return mask | EPOLLIN | EPOLLRDNORM | EPOLLERR;  /* a bad tail: let the consumer find out */
+		mask |= EPOLLHUP;	/* no more data after what is there */
+	if (!sf->consumer) {
+		/*
+		 * A monitor never writes the consumer page: it sleeps on its
+		 * own queue, which every publish and state change wakes while
+		 * it has sleepers. The full barrier pairs with theirs
+		 * (sring_wake_monitors()): either they see us queued, or we
+		 * see their change.
+		 */
+		poll_wait(file, &ring->monitor_waitq, wait);
+		smp_mb();
+		return mask | sring_readiness(ring, tail, 1);
+	}
+	poll_wait(file, &ring->waitq, wait);
 	watermark = clamp_t(u64, READ_ONCE(ring->kcons->wakeup_watermark), 1,
 			    ring->ring_size / 2);
 	/*
 	 * need_wakeup set: the consumer waits for the watermark (or the flush
 	 * timeout, which clears the flag when it signals). Not set: any data.
 	 */
-	if (used >= watermark ||
-	    (used && (!READ_ONCE(ring->kcons->need_wakeup) || !sring_running(ring))))
-		return mask | EPOLLIN | EPOLLRDNORM;
+	ready = sring_readiness(ring, tail,
+				READ_ONCE(ring->kcons->need_wakeup) ? watermark : 1);
+	if (ready)
+		return mask | ready;
 	/*
 	 * Nothing to report: a poller wants to be woken, and only a signal
-	 * wakes the wait queue, so ask for one (also while stopped: the first
-	 * blocks after a start then wake it), then look again. The full
-	 * barrier pairs with the producer's smp_mb() between storing head and
-	 * reading need_wakeup.
+	 * wakes the wait queue, so ask for one (also while stopped before a
+	 * start: the first blocks then wake it), then look again. The full
+	 * barrier pairs with the producer's smp_mb() between storing head or
+	 * state and reading need_wakeup.
 	 */
 	WRITE_ONCE(ring->kcons->need_wakeup, 1);
 	smp_mb();
-	head = smp_load_acquire(&ring->kprod->head);
-	if (head - tail >= watermark)
-		mask |= EPOLLIN | EPOLLRDNORM;
-	return mask;
-}
-
-/* Bytes of whole blocks in [tail, head) that fit in count. */
-static u64 sring_whole_blocks(struct sring_ring *ring, u64 tail, u64 head,
-			      size_t count)
-{
-	u64 pos = tail;
-
-	while (pos != head) {
-		const struct sring_block_header *block =
-			ring->data_mirror + (pos & (ring->ring_size - 1));
-		u32 total = READ_ONCE(block->total_bytes);
-
-		/* Our own headers (user space maps data read-only), checked
-		 * anyway: a bad length must not walk out of the ring. */
-		if (total < SRING_BLOCK_HEADER_SIZE || total > head - pos)
-			break;
-		if (pos - tail + total > count)
-			break;
-		pos += total;
-	}
-	return pos - tail;
+	return mask | sring_readiness(ring, tail, watermark);
 }
 
 /*
  * read(): the copy path, for dd and cat, and the baseline zero-copy is
  * measured against. Copies as many whole blocks as fit; returns 0 at the end
- * of a stopped stream; -EINVAL if the buffer cannot hold one block; -EIO
- * if, in overwrite mode, the shared tail was written behind our back.
+ * of a drained stream, and waits for the stream to begin before the first
+ * start; -EINVAL if the buffer cannot hold one block; -EIO if, in overwrite
+ * mode, the shared tail was written behind our back. One read() at a time
+ * per ring (read_lock, also taken by RESET): the tail it stores is always
+ * the one it copied from plus what it copied.
  */
 static ssize_t sring_read(struct file *file, char __user *buf, size_t count,
 			  loff_t *ppos)
@@ -402,14 +429,21 @@ static ssize_t sring_read(struct file *file, char __user *buf, size_t count,
 	struct sring_ring *ring = sf->ring;
 	unsigned long uncopied;
 	u64 head, tail, bytes;
+	bool ended;
 	ssize_t ret;
 
 	if (!sring_take_consumer(sf))
 		return -EBUSY;
 	for (;;) {
+		ret = mutex_lock_interruptible(&ring->read_lock);
+		if (ret)
+			return ret;
 		spin_lock_irq(&ring->prod_lock);
 		tail = sring_accepted_tail(ring);
 		head = ring->head;
+		/* Under the lock every state change takes after the last
+		 * head: an ended, drained stream stays drained. */
+		ended = sring_stream_ended(ring);
 		/*
 		 * Under the producer's lock, which it holds while it makes a
 		 * block: the headers between tail and head are whole. Under
@@ -423,8 +457,10 @@ static ssize_t sring_read(struct file *file, char __user *buf, size_t count,
 		spin_unlock_irq(&ring->prod_lock);
 
 		if (head != tail) {
-			if (!bytes)
+			if (!bytes) {
+				mutex_unlock(&ring->read_lock);
 				return -EINVAL;
+			}
 			uncopied = copy_to_user(buf, ring->data_mirror +
 						(tail & (ring->ring_size - 1)), bytes);
 			spin_lock_irq(&ring->prod_lock);
@@ -450,19 +486,21 @@ static ssize_t sring_read(struct file *file, char __user *buf, size_t count,
 			if (ret > 0)
 				ring->bytes_read += bytes;
 			spin_unlock_irq(&ring->prod_lock);
+			mutex_unlock(&ring->read_lock);
 			return ret;
 		}
-		if (!sring_running(ring))
+		mutex_unlock(&ring->read_lock);
+		if (ended)
 			return 0;
 		if (file->f_flags & O_NONBLOCK)
 			return -EAGAIN;
 		/* Ask for a wake-up, then look again (the producer stores
-		 * head, smp_mb(), reads need_wakeup). */
+		 * head or state, smp_mb(), reads need_wakeup). */
 		WRITE_ONCE(ring->kcons->need_wakeup, 1);
 		smp_mb();
 		ret = wait_event_interruptible(ring->waitq,
 			smp_load_acquire(&ring->kprod->head) != tail ||
-			!sring_running(ring));
+			sring_stream_ended(ring));
 		if (ret)
 			return ret;
 	}
@@ -484,6 +522,10 @@ static void sring_fill_stats(struct sring_ring *ring, struct sring_stats *stats)
 
 	memset(stats, 0, sizeof(*stats));
 	spin_lock_irq(&ring->prod_lock);
+	/* The tail as the producer takes it now, also while the device is
+	 * stopped (releases after a stop count): a refused one is counted
+	 * (before bad_tails is read) and the last accepted one reported. */
+	stats->tail = sring_accepted_tail(ring);
 	stats->blocks_produced = READ_ONCE(kprod->blocks_produced);
 	stats->samples_produced = READ_ONCE(kprod->samples_produced);
 	stats->blocks_dropped = READ_ONCE(kprod->blocks_dropped);
@@ -493,8 +535,7 @@ static void sring_fill_stats(struct sring_ring *ring, struct sring_stats *stats)
 	stats->bad_tails = READ_ONCE(kprod->bad_tails);
 	stats->high_water = READ_ONCE(kprod->high_water);
 	stats->head = ring->head;
-	stats->tail = ring->last_tail;
-	stats->bytes_consumed = ring->last_tail - ring->reset_position;
+	stats->bytes_consumed = stats->tail - ring->reset_position;
 	stats->state = ring->state;
 	spin_unlock_irq(&ring->prod_lock);
 }
@@ -548,8 +589,12 @@ static long sring_ioctl(struct file *file, unsigned int cmd, unsigned long arg)
 		return -ENOTTY;
 	}
 
-	/* Everything else changes the ring: the consumer's alone. */
-	if (!sf->consumer)
+	/*
+	 * Everything else changes the ring: the consumer's alone, through a
+	 * descriptor opened for writing. A read-only open that took the
+	 * consumer role with read() (dd, cat) consumes, and controls nothing.
+	 */
+	if (!sf->consumer || !(file->f_mode & FMODE_WRITE))
 		return -EPERM;
 
 	mutex_lock(&ring->lock);
@@ -584,7 +629,12 @@ static long sring_ioctl(struct file *file, unsigned int cmd, unsigned long arg)
 			break;
 		}
 		ret = sring_validate_config(ring, &config);
-		if (!ret && ring->ops->configure)
+		if (ret)
+			break;
+		/* A device that ended the stream by itself (stop policy,
+		 * failure) is stopped before it is reconfigured. */
+		sring_stop_device(ring);
+		if (ring->ops->configure)
 			ret = ring->ops->configure(ring, &config);
 		if (ret)
 			break;
@@ -609,6 +659,11 @@ static long sring_ioctl(struct file *file, unsigned int cmd, unsigned long arg)
 			ret = -EBUSY;
 			break;
 		}
+		/* A read() copying from the old stream finishes first, so
+		 * its tail store never lands after the reset. */
+		ret = mutex_lock_interruptible(&ring->read_lock);
+		if (ret)
+			break;
 		/* The device may still be finishing a block that saw RUNNING
 		 * (its commit then fails): quiesce it before the reset. */
 		sring_stop_device(ring);
@@ -618,6 +673,7 @@ static long sring_ioctl(struct file *file, unsigned int cmd, unsigned long arg)
 				     ~(u64)(SRING_BLOCK_ALIGN - 1));
 		sring_producer_set_state(ring, SRING_STATE_STOPPED);
 		spin_unlock_irq(&ring->prod_lock);
+		mutex_unlock(&ring->read_lock);
 		break;
 	case SRING_IOC_INJECT_FAULT: {
 		struct sring_fault fault;
@@ -643,7 +699,8 @@ static const struct file_operations sring_fops = {
 	.mmap = sring_mmap,
 	.unlocked_ioctl = sring_ioctl,
 	.compat_ioctl = compat_ptr_ioctl,
-	.llseek = no_llseek,
+	/* No .llseek: nonseekable_open() makes lseek() fail with ESPIPE on
+	 * every kernel (no_llseek is gone since 6.12). */
 };
 
 /* ------------------------------------------------------------------ */
@@ -678,24 +735,25 @@ SRING_COUNTER_ATTR(head, head);
 SRING_COUNTER_ATTR(sample_rate, sample_rate);
 SRING_COUNTER_ATTR(block_bytes, block_bytes);
 
+/* tail, fill and bytes_consumed: the tail GET_STATS reports, the one the
+ * producer accepts now. */
 static ssize_t tail_show(struct device *dev, struct device_attribute *attr,
 			 char *buf)
 {
-	struct sring_ring *ring = to_sring_ring(dev);
+	struct sring_stats stats;
 
-	return sysfs_emit(buf, "%llu\n", READ_ONCE(ring->kcons->tail));
+	sring_fill_stats(to_sring_ring(dev), &stats);
+	return sysfs_emit(buf, "%llu\n", stats.tail);
 }
 static DEVICE_ATTR_RO(tail);
 
 static ssize_t fill_show(struct device *dev, struct device_attribute *attr,
 			 char *buf)
 {
-	struct sring_ring *ring = to_sring_ring(dev);
-	u64 used = smp_load_acquire(&ring->kprod->head) -
-		   READ_ONCE(ring->kcons->tail);
+	struct sring_stats stats;
 
-	/* A consumer's bad tail must not show as an absurd fill level. */
-	return sysfs_emit(buf, "%llu\n", min_t(u64, used, ring->ring_size));
+	sring_fill_stats(to_sring_ring(dev), &stats);
+	return sysfs_emit(buf, "%llu\n", stats.head - stats.tail);
 }
 static DEVICE_ATTR_RO(fill);
 
@@ -1072,7 +1130,9 @@ struct sring_ring *sring_register(struct device *parent,
 	ring->ring_size = params->ring_size;
 	ring->device_stopped = true;	/* never started */
 	mutex_init(&ring->lock);
+	mutex_init(&ring->read_lock);
 	init_waitqueue_head(&ring->waitq);
+	init_waitqueue_head(&ring->monitor_waitq);
 	sring_producer_init(ring);
 	if (params->default_config)
 		ring->config = *params->default_config;
@@ -1145,6 +1205,7 @@ void sring_unregister(struct sring_ring *ring)
 	sring_stop(ring, SRING_STATE_REMOVED);
 	mutex_unlock(&ring->lock);
 	wake_up_interruptible_poll(&ring->waitq, EPOLLHUP | EPOLLIN);
+	wake_up_interruptible_poll(&ring->monitor_waitq, EPOLLHUP | EPOLLIN);
 
 	cdev_device_del(&ring->cdev, &ring->dev);
 	/* The device is stopped: it writes no more, and never will. */

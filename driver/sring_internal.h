@@ -27,6 +27,11 @@
  *   ring->lock (mutex)      configuration, start/stop/reset, the consumer
  *                           role, eventfd replacement, ring->gone; process
  *                           context only. ops are called under it.
+ *   ring->read_lock (mutex) read()'s look at the ring, its copy and its
+ *                           tail store, so that two read()s never
+ *                           interleave and a RESET (which takes it under
+ *                           ring->lock) never lands inside a copy.
+ *                           Order: ring->lock, then read_lock.
  *   ring->prod_lock (spin)  producer state. The device API may be called
  *                           from hard IRQ: everyone takes it irqsave (or
  *                           _irq in process context). Never sleep under it.
@@ -48,7 +53,6 @@
 
 #define SRING_DRIVER_VERSION	SRING_VERSION
 #define SRING_MAX_RINGS		64
-#define SRING_MAX_FAULT_BLOCKS	1024
 
 struct sring_ring {
 	struct device dev;		/* /dev/sringN; its release frees us */
@@ -86,20 +90,34 @@ struct sring_ring {
 	u64 last_tail;		/* last valid tail read from cons_page */
 	u64 oldest;		/* first block not reclaimed (overwrite mode) */
 	u64 reset_position;	/* head and tail after the last reset */
+	/* Every block from uniform_from to head is uniform_bytes long: the
+	 * block size changes only at a start, so a tail at or after it is a
+	 * block boundary iff it is a whole number of blocks from it. */
+	u64 uniform_from;
+	u32 uniform_bytes;
+	bool has_run;		/* started since the last reset: not RUNNING
+				 * now means the stream ended */
 	u64 sequence;
 	u64 next_sample;
 	u64 pending_lost;
 	bool pending_overrun;
 	bool in_overrun;
-	bool unsignalled;	/* data published since the last signal */
-	ktime_t unsignalled_since;
-	struct hrtimer flush_timer;	/* signals unsignalled data in time */
+	/* The flush timer is queued (or its callback about to look): it runs
+	 * while unreleased data is in the ring, and signals a consumer that
+	 * asked for a wake-up below its watermark within flush_timeout_us. */
+	bool flush_pending;
+	struct hrtimer flush_timer;
 	u32 corrupt_blocks;	/* fault injection: blocks left to corrupt */
+	u32 reclaim_races;	/* fault injection: reclaims left to race */
 	bool read_pinned;	/* read() is copying from tail: no reclaim */
 	struct eventfd_ctx *eventfd;
 	u64 bytes_read;		/* through read() */
 
-	wait_queue_head_t waitq;	/* poll() and blocking read() */
+	struct mutex read_lock;
+	wait_queue_head_t waitq;	/* the consumer's poll() and blocking read() */
+	/* Monitors' poll(): woken on every publish and state change while
+	 * someone sleeps there, without touching the consumer page. */
+	wait_queue_head_t monitor_waitq;
 };
 
 #define SRING_RING_CONSUMER	0	/* flags bit: a consumer holds the ring */
@@ -111,6 +129,9 @@ void sring_producer_wake(struct sring_ring *ring);
 void sring_producer_set_state(struct sring_ring *ring, u32 state);
 void sring_producer_end(struct sring_ring *ring, u32 state);
 u64 sring_accepted_tail(struct sring_ring *ring);
+bool sring_stream_ended(struct sring_ring *ring);
+u64 sring_whole_blocks(struct sring_ring *ring, u64 tail, u64 head,
+		       size_t count);
 void sring_counter_add(__u64 *counter, u64 by);
 int sring_producer_inject(struct sring_ring *ring,
 			  const struct sring_fault *fault);

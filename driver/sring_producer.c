@@ -14,6 +14,7 @@
 #include <linux/dma-mapping.h>
 #include <linux/export.h>
 #include <linux/ktime.h>
+#include <linux/math64.h>
 #include <linux/minmax.h>
 #include <linux/poll.h>
 #include <linux/string.h>
@@ -26,6 +27,15 @@
 /* Upper bound on compare-and-swap rounds against a consumer that keeps
  * moving tail (or scribbles on it) while we reclaim: softirq must not spin. */
 #define SRING_RECLAIM_ATTEMPTS	64
+
+/* The flush timer runs again at least this long after it fired, whatever
+ * flush_timeout_us says (0 included): it must not spin in softirq while a
+ * consumer lags without asking for a wake-up. */
+#define SRING_FLUSH_MIN_PERIOD_NS	(100 * NSEC_PER_USEC)
+
+/* Headers read()'s walk looks at, at most, while interrupts are off: only
+ * blocks of an earlier size are walked (sring_whole_blocks()). */
+#define SRING_READ_WALK_MAX	256
 
 void sring_counter_add(__u64 *counter, u64 by)
 {
@@ -72,13 +82,18 @@ void sring_producer_reset(struct sring_ring *ring, u64 position)
 	ring->last_tail = position;
 	ring->oldest = position;
 	ring->reset_position = position;
+	ring->uniform_from = position;
+	ring->uniform_bytes = ring->config.block_bytes;
+	ring->has_run = false;
 	ring->sequence = 0;
 	ring->next_sample = 0;
 	ring->pending_lost = 0;
 	ring->pending_overrun = false;
 	ring->in_overrun = false;
-	ring->unsignalled = false;
+	/* The caller cancelled the flush timer. */
+	ring->flush_pending = false;
 	ring->corrupt_blocks = 0;
+	ring->reclaim_races = 0;
 	ring->read_pinned = false;
 	ring->bytes_read = 0;
 
@@ -96,26 +111,133 @@ void sring_producer_reset(struct sring_ring *ring, u64 position)
 	smp_store_release(&kprod->head, position);
 }
 
+/* A header we wrote, still intact between oldest and head? */
+static bool sring_block_sane(struct sring_ring *ring, u64 pos)
+{
+	const struct sring_block_header *block = sring_block_at(ring, pos);
+	u32 total = READ_ONCE(block->total_bytes);
+
+	return READ_ONCE(block->magic) == SRING_BLOCK_MAGIC &&
+	       total >= SRING_BLOCK_HEADER_SIZE + SRING_BLOCK_ALIGN &&
+	       total % SRING_BLOCK_ALIGN == 0 && total <= ring->head - pos;
+}
+
+/* Is @pos (between last_tail and head) among the blocks of uniform size? */
+static bool sring_in_uniform(const struct sring_ring *ring, u64 pos)
+{
+	return ring->head - pos <= ring->head - ring->uniform_from;
+}
+
+/*
+ * Is @tail, read from the consumer page, one the consumer may store
+ * (docs/abi.md, "struct sring_consumer_page")? It must lie between the
+ * last tail we accepted and head, and be a block boundary: head, or the
+ * start of a block we wrote. Boundaries come from our own records, never
+ * from the consumer: from uniform_from on every block is uniform_bytes
+ * long; blocks of an earlier size (the size changed at a start while they
+ * were unconsumed) are walked through our own headers from the last
+ * accepted tail, which user space cannot write (the data is mapped
+ * read-only). That walk happens only until the consumer is past them.
+ */
+static bool sring_tail_valid(struct sring_ring *ring, u64 tail)
+{
+	u64 pos, rem;
+
+	if (tail == ring->last_tail)
+		return true;
+	if (tail - ring->last_tail > ring->head - ring->last_tail ||
+	    tail % SRING_BLOCK_ALIGN)
+		return false;
+	if (tail == ring->head)
+		return true;
+	if (sring_in_uniform(ring, tail)) {
+		div64_u64_rem(tail - ring->uniform_from, ring->uniform_bytes, &rem);
+		return rem == 0;
+	}
+	for (pos = ring->last_tail; pos != tail;) {
+		if (!sring_block_sane(ring, pos))
+			return false;
+		pos += sring_block_at(ring, pos)->total_bytes;
+		if (pos - ring->last_tail > tail - ring->last_tail)
+			return false;	/* stepped over it: inside a block */
+	}
+	return true;
+}
+
+static void sring_refuse_tail(struct sring_ring *ring, u64 tail)
+{
+	sring_counter_add(&ring->kprod->bad_tails, 1);
+	dev_info_ratelimited(&ring->dev,
+			     "consumer tail %llu is not a block boundary in [%llu, %llu]; ignored\n",
+			     tail, ring->last_tail, ring->head);
+}
+
 u64 sring_accepted_tail(struct sring_ring *ring)
 {
 	/*
 	 * Pairs with the consumer's store_release(tail): its reads of the
 	 * blocks below tail are done before we reuse their space. The value is
-	 * the consumer's to write, so it is valid only between the last tail we
-	 * accepted and our head; anything else is counted and ignored, and is
-	 * never used to index memory.
+	 * the consumer's to write: anything sring_tail_valid() refuses is
+	 * counted and ignored, and is never used to index memory.
 	 */
 	u64 tail = smp_load_acquire(&ring->kcons->tail);
 
-	if (tail - ring->last_tail > ring->head - ring->last_tail) {
-		sring_counter_add(&ring->kprod->bad_tails, 1);
-		dev_info_ratelimited(&ring->dev,
-				     "consumer tail %llu outside [%llu, %llu]; ignored\n",
-				     tail, ring->last_tail, ring->head);
+	lockdep_assert_held(&ring->prod_lock);
+	if (!sring_tail_valid(ring, tail)) {
+		sring_refuse_tail(ring, tail);
 		return ring->last_tail;
 	}
 	ring->last_tail = tail;
 	return tail;
+}
+
+/*
+ * Bytes of whole blocks in [tail, head) that fit in @count, for read();
+ * tail is an accepted tail, so a boundary. Blocks of uniform size need no
+ * walk; blocks of an earlier size are walked, at most SRING_READ_WALK_MAX
+ * of them per call (interrupts are off).
+ */
+u64 sring_whole_blocks(struct sring_ring *ring, u64 tail, u64 head,
+		       size_t count)
+{
+	unsigned int steps = 0;
+	u64 pos = tail, bytes, rem;
+
+	lockdep_assert_held(&ring->prod_lock);
+	if (sring_in_uniform(ring, tail)) {
+		bytes = min_t(u64, head - tail, count);
+		div64_u64_rem(bytes, ring->uniform_bytes, &rem);
+		return bytes - rem;
+	}
+	while (pos != head && steps++ < SRING_READ_WALK_MAX) {
+		u32 total;
+
+		/* Our own headers (user space maps data read-only), checked
+		 * anyway: a bad length must not walk out of the ring. */
+		if (!sring_block_sane(ring, pos))
+			break;
+		total = sring_block_at(ring, pos)->total_bytes;
+		if (pos - tail + total > count)
+			break;
+		pos += total;
+	}
+	return pos - tail;
+}
+
+/*
+ * Not RUNNING after a start (stopped, overrun-stopped, failed), or removed:
+ * once the ring is drained nothing more comes until a new start, so read()
+ * returns 0 and poll() reports the ring readable. Stopped without a start
+ * since the reset is not an end: a consumer waits for the stream to begin.
+ * Lockless (poll(), wait conditions): the state is loaded with acquire,
+ * pairing with sring_producer_set_state(), before the caller loads head.
+ */
+bool sring_stream_ended(struct sring_ring *ring)
+{
+	u32 state = smp_load_acquire(&ring->kprod->state);
+
+	return state == SRING_STATE_REMOVED ||
+	       (state != SRING_STATE_RUNNING && READ_ONCE(ring->has_run));
 }
 
 static void sring_signal(struct sring_ring *ring)
@@ -127,11 +249,21 @@ static void sring_signal(struct sring_ring *ring)
 	 */
 	if (!xchg(&ring->kcons->need_wakeup, 0))
 		return;
-	ring->unsignalled = false;
 	if (ring->eventfd)
 		sring_eventfd_signal(ring->eventfd);
 	wake_up_interruptible_poll(&ring->waitq, EPOLLIN | EPOLLRDNORM);
 	sring_counter_add(&ring->kprod->wakeups, 1);
+}
+
+/* Monitors sleep on their own queue. The caller issued a full barrier
+ * after the change they look for (head, state), which pairs with the one
+ * in sring_poll() after poll_wait(): either we see the sleeper, or it sees
+ * the change. */
+static void sring_wake_monitors(struct sring_ring *ring)
+{
+	if (waitqueue_active(&ring->monitor_waitq))
+		wake_up_interruptible_poll(&ring->monitor_waitq,
+					   EPOLLIN | EPOLLRDNORM);
 }
 
 void sring_producer_wake(struct sring_ring *ring)
@@ -148,10 +280,16 @@ void sring_producer_wake(struct sring_ring *ring)
 		sring_signal(ring);
 	else
 		wake_up_interruptible_poll(&ring->waitq, EPOLLIN | EPOLLRDNORM);
+	sring_wake_monitors(ring);
 }
 
-static void sring_publish(struct sring_ring *ring, u64 new_head, u64 tail,
-			  ktime_t now)
+static u64 sring_flush_period_ns(const struct sring_ring *ring)
+{
+	return max_t(u64, (u64)ring->config.flush_timeout_us * NSEC_PER_USEC,
+		     SRING_FLUSH_MIN_PERIOD_NS);
+}
+
+static void sring_publish(struct sring_ring *ring, u64 new_head, u64 tail)
 {
 	struct sring_producer_page *kprod = ring->kprod;
 	u64 watermark;
@@ -164,55 +302,69 @@ static void sring_publish(struct sring_ring *ring, u64 new_head, u64 tail,
 		WRITE_ONCE(kprod->high_water, new_head - tail);
 
 	/*
-	 * Pairs with the consumer's smp_mb() between setting need_wakeup and
-	 * re-reading head: either it sees our head, or we see its flag.
+	 * Unreleased data is in the ring: keep the flush timer running, also
+	 * when nobody asks for a wake-up now. A consumer arms need_wakeup in
+	 * its own memory, unseen by us, and may do so after this publish and
+	 * sleep below its watermark: the timer answers it within
+	 * flush_timeout_us (sring_flush_expired()).
 	 */
-	smp_mb();
-	if (!READ_ONCE(ring->kcons->need_wakeup)) {
-		ring->unsignalled = false;
-		return;
-	}
-	/* The watermark is user-controlled: clamp it so that no value can
-	 * silence the ring (the flush timeout covers anything below it). */
-	watermark = clamp_t(u64, READ_ONCE(ring->kcons->wakeup_watermark), 1,
-			    ring->ring_size / 2);
-	if (new_head - tail >= watermark) {
-		sring_signal(ring);
-	} else if (!ring->unsignalled) {
-		/* Below the watermark: the flush timer signals it in time if
-		 * the consumer has not taken it by then. */
-		ring->unsignalled = true;
-		ring->unsignalled_since = now;
+	if (!ring->flush_pending) {
+		ring->flush_pending = true;
 		hrtimer_start(&ring->flush_timer,
 			      ns_to_ktime((u64)ring->config.flush_timeout_us * NSEC_PER_USEC),
 			      HRTIMER_MODE_REL_SOFT);
 	}
+
+	/*
+	 * Pairs with the consumer's smp_mb() between setting need_wakeup and
+	 * re-reading head: either it sees our head, or we see its flag. Also
+	 * the barrier sring_wake_monitors() needs.
+	 */
+	smp_mb();
+	sring_wake_monitors(ring);
+	if (!READ_ONCE(ring->kcons->need_wakeup))
+		return;
+	/* The watermark is user-controlled: clamp it so that no value can
+	 * silence the ring (the flush timeout covers anything below it). */
+	watermark = clamp_t(u64, READ_ONCE(ring->kcons->wakeup_watermark), 1,
+			    ring->ring_size / 2);
+	if (new_head - tail >= watermark)
+		sring_signal(ring);
 }
 
+/*
+ * Runs every flush period while unreleased data is in the ring and the
+ * device runs: a consumer that asked for a wake-up (need_wakeup set, by
+ * poll(), read() or in user space) and still has data to take is signalled,
+ * whatever its watermark. Once tail reaches head it stops, and the next
+ * publish starts it again.
+ */
 static enum hrtimer_restart sring_flush_expired(struct hrtimer *timer)
 {
 	struct sring_ring *ring = container_of(timer, struct sring_ring,
 					       flush_timer);
+	enum hrtimer_restart ret = HRTIMER_NORESTART;
 	unsigned long irqflags;
+	bool unreleased;
 
 	spin_lock_irqsave(&ring->prod_lock, irqflags);
-	if (!ring->unsignalled)
-		goto out;
-	/* Signalled, then unsignalled again while we waited for the lock:
-	 * that sring_publish() armed the timer anew, for its own deadline. */
-	if (ktime_us_delta(ktime_get(), ring->unsignalled_since) <
-	    ring->config.flush_timeout_us)
-		goto out;
+	if (!ring->flush_pending)
+		goto out;	/* stopped or reset while we waited for the lock */
 	smp_mb();	/* as in sring_publish(): head store before flag load */
-	/* Only for data still unreleased: the tail is compared, never used.
-	 * Pairs with the consumer's release of tail. */
-	if (READ_ONCE(ring->kcons->need_wakeup) &&
-	    smp_load_acquire(&ring->kcons->tail) != ring->head)
+	/* The tail is compared, never used. Pairs with the consumer's
+	 * release of tail. */
+	unreleased = smp_load_acquire(&ring->kcons->tail) != ring->head;
+	if (unreleased && READ_ONCE(ring->kcons->need_wakeup))
 		sring_signal(ring);
-	ring->unsignalled = false;
+	if (unreleased && ring->state == SRING_STATE_RUNNING) {
+		hrtimer_forward_now(timer, ns_to_ktime(sring_flush_period_ns(ring)));
+		ret = HRTIMER_RESTART;
+	} else {
+		ring->flush_pending = false;
+	}
 out:
 	spin_unlock_irqrestore(&ring->prod_lock, irqflags);
-	return HRTIMER_NORESTART;
+	return ret;
 }
 
 void sring_producer_init(struct sring_ring *ring)
@@ -220,17 +372,6 @@ void sring_producer_init(struct sring_ring *ring)
 	spin_lock_init(&ring->prod_lock);
 	hrtimer_setup(&ring->flush_timer, sring_flush_expired, CLOCK_MONOTONIC,
 		      HRTIMER_MODE_REL_SOFT);
-}
-
-/* A header we wrote, still intact between oldest and head? */
-static bool sring_block_sane(struct sring_ring *ring, u64 pos)
-{
-	const struct sring_block_header *block = sring_block_at(ring, pos);
-	u32 total = READ_ONCE(block->total_bytes);
-
-	return READ_ONCE(block->magic) == SRING_BLOCK_MAGIC &&
-	       total >= SRING_BLOCK_HEADER_SIZE + SRING_BLOCK_ALIGN &&
-	       total % SRING_BLOCK_ALIGN == 0 && total <= ring->head - pos;
 }
 
 /*
@@ -285,11 +426,12 @@ static bool sring_reclaim_oldest(struct sring_ring *ring, u64 needed_head,
 		u64 victim_end, seen;
 
 		/* Decide from the tail we CAS from, so that a block released
-		 * a moment ago is never counted as lost. */
-		if (in_memory - ring->last_tail <= ring->head - ring->last_tail)
+		 * a moment ago is never counted as lost. A bad one is counted
+		 * and replaced by our CAS. */
+		if (sring_tail_valid(ring, in_memory))
 			ring->last_tail = in_memory;
 		else
-			sring_counter_add(&ring->kprod->bad_tails, 1);
+			sring_refuse_tail(ring, in_memory);
 		*tail = ring->last_tail;
 		if (needed_head - *tail <= size)
 			return true;
@@ -299,6 +441,13 @@ static bool sring_reclaim_oldest(struct sring_ring *ring, u64 needed_head,
 		victim = sring_block_at(ring, ring->oldest);
 		victim_end = ring->oldest + victim->total_bytes;
 
+		if (unlikely(ring->reclaim_races)) {
+			/* Fault injection (SRING_FAULT_RECLAIM_RACE): the
+			 * consumer releases this very block right now, between
+			 * our load and our CAS, as its CAS would. */
+			ring->reclaim_races--;
+			cmpxchg(&ring->kcons->tail, in_memory, victim_end);
+		}
 		/* Fully ordered: pairs with the consumer's CAS (acq_rel). */
 		seen = cmpxchg(&ring->kcons->tail, in_memory, victim_end);
 		if (seen != in_memory) {
@@ -533,8 +682,7 @@ int sring_commit(struct sring_ring *ring, u64 position, u32 samples,
 	sring_block_made(ring, samples);
 	ring->pending_lost = 0;
 	ring->pending_overrun = false;
-	sring_publish(ring, position + need, sring_accepted_tail(ring),
-		      ktime_get());
+	sring_publish(ring, position + need, sring_accepted_tail(ring));
 out:
 	spin_unlock_irqrestore(&ring->prod_lock, irqflags);
 	return ret;
@@ -572,19 +720,38 @@ u64 sring_next_sample(struct sring_ring *ring)
 }
 EXPORT_SYMBOL_GPL(sring_next_sample);
 
-/* Corrupting delivered data is the core's to do (after the device wrote
- * it, as a bad DMA would); stalls and bursts are the device's. */
+/*
+ * Every kind and bound is checked here, the same for every device; the
+ * core does what it can do itself (corrupting delivered data, as a bad DMA
+ * would; racing a reclaim), stalls and bursts are the device's.
+ */
 int sring_producer_inject(struct sring_ring *ring,
 			  const struct sring_fault *fault)
 {
+	u32 *left;
+
 	if (fault->reserved0)
 		return -EINVAL;
-	if (fault->kind == SRING_FAULT_CORRUPT) {
+	switch (fault->kind) {
+	case SRING_FAULT_STALL:
+		if (fault->arg == 0 || fault->arg > SRING_MAX_FAULT_STALL_US)
+			return -EINVAL;
+		break;
+	case SRING_FAULT_BURST:
+	case SRING_FAULT_CORRUPT:
+	case SRING_FAULT_RECLAIM_RACE:
 		if (fault->arg == 0 || fault->arg > SRING_MAX_FAULT_BLOCKS)
 			return -EINVAL;
+		break;
+	default:
+		return -EINVAL;
+	}
+	if (fault->kind == SRING_FAULT_CORRUPT ||
+	    fault->kind == SRING_FAULT_RECLAIM_RACE) {
+		left = fault->kind == SRING_FAULT_CORRUPT ? &ring->corrupt_blocks :
+							    &ring->reclaim_races;
 		spin_lock_irq(&ring->prod_lock);
-		ring->corrupt_blocks = min_t(u32, ring->corrupt_blocks + fault->arg,
-					     SRING_MAX_FAULT_BLOCKS);
+		*left = min_t(u32, *left + fault->arg, SRING_MAX_FAULT_BLOCKS);
 		spin_unlock_irq(&ring->prod_lock);
 		return 0;
 	}

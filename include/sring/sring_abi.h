@@ -57,9 +57,12 @@
 
 #define SRING_MAGIC		0x474e5253U	/* "SRNG" in memory, little endian */
 #define SRING_ABI_VERSION_MAJOR	1
-#define SRING_ABI_VERSION_MINOR	2	/* 1.1: counters and end of stream exact;
+#define SRING_ABI_VERSION_MINOR	3	/* 1.1: counters and end of stream exact;
 					 * 1.2: states FAILED and REMOVED, device
-					 * flags in blocks */
+					 * flags in blocks;
+					 * 1.3: tails checked as block boundaries,
+					 * poll() readable at the end of a stream,
+					 * fault SRING_FAULT_RECLAIM_RACE */
 #define SRING_ABI_VERSION \
 	((SRING_ABI_VERSION_MAJOR << 16) | SRING_ABI_VERSION_MINOR)
 #define SRING_ABI_MAJOR(v)	((v) >> 16)
@@ -88,6 +91,10 @@
  * 10 s of flush timeout is forever. */
 #define SRING_MAX_SAMPLE_RATE		1000000000ULL
 #define SRING_MAX_FLUSH_TIMEOUT_US	10000000U
+/* Bounds on an injected fault's arg (SRING_IOC_INJECT_FAULT refuses more,
+ * on every device): a stall of at most 10 s, at most 1024 blocks. */
+#define SRING_MAX_FAULT_STALL_US	10000000U
+#define SRING_MAX_FAULT_BLOCKS		1024U
 
 /* Block flags. */
 /* The producer dropped samples right before this block instead of writing
@@ -262,6 +269,11 @@ enum sring_fault_kind {
 	SRING_FAULT_STALL = 1,	  /* produce nothing for arg microseconds */
 	SRING_FAULT_BURST = 2,	  /* produce arg blocks at once */
 	SRING_FAULT_CORRUPT = 3,  /* flip a sample in the next arg blocks */
+	/* 1.3, for tests of the overwrite-oldest race: at each of the next arg
+	 * reclaims, between the producer's load of tail and its
+	 * compare-and-swap, the core releases the oldest block itself, as a
+	 * consumer would (a CAS of tail to that block's end). */
+	SRING_FAULT_RECLAIM_RACE = 4,
 };
 
 struct sring_fault {

@@ -129,7 +129,8 @@ struct sring_device_ops {
 	 * the ring; a known policy and format; sample_rate at most 1 GS/s (0:
 	 * as fast as possible); flush_timeout_us at most 10 s. Return 0 to
 	 * accept it or -EINVAL/-EOPNOTSUPP if the device cannot do it. The ring
-	 * is stopped. Also called at register for the default configuration
+	 * is stopped and so is the device: stop has run since the last start,
+	 * also when the stream ended by itself. Also called at register for the default configuration
 	 * (sring_ring_params.default_config): refusing it fails the register.
 	 */
 	int (*configure)(struct sring_ring *ring,

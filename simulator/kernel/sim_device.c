@@ -58,8 +58,8 @@ MODULE_PARM_DESC(reserved,
 /* Shortest timer period: blocks due within it complete together, as DMA
  * completions coalesced by an interrupt moderation timer would. */
 #define SRING_SIM_MIN_PERIOD_NS		(50 * NSEC_PER_USEC)
-#define SRING_SIM_MAX_STALL_US		(10 * USEC_PER_SEC)
-#define SRING_SIM_MAX_FAULT_BLOCKS	1024
+#define SRING_SIM_MAX_STALL_US		SRING_MAX_FAULT_STALL_US
+#define SRING_SIM_MAX_FAULT_BLOCKS	SRING_MAX_FAULT_BLOCKS
 #define SRING_SIM_MAX_QUEUE_DEPTH	16
 
 struct sring_sim {
@@ -79,6 +79,9 @@ struct sring_sim {
 	struct sring_slot queue[SRING_SIM_MAX_QUEUE_DEPTH];
 	unsigned int queue_first;
 	unsigned int queued;
+	/* From our start to our stop, under the ring's mutex: also after the
+	 * stream ended by itself (an overrun stop), until sring stops us. */
+	bool engine_on;
 };
 
 static struct platform_device *sring_sim_pdev;
@@ -223,6 +226,7 @@ static int sring_sim_start(struct sring_ring *ring)
 	sim->queue_first = 0;
 	sim->queued = 0;
 	spin_unlock_bh(&sim->lock);
+	sim->engine_on = true;
 	hrtimer_start(&sim->timer, ktime_add_ns(now, SRING_SIM_MIN_PERIOD_NS),
 		      HRTIMER_MODE_ABS_SOFT);
 	return 0;
@@ -234,6 +238,7 @@ static void sring_sim_stop(struct sring_ring *ring)
 
 	/* Waits for a running tick: after it, no reserve or commit. */
 	hrtimer_cancel(&sim->timer);
+	sim->engine_on = false;
 	if (late_commit_ms && sim->queued) {
 		/* The test of sring's side of the contract: the state already
 		 * says the stream ended, so this block must not be published. */
@@ -245,6 +250,25 @@ static void sring_sim_stop(struct sring_ring *ring)
 		pr_info("sring%d: late commit after the stop: %d\n",
 			sring_minor(ring), ret);
 	}
+}
+
+/*
+ * Any configuration sring accepted suits the simulated device, but only
+ * while its engine is off (docs/device-api.md: configure runs on a stopped
+ * device): a real one may be reprogramming its registers. Refusing here
+ * makes the core's side of that contract testable.
+ */
+static int sring_sim_configure(struct sring_ring *ring,
+			       const struct sring_config *config)
+{
+	struct sring_sim *sim = sring_priv(ring);
+
+	if (sim->engine_on) {
+		pr_err("sring%d: configure while the engine runs: stop first\n",
+		       sring_minor(ring));
+		return -EBUSY;
+	}
+	return 0;
 }
 
 static int sring_sim_inject(struct sring_ring *ring,
@@ -274,6 +298,7 @@ static int sring_sim_inject(struct sring_ring *ring,
 }
 
 static const struct sring_device_ops sring_sim_ops = {
+	.configure = sring_sim_configure,
 	.start = sring_sim_start,
 	.stop = sring_sim_stop,
 	.inject_fault = sring_sim_inject,
