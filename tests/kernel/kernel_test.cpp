@@ -15,6 +15,7 @@
 #include <sys/eventfd.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
+#include <sys/time.h>
 #include <grp.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -22,8 +23,12 @@
 #include <gtest/gtest.h>
 
 #include <chrono>
+#include <condition_variable>
+#include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <algorithm>
+#include <mutex>
 #include <fstream>
 #include <random>
 #include <string>
@@ -51,7 +56,7 @@ TEST(Load, DeviceAndSysfsAppear) {
   EXPECT_EQ(sysfs("state"), "stopped");
   EXPECT_EQ(sysfs("memory"), "pages");
   EXPECT_EQ(sysfs_u64("ring_size"), 4u << 20);
-  EXPECT_EQ(sysfs("abi_version"), "1.2");
+  EXPECT_EQ(sysfs("abi_version"), "1.3");
   EXPECT_EQ(sysfs("consumer"), "0");
   EXPECT_FALSE(sysfs("version").empty());
 }
@@ -556,6 +561,9 @@ TEST(Faults, InjectedCorruptionIsDetected) {
 // closes. Bad input must get an error; the kernel must stay sound.
 int fuzz(double seconds, uint64_t seed) {
   std::mt19937_64 rng(seed);
+  struct sigaction interrupt {};
+  interrupt.sa_handler = [](int) {};  // only to interrupt a blocking read()
+  ::sigaction(SIGALRM, &interrupt, nullptr);
   const long page = ::sysconf(_SC_PAGESIZE);
   const size_t ring_size = 4u << 20;
   std::vector<int> fds;
@@ -671,8 +679,16 @@ int fuzz(double seconds, uint64_t seed) {
         break;
       }
       case 6: {
+        // A blocking read() of an empty ring waits for data or the end of
+        // the stream, and before a start there is neither: a timer signal
+        // (no SA_RESTART) ends the wait with EINTR after 50 ms.
         const size_t sizes[] = {0, 1, 100, 8192, big.size()};
+        itimerval bound{};
+        bound.it_value.tv_usec = 50'000;
+        ::setitimer(ITIMER_REAL, &bound, nullptr);
         ::read(fd, rng() % 8 ? static_cast<void*>(big.data()) : unmapped, sizes[rng() % std::size(sizes)]);
+        const itimerval off{};
+        ::setitimer(ITIMER_REAL, &off, nullptr);
         break;
       }
       case 7: {
@@ -711,6 +727,27 @@ int fuzz(double seconds, uint64_t seed) {
     return 1;
   }
   return unexpected == 0 ? 0 : 1;
+}
+
+// `kernel_test inject DEVICE KIND ARG`: injects one fault as the consumer
+// and prints the result, "0" or the errno's name (EINVAL, EOPNOTSUPP): the
+// edu scenarios check that fault kinds and bounds are the core's, the same
+// on a device without fault injection.
+int inject_fault(const char* device, uint32_t kind, uint64_t arg) {
+  UniqueFd fd(::open(device, O_RDWR | O_CLOEXEC));
+  if (!fd.valid()) {
+    std::printf("open %s: %s\n", device, strerror(errno));
+    return 2;
+  }
+  sring_fault fault{};
+  fault.kind = kind;
+  fault.arg = arg;
+  if (::ioctl(fd.get(), SRING_IOC_INJECT_FAULT, &fault) == 0) {
+    std::printf("0\n");
+  } else {
+    std::printf("%s\n", errno == EINVAL ? "EINVAL" : errno == EOPNOTSUPP ? "EOPNOTSUPP" : strerror(errno));
+  }
+  return 0;
 }
 
 // The stream position after a run with the module parameter
@@ -793,6 +830,9 @@ int main(int argc, char** argv) {
   if (mode == "stop-device") return stop_device();
   if (mode == "attach-consume" && argc == 3) return attach_consume(std::stod(argv[2]));
   if (mode == "expect-position" && argc == 3) return expect_position(std::stoull(argv[2]));
+  if (mode == "inject" && argc == 5) {
+    return inject_fault(argv[2], static_cast<uint32_t>(std::stoul(argv[3])), std::stoull(argv[4]));
+  }
   if (argc == 3 && std::string(argv[1]) == "hold") {
     // Map the producer page and the data, close the descriptor, and wait:
     // the mappings alone must keep the core loaded. On SIGUSR1 read them
@@ -925,6 +965,72 @@ int main(int argc, char** argv) {
     perror("as-user: exec");
     return 2;
   }
+  // A watchdog per test case: a case that hangs (a lost wake-up, a read()
+  // that never returns) is named and the program exits at once with a
+  // failure, so guest-init.sh counts it and the boot goes on, instead of
+  // the whole boot ending in its timeout. A thread, not alarm(): it still
+  // speaks when the case's thread sleeps in the kernel where no signal
+  // reaches it. SRING_KTEST_WATCHDOG_S overrides the 60 s.
+  class Watchdog final : public ::testing::EmptyTestEventListener {
+   public:
+    explicit Watchdog(int seconds) : seconds_(seconds), thread_([this] { watch(); }) {}
+    ~Watchdog() override {
+      {
+        std::lock_guard<std::mutex> lock(mutex_);
+        quit_ = true;
+      }
+      changed_.notify_all();
+      thread_.join();
+    }
+    void OnTestStart(const ::testing::TestInfo& test) override {
+      std::lock_guard<std::mutex> lock(mutex_);
+      message_ = "WATCHDOG: " + std::string(test.test_suite_name()) + "." + test.name() + " still running after " +
+                 std::to_string(seconds_) + " s\n";
+      deadline_ = std::chrono::steady_clock::now() + std::chrono::seconds(seconds_);
+      armed_ = true;
+      changed_.notify_all();
+    }
+    void OnTestEnd(const ::testing::TestInfo&) override {
+      std::lock_guard<std::mutex> lock(mutex_);
+      armed_ = false;
+      changed_.notify_all();
+    }
+
+   private:
+    void watch() {
+      std::unique_lock<std::mutex> lock(mutex_);
+      while (!quit_) {
+        if (!armed_) {
+          changed_.wait(lock);
+        } else if (changed_.wait_until(lock, deadline_) == std::cv_status::timeout && armed_ && !quit_ &&
+                   std::chrono::steady_clock::now() >= deadline_) {
+          // What the case printed so far (unless the hung thread holds
+          // stdout), then the verdict, unbuffered.
+          if (::ftrylockfile(stdout) == 0) {
+            ::fflush_unlocked(stdout);
+            ::funlockfile(stdout);
+          }
+          const ssize_t written = ::write(STDOUT_FILENO, message_.data(), message_.size());
+          (void)written;
+          ::_exit(124);
+        }
+      }
+    }
+    const int seconds_;
+    std::mutex mutex_;
+    std::condition_variable changed_;
+    std::string message_;
+    std::chrono::steady_clock::time_point deadline_;
+    bool armed_ = false;
+    bool quit_ = false;
+    std::thread thread_;  // last: starts once the rest is built
+  };
   ::testing::InitGoogleTest(&argc, argv);
-  return RUN_ALL_TESTS();
+  const char* watchdog_env = std::getenv("SRING_KTEST_WATCHDOG_S");
+  auto* watchdog = new Watchdog(watchdog_env != nullptr ? std::max(1, std::atoi(watchdog_env)) : 60);
+  ::testing::TestEventListeners& listeners = ::testing::UnitTest::GetInstance()->listeners();
+  listeners.Append(watchdog);  // owned by gtest until released
+  const int result = RUN_ALL_TESTS();
+  delete listeners.Release(watchdog);
+  return result;
 }

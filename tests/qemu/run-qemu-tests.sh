@@ -10,7 +10,8 @@
 #                                           interleaved (guest-init.sh; scripts/bench.sh reads it)
 #   tests/qemu/run-qemu-tests.sh --edu      only the edu PCI device's scenarios
 #   tests/qemu/run-qemu-tests.sh --removal  only the device-goes-away scenarios
-#   tests/qemu/run-qemu-tests.sh --kernel-test FILTER   only kernel_test's cases matching FILTER
+#   tests/qemu/run-qemu-tests.sh --kernel-test FILTER   kernel_test's cases matching FILTER, then the
+#                                           conformance tests (all of them: they guard the counters)
 #   tests/qemu/run-qemu-tests.sh --late-commit  only the commit-after-stop scenario
 #   tests/qemu/run-qemu-tests.sh --capi     only the C API consumer
 set -euo pipefail
