@@ -910,7 +910,7 @@ int main(int argc, char** argv) {
     return head == head_after && produced == produced_after ? 0 : 1;
   }
   if (argc == 3 && std::string(argv[1]) == "gone-checks") {
-    // The consumer of a stopped ring whose device is about to go: open it,
+    // The consumer of a reset ring whose device is about to go: open it,
     // say so, and sleep in poll() with no timeout: the removal must wake it
     // (a lost wake-up hangs here, and the caller's deadline fails it). Then
     // check what docs/abi.md promises: state REMOVED, EPOLLHUP, control
@@ -918,6 +918,12 @@ int main(int argc, char** argv) {
     const int fd = ::open(argv[2], O_RDWR | O_CLOEXEC);
     if (fd < 0) {
       perror("gone-checks: open");
+      return 2;
+    }
+    // Reset: a ring waiting for its start, which poll() sleeps on (a ring
+    // whose stream ended and is drained is readable: the end of file).
+    if (::ioctl(fd, SRING_IOC_STOP) != 0 || ::ioctl(fd, SRING_IOC_RESET) != 0) {
+      perror("gone-checks: stop and reset");
       return 2;
     }
     puts("open, asleep in poll()");
