@@ -16,6 +16,10 @@ namespace {
 
 // As SRING_RECLAIM_ATTEMPTS in driver/sring_producer.c.
 constexpr int kReclaimAttempts = 64;
+// As SRING_FLUSH_MIN_PERIOD_NS in driver/sring_producer.c: the flush
+// deadline is renewed at least this far ahead, so a zero flush timeout
+// cannot keep the producer thread spinning.
+constexpr std::chrono::microseconds kFlushMinPeriod{100};
 
 uint64_t monotonic_ns() {
   timespec ts{};
@@ -79,6 +83,7 @@ SimDevice::SimDevice(HostRing& ring, SimConfig config)
   next_sample_.store(load_relaxed(kproducer_.samples_produced));
   last_tail_ = load_acquire(kconsumer_.tail);  // pairs with the consumer's release of tail
   if (head_ - last_tail_ > ring_.ring_size()) last_tail_ = head_;
+  uniform_from_ = head_;
   oldest_ = last_tail_;
   publish_config();
 }
@@ -131,13 +136,53 @@ void SimDevice::end() {
   running_.store(false, std::memory_order_release);
 }
 
+uint32_t SimDevice::sane_block_bytes(uint64_t pos) const {
+  // Our own header (consumers map the data read-only), checked anyway, as in
+  // the kernel (sring_block_sane): a bad length must not walk out of the
+  // ring or loop on zero. Each field read once: the copy is what we use.
+  const auto* b = reinterpret_cast<const sring_block_header*>(ring_.data() + (pos & (ring_.ring_size() - 1)));
+  const uint32_t magic = b->magic;
+  const uint32_t total = b->total_bytes;
+  const bool sane = magic == SRING_BLOCK_MAGIC && total >= SRING_BLOCK_HEADER_SIZE + SRING_BLOCK_ALIGN &&
+                    total % SRING_BLOCK_ALIGN == 0 && total <= head_ - pos;
+  return sane ? total : 0;
+}
+
+bool SimDevice::tail_valid(uint64_t tail) const {
+  // As the kernel's sring_tail_valid() (docs/abi.md, "struct
+  // sring_consumer_page"). The tail is the consumer's to write: it is only
+  // compared here, never used to index memory. Positions wrap at 2^64, so
+  // every comparison is a modular difference.
+  if (tail == last_tail_) return true;
+  // Between the last tail we accepted and our head...
+  if (tail - last_tail_ > head_ - last_tail_ || tail % SRING_BLOCK_ALIGN != 0) return false;
+  // ...and a block boundary by our own records, never by the consumer's:
+  // head, or the start of a block we wrote.
+  if (tail == head_) return true;
+  if (tail - uniform_from_ <= head_ - uniform_from_) {
+    // Among the blocks this device wrote: all config_.block_bytes long.
+    return (tail - uniform_from_) % config_.block_bytes == 0;
+  }
+  // Below them: an earlier device's blocks, maybe of another size. Walk
+  // their headers from the last accepted tail (a boundary) until we reach or
+  // step over the tail. Each step advances at least 128 bytes, and the walk
+  // ends once the consumer is past them.
+  for (uint64_t pos = last_tail_; pos != tail;) {
+    const uint32_t total = sane_block_bytes(pos);
+    if (total == 0) return false;  // a header that does not check out: no boundary we know
+    pos += total;
+    if (pos - last_tail_ > tail - last_tail_) return false;  // stepped over it: inside a block
+  }
+  return true;
+}
+
 uint64_t SimDevice::accepted_tail() {
   // Pairs with the consumer's store_release(tail): its reads of the blocks
   // below tail are done before we reuse their space.
   const uint64_t tail = load_acquire(kconsumer_.tail);
-  // Valid only between the last tail we accepted and our head. Anything else
-  // is a consumer bug: count it and keep the last good value.
-  if (tail - last_tail_ > head_ - last_tail_) {
+  // Anything tail_valid() refuses is a consumer bug: count it and keep the
+  // last good value (the space it would free stays ours to wait for).
+  if (!tail_valid(tail)) {
     bump(kproducer_.bad_tails);
     return last_tail_;
   }
@@ -154,12 +199,15 @@ bool SimDevice::reclaim_oldest(uint64_t needed_head, uint64_t& tail, bool& recla
   // The tail as it is in shared memory now: the CAS must expect exactly this.
   // Pairs with the consumer's release of tail (store or CAS).
   __u64 in_memory = load_acquire(kconsumer_.tail);  // the field's own type, for the CAS
+  bool hooked = false;  // reclaim_hook_ runs at most once per call
   // Bounded as in the kernel (SRING_RECLAIM_ATTEMPTS): a consumer that keeps
   // moving or scribbling on tail cannot keep the producer here.
   for (int attempt = 0; attempt < kReclaimAttempts; ++attempt) {
     // Every decision below uses the tail we are about to CAS from, so a
     // block the consumer released a moment ago is never counted as lost.
-    if (in_memory - last_tail_ <= head_ - last_tail_) {
+    // The same check as accepted_tail()'s: a tail refused there is refused
+    // here, and never becomes last_tail_.
+    if (tail_valid(in_memory)) {
       last_tail_ = in_memory;
     } else {
       bump(kproducer_.bad_tails);  // the CAS below replaces the bad value
@@ -171,17 +219,18 @@ bool SimDevice::reclaim_oldest(uint64_t needed_head, uint64_t& tail, bool& recla
     // kernel (sring_find_oldest): a stale oldest_ restarts from tail, and a
     // header that does not check out stops the walk (the block is dropped).
     if (head_ - oldest_ > size || tail - oldest_ > head_ - oldest_) oldest_ = tail;
-    auto sane = [&](uint64_t pos) {
-      const sring_block_header* b = block_at(pos);
-      return b->magic == SRING_BLOCK_MAGIC && b->total_bytes >= SRING_BLOCK_HEADER_SIZE + SRING_BLOCK_ALIGN &&
-             b->total_bytes % SRING_BLOCK_ALIGN == 0 && b->total_bytes <= head_ - pos;
-    };
-    while (oldest_ != head_ && sane(oldest_) && oldest_ + block_at(oldest_)->total_bytes <= tail) {
-      oldest_ += block_at(oldest_)->total_bytes;
+    uint32_t oldest_bytes = 0;
+    while (oldest_ != head_ && (oldest_bytes = sane_block_bytes(oldest_)) != 0 &&
+           oldest_bytes <= tail - oldest_) {  // the block ends at or below tail: released
+      oldest_ += oldest_bytes;
     }
-    if (oldest_ == head_ || !sane(oldest_)) return false;  // nothing (trustworthy) to reclaim
+    if (oldest_ == head_ || oldest_bytes == 0) return false;  // nothing (trustworthy) to reclaim
     const sring_block_header* victim = block_at(oldest_);
-    const uint64_t victim_end = oldest_ + victim->total_bytes;
+    const uint64_t victim_end = oldest_ + oldest_bytes;
+    if (reclaim_hook_ && !hooked) {
+      hooked = true;
+      reclaim_hook_();  // tests: a consumer releasing right here, between our load and our CAS
+    }
     // Take the block from the consumer. The CAS pairs with the consumer's CAS
     // in release(): whichever moves tail first owns the block. If ours wins,
     // the consumer's later CAS fails and it discards what it read. If the
@@ -326,40 +375,55 @@ void SimDevice::publish(uint64_t new_head, uint64_t tail) {
     store_relaxed(kproducer_.high_water, new_head - tail);
   }
 
+  // Unreleased data is in the ring: keep a flush deadline running, also when
+  // nobody asks for a wake-up now. A consumer may arm need_wakeup after this
+  // publish and sleep below its watermark; poll_flush() answers it within
+  // the flush timeout. As the kernel's flush timer (sring_publish()).
+  if (!flush_pending_) {
+    flush_pending_ = true;
+    flush_deadline_ = Clock::now() + config_.flush_timeout;
+  }
+
   // Pairs with the consumer's smp_mb() between setting need_wakeup and
   // re-reading head: it sees our head, or we see its flag.
   smp_mb();
-  if (!load_relaxed(kconsumer_.need_wakeup)) {
-    unsignalled_ = false;
-    return;
-  }
+  if (!load_relaxed(kconsumer_.need_wakeup)) return;
   // The watermark is the consumer's to set; clamp it so a wild value cannot
-  // silence wake-ups (the flush timeout still covers anything below it).
+  // silence wake-ups (the flush deadline still covers anything below it).
   const uint64_t watermark =
       std::clamp<uint64_t>(load_relaxed(kconsumer_.wakeup_watermark), 1, ring_.ring_size() / 2);
-  if (new_head - tail >= watermark) {
-    signal_consumer();
-  } else if (!unsignalled_) {
-    unsignalled_ = true;
-    unsignalled_since_ = std::chrono::steady_clock::now();
-  }
+  if (new_head - tail >= watermark) signal_consumer();
 }
 
 void SimDevice::poll_flush() {
-  if (!unsignalled_) return;
-  if (std::chrono::steady_clock::now() - unsignalled_since_ < config_.flush_timeout) return;
-  smp_mb();  // as in publish(): our head store before the flag load
-  if (load_relaxed(kconsumer_.need_wakeup) && head_ != load_acquire(kconsumer_.tail)) {
-    signal_consumer();
+  // As the kernel's sring_flush_expired(), run by the producer thread.
+  if (!flush_pending_) return;
+  const auto now = Clock::now();
+  if (now < flush_deadline_) return;
+  // Only while the device runs: once it stopped, a consumer that arms
+  // need_wakeup sees the state and does not sleep (end() answered one that
+  // had asked). Our own field: only this thread writes state.
+  if (load_relaxed(kproducer_.state) != SRING_STATE_RUNNING) {
+    flush_pending_ = false;
+    return;
   }
-  unsignalled_ = false;
+  smp_mb();  // as in publish(): our head store before the flag load
+  // The tail is compared, never used. Pairs with the consumer's release of
+  // tail.
+  if (load_acquire(kconsumer_.tail) == head_) {
+    flush_pending_ = false;  // all released: no deadline until the next publish
+    return;
+  }
+  // Data is still unreleased: a consumer that asked is answered, whatever
+  // its watermark, and the next deadline is a flush period from now.
+  if (load_relaxed(kconsumer_.need_wakeup)) signal_consumer();
+  flush_deadline_ = now + std::max<std::chrono::nanoseconds>(config_.flush_timeout, kFlushMinPeriod);
 }
 
 void SimDevice::signal_consumer() {
   // Clear the request and signal once: a consumer that re-arms after this
   // gets the next signal, and one that is already awake loses nothing.
   if (exchange(kconsumer_.need_wakeup, uint32_t{0}) == 0) return;
-  unsignalled_ = false;
   // Counted per request answered, as the kernel does (it also wakes poll()
   // waiters, which a ring file does not have).
   bump(kproducer_.wakeups);
@@ -383,8 +447,30 @@ void SimDevice::join() {
   if (thread_.joinable()) thread_.join();
 }
 
+SimDevice::Clock::time_point SimDevice::next_look(Clock::time_point now) const {
+  // Not before a minimum period: a zero flush timeout must not spin.
+  const auto period = std::max<std::chrono::nanoseconds>(config_.flush_timeout / 2, kFlushMinPeriod);
+  const auto at = now + period;
+  if (!flush_pending_) return at;
+  return std::min(at, std::max(flush_deadline_, now + kFlushMinPeriod));
+}
+
+void SimDevice::stall(std::chrono::microseconds length, Clock::time_point end_time) {
+  // A stalled device makes nothing, but its flush deadline runs on (in the
+  // kernel, a timer that fires whatever the device does): sleep in pieces
+  // that end at the deadline, or after at most half the flush timeout, and
+  // run poll_flush() between them. request_stop() and the end of the run
+  // end the stall.
+  const auto until = std::min(Clock::now() + length, end_time);
+  while (!stop_.load(std::memory_order_acquire)) {
+    poll_flush();
+    const auto now = Clock::now();
+    if (now >= until) return;
+    std::this_thread::sleep_until(std::min(until, next_look(now)));
+  }
+}
+
 void SimDevice::run(std::chrono::nanoseconds duration) {
-  using Clock = std::chrono::steady_clock;
   const auto start = Clock::now();
   const bool paced = config_.sample_rate != 0;
   // Block k completes when its last sample has been taken.
@@ -398,27 +484,29 @@ void SimDevice::run(std::chrono::nanoseconds duration) {
   uint32_t full_spins = 0;
 
   while (!stop_.load(std::memory_order_acquire)) {
-    if (const int64_t stall = stall_us_.exchange(0); stall > 0) {
-      // A stalled device makes nothing; what it owes comes out as a burst.
-      std::this_thread::sleep_for(std::chrono::microseconds(stall));
+    if (const int64_t length = stall_us_.exchange(0); length > 0) {
+      // What the device owes after a stall comes out as a burst (the blocks
+      // are overdue). Look at stop_ and new faults again first.
+      stall(std::chrono::microseconds(length), end_time);
+      continue;
     }
-    bool exhausted = false;
+    // A burst that ends the stream (the stop policy, a replay's end) ends
+    // the run: nothing may be published after the state left RUNNING.
+    bool ended = false;
     for (uint32_t burst = burst_blocks_.exchange(0); burst > 0; --burst) {
       const Produced result = produce_block();
-      if (result == Produced::kStopped) break;
-      if (result == Produced::kExhausted) {
-        exhausted = true;
+      if (result == Produced::kStopped || result == Produced::kExhausted) {
+        ended = true;
         break;
       }
       ++made;
     }
-    if (exhausted) break;
+    if (ended) break;
     const auto next_due = paced ? due(made) : Clock::now();
     if (next_due > end_time || (!paced && Clock::now() >= end_time)) break;
     if (paced && Clock::now() < next_due) {
       poll_flush();
-      const auto flush_check = Clock::now() + config_.flush_timeout / 2;
-      std::this_thread::sleep_until(std::min(next_due, flush_check));
+      std::this_thread::sleep_until(std::min(next_due, next_look(Clock::now())));
       continue;
     }
     const Produced result = produce_block();

@@ -6,10 +6,12 @@
 
 #include <gtest/gtest.h>
 
+#include <cstring>
 #include <stdexcept>
 #include <vector>
 
 #include "sring/consumer.hpp"
+#include "sring/detail/barriers.hpp"
 #include "sring/verify.hpp"
 #include "sring/sim/host_ring.hpp"
 #include "sring/sim/sim_device.hpp"
@@ -418,6 +420,99 @@ TEST(Next, OverwriteLostAcquireRaceKeepsHeldBlocksReleasable) {
   auto counted = consumer.done(1);
   ASSERT_TRUE(counted.has_value()) << counted.error().message;
   EXPECT_EQ(*counted, 1u);
+}
+
+// The end of the stream is the state change AND everything up to head
+// consumed (docs/abi.md, "End-of-stream rule"): a stopped device's blocks
+// still in the ring, or handed out and not done, are not the end yet.
+TEST(EndOfStream, NotWhileStoppedWithBlocksLeft) {
+  Rig rig(SRING_OVERRUN_DROP_NEWEST);
+  Consumer consumer(*rig.ring);
+  rig.produce(4);
+  rig.device.end();
+  ASSERT_NE(rig.ring->state(), uint32_t{SRING_STATE_RUNNING});
+  EXPECT_FALSE(consumer.end_of_stream()) << "stopped, but four blocks were never consumed";
+  auto two = consumer.consume([](const Block&) {}, 2);
+  ASSERT_TRUE(two.has_value());
+  ASSERT_EQ(*two, 2u);
+  EXPECT_FALSE(consumer.end_of_stream()) << "stopped, but two blocks are left";
+  EXPECT_FALSE(consumer.snapshot().end_of_stream);
+  std::vector<Block> held;
+  for (int i = 0; i < 2; ++i) {
+    auto block = consumer.next();
+    ASSERT_TRUE(block.has_value() && block->has_value());
+    held.push_back(**block);
+  }
+  EXPECT_FALSE(consumer.end_of_stream()) << "the last blocks are handed out, not done";
+  ASSERT_TRUE(consumer.done(2).has_value());
+  consumer.flush();
+  EXPECT_TRUE(consumer.end_of_stream());
+  EXPECT_TRUE(consumer.finish().exact());
+  EXPECT_TRUE(consumer.snapshot().exact);
+}
+
+// A block header copy is validated before anything in it is used: a block
+// whose total_bytes runs past what was acquired (head), or above the
+// largest block a ring may hold, is a protocol error, not a block. The test
+// is the producer here: it writes the headers into the ring by hand, each
+// bad in one way only.
+struct HandWrittenRing {
+  explicit HandWrittenRing(uint64_t ring_size) : host(std::move(*HostRing::create(ring_size))) {
+    auto fd = host.duplicate_fd();
+    ring.emplace(std::move(*Ring::attach(std::move(*fd), Ring::Access::kConsumer)));
+  }
+  // A well-formed block at `position` but for total_bytes.
+  void write_block(uint64_t position, uint32_t total_bytes, uint32_t sample_count) {
+    sring_block_header header{};
+    header.magic = SRING_BLOCK_MAGIC;
+    header.total_bytes = total_bytes;
+    header.sample_count = sample_count;
+    header.sample_format = SRING_FMT_U16;
+    header.bytes_per_sample = 2;
+    std::memcpy(host.data() + (position & (host.ring_size() - 1)), &header, sizeof(header));
+  }
+  void publish(uint64_t head) { sring::store_release(host.producer().head, head); }
+
+  HostRing host;
+  std::optional<Ring> ring;
+};
+
+void expect_refused(Consumer& consumer, const char* why) {
+  auto block = consumer.next();
+  ASSERT_FALSE(block.has_value()) << why;
+  EXPECT_EQ(block.error_code(), std::errc::protocol_error) << block.error().message;
+  EXPECT_NE(block.error().message.find("claims"), std::string::npos) << block.error().message;
+}
+
+TEST(HeaderBounds, BlockPastWhatWasAcquiredIsRefused) {
+  HandWrittenRing r(kRingSize);
+  r.write_block(0, kBlockBytes, kBlockSamples);  // within every limit...
+  r.publish(kBlockBytes / 2);                    // ...but head covers half of it
+  Consumer consumer(*r.ring);
+  expect_refused(consumer, "a block running past head was handed out");
+  // The same header, once head covers it, is a block.
+  r.publish(kBlockBytes);
+  auto block = consumer.next();
+  ASSERT_TRUE(block.has_value()) << block.error().message;
+  ASSERT_TRUE(block->has_value());
+  EXPECT_EQ((*block)->samples().size(), kBlockSamples);
+}
+
+TEST(HeaderBounds, BlockAboveTheBlockSizeLimitIsRefused) {
+  constexpr uint64_t kBig = 4 * uint64_t{SRING_MAX_BLOCK_BYTES};
+  HandWrittenRing r(kBig);
+  ASSERT_EQ(r.ring->max_block_bytes(), uint32_t{SRING_MAX_BLOCK_BYTES});
+  constexpr uint32_t kTooBig = 2 * SRING_MAX_BLOCK_BYTES;  // a multiple of 64, samples inside it
+  r.write_block(0, kTooBig, 1000);
+  r.publish(kTooBig);  // all of it acquired
+  Consumer consumer(*r.ring);
+  expect_refused(consumer, "a block above the block size limit was handed out");
+  // At the limit it is a block.
+  r.write_block(0, SRING_MAX_BLOCK_BYTES, 1000);
+  auto block = consumer.next();
+  ASSERT_TRUE(block.has_value()) << block.error().message;
+  ASSERT_TRUE(block->has_value());
+  EXPECT_EQ((*block)->end_position(), uint64_t{SRING_MAX_BLOCK_BYTES});
 }
 
 }  // namespace

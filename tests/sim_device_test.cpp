@@ -8,6 +8,8 @@
 
 #include <thread>
 
+#include "sring/consumer.hpp"
+#include "sring/detail/barriers.hpp"
 #include "sring/ring.hpp"
 #include "sring/stream.hpp"
 #include "sring/sim/host_ring.hpp"
@@ -188,6 +190,199 @@ TEST(TailValidation, BadTailsAreCountedAndIgnored) {
   EXPECT_EQ(f.device.produce_block(), Produced::kWritten);
 }
 
+// The tail a consumer stores must be a block boundary (docs/abi.md, "struct
+// sring_consumer_page"): one inside a block is refused like one out of
+// range, counted, and frees nothing. Here the ring is full under
+// drop-newest: a refused tail leaves it full (the next blocks are dropped
+// and head stays), an accepted one makes room.
+TEST(TailValidation, TailInsideABlockIsRefusedAndFreesNothing) {
+  Fixture f(SRING_OVERRUN_DROP_NEWEST);
+  for (int i = 0; i < 8; ++i) ASSERT_EQ(f.device.produce_block(), Produced::kWritten);
+  auto& tail = f.host.consumer().tail;
+  const uint64_t head = f.host.producer().head;
+  ASSERT_EQ(head, kRing);
+  uint64_t refused = 0;
+  for (const uint64_t into : {2u, 10u, 64u, kBlock / 2, kBlock - 64}) {
+    SCOPED_TRACE(into);
+    sring::store_release(tail, 2 * kBlock + into);  // inside block 2
+    EXPECT_EQ(f.device.produce_block(), Produced::kDropped) << "a tail inside a block freed space";
+    EXPECT_EQ(f.host.producer().bad_tails, ++refused) << "a tail inside a block was accepted";
+    EXPECT_EQ(f.host.producer().head, head);
+  }
+  EXPECT_EQ(f.host.producer().blocks_dropped, refused);
+  // On a boundary: accepted, and the space below it is free again.
+  sring::store_release(tail, 2 * kBlock);
+  EXPECT_EQ(f.device.produce_block(), Produced::kWritten);
+  EXPECT_EQ(f.device.produce_block(), Produced::kWritten);
+  EXPECT_EQ(f.device.produce_block(), Produced::kDropped) << "two blocks released, two written";
+  EXPECT_EQ(f.host.producer().bad_tails, refused) << "a boundary was refused";
+  // Head is a boundary too (everything released).
+  sring::store_release(tail, f.host.producer().head);
+  EXPECT_EQ(f.device.produce_block(), Produced::kWritten);
+  EXPECT_EQ(f.host.producer().bad_tails, refused);
+}
+
+// Blocks below the head this device found (an earlier device's, here of
+// another size) are not of its block size: their boundaries come from the
+// producer's own headers, walked from the last accepted tail; from there on
+// every block is the device's own size.
+TEST(TailValidation, BoundariesOfAnEarlierDevicesBlocksComeFromTheirHeaders) {
+  HostRing host = std::move(*HostRing::create(4 * kRing));  // room for every step's block
+  constexpr uint32_t kSmall = 4096;
+  {
+    SimDevice small(host, SimConfig{.sample_rate = 1'000'000, .block_bytes = kSmall});
+    small.begin();
+    for (int i = 0; i < 3; ++i) ASSERT_EQ(small.produce_block(), Produced::kWritten);
+    small.end();
+  }
+  SimDevice device(host, SimConfig{.sample_rate = 1'000'000, .block_bytes = kBlock});
+  device.begin();
+  const uint64_t from = 3 * kSmall;  // where this device's blocks begin
+  for (int i = 0; i < 2; ++i) ASSERT_EQ(device.produce_block(), Produced::kWritten);
+  auto& tail = host.consumer().tail;
+  const auto& bad_tails = host.producer().bad_tails;
+  struct Step {
+    uint64_t tail;
+    bool boundary;
+  };
+  for (const Step step : {Step{kSmall + kSmall / 2, false},  // inside the earlier device's block 1
+                          Step{kSmall, true},                // its block 1
+                          Step{2 * kSmall + 64, false},      // inside its block 2
+                          Step{2 * kSmall, true},            // its block 2, one step of the walk
+                          Step{from + kSmall, false},        // a small block's size into ours
+                          Step{from, true},                  // our first block
+                          Step{from + kBlock + 640, false},  // inside our second
+                          Step{from + 2 * kBlock, true}}) {  // our third
+    SCOPED_TRACE(step.tail);
+    const uint64_t before = bad_tails;
+    sring::store_release(tail, step.tail);
+    ASSERT_EQ(device.produce_block(), Produced::kWritten);
+    EXPECT_EQ(bad_tails - before, step.boundary ? 0u : 1u)
+        << (step.boundary ? "a block boundary was refused" : "a tail inside a block was accepted");
+  }
+  sring::store_release(tail, host.producer().head);
+  ASSERT_EQ(device.produce_block(), Produced::kWritten);
+  EXPECT_EQ(bad_tails, 4u) << "head was refused";
+}
+
+// Positions are free-running and wrap at 2^64: boundaries and the
+// overwrite-oldest reclaim are computed modulo 2^64 across the wrap.
+TEST(TailValidation, BoundariesAcrossTheWrapOfPositions) {
+  for (const uint32_t policy : {SRING_OVERRUN_DROP_NEWEST, SRING_OVERRUN_OVERWRITE_OLDEST}) {
+    SCOPED_TRACE(policy);
+    HostRing host = std::move(*HostRing::create(kRing));
+    const uint64_t start = uint64_t(0) - 3 * kBlock;
+    ASSERT_TRUE(host.reset(start).has_value());
+    SimDevice device(host, SimConfig{.sample_rate = 1'000'000, .block_bytes = kBlock, .overrun_policy = policy});
+    device.begin();
+    auto fd = host.duplicate_fd();
+    Ring ring = std::move(*Ring::attach(std::move(*fd), Ring::Access::kConsumer));
+    sring::Consumer consumer(ring);
+    for (int i = 0; i < 8; ++i) ASSERT_EQ(device.produce_block(), Produced::kWritten);
+    auto& tail = host.consumer().tail;
+    sring::store_release(tail, start + 4 * kBlock + 64);  // past the wrap, inside a block
+    (void)device.produce_block();
+    EXPECT_EQ(host.producer().bad_tails, policy == SRING_OVERRUN_DROP_NEWEST ? 1u : 2u);
+    if (policy == SRING_OVERRUN_DROP_NEWEST) {
+      sring::store_release(tail, start);  // put back what the consumer had
+      // The consumer releases four blocks: a boundary past the wrap.
+      auto n = consumer.consume([](const sring::Block&) {}, 4);
+      ASSERT_TRUE(n.has_value()) << n.error().message;
+      ASSERT_EQ(sring::load_acquire(tail), start + 4 * kBlock);
+      ASSERT_EQ(device.produce_block(), Produced::kWritten);
+      EXPECT_EQ(host.producer().bad_tails, 1u) << "a boundary past the wrap was refused";
+    } else {
+      // The reclaiming CAS replaced the bad tail with the end of the oldest block.
+      EXPECT_EQ(tail, start + kBlock);
+    }
+    for (int i = 0; i < 8; ++i) (void)device.produce_block();
+    auto n = consumer.consume([](const sring::Block&) {});
+    ASSERT_TRUE(n.has_value()) << n.error().message;
+    device.end();
+    ASSERT_TRUE(consumer.end_of_stream());
+    const auto end = consumer.finish();
+    EXPECT_TRUE(end.exact()) << "missing " << end.missing_samples << ", dropped " << end.dropped_samples;
+  }
+}
+
+// reclaim_oldest() checks the tail it reads itself, with the rule
+// accepted_tail() uses: a bad tail found there is counted and replaced by
+// the reclaiming CAS, and never taken as the last accepted tail. Here the
+// consumer stores a tail one block behind the one the producer accepted (a
+// consumer bug) into a full overwrite-oldest ring. Taken as valid, it would
+// make the producer "reclaim" a block the consumer had already released
+// (delivered) and count it as dropped too.
+TEST(OverwriteOldest, ReclaimRefusesABadTailItReadsAndItsCasReplacesIt) {
+  Fixture f(SRING_OVERRUN_OVERWRITE_OLDEST);
+  sring::Consumer consumer(*f.ring);  // before the first block: counts from sample 0
+  for (int i = 0; i < 8; ++i) ASSERT_EQ(f.device.produce_block(), Produced::kWritten);
+  auto first = consumer.consume([](const sring::Block&) {}, 2);
+  ASSERT_TRUE(first.has_value());
+  ASSERT_EQ(*first, 2u);
+  const uint64_t accepted = 2 * kBlock;
+  ASSERT_EQ(f.ring->shared_tail(), accepted);
+  // Full again, nothing lost: the producer accepted the consumer's tail.
+  for (int i = 0; i < 2; ++i) ASSERT_EQ(f.device.produce_block(), Produced::kWritten);
+  ASSERT_EQ(f.host.producer().blocks_dropped, 0u);
+
+  sring::store_release(f.host.consumer().tail, accepted - kBlock);  // behind the accepted tail
+  ASSERT_EQ(f.device.produce_block(), Produced::kWritten);
+  EXPECT_EQ(f.host.producer().bad_tails, 2u) << "refused by accepted_tail() and by the reclaim";
+  EXPECT_EQ(f.ring->shared_tail(), accepted + kBlock)
+      << "the reclaiming CAS replaces the bad tail with the end of the oldest unreleased block";
+  EXPECT_EQ(f.host.producer().blocks_dropped, 1u) << "exactly one block reclaimed: block 2";
+
+  auto rest = consumer.consume([](const sring::Block&) {});
+  ASSERT_TRUE(rest.has_value()) << rest.error().message;
+  f.device.end();
+  ASSERT_TRUE(consumer.end_of_stream());
+  const auto end = consumer.finish();
+  EXPECT_EQ(consumer.counters().samples + f.host.producer().samples_dropped, f.host.producer().samples_produced)
+      << "a delivered block was also counted as dropped";
+  EXPECT_TRUE(end.exact()) << "missing " << end.missing_samples << ", dropped " << end.dropped_samples;
+}
+
+// Overwrite-oldest: the producer takes a block back with a compare-and-swap
+// on the tail, so a consumer that releases the block between the producer's
+// load of the tail and its CAS keeps it (its own CAS moved the tail first).
+// The reclaim hook puts the consumer's release exactly there, every run.
+// With a plain store instead of the producer's CAS, the block is both
+// delivered and counted as dropped.
+TEST(OverwriteOldest, ConsumerReleaseBetweenTheProducersLoadAndCasKeepsTheBlock) {
+  Fixture f(SRING_OVERRUN_OVERWRITE_OLDEST);
+  sring::Consumer consumer(*f.ring);
+  for (int i = 0; i < 8; ++i) ASSERT_EQ(f.device.produce_block(), Produced::kWritten);
+  auto held = consumer.next();  // block 0, in hand
+  ASSERT_TRUE(held.has_value() && held->has_value());
+  ASSERT_EQ((*held)->sequence(), 0u);
+
+  int calls = 0;
+  std::optional<sring::Expected<uint64_t>> counted;
+  f.device.set_reclaim_hook([&] {
+    // Producer thread (this one), between its load of the tail and its CAS:
+    // the consumer finishes block 0 and releases it (its own CAS).
+    if (++calls == 1) counted.emplace(consumer.done(1));
+  });
+  const Produced produced = f.device.produce_block();  // the ring is full: reclaim block 0
+  f.device.set_reclaim_hook(nullptr);
+  EXPECT_EQ(produced, Produced::kWritten);
+  ASSERT_EQ(calls, 1) << "the producer never reached its CAS";
+  ASSERT_TRUE(counted.has_value() && counted->has_value());
+  EXPECT_EQ(**counted, 1u) << "the consumer's release came first: block 0 is delivered";
+  EXPECT_EQ(consumer.overwritten_while_read(), 0u);
+  EXPECT_EQ(f.host.producer().blocks_dropped, 0u) << "a block the consumer released was counted as dropped";
+  EXPECT_EQ(f.ring->shared_tail(), kBlock);
+
+  auto rest = consumer.consume([](const sring::Block&) {});
+  ASSERT_TRUE(rest.has_value()) << rest.error().message;
+  EXPECT_EQ(*rest, 8u);
+  f.device.end();
+  ASSERT_TRUE(consumer.end_of_stream());
+  const auto end = consumer.finish();
+  EXPECT_EQ(consumer.counters().samples + f.host.producer().samples_dropped, f.host.producer().samples_produced);
+  EXPECT_TRUE(end.exact()) << "missing " << end.missing_samples << ", dropped " << end.dropped_samples;
+}
+
 uint64_t eventfd_count(int fd) {
   uint64_t count = 0;
   if (::read(fd, &count, sizeof(count)) != sizeof(count)) return 0;
@@ -229,6 +424,46 @@ TEST(Wakeup, FlushTimeoutDeliversATrickle) {
   std::this_thread::sleep_for(std::chrono::milliseconds(3));
   f.device.poll_flush();
   EXPECT_EQ(eventfd_count(efd.get()), 1u) << "flush timeout passed";
+}
+
+// The flush deadline runs while unreleased data is in the ring, whether or
+// not a consumer asked when it was published: a consumer that arms
+// need_wakeup afterwards, below its watermark, is signalled at the next
+// expiry, and again at each later one while data stays unreleased. Once
+// everything is released, nothing is signalled.
+TEST(Wakeup, FlushDeadlineAnswersAConsumerThatArmsAfterThePublish) {
+  Fixture f(SRING_OVERRUN_DROP_NEWEST);  // flush timeout 1 ms
+  sring::UniqueFd efd(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
+  ASSERT_TRUE(f.device.set_eventfd(efd.get()).has_value());
+  auto& page = f.host.consumer();
+  ASSERT_EQ(f.device.produce_block(), Produced::kWritten);  // nobody asked yet
+  // The consumer finds one block, below its watermark, and asks.
+  sring::store_relaxed(page.wakeup_watermark, 6 * kBlock);
+  sring::store_relaxed(page.need_wakeup, 1u);
+  std::this_thread::sleep_for(std::chrono::milliseconds(3));
+  f.device.poll_flush();
+  EXPECT_EQ(eventfd_count(efd.get()), 1u) << "data published before need_wakeup was armed was never flushed";
+  EXPECT_EQ(sring::load_relaxed(page.need_wakeup), 0u);
+  // It asks again, with the block still unreleased: the next deadline.
+  sring::store_relaxed(page.need_wakeup, 1u);
+  std::this_thread::sleep_for(std::chrono::milliseconds(3));
+  f.device.poll_flush();
+  EXPECT_EQ(eventfd_count(efd.get()), 1u) << "the flush deadline was forgotten after one expiry";
+  // Everything released: no deadline, no signal, the request stays armed.
+  sring::store_release(page.tail, f.host.producer().head);
+  sring::store_relaxed(page.need_wakeup, 1u);
+  std::this_thread::sleep_for(std::chrono::milliseconds(3));
+  f.device.poll_flush();
+  std::this_thread::sleep_for(std::chrono::milliseconds(3));
+  f.device.poll_flush();
+  EXPECT_EQ(eventfd_count(efd.get()), 0u) << "flushed an empty ring";
+  EXPECT_EQ(sring::load_relaxed(page.need_wakeup), 1u);
+  EXPECT_EQ(f.host.producer().wakeups, 2u);
+  // The next publish starts a deadline again.
+  ASSERT_EQ(f.device.produce_block(), Produced::kWritten);
+  std::this_thread::sleep_for(std::chrono::milliseconds(3));
+  f.device.poll_flush();
+  EXPECT_EQ(eventfd_count(efd.get()), 1u);
 }
 
 TEST(Wakeup, WildWatermarkCannotSilenceTheRing) {

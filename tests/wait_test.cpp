@@ -3,6 +3,7 @@
 // the window before the consumer arms its flag. Each wait runs on its own
 // thread under a watchdog: a broken wait fails the test, it does not hang it.
 // Also run under ThreadSanitizer (tag "concurrent").
+#include <poll.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <unistd.h>
@@ -17,6 +18,7 @@
 #include <optional>
 #include <thread>
 
+#include "sring/detail/barriers.hpp"
 #include "sring/ring.hpp"
 #include "sring/sim/host_ring.hpp"
 #include "sring/sim/sim_device.hpp"
@@ -257,6 +259,92 @@ TEST(NeedWakeup, RecheckAfterArmingCatchesABlockPublishedJustBefore) {
     EXPECT_EQ(sring::load_relaxed(s.host.consumer().need_wakeup), 0u);
     s.release_all();
   }
+}
+
+// The flush timeout with a producer thread: a consumer that finds one block,
+// below its watermark, arms need_wakeup and sleeps on the eventfd (the raw
+// protocol of docs/abi.md, "Waiting") is signalled within the flush timeout
+// although the next block is seconds away: the device stalls, or is too
+// slow. The block was published before the consumer asked, so only the
+// flush deadline can answer it. Each sleep is bounded (kFlushBound), so a
+// lost wake-up fails the test instead of hanging it.
+constexpr auto kFlushTimeout = 20ms;
+constexpr auto kFlushBound = 2s;  // generous: a hundred flush timeouts
+
+struct FlushRig {
+  explicit FlushRig(uint64_t sample_rate)
+      : host(std::move(*HostRing::create(64 * 1024))), device(host, [&] {
+          SimConfig c;
+          c.sample_rate = sample_rate;
+          c.block_bytes = 8192;
+          c.flush_timeout = kFlushTimeout;
+          return c;
+        }()),
+        efd(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)) {
+    EXPECT_TRUE(device.set_eventfd(efd.get()).has_value());
+  }
+  ~FlushRig() {
+    device.request_stop();  // ends a stall too: the test does not wait for it
+    device.join();
+  }
+  uint64_t head() { return sring::load_acquire(host.producer().head); }
+  // The consumer's side of docs/abi.md "Waiting", with nothing taken: ask
+  // for a wake-up at `watermark` bytes, full fence, look again; if still
+  // below it, sleep on the eventfd for at most kFlushBound. true: signalled.
+  bool wait_below_watermark(uint64_t watermark) {
+    auto& page = host.consumer();
+    sring::store_relaxed(page.wakeup_watermark, watermark);
+    sring::store_relaxed(page.need_wakeup, 1u);
+    sring::smp_mb();  // pairs with the producer's smp_mb() after its head store
+    EXPECT_EQ(sring::load_acquire(host.producer().state), uint32_t{SRING_STATE_RUNNING});
+    EXPECT_LT(head() - sring::load_acquire(page.tail), watermark) << "the watermark was reached: no flush needed";
+    pollfd pfd{efd.get(), POLLIN, 0};
+    const int n = ::poll(&pfd, 1, static_cast<int>(std::chrono::milliseconds(kFlushBound).count()));
+    uint64_t count = 0;
+    return n == 1 && ::read(efd.get(), &count, sizeof(count)) == sizeof(count) && count == 1;
+  }
+
+  HostRing host;
+  SimDevice device;
+  sring::UniqueFd efd;
+};
+
+TEST(FlushTimeout, WakesAConsumerBelowItsWatermarkWhileTheDeviceStalls) {
+  FlushRig rig(1'000'000);  // a block every 4 ms, but for the stall
+  // One block, published with nobody asking (the test is the producer thread
+  // until start()), then a stall far longer than the wait allowed.
+  rig.device.begin();
+  ASSERT_EQ(rig.device.produce_block(), Produced::kWritten);
+  const uint64_t head = rig.head();
+  rig.device.inject_stall(8s);
+  ASSERT_TRUE(rig.device.start().has_value());  // the run begins with the stall
+
+  const auto asked = std::chrono::steady_clock::now();
+  EXPECT_TRUE(rig.wait_below_watermark(4 * 8192))
+      << "not signalled within " << kFlushBound.count() << " s while the device stalled";
+  const auto waited = std::chrono::steady_clock::now() - asked;
+  EXPECT_EQ(rig.head(), head) << "the stall ended first: the wake-up came from a block, not the flush";
+  EXPECT_LT(waited, kFlushBound);
+  EXPECT_EQ(sring::load_relaxed(rig.host.producer().wakeups), 1u);
+  EXPECT_EQ(sring::load_relaxed(rig.host.consumer().need_wakeup), 0u) << "the producer takes the request";
+}
+
+TEST(FlushTimeout, WakesAConsumerBelowItsWatermarkWhenTheNextBlockIsFarAway) {
+  // 4064 samples a block at 406 samples/s: a block every 10 s. The first one
+  // comes at once (a burst), the next 20 s after the start.
+  FlushRig rig(406);
+  rig.device.inject_burst(1);
+  ASSERT_TRUE(rig.device.start().has_value());
+  // The consumer waits for the block without asking for a wake-up.
+  const auto until = std::chrono::steady_clock::now() + kWatchdog;
+  while (rig.head() == 0 && std::chrono::steady_clock::now() < until) std::this_thread::sleep_for(1ms);
+  const uint64_t head = rig.head();
+  ASSERT_EQ(head, 8192u) << "the burst block never came";
+
+  EXPECT_TRUE(rig.wait_below_watermark(4 * 8192))
+      << "not signalled within " << kFlushBound.count() << " s with the next block 20 s away";
+  EXPECT_EQ(rig.head(), head) << "a block came first";
+  EXPECT_EQ(sring::load_relaxed(rig.host.producer().wakeups), 1u);
 }
 
 }  // namespace

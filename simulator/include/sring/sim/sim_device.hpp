@@ -5,13 +5,15 @@
 // counters, and signals the consumer's eventfd only when it asked for it.
 //
 // Threading: produce_block() and poll_flush() belong to the producer thread
-// (the one start() creates, or a test calling them directly). inject(),
-// request_stop() and the const accessors may be called from any thread.
+// (the one start() creates, or a test calling them directly), and so does
+// set_reclaim_hook(). inject_*(), request_stop() and the const accessors may
+// be called from any thread.
 #pragma once
 
 #include <atomic>
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <thread>
@@ -90,8 +92,16 @@ class SimDevice {
   // One block, now. Producer thread only. The result says whether it was
   // written or lost, and how: a caller that ignores it cannot know.
   [[nodiscard]] Produced produce_block();
-  // Sends a flush wake-up if the consumer waits below its watermark for too
-  // long. Producer thread only.
+  // The flush deadline (docs/abi.md, "Waiting"): while unreleased data is in
+  // the ring and the device runs, a deadline runs, set at a publish when
+  // none is pending and renewed a flush period (the flush timeout, at least
+  // 100 us) after each expiry; at each expiry a consumer that armed
+  // need_wakeup is signalled, whatever its watermark. Once tail reaches head
+  // (or the device stopped) no deadline is pending until the next publish.
+  // So a consumer that arms need_wakeup with data below its watermark is
+  // signalled within the flush timeout, also while the device stalls. Call
+  // it at least that often (run() does, a stall included). Producer thread
+  // only.
   void poll_flush();
   // Marks the ring stopped (state store-release after the last head).
   void end();
@@ -110,12 +120,35 @@ class SimDevice {
   void inject_burst(uint32_t blocks) { burst_blocks_.fetch_add(blocks); }
   void inject_corruption(uint32_t blocks) { corrupt_blocks_.fetch_add(blocks); }
 
+  // For tests only: called on the producer thread inside reclaim_oldest()
+  // (overwrite-oldest, ring full), after it loaded the consumer's tail and
+  // before its compare-and-swap of that tail, at most once per reclaim, so
+  // that a test can release a block exactly in that window. Empty (the
+  // default) costs one test of a branch per reclaim. Set it while the
+  // producer thread is not running, or from that thread.
+  void set_reclaim_hook(std::function<void()> hook) { reclaim_hook_ = std::move(hook); }
+
   uint32_t samples_per_block() const { return samples_per_block_; }
   // Any thread: a relaxed snapshot of the producer thread's position.
   uint64_t next_sample() const { return next_sample_.load(); }
 
  private:
+  using Clock = std::chrono::steady_clock;
+
   void run(std::chrono::nanoseconds duration);
+  // An injected stall: no block is made, but poll_flush() still runs.
+  void stall(std::chrono::microseconds length, Clock::time_point end_time);
+  // When the producer thread, waiting, must look again: its flush deadline,
+  // and at least every half flush timeout (faults, request_stop()).
+  Clock::time_point next_look(Clock::time_point now) const;
+  // Length of our block at `pos` (between last_tail_ and head_) from its
+  // header, read once, if the header checks out; 0 if it does not.
+  uint32_t sane_block_bytes(uint64_t pos) const;
+  // Whether a tail read from the consumer page may be accepted: in
+  // [last_tail_, head_], a multiple of SRING_BLOCK_ALIGN, and a block
+  // boundary by our own records. accepted_tail() and reclaim_oldest() both
+  // decide with it.
+  bool tail_valid(uint64_t tail) const;
   uint64_t accepted_tail();
   void publish_config();
   bool reclaim_oldest(uint64_t needed_head, uint64_t& tail, bool& reclaimed);
@@ -138,14 +171,18 @@ class SimDevice {
   // Producer-thread state (the kernel twin keeps the same).
   uint64_t head_ = 0;
   uint64_t last_tail_ = 0;   // last valid tail read from the consumer page
+  // Head when this device was made: every block from here on is ours and
+  // config_.block_bytes long. Blocks below it (an earlier device's, maybe of
+  // another size) have their boundaries checked through their headers.
+  uint64_t uniform_from_ = 0;
   uint64_t oldest_ = 0;      // first block not yet reclaimed (overwrite mode)
   uint64_t sequence_ = 0;
   RelaxedCounter next_sample_;  // read by next_sample() from any thread
   uint64_t pending_lost_ = 0;
   bool pending_overrun_ = false;
   bool in_overrun_ = false;
-  std::chrono::steady_clock::time_point unsignalled_since_{};
-  bool unsignalled_ = false;
+  Clock::time_point flush_deadline_{};  // valid while flush_pending_
+  bool flush_pending_ = false;
 
   std::atomic<bool> stop_{false};
   std::atomic<bool> running_{false};
@@ -157,6 +194,7 @@ class SimDevice {
   PatternFill fill_ = nullptr;  // null: sring_pattern_fill()
   std::optional<SampleSource::Recorded> recorded_;  // the replayed block to make next
   bool replay_ended_ = false;
+  std::function<void()> reclaim_hook_;  // set_reclaim_hook(), tests only
 };
 
 }  // namespace sring::sim
