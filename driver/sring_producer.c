@@ -392,7 +392,8 @@ static bool sring_find_oldest(struct sring_ring *ring, u64 tail)
 	while (ring->oldest != ring->head) {
 		if (!sring_block_sane(ring, ring->oldest))
 			return false;
-		if (ring->oldest + sring_block_at(ring, ring->oldest)->total_bytes > tail)
+		/* Ends past tail (modular: positions wrap at 2^64). */
+		if (sring_block_at(ring, ring->oldest)->total_bytes > tail - ring->oldest)
 			return true;
 		ring->oldest += sring_block_at(ring, ring->oldest)->total_bytes;
 	}
