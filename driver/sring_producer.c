@@ -744,6 +744,12 @@ int sring_producer_inject(struct sring_ring *ring,
 		if (fault->arg == 0 || fault->arg > SRING_MAX_FAULT_BLOCKS)
 			return -EINVAL;
 		break;
+	case SRING_FAULT_FAIL:
+		if (fault->arg != 1)
+			return -EINVAL;
+		/* What a driver's error path does: consumers see FAILED. */
+		sring_device_error(ring);
+		return 0;
 	default:
 		return -EINVAL;
 	}

@@ -62,7 +62,7 @@
 					 * flags in blocks;
 					 * 1.3: tails checked as block boundaries,
 					 * poll() readable at the end of a stream,
-					 * fault SRING_FAULT_RECLAIM_RACE */
+					 * faults SRING_FAULT_RECLAIM_RACE, _FAIL */
 #define SRING_ABI_VERSION \
 	((SRING_ABI_VERSION_MAJOR << 16) | SRING_ABI_VERSION_MINOR)
 #define SRING_ABI_MAJOR(v)	((v) >> 16)
@@ -274,6 +274,9 @@ enum sring_fault_kind {
 	 * compare-and-swap, the core releases the oldest block itself, as a
 	 * consumer would (a CAS of tail to that block's end). */
 	SRING_FAULT_RECLAIM_RACE = 4,
+	/* 1.3: the device reports an error now, as its driver would with
+	 * sring_device_error(): a running stream ends FAILED. arg: 1. */
+	SRING_FAULT_FAIL = 5,
 };
 
 struct sring_fault {

@@ -152,10 +152,14 @@ struct Sleeper {
 // ---- poll() at the end of a stream -----------------------------------------
 
 // A consumer asleep in poll() (or epoll) on a drained ring while another
-// thread stops the device: read() returns 0 at that moment, so poll() must
-// report the ring readable instead of sleeping on. Armed: need_wakeup set as
-// docs/abi.md's Waiting section says; unarmed: poll() arms it itself.
-void end_wakes_sleeper(bool armed, bool use_epoll) {
+// thread stops the device, or the device fails: read() returns 0 at that
+// moment, so poll() must report the ring readable instead of sleeping on.
+// Armed: need_wakeup set as docs/abi.md's Waiting section says; unarmed:
+// poll() arms it itself. (The device's removal: guest-init.sh's
+// gone-checks, with poll() and epoll.)
+enum class End { kStop, kFailure };
+
+void end_wakes_sleeper(bool armed, bool use_epoll, End end = End::kStop) {
   UniqueFd fd = open_device(O_RDWR);
   ASSERT_TRUE(fd.valid());
   sring_config config = slow_config();
@@ -169,9 +173,14 @@ void end_wakes_sleeper(bool armed, bool use_epoll) {
   if (armed) m.arm(kRingSize / 2);
 
   Sleeper sleeper(fd.get(), use_epoll);
-  ASSERT_EQ(::ioctl(fd.get(), SRING_IOC_STOP), 0);
+  if (end == End::kStop) {
+    ASSERT_EQ(::ioctl(fd.get(), SRING_IOC_STOP), 0);
+  } else {
+    ASSERT_EQ(inject(fd.get(), SRING_FAULT_FAIL, 1), 0) << strerror(errno);
+  }
   sleeper.join();
   EXPECT_EQ(sleeper.result, 1) << "poll() slept through the end of the stream";
+  EXPECT_EQ(sysfs("state"), end == End::kStop ? "stopped" : "failed");
   EXPECT_TRUE(sleeper.revents & POLLIN);
   char buf[kBlock];
   EXPECT_EQ(::read(fd.get(), buf, sizeof(buf)), 0) << "read() says the stream ended";
@@ -183,6 +192,10 @@ TEST(Defects, PollSeesTheStopArmed) { end_wakes_sleeper(true, false); }
 TEST(Defects, PollSeesTheStopUnarmed) { end_wakes_sleeper(false, false); }
 TEST(Defects, EpollSeesTheStopArmed) { end_wakes_sleeper(true, true); }
 TEST(Defects, EpollSeesTheStopUnarmed) { end_wakes_sleeper(false, true); }
+TEST(Defects, PollSeesAFailureArmed) { end_wakes_sleeper(true, false, End::kFailure); }
+TEST(Defects, PollSeesAFailureUnarmed) { end_wakes_sleeper(false, false, End::kFailure); }
+TEST(Defects, EpollSeesAFailureArmed) { end_wakes_sleeper(true, true, End::kFailure); }
+TEST(Defects, EpollSeesAFailureUnarmed) { end_wakes_sleeper(false, true, End::kFailure); }
 
 // The device ends the stream itself (stop policy, a full ring): once the
 // consumer drained it, poll() and epoll report the end; a sleeper from
@@ -589,6 +602,8 @@ TEST(Defects, FaultKindsAndBoundsAreCheckedForEveryDevice) {
   EXPECT_EQ(inject(fd.get(), SRING_FAULT_RECLAIM_RACE, SRING_MAX_FAULT_BLOCKS + 1), -1);
   EXPECT_EQ(errno, EINVAL);
   EXPECT_EQ(inject(fd.get(), SRING_FAULT_STALL, SRING_MAX_FAULT_STALL_US + 1), -1);
+  EXPECT_EQ(errno, EINVAL);
+  EXPECT_EQ(inject(fd.get(), SRING_FAULT_FAIL, 2), -1);
   EXPECT_EQ(errno, EINVAL);
   EXPECT_EQ(inject(fd.get(), SRING_FAULT_RECLAIM_RACE, 1), 0);
 }

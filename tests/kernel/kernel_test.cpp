@@ -12,6 +12,7 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
+#include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
@@ -926,10 +927,24 @@ int main(int argc, char** argv) {
       perror("gone-checks: stop and reset");
       return 2;
     }
-    puts("open, asleep in poll()");
+    // Beside it, a sleeper in epoll_wait() on the same descriptor, also
+    // without a timeout.
+    const int ep = ::epoll_create1(EPOLL_CLOEXEC);
+    epoll_event watched{};
+    watched.events = EPOLLIN;
+    if (ep < 0 || ::epoll_ctl(ep, EPOLL_CTL_ADD, fd, &watched) != 0) {
+      perror("gone-checks: epoll");
+      return 2;
+    }
+    epoll_event epoll_out{};
+    int epoll_woken = -1;
+    std::thread epoll_sleeper([&] { epoll_woken = ::epoll_wait(ep, &epoll_out, 1, -1); });
+    puts("open, asleep in poll() and epoll_wait()");
     fflush(stdout);
     pollfd sleeper{fd, POLLIN, 0};
     const int woken = ::poll(&sleeper, 1, -1);
+    epoll_sleeper.join();
+    ::close(ep);
     int problems = 0;
     auto expect = [&](bool ok, const char* what) {
       printf("%s: %s\n", ok ? "ok" : "FAILED", what);
@@ -949,6 +964,7 @@ int main(int argc, char** argv) {
       expect(::ioctl(fd, command) == -1 && errno == ENODEV, "a control ioctl fails with ENODEV");
     }
     expect(woken == 1 && (sleeper.revents & POLLHUP), "the removal woke poll() with EPOLLHUP");
+    expect(epoll_woken == 1 && (epoll_out.events & EPOLLHUP), "the removal woke epoll_wait() with EPOLLHUP");
     errno = 0;
     void* page = ::mmap(nullptr, static_cast<size_t>(::sysconf(_SC_PAGESIZE)), PROT_READ, MAP_SHARED, fd, 0);
     expect(page == MAP_FAILED && errno == ENODEV, "a new mapping fails with ENODEV");
