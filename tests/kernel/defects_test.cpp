@@ -35,52 +35,6 @@ sring_config slow_config() {
   return config;
 }
 
-// The three shared regions of the device, mapped as a consumer (or, with
-// O_RDONLY, a monitor) maps them.
-struct Mapped {
-  explicit Mapped(int fd, bool writable = true) : page(::sysconf(_SC_PAGESIZE)) {
-    void* p = ::mmap(nullptr, page, PROT_READ, MAP_SHARED, fd, 0);
-    void* c = ::mmap(nullptr, page, PROT_READ | (writable ? PROT_WRITE : 0), MAP_SHARED, fd, page);
-    void* d = ::mmap(nullptr, 2 * kRingSize, PROT_READ, MAP_SHARED, fd, 2 * page);
-    EXPECT_NE(p, MAP_FAILED);
-    EXPECT_NE(c, MAP_FAILED);
-    EXPECT_NE(d, MAP_FAILED);
-    prod = static_cast<const sring_producer_page*>(p);
-    cons = static_cast<sring_consumer_page*>(c);
-    data = static_cast<const uint8_t*>(d);
-    // The consumer page outlives consumers and resets: start from no
-    // request and the default watermark.
-    if (writable && c != MAP_FAILED) {
-      __atomic_store_n(&cons->need_wakeup, 0u, __ATOMIC_RELAXED);
-      __atomic_store_n(&cons->wakeup_watermark, 0u, __ATOMIC_RELAXED);
-    }
-  }
-  ~Mapped() {
-    ::munmap(const_cast<sring_producer_page*>(prod), page);
-    ::munmap(cons, page);
-    ::munmap(const_cast<uint8_t*>(data), 2 * kRingSize);
-  }
-  Mapped(const Mapped&) = delete;
-  Mapped& operator=(const Mapped&) = delete;
-
-  uint64_t head() const { return __atomic_load_n(&prod->head, __ATOMIC_ACQUIRE); }
-  uint64_t tail() const { return __atomic_load_n(&cons->tail, __ATOMIC_ACQUIRE); }
-  void release_to(uint64_t position) { __atomic_store_n(&cons->tail, position, __ATOMIC_RELEASE); }
-  void arm(uint64_t watermark) {
-    __atomic_store_n(&cons->wakeup_watermark, watermark, __ATOMIC_RELAXED);
-    __atomic_store_n(&cons->need_wakeup, 1u, __ATOMIC_RELAXED);
-    __atomic_thread_fence(__ATOMIC_SEQ_CST);
-  }
-  const sring_block_header& block_at(uint64_t position) const {
-    return *reinterpret_cast<const sring_block_header*>(data + (position & (kRingSize - 1)));
-  }
-
-  long page;
-  const sring_producer_page* prod = nullptr;
-  sring_consumer_page* cons = nullptr;
-  const uint8_t* data = nullptr;
-};
-
 int inject(int fd, uint32_t kind, uint64_t arg) {
   sring_fault fault{};
   fault.kind = kind;
@@ -91,7 +45,7 @@ int inject(int fd, uint32_t kind, uint64_t arg) {
 // Holds the simulated device still: it makes nothing for 10 s (the longest
 // stall allowed), and what it is in the middle of has landed once head stops
 // moving.
-void stall_device(int fd, const Mapped& m) {
+void stall_device(int fd, const RingMapping& m) {
   ASSERT_EQ(inject(fd, SRING_FAULT_STALL, 10'000'000), 0) << strerror(errno);
   uint64_t head = m.head();
   for (int i = 0; i < 100; ++i) {
@@ -103,7 +57,7 @@ void stall_device(int fd, const Mapped& m) {
 }
 
 // Waits (at most 5 s) until the device has published at least `bytes`.
-void wait_for_data(const Mapped& m, uint64_t bytes) {
+void wait_for_data(const RingMapping& m, uint64_t bytes) {
   for (int i = 0; i < 500 && m.head() - m.tail() < bytes; ++i) std::this_thread::sleep_for(10ms);
   ASSERT_GE(m.head() - m.tail(), bytes) << "the device produced nothing";
 }
@@ -165,7 +119,7 @@ void end_wakes_sleeper(bool armed, bool use_epoll, End end = End::kStop) {
   sring_config config = slow_config();
   config.flush_timeout_us = SRING_MAX_FLUSH_TIMEOUT_US;  // no flush can stand in for the stop's wake-up
   prepare(fd.get(), config);
-  Mapped m(fd.get());
+  RingMapping m(fd.get());
   ASSERT_EQ(::ioctl(fd.get(), SRING_IOC_START), 0);
   wait_for_data(m, kBlock);
   stall_device(fd.get(), m);
@@ -206,7 +160,7 @@ TEST(Defects, PollSeesTheEndAfterAnOverrunStop) {
   sring_config config = default_config();
   config.overrun_policy = SRING_OVERRUN_STOP;
   prepare(fd.get(), config);
-  Mapped m(fd.get());
+  RingMapping m(fd.get());
   ASSERT_EQ(::ioctl(fd.get(), SRING_IOC_START), 0);
   wait_for_state("overrun-stopped");
   m.release_to(m.head());
@@ -234,7 +188,7 @@ TEST(Defects, BeforeTheFirstStartPollAndReadWait) {
   EXPECT_EQ(::read(fd.get(), buf, sizeof(buf)), -1);
   EXPECT_EQ(errno, EAGAIN) << "no end of file before the stream began";
   // A poller waiting for the start is woken by its first blocks.
-  Mapped m(fd.get());
+  RingMapping m(fd.get());
   Sleeper sleeper(fd.get(), false);
   ASSERT_EQ(::ioctl(fd.get(), SRING_IOC_START), 0);
   sleeper.join();
@@ -257,7 +211,7 @@ void flush_reaches_late_sleeper(bool through_poll) {
   UniqueFd efd(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
   const int32_t e = efd.get();
   ASSERT_EQ(::ioctl(fd.get(), SRING_IOC_SET_EVENTFD, &e), 0);
-  Mapped m(fd.get());
+  RingMapping m(fd.get());
   __atomic_store_n(&m.cons->need_wakeup, 0u, __ATOMIC_RELAXED);
   ASSERT_EQ(::ioctl(fd.get(), SRING_IOC_START), 0);
   wait_for_data(m, kBlock);
@@ -330,7 +284,7 @@ struct FaultingBuffer {
 };
 
 // Fills the ring with a few blocks of a stopped stream.
-void stopped_with_blocks(int fd, const Mapped& m, uint64_t blocks) {
+void stopped_with_blocks(int fd, const RingMapping& m, uint64_t blocks) {
   prepare(fd, slow_config());
   ASSERT_EQ(::ioctl(fd, SRING_IOC_START), 0);
   wait_for_data(m, blocks * kBlock);
@@ -340,7 +294,7 @@ void stopped_with_blocks(int fd, const Mapped& m, uint64_t blocks) {
 TEST(Defects, ResetWaitsForAReadHeldInAPageFault) {
   UniqueFd fd = open_device(O_RDWR);
   ASSERT_TRUE(fd.valid());
-  Mapped m(fd.get());
+  RingMapping m(fd.get());
   stopped_with_blocks(fd.get(), m, 4);
   FaultingBuffer buffer(2 * kBlock);
 
@@ -380,7 +334,7 @@ TEST(Defects, ResetWaitsForAReadHeldInAPageFault) {
 TEST(Defects, TwoReadsNeverCopyTheSameBlocks) {
   UniqueFd fd = open_device(O_RDWR);
   ASSERT_TRUE(fd.valid());
-  Mapped m(fd.get());
+  RingMapping m(fd.get());
   stopped_with_blocks(fd.get(), m, 4);
   FaultingBuffer held(2 * kBlock);
   std::atomic<ssize_t> first_copied{-1};
@@ -410,7 +364,7 @@ TEST(Defects, TwoReadsNeverCopyTheSameBlocks) {
 TEST(Defects, StatisticsShowReleasesMadeAfterTheStop) {
   UniqueFd fd = open_device(O_RDWR);
   ASSERT_TRUE(fd.valid());
-  Mapped m(fd.get());
+  RingMapping m(fd.get());
   stopped_with_blocks(fd.get(), m, 4);
   const uint64_t start = m.tail();
   m.release_to(m.head());
@@ -429,7 +383,7 @@ TEST(Defects, StatisticsShowReleasesMadeAfterTheStop) {
 TEST(Defects, TailsInsideABlockAreRefused) {
   UniqueFd fd = open_device(O_RDWR | O_NONBLOCK);
   ASSERT_TRUE(fd.valid());
-  Mapped m(fd.get());
+  RingMapping m(fd.get());
   stopped_with_blocks(fd.get(), m, 4);
   const uint64_t good = m.tail();
   for (uint64_t off : {2u, 10u, 64u, 4096u, kBlock + 64u}) {
@@ -456,7 +410,7 @@ TEST(Defects, TailsInsideABlockAreRefused) {
 TEST(Defects, BoundariesAcrossABlockSizeChange) {
   UniqueFd fd = open_device(O_RDWR | O_NONBLOCK);
   ASSERT_TRUE(fd.valid());
-  Mapped m(fd.get());
+  RingMapping m(fd.get());
   stopped_with_blocks(fd.get(), m, 2);
   const uint64_t start = m.tail();
   const uint64_t change = m.head();
@@ -501,7 +455,7 @@ TEST(Defects, BoundariesAcrossABlockSizeChange) {
 TEST(Defects, MonitorPollLeavesTheConsumerPageAlone) {
   UniqueFd consumer = open_device(O_RDWR);
   ASSERT_TRUE(consumer.valid());
-  Mapped m(consumer.get());
+  RingMapping m(consumer.get());
   stopped_with_blocks(consumer.get(), m, 1);
   m.release_to(m.head());
   __atomic_store_n(&m.cons->need_wakeup, 0u, __ATOMIC_RELAXED);
@@ -524,7 +478,7 @@ TEST(Defects, MonitorAsleepIsWokenByBlocksAfterTheConsumerLeft) {
   UniqueFd monitor = open_device(O_RDONLY);
   ASSERT_TRUE(monitor.valid());
   {
-    Mapped m(consumer.get());
+    RingMapping m(consumer.get());
     ASSERT_EQ(::ioctl(consumer.get(), SRING_IOC_START), 0);
     wait_for_data(m, kBlock);
     // Still for 1 s, then a burst of what it owes.

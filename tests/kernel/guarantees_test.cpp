@@ -10,6 +10,7 @@
 #include <cerrno>
 #include <cstdint>
 #include <cstring>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -35,9 +36,8 @@ bool eventually(Done done) {
   return true;
 }
 
-// The consumer of /dev/sring0 with everything mapped: the producer page, its
-// own consumer page (read-write) and the data (read-only, twice), and a
-// non-blocking eventfd registered with the ring.
+// The consumer of /dev/sring0, prepared with `config`, with everything
+// mapped (RingMapping) and a non-blocking eventfd registered with the ring.
 class Mapped {
  public:
   explicit Mapped(const sring_config& config) {
@@ -50,51 +50,29 @@ class Mapped {
     efd_.reset(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
     const int32_t e = efd_.get();
     EXPECT_EQ(::ioctl(fd_.get(), SRING_IOC_SET_EVENTFD, &e), 0) << strerror(errno);
-    page_ = ::sysconf(_SC_PAGESIZE);
-    void* p = ::mmap(nullptr, page_, PROT_READ, MAP_SHARED, fd_.get(), 0);
-    void* c = ::mmap(nullptr, page_, PROT_READ | PROT_WRITE, MAP_SHARED, fd_.get(), SRING_CONSUMER_PGOFF * page_);
-    if (p != MAP_FAILED) prod_ = static_cast<const sring_producer_page*>(p);
-    if (c != MAP_FAILED) cons_ = static_cast<sring_consumer_page*>(c);
-    if (!prod_ || !cons_) {
-      ADD_FAILURE() << "mmap of the ring's pages: " << strerror(errno);
-      return;
-    }
-    ring_size_ = prod_->ring_size;
-    void* d = ::mmap(nullptr, 2 * ring_size_, PROT_READ, MAP_SHARED, fd_.get(), SRING_DATA_PGOFF * page_);
-    if (d == MAP_FAILED) {
-      ADD_FAILURE() << "mmap of the data: " << strerror(errno);
-      return;
-    }
-    data_ = static_cast<const uint8_t*>(d);
+    map_.emplace(fd_.get());
   }
   ~Mapped() {
     if (fd_.valid()) ::ioctl(fd_.get(), SRING_IOC_STOP);
-    if (data_) ::munmap(const_cast<uint8_t*>(data_), 2 * ring_size_);
-    if (cons_) ::munmap(cons_, page_);
-    if (prod_) ::munmap(const_cast<sring_producer_page*>(prod_), page_);
   }
   Mapped(const Mapped&) = delete;
   Mapped& operator=(const Mapped&) = delete;
 
-  bool ok() const { return data_ != nullptr; }
+  bool ok() const { return map_ && map_->ok(); }
   int fd() const { return fd_.get(); }
   int efd() const { return efd_.get(); }
-  uint64_t ring_size() const { return ring_size_; }
-  sring_consumer_page* cons() const { return cons_; }
+  uint64_t ring_size() const { return map_->ring_size; }
+  sring_consumer_page* cons() const { return map_->cons; }
   sring_stats stats() const { return stats_of(fd_.get()); }
-  uint64_t head() const { return __atomic_load_n(&prod_->head, __ATOMIC_ACQUIRE); }
-  uint32_t state() const { return __atomic_load_n(&prod_->state, __ATOMIC_ACQUIRE); }
-  uint64_t tail() const { return __atomic_load_n(&cons_->tail, __ATOMIC_ACQUIRE); }
-  const uint8_t* at(uint64_t position) const { return data_ + (position & (ring_size_ - 1)); }
+  uint64_t head() const { return map_->head(); }
+  uint32_t state() const { return map_->state(); }
+  uint64_t tail() const { return map_->tail(); }
+  const uint8_t* at(uint64_t position) const { return map_->at(position); }
 
  private:
   UniqueFd fd_;
   UniqueFd efd_;
-  long page_ = 0;
-  uint64_t ring_size_ = 0;
-  const sring_producer_page* prod_ = nullptr;
-  sring_consumer_page* cons_ = nullptr;
-  const uint8_t* data_ = nullptr;
+  std::optional<RingMapping> map_;  // unmapped before fd_ is closed
 };
 
 // The blocks in [from, to), headers copied and checked, in stream order.

@@ -117,4 +117,65 @@ struct RawConsumer {
   sring_consumer_page* page = nullptr;
 };
 
+// The three shared regions of a ring, mapped from its descriptor as a
+// consumer (or, with writable false, a monitor) maps them: the producer
+// page, the consumer page and the data twice. A failed mapping is a test
+// failure, and ok() says false.
+struct RingMapping {
+  explicit RingMapping(int fd, bool writable = true) : page(::sysconf(_SC_PAGESIZE)) {
+    void* p = ::mmap(nullptr, page, PROT_READ, MAP_SHARED, fd, SRING_PRODUCER_PGOFF * page);
+    void* c = ::mmap(nullptr, page, PROT_READ | (writable ? PROT_WRITE : 0), MAP_SHARED, fd,
+                     SRING_CONSUMER_PGOFF * page);
+    EXPECT_NE(p, MAP_FAILED) << "mmap of the producer page: " << strerror(errno);
+    EXPECT_NE(c, MAP_FAILED) << "mmap of the consumer page: " << strerror(errno);
+    if (p == MAP_FAILED || c == MAP_FAILED) {
+      if (p != MAP_FAILED) ::munmap(p, page);
+      if (c != MAP_FAILED) ::munmap(c, page);
+      return;
+    }
+    prod = static_cast<const sring_producer_page*>(p);
+    cons = static_cast<sring_consumer_page*>(c);
+    ring_size = prod->ring_size;
+    void* d = ::mmap(nullptr, 2 * ring_size, PROT_READ, MAP_SHARED, fd, SRING_DATA_PGOFF * page);
+    EXPECT_NE(d, MAP_FAILED) << "mmap of the data: " << strerror(errno);
+    if (d != MAP_FAILED) data = static_cast<const uint8_t*>(d);
+    // The consumer page outlives consumers and resets: start from no
+    // request and the default watermark.
+    if (writable) {
+      __atomic_store_n(&cons->need_wakeup, 0u, __ATOMIC_RELAXED);
+      __atomic_store_n(&cons->wakeup_watermark, 0u, __ATOMIC_RELAXED);
+    }
+  }
+  ~RingMapping() {
+    if (prod) ::munmap(const_cast<sring_producer_page*>(prod), page);
+    if (cons) ::munmap(cons, page);
+    if (data) ::munmap(const_cast<uint8_t*>(data), 2 * ring_size);
+  }
+  RingMapping(const RingMapping&) = delete;
+  RingMapping& operator=(const RingMapping&) = delete;
+
+  bool ok() const { return data != nullptr; }
+  uint64_t head() const { return __atomic_load_n(&prod->head, __ATOMIC_ACQUIRE); }
+  uint32_t state() const { return __atomic_load_n(&prod->state, __ATOMIC_ACQUIRE); }
+  uint64_t tail() const { return __atomic_load_n(&cons->tail, __ATOMIC_ACQUIRE); }
+  // The consumer's release (drop-newest): the blocks below are read.
+  void release_to(uint64_t position) { __atomic_store_n(&cons->tail, position, __ATOMIC_RELEASE); }
+  // docs/abi.md, "Waiting": the request, then the full fence.
+  void arm(uint64_t watermark) {
+    __atomic_store_n(&cons->wakeup_watermark, watermark, __ATOMIC_RELAXED);
+    __atomic_store_n(&cons->need_wakeup, 1u, __ATOMIC_RELAXED);
+    __atomic_thread_fence(__ATOMIC_SEQ_CST);
+  }
+  const uint8_t* at(uint64_t position) const { return data + (position & (ring_size - 1)); }
+  const sring_block_header& block_at(uint64_t position) const {
+    return *reinterpret_cast<const sring_block_header*>(at(position));
+  }
+
+  long page;
+  uint64_t ring_size = 0;
+  const sring_producer_page* prod = nullptr;
+  sring_consumer_page* cons = nullptr;
+  const uint8_t* data = nullptr;
+};
+
 }  // namespace sring_ktest
