@@ -1,8 +1,10 @@
 #!/bin/bash
 # Builds a kernel for the QEMU tests from Debian's linux-source-6.1 with the
 # kernel's own checkers: KASAN, lockdep (PROVE_LOCKING), DEBUG_ATOMIC_SLEEP,
-# kmemleak, UBSAN and DMA-API debugging. The result is cached (about 20 minutes on 2 cores the
-# first time, nothing after): SRING_KERNEL_CACHE, default ~/.cache/sring.
+# kmemleak, UBSAN and DMA-API debugging, and userfaultfd, which Debian's
+# kernel has and a test uses to hold a read() in a page fault. The result is
+# cached (about 20 minutes on 2 cores the first time, nothing after):
+# SRING_KERNEL_CACHE, default ~/.cache/sring.
 # Prints the tree's path on the last line.
 #   scripts/build-debug-kernel.sh
 #   SRING_KERNEL=debug tests/qemu/run-qemu-tests.sh     boots it
@@ -22,7 +24,7 @@ fi
 tarball=$(ls /usr/src/linux-source-6.1*.tar.xz | sort -V | tail -n1)
 tree="$cache/$(basename "$tarball" .tar.xz)-debug"
 # What the tree is built with; a change rebuilds it.
-options="KASAN KASAN_INLINE PROVE_LOCKING DEBUG_ATOMIC_SLEEP DEBUG_KMEMLEAK UBSAN DMA_API_DEBUG PCI_MSI MODULES MODULE_UNLOAD DEVTMPFS DEVTMPFS_MOUNT DEBUG_FS"
+options="KASAN KASAN_INLINE PROVE_LOCKING DEBUG_ATOMIC_SLEEP DEBUG_KMEMLEAK UBSAN DMA_API_DEBUG PCI_MSI MODULES MODULE_UNLOAD DEVTMPFS DEVTMPFS_MOUNT DEBUG_FS USERFAULTFD"
 stamp="$tree/.sring-debug-stamp"
 want="$(basename "$tarball") $options"
 if [ -f "$tree/arch/x86/boot/bzImage" ] && [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ]; then
