@@ -31,6 +31,7 @@
 #include <algorithm>
 #include <mutex>
 #include <fstream>
+#include <memory>
 #include <random>
 #include <string>
 #include <thread>
@@ -1049,10 +1050,11 @@ int main(int argc, char** argv) {
   };
   ::testing::InitGoogleTest(&argc, argv);
   const char* watchdog_env = std::getenv("SRING_KTEST_WATCHDOG_S");
-  auto* watchdog = new Watchdog(watchdog_env != nullptr ? std::max(1, std::atoi(watchdog_env)) : 60);
+  const auto watchdog =
+      std::make_unique<Watchdog>(watchdog_env != nullptr ? std::max(1, std::atoi(watchdog_env)) : 60);
   ::testing::TestEventListeners& listeners = ::testing::UnitTest::GetInstance()->listeners();
-  listeners.Append(watchdog);  // owned by gtest until released
+  listeners.Append(watchdog.get());  // gtest would own it: taken back below, before it is destroyed
   const int result = RUN_ALL_TESTS();
-  delete listeners.Release(watchdog);
+  listeners.Release(watchdog.get());
   return result;
 }
