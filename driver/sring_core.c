@@ -185,13 +185,13 @@ static int sring_start(struct sring_ring *ring)
 	 * end on its own: stop it, the first publish arms it again. */
 	sring_cancel_flush(ring);
 	spin_lock_irq(&ring->prod_lock);
-	ring->reserved = ring->head;
-	/* The block size changes only here: blocks from head on have the
-	 * new one (sring_tail_valid()). */
-	if (ring->config.block_bytes != ring->uniform_bytes) {
-		ring->uniform_from = ring->head;
-		ring->uniform_bytes = ring->config.block_bytes;
+	/* The block size changes only here. */
+	ret = sring_begin_segment(ring);
+	if (ret) {
+		spin_unlock_irq(&ring->prod_lock);
+		return ret;
 	}
+	ring->reserved = ring->head;
 	ring->has_run = true;
 	sring_producer_set_state(ring, SRING_STATE_RUNNING);
 	spin_unlock_irq(&ring->prod_lock);

@@ -53,6 +53,9 @@
 
 #define SRING_DRIVER_VERSION	SRING_VERSION
 #define SRING_MAX_RINGS		64
+/* Block sizes the unreleased part of a ring may hold at once: a START with
+ * yet another size is refused (EBUSY) until the consumer catches up. */
+#define SRING_MAX_SEGMENTS	8
 
 struct sring_ring {
 	struct device dev;		/* /dev/sringN; its release frees us */
@@ -90,11 +93,16 @@ struct sring_ring {
 	u64 last_tail;		/* last valid tail read from cons_page */
 	u64 oldest;		/* first block not reclaimed (overwrite mode) */
 	u64 reset_position;	/* head and tail after the last reset */
-	/* Every block from uniform_from to head is uniform_bytes long: the
-	 * block size changes only at a start, so a tail at or after it is a
-	 * block boundary iff it is a whole number of blocks from it. */
-	u64 uniform_from;
-	u32 uniform_bytes;
+	/* Where the blocks between the last accepted tail and head begin,
+	 * one segment per block size, oldest first: the size changes only at
+	 * a start, so a position in a segment is a block boundary iff it is a
+	 * whole number of blocks from the segment's start. sring knows its
+	 * boundaries without reading a header (sring_tail_valid()). */
+	struct sring_segment {
+		u64 start;
+		u32 block_bytes;
+	} segments[SRING_MAX_SEGMENTS];
+	unsigned int nr_segments;	/* at least 1 */
 	bool has_run;		/* started since the last reset: not RUNNING
 				 * now means the stream ended */
 	u64 sequence;
@@ -129,6 +137,7 @@ void sring_producer_wake(struct sring_ring *ring);
 void sring_producer_set_state(struct sring_ring *ring, u32 state);
 void sring_producer_end(struct sring_ring *ring, u32 state);
 u64 sring_accepted_tail(struct sring_ring *ring);
+int sring_begin_segment(struct sring_ring *ring);
 bool sring_stream_ended(struct sring_ring *ring);
 u64 sring_whole_blocks(struct sring_ring *ring, u64 tail, u64 head,
 		       size_t count);

@@ -33,10 +33,6 @@
  * consumer lags without asking for a wake-up. */
 #define SRING_FLUSH_MIN_PERIOD_NS	(100 * NSEC_PER_USEC)
 
-/* Headers read()'s walk looks at, at most, while interrupts are off: only
- * blocks of an earlier size are walked (sring_whole_blocks()). */
-#define SRING_READ_WALK_MAX	256
-
 void sring_counter_add(__u64 *counter, u64 by)
 {
 	/* Only the producer writes the counters (under prod_lock); readers in
@@ -82,8 +78,9 @@ void sring_producer_reset(struct sring_ring *ring, u64 position)
 	ring->last_tail = position;
 	ring->oldest = position;
 	ring->reset_position = position;
-	ring->uniform_from = position;
-	ring->uniform_bytes = ring->config.block_bytes;
+	ring->segments[0].start = position;
+	ring->segments[0].block_bytes = ring->config.block_bytes;
+	ring->nr_segments = 1;
 	ring->has_run = false;
 	ring->sequence = 0;
 	ring->next_sample = 0;
@@ -122,10 +119,26 @@ static bool sring_block_sane(struct sring_ring *ring, u64 pos)
 	       total % SRING_BLOCK_ALIGN == 0 && total <= ring->head - pos;
 }
 
-/* Is @pos (between last_tail and head) among the blocks of uniform size? */
-static bool sring_in_uniform(const struct sring_ring *ring, u64 pos)
+/*
+ * The segment of blocks that @pos (between the last accepted tail and
+ * head) lies in: the newest one that starts at or before it.
+ */
+static const struct sring_segment *sring_segment_of(const struct sring_ring *ring,
+						    u64 pos)
 {
-	return ring->head - pos <= ring->head - ring->uniform_from;
+	unsigned int i = ring->nr_segments - 1;
+
+	while (i > 0 && ring->head - ring->segments[i].start < ring->head - pos)
+		i--;
+	return &ring->segments[i];
+}
+
+/* The end of @seg's blocks: the next segment's start, or head. */
+static u64 sring_segment_end(const struct sring_ring *ring,
+			     const struct sring_segment *seg)
+{
+	return seg == &ring->segments[ring->nr_segments - 1] ? ring->head :
+							       seg[1].start;
 }
 
 /*
@@ -133,15 +146,13 @@ static bool sring_in_uniform(const struct sring_ring *ring, u64 pos)
  * (docs/abi.md, "struct sring_consumer_page")? It must lie between the
  * last tail we accepted and head, and be a block boundary: head, or the
  * start of a block we wrote. Boundaries come from our own records, never
- * from the consumer: from uniform_from on every block is uniform_bytes
- * long; blocks of an earlier size (the size changed at a start while they
- * were unconsumed) are walked through our own headers from the last
- * accepted tail, which user space cannot write (the data is mapped
- * read-only). That walk happens only until the consumer is past them.
+ * from the consumer or from memory it could reach: every segment's blocks
+ * are of one size from its start. O(segments), whatever the tail.
  */
 static bool sring_tail_valid(struct sring_ring *ring, u64 tail)
 {
-	u64 pos, rem;
+	const struct sring_segment *seg;
+	u64 rem;
 
 	if (tail == ring->last_tail)
 		return true;
@@ -150,18 +161,46 @@ static bool sring_tail_valid(struct sring_ring *ring, u64 tail)
 		return false;
 	if (tail == ring->head)
 		return true;
-	if (sring_in_uniform(ring, tail)) {
-		div64_u64_rem(tail - ring->uniform_from, ring->uniform_bytes, &rem);
-		return rem == 0;
+	seg = sring_segment_of(ring, tail);
+	div64_u64_rem(tail - seg->start, seg->block_bytes, &rem);
+	return rem == 0;
+}
+
+/*
+ * A START: blocks from head on have the configured size. A new size opens
+ * a segment, after the segments the consumer is done with are forgotten;
+ * when the ring would hold more sizes at once than we keep, the start is
+ * refused (-EBUSY) until the consumer catches up or the ring is reset.
+ */
+int sring_begin_segment(struct sring_ring *ring)
+{
+	struct sring_segment *last;
+	unsigned int done = 0;
+	u64 tail;
+
+	lockdep_assert_held(&ring->prod_lock);
+	last = &ring->segments[ring->nr_segments - 1];
+	if (ring->config.block_bytes == last->block_bytes)
+		return 0;
+	if (last->start == ring->head) {	/* none of its blocks was made */
+		last->block_bytes = ring->config.block_bytes;
+		return 0;
 	}
-	for (pos = ring->last_tail; pos != tail;) {
-		if (!sring_block_sane(ring, pos))
-			return false;
-		pos += sring_block_at(ring, pos)->total_bytes;
-		if (pos - ring->last_tail > tail - ring->last_tail)
-			return false;	/* stepped over it: inside a block */
+	tail = sring_accepted_tail(ring);
+	while (done + 1 < ring->nr_segments &&
+	       ring->head - ring->segments[done + 1].start >= ring->head - tail)
+		done++;	/* the consumer is past segment done */
+	if (done) {
+		memmove(ring->segments, ring->segments + done,
+			(ring->nr_segments - done) * sizeof(ring->segments[0]));
+		ring->nr_segments -= done;
 	}
-	return true;
+	if (ring->nr_segments == SRING_MAX_SEGMENTS)
+		return -EBUSY;
+	ring->segments[ring->nr_segments].start = ring->head;
+	ring->segments[ring->nr_segments].block_bytes = ring->config.block_bytes;
+	ring->nr_segments++;
+	return 0;
 }
 
 static void sring_refuse_tail(struct sring_ring *ring, u64 tail)
@@ -193,33 +232,25 @@ u64 sring_accepted_tail(struct sring_ring *ring)
 
 /*
  * Bytes of whole blocks in [tail, head) that fit in @count, for read();
- * tail is an accepted tail, so a boundary. Blocks of uniform size need no
- * walk; blocks of an earlier size are walked, at most SRING_READ_WALK_MAX
- * of them per call (interrupts are off).
+ * tail is an accepted tail, so a boundary. From our segments, without
+ * reading a header: O(segments), with interrupts off.
  */
 u64 sring_whole_blocks(struct sring_ring *ring, u64 tail, u64 head,
 		       size_t count)
 {
-	unsigned int steps = 0;
-	u64 pos = tail, bytes, rem;
+	const struct sring_segment *seg = sring_segment_of(ring, tail);
+	u64 pos = tail, left = count, bytes, rem;
 
 	lockdep_assert_held(&ring->prod_lock);
-	if (sring_in_uniform(ring, tail)) {
-		bytes = min_t(u64, head - tail, count);
-		div64_u64_rem(bytes, ring->uniform_bytes, &rem);
-		return bytes - rem;
-	}
-	while (pos != head && steps++ < SRING_READ_WALK_MAX) {
-		u32 total;
-
-		/* Our own headers (user space maps data read-only), checked
-		 * anyway: a bad length must not walk out of the ring. */
-		if (!sring_block_sane(ring, pos))
-			break;
-		total = sring_block_at(ring, pos)->total_bytes;
-		if (pos - tail + total > count)
-			break;
-		pos += total;
+	while (pos != head) {
+		bytes = min_t(u64, sring_segment_end(ring, seg) - pos, left);
+		div64_u64_rem(bytes, seg->block_bytes, &rem);
+		bytes -= rem;
+		pos += bytes;
+		left -= bytes;
+		if (pos != sring_segment_end(ring, seg))
+			break;	/* the next block does not fit */
+		seg++;
 	}
 	return pos - tail;
 }

@@ -480,6 +480,45 @@ TEST(Defects, BoundariesAcrossABlockSizeChange) {
   EXPECT_EQ(stats_of(fd.get()).tail, m.head()) << "head is a boundary";
 }
 
+// sring knows its boundaries from one record per block size the
+// unreleased part of the ring holds (8 at most): a start with a ninth size
+// is refused until the consumer is past the oldest, and a bad tail costs the
+// producer no walk through headers, whatever it is.
+TEST(Defects, AtMostEightBlockSizesAtOnce) {
+  UniqueFd fd = open_device(O_RDWR);
+  ASSERT_TRUE(fd.valid());
+  RingMapping m(fd.get());
+  sring_config config = slow_config();
+  prepare(fd.get(), config);
+  const uint64_t start = m.tail();
+  for (uint32_t size = 1024; size < 1024 + 9 * 128; size += 128) {
+    config.block_bytes = size;
+    ASSERT_EQ(::ioctl(fd.get(), SRING_IOC_SET_CONFIG, &config), 0) << strerror(errno);
+    if (size == 1024 + 8 * 128) {
+      EXPECT_EQ(::ioctl(fd.get(), SRING_IOC_START), -1) << "a ninth block size in the ring";
+      EXPECT_EQ(errno, EBUSY);
+      EXPECT_EQ(sysfs("state"), "stopped");
+      break;
+    }
+    ASSERT_EQ(::ioctl(fd.get(), SRING_IOC_START), 0) << "size " << size << ": " << strerror(errno);
+    const uint64_t before = m.head();
+    for (int i = 0; i < 500 && m.head() == before; ++i) std::this_thread::sleep_for(5ms);
+    ASSERT_EQ(::ioctl(fd.get(), SRING_IOC_STOP), 0);
+    ASSERT_GT(m.head(), before) << "no block of " << size << " bytes";
+  }
+  // Every boundary of the eight sizes is known: walk them by the headers
+  // and release block by block; every tail is taken.
+  for (uint64_t pos = start; pos != m.head(); pos += m.block_at(pos).total_bytes) {
+    ASSERT_EQ(m.block_at(pos).magic, SRING_BLOCK_MAGIC);
+    m.release_to(pos + m.block_at(pos).total_bytes);
+    ASSERT_EQ(stats_of(fd.get()).tail, pos + m.block_at(pos).total_bytes);
+  }
+  EXPECT_EQ(stats_of(fd.get()).bad_tails, 0u);
+  // Past the old sizes, the ninth starts.
+  EXPECT_EQ(::ioctl(fd.get(), SRING_IOC_START), 0) << strerror(errno);
+  ASSERT_EQ(::ioctl(fd.get(), SRING_IOC_STOP), 0);
+}
+
 // ---- monitors --------------------------------------------------------------
 
 TEST(Defects, MonitorPollLeavesTheConsumerPageAlone) {
