@@ -176,13 +176,14 @@ static void sring_stop(struct sring_ring *ring, u32 state)
 
 static int sring_start(struct sring_ring *ring)
 {
+	bool had_run;
 	int ret;
 
 	lockdep_assert_held(&ring->lock);
 	/* It may have ended the last stream by itself: quiesce it first. */
 	sring_stop_device(ring);
 	/* A device that ended the stream by itself left its flush timer to
-	 * end on its own: stop it, the first publish arms it again. */
+	 * end on its own: stop it; it runs again below if data is waiting. */
 	sring_cancel_flush(ring);
 	spin_lock_irq(&ring->prod_lock);
 	/* The block size changes only here. */
@@ -192,16 +193,26 @@ static int sring_start(struct sring_ring *ring)
 		return ret;
 	}
 	ring->reserved = ring->head;
+	had_run = ring->has_run;
 	ring->has_run = true;
 	sring_producer_set_state(ring, SRING_STATE_RUNNING);
+	/* Data from before the start may still be unreleased: a consumer
+	 * asleep below its watermark is owed its flush, device stalled or
+	 * not. */
+	if (sring_accepted_tail(ring) != ring->head)
+		sring_arm_flush(ring);
 	spin_unlock_irq(&ring->prod_lock);
 	ring->device_stopped = false;
 	ret = ring->ops->start(ring);
 	if (ret) {
+		/* As if it had not been asked: a stream that had not begun
+		 * still waits for its start, one that had is still over. */
 		spin_lock_irq(&ring->prod_lock);
+		ring->has_run = had_run;
 		sring_producer_end(ring, SRING_STATE_STOPPED);
 		spin_unlock_irq(&ring->prod_lock);
 		sring_stop_device(ring);
+		sring_cancel_flush(ring);
 	}
 	return ret;
 }
@@ -279,7 +290,10 @@ static int sring_release(struct inode *inode, struct file *file)
 		 * continues from the tail this one left. */
 		mutex_lock(&ring->lock);
 		sring_swap_eventfd(ring, NULL);
+		/* The next consumer starts without this one's request and
+		 * watermark (read() of a dd after a batching consumer). */
 		WRITE_ONCE(ring->kcons->need_wakeup, 0);
+		WRITE_ONCE(ring->kcons->wakeup_watermark, 0);
 		clear_bit(SRING_RING_CONSUMER, &ring->flags);
 		mutex_unlock(&ring->lock);
 	}
@@ -357,8 +371,6 @@ static __poll_t sring_readiness(struct sring_ring *ring, u64 tail,
 	/* Pairs with the producer's smp_store_release(head). */
 	u64 used = smp_load_acquire(&ring->kprod->head) - tail;
 
-	if (used > ring->ring_size)	/* a bad tail: let the consumer find out */
-		return EPOLLIN | EPOLLRDNORM | EPOLLERR;
 	/* Data up to the watermark; any data once the device stopped; and at
 	 * the end of a drained stream, readable as any end of file is: read()
 	 * returns 0 there and must not be waited for. */
@@ -371,13 +383,19 @@ static __poll_t sring_poll(struct file *file, poll_table *wait)
 {
 	struct sring_file *sf = file->private_data;
 	struct sring_ring *ring = sf->ring;
-	/* Our own copy: the consumer page is user memory. */
-	u64 tail = READ_ONCE(ring->kcons->tail);
 	__poll_t mask = 0, ready;
-	u64 watermark;
+	bool refused;
+	u64 watermark, tail;
 
 	if (READ_ONCE(ring->gone))
 		mask |= EPOLLHUP;	/* no more data after what is there */
+	/* The tail as the producer takes it (what read() copies from): a
+	 * refused one is the consumer's to find out about. */
+	spin_lock_irq(&ring->prod_lock);
+	tail = sring_take_tail(ring, &refused);
+	spin_unlock_irq(&ring->prod_lock);
+	if (refused)
+		mask |= EPOLLIN | EPOLLRDNORM | EPOLLERR;
 	if (!sf->consumer) {
 		/*
 		 * A monitor never writes the consumer page: it sleeps on its
@@ -435,9 +453,8 @@ static ssize_t sring_read(struct file *file, char __user *buf, size_t count,
 	if (!sring_take_consumer(sf))
 		return -EBUSY;
 	for (;;) {
-		ret = mutex_lock_interruptible(&ring->read_lock);
-		if (ret)
-			return ret;
+		if (mutex_lock_interruptible(&ring->read_lock))
+			return -ERESTARTSYS;
 		spin_lock_irq(&ring->prod_lock);
 		tail = sring_accepted_tail(ring);
 		head = ring->head;
@@ -597,11 +614,19 @@ static long sring_ioctl(struct file *file, unsigned int cmd, unsigned long arg)
 	if (!sf->consumer || !(file->f_mode & FMODE_WRITE))
 		return -EPERM;
 
+	/*
+	 * A read() copying from the old stream finishes before a reset, so
+	 * its tail store never lands after it. Taken before ring->lock: a
+	 * copy held in a page fault for as long as user space likes delays
+	 * only this RESET (interruptibly), never the ring's other users.
+	 */
+	if (cmd == SRING_IOC_RESET && mutex_lock_interruptible(&ring->read_lock))
+		return -ERESTARTSYS;
 	mutex_lock(&ring->lock);
 	/* Its device is gone: nothing left to control. */
 	if (ring->gone) {
-		mutex_unlock(&ring->lock);
-		return -ENODEV;
+		ret = -ENODEV;
+		goto out;
 	}
 	switch (cmd) {
 	case SRING_IOC_SET_EVENTFD: {
@@ -659,11 +684,6 @@ static long sring_ioctl(struct file *file, unsigned int cmd, unsigned long arg)
 			ret = -EBUSY;
 			break;
 		}
-		/* A read() copying from the old stream finishes first, so
-		 * its tail store never lands after the reset. */
-		ret = mutex_lock_interruptible(&ring->read_lock);
-		if (ret)
-			break;
 		/* The device may still be finishing a block that saw RUNNING
 		 * (its commit then fails): quiesce it before the reset. */
 		sring_stop_device(ring);
@@ -673,7 +693,6 @@ static long sring_ioctl(struct file *file, unsigned int cmd, unsigned long arg)
 				     ~(u64)(SRING_BLOCK_ALIGN - 1));
 		sring_producer_set_state(ring, SRING_STATE_STOPPED);
 		spin_unlock_irq(&ring->prod_lock);
-		mutex_unlock(&ring->read_lock);
 		break;
 	case SRING_IOC_INJECT_FAULT: {
 		struct sring_fault fault;
@@ -686,7 +705,10 @@ static long sring_ioctl(struct file *file, unsigned int cmd, unsigned long arg)
 		break;
 	}
 	}
+out:
 	mutex_unlock(&ring->lock);
+	if (cmd == SRING_IOC_RESET)
+		mutex_unlock(&ring->read_lock);
 	return ret;
 }
 

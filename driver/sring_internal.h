@@ -29,9 +29,10 @@
  *                           context only. ops are called under it.
  *   ring->read_lock (mutex) read()'s look at the ring, its copy and its
  *                           tail store, so that two read()s never
- *                           interleave and a RESET (which takes it under
- *                           ring->lock) never lands inside a copy.
- *                           Order: ring->lock, then read_lock.
+ *                           interleave and a RESET (which takes it
+ *                           first) never lands inside a copy.
+ *                           Order: read_lock, then ring->lock (read()
+ *                           itself never takes ring->lock).
  *   ring->prod_lock (spin)  producer state. The device API may be called
  *                           from hard IRQ: everyone takes it irqsave (or
  *                           _irq in process context). Never sleep under it.
@@ -91,7 +92,6 @@ struct sring_ring {
 	u64 head;
 	u64 reserved;		/* end of the slots given to the device */
 	u64 last_tail;		/* last valid tail read from cons_page */
-	u64 oldest;		/* first block not reclaimed (overwrite mode) */
 	u64 reset_position;	/* head and tail after the last reset */
 	/* Where the blocks between the last accepted tail and head begin,
 	 * one segment per block size, oldest first: the size changes only at
@@ -103,8 +103,9 @@ struct sring_ring {
 		u32 block_bytes;
 	} segments[SRING_MAX_SEGMENTS];
 	unsigned int nr_segments;	/* at least 1 */
-	bool has_run;		/* started since the last reset: not RUNNING
-				 * now means the stream ended */
+	bool has_run;		/* started since the last reset */
+	bool ended;		/* has_run and not RUNNING, or REMOVED:
+				 * sring_stream_ended() */
 	u64 sequence;
 	u64 next_sample;
 	u64 pending_lost;
@@ -137,6 +138,8 @@ void sring_producer_wake(struct sring_ring *ring);
 void sring_producer_set_state(struct sring_ring *ring, u32 state);
 void sring_producer_end(struct sring_ring *ring, u32 state);
 u64 sring_accepted_tail(struct sring_ring *ring);
+u64 sring_take_tail(struct sring_ring *ring, bool *refused);
+void sring_arm_flush(struct sring_ring *ring);
 int sring_begin_segment(struct sring_ring *ring);
 bool sring_stream_ended(struct sring_ring *ring);
 u64 sring_whole_blocks(struct sring_ring *ring, u64 tail, u64 head,

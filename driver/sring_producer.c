@@ -76,12 +76,12 @@ void sring_producer_reset(struct sring_ring *ring, u64 position)
 	ring->head = position;
 	ring->reserved = position;
 	ring->last_tail = position;
-	ring->oldest = position;
 	ring->reset_position = position;
 	ring->segments[0].start = position;
 	ring->segments[0].block_bytes = ring->config.block_bytes;
 	ring->nr_segments = 1;
 	ring->has_run = false;
+	WRITE_ONCE(ring->ended, false);
 	ring->sequence = 0;
 	ring->next_sample = 0;
 	ring->pending_lost = 0;
@@ -108,7 +108,7 @@ void sring_producer_reset(struct sring_ring *ring, u64 position)
 	smp_store_release(&kprod->head, position);
 }
 
-/* A header we wrote, still intact between oldest and head? */
+/* A header we wrote, still intact below head? */
 static bool sring_block_sane(struct sring_ring *ring, u64 pos)
 {
 	const struct sring_block_header *block = sring_block_at(ring, pos);
@@ -211,7 +211,7 @@ static void sring_refuse_tail(struct sring_ring *ring, u64 tail)
 			     tail, ring->last_tail, ring->head);
 }
 
-u64 sring_accepted_tail(struct sring_ring *ring)
+u64 sring_take_tail(struct sring_ring *ring, bool *refused)
 {
 	/*
 	 * Pairs with the consumer's store_release(tail): its reads of the
@@ -220,14 +220,23 @@ u64 sring_accepted_tail(struct sring_ring *ring)
 	 * counted and ignored, and is never used to index memory.
 	 */
 	u64 tail = smp_load_acquire(&ring->kcons->tail);
+	bool bad;
 
 	lockdep_assert_held(&ring->prod_lock);
-	if (!sring_tail_valid(ring, tail)) {
+	bad = !sring_tail_valid(ring, tail);
+	if (refused)
+		*refused = bad;
+	if (bad) {
 		sring_refuse_tail(ring, tail);
 		return ring->last_tail;
 	}
 	ring->last_tail = tail;
 	return tail;
+}
+
+u64 sring_accepted_tail(struct sring_ring *ring)
+{
+	return sring_take_tail(ring, NULL);
 }
 
 /*
@@ -260,15 +269,15 @@ u64 sring_whole_blocks(struct sring_ring *ring, u64 tail, u64 head,
  * once the ring is drained nothing more comes until a new start, so read()
  * returns 0 and poll() reports the ring readable. Stopped without a start
  * since the reset is not an end: a consumer waits for the stream to begin.
- * Lockless (poll(), wait conditions): the state is loaded with acquire,
- * pairing with sring_producer_set_state(), before the caller loads head.
+ * One word, set with the state (sring_producer_set_state()): lockless
+ * readers (poll(), wait conditions) never pair a state with another
+ * moment's has_run. Loaded with acquire before the caller loads head:
+ * pairs with the release there, after the last head, so an ended stream's
+ * head is final.
  */
 bool sring_stream_ended(struct sring_ring *ring)
 {
-	u32 state = smp_load_acquire(&ring->kprod->state);
-
-	return state == SRING_STATE_REMOVED ||
-	       (state != SRING_STATE_RUNNING && READ_ONCE(ring->has_run));
+	return smp_load_acquire(&ring->ended);
 }
 
 static void sring_signal(struct sring_ring *ring)
@@ -320,6 +329,25 @@ static u64 sring_flush_period_ns(const struct sring_ring *ring)
 		     SRING_FLUSH_MIN_PERIOD_NS);
 }
 
+/*
+ * Unreleased data is in the ring: keep the flush timer running, also when
+ * nobody asks for a wake-up now. A consumer arms need_wakeup in its own
+ * memory, unseen by us, and may do so after a publish and sleep below its
+ * watermark: the timer answers it within flush_timeout_us
+ * (sring_flush_expired()). Called after a publish, and at a start that
+ * finds data unreleased.
+ */
+void sring_arm_flush(struct sring_ring *ring)
+{
+	lockdep_assert_held(&ring->prod_lock);
+	if (ring->flush_pending)
+		return;
+	ring->flush_pending = true;
+	hrtimer_start(&ring->flush_timer,
+		      ns_to_ktime((u64)ring->config.flush_timeout_us * NSEC_PER_USEC),
+		      HRTIMER_MODE_REL_SOFT);
+}
+
 static void sring_publish(struct sring_ring *ring, u64 new_head, u64 tail)
 {
 	struct sring_producer_page *kprod = ring->kprod;
@@ -332,19 +360,7 @@ static void sring_publish(struct sring_ring *ring, u64 new_head, u64 tail)
 	if (new_head - tail > READ_ONCE(kprod->high_water))
 		WRITE_ONCE(kprod->high_water, new_head - tail);
 
-	/*
-	 * Unreleased data is in the ring: keep the flush timer running, also
-	 * when nobody asks for a wake-up now. A consumer arms need_wakeup in
-	 * its own memory, unseen by us, and may do so after this publish and
-	 * sleep below its watermark: the timer answers it within
-	 * flush_timeout_us (sring_flush_expired()).
-	 */
-	if (!ring->flush_pending) {
-		ring->flush_pending = true;
-		hrtimer_start(&ring->flush_timer,
-			      ns_to_ktime((u64)ring->config.flush_timeout_us * NSEC_PER_USEC),
-			      HRTIMER_MODE_REL_SOFT);
-	}
+	sring_arm_flush(ring);
 
 	/*
 	 * Pairs with the consumer's smp_mb() between setting need_wakeup and
@@ -382,9 +398,8 @@ static enum hrtimer_restart sring_flush_expired(struct hrtimer *timer)
 	if (!ring->flush_pending)
 		goto out;	/* stopped or reset while we waited for the lock */
 	smp_mb();	/* as in sring_publish(): head store before flag load */
-	/* The tail is compared, never used. Pairs with the consumer's
-	 * release of tail. */
-	unreleased = smp_load_acquire(&ring->kcons->tail) != ring->head;
+	/* The tail as we accept it: a refused one releases nothing. */
+	unreleased = sring_accepted_tail(ring) != ring->head;
 	if (unreleased && READ_ONCE(ring->kcons->need_wakeup))
 		sring_signal(ring);
 	if (unreleased && ring->state == SRING_STATE_RUNNING) {
@@ -403,32 +418,6 @@ void sring_producer_init(struct sring_ring *ring)
 	spin_lock_init(&ring->prod_lock);
 	hrtimer_setup(&ring->flush_timer, sring_flush_expired, CLOCK_MONOTONIC,
 		      HRTIMER_MODE_REL_SOFT);
-}
-
-/*
- * Moves ring->oldest to the first block that ends past tail. Block
- * boundaries come from our own headers (user space maps data read-only),
- * but oldest may be stale: after a reset, or when the policy changed to
- * overwrite-oldest after the ring had run in another mode, the blocks it
- * pointed at are long gone. Then it starts again from tail, and any header
- * that does not check out stops the walk: the caller drops the new block
- * rather than trust it. Each step advances at least 128 bytes, so the walk
- * is bounded by the ring.
- */
-static bool sring_find_oldest(struct sring_ring *ring, u64 tail)
-{
-	if (ring->head - ring->oldest > ring->ring_size ||
-	    tail - ring->oldest > ring->head - ring->oldest)
-		ring->oldest = tail;
-	while (ring->oldest != ring->head) {
-		if (!sring_block_sane(ring, ring->oldest))
-			return false;
-		/* Ends past tail (modular: positions wrap at 2^64). */
-		if (sring_block_at(ring, ring->oldest)->total_bytes > tail - ring->oldest)
-			return true;
-		ring->oldest += sring_block_at(ring, ring->oldest)->total_bytes;
-	}
-	return false;	/* nothing left to reclaim */
 }
 
 /*
@@ -468,10 +457,16 @@ static bool sring_reclaim_oldest(struct sring_ring *ring, u64 needed_head,
 		if (needed_head - *tail <= size)
 			return true;
 
-		if (!sring_find_oldest(ring, *tail))
+		/*
+		 * The oldest block is the one at the accepted tail, a block
+		 * boundary (sring_tail_valid()). Its header is our own (user
+		 * space maps data read-only), checked anyway: one that does
+		 * not check out is not reclaimed, the new block is dropped.
+		 */
+		if (*tail == ring->head || !sring_block_sane(ring, *tail))
 			return false;
-		victim = sring_block_at(ring, ring->oldest);
-		victim_end = ring->oldest + victim->total_bytes;
+		victim = sring_block_at(ring, *tail);
+		victim_end = *tail + victim->total_bytes;
 
 		if (unlikely(ring->reclaim_races)) {
 			/* Fault injection (SRING_FAULT_RECLAIM_RACE): the
@@ -494,7 +489,6 @@ static bool sring_reclaim_oldest(struct sring_ring *ring, u64 needed_head,
 				  victim->sample_count);
 		sring_note_overrun(ring);
 		*reclaimed = true;
-		ring->oldest = victim_end;
 		ring->last_tail = victim_end;
 		in_memory = victim_end;
 	}
@@ -511,6 +505,8 @@ void sring_producer_set_state(struct sring_ring *ring, u32 state)
 {
 	lockdep_assert_held(&ring->prod_lock);
 	WRITE_ONCE(ring->state, state);
+	smp_store_release(&ring->ended, state == SRING_STATE_REMOVED ||
+			  (state != SRING_STATE_RUNNING && ring->has_run));
 	smp_store_release(&ring->kprod->state, state);
 }
 

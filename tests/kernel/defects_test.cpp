@@ -236,6 +236,33 @@ void flush_reaches_late_sleeper(bool through_poll) {
 }
 
 TEST(Defects, FlushReachesAConsumerThatArmedAfterThePublish) { flush_reaches_late_sleeper(false); }
+
+// Data left from before a STOP, a START, and a device whose next block is
+// 4 s away: a consumer that asks below its watermark is flushed all the
+// same (the start must not leave the flush timer off until a publish).
+TEST(Defects, FlushAfterARestartWithDataLeft) {
+  UniqueFd fd = open_device(O_RDWR);
+  ASSERT_TRUE(fd.valid());
+  sring_config config = slow_config();
+  config.flush_timeout_us = 50'000;
+  prepare(fd.get(), config);
+  UniqueFd efd(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
+  const int32_t e = efd.get();
+  ASSERT_EQ(::ioctl(fd.get(), SRING_IOC_SET_EVENTFD, &e), 0);
+  RingMapping m(fd.get());
+  ASSERT_EQ(::ioctl(fd.get(), SRING_IOC_START), 0);
+  wait_for_data(m, kBlock);
+  ASSERT_EQ(::ioctl(fd.get(), SRING_IOC_STOP), 0);
+  config.sample_rate = 1000;  // 4064 samples a block: 4 s each
+  ASSERT_EQ(::ioctl(fd.get(), SRING_IOC_SET_CONFIG, &config), 0);
+  ASSERT_EQ(::ioctl(fd.get(), SRING_IOC_START), 0);
+  const uint64_t head = m.head();
+  m.arm(kRingSize / 2);
+  pollfd pfd{efd.get(), POLLIN, 0};
+  EXPECT_EQ(::poll(&pfd, 1, 2000), 1) << "data left from before the start was never flushed";
+  EXPECT_EQ(m.head(), head) << "woken by the flush, not by a block";
+  ASSERT_EQ(::ioctl(fd.get(), SRING_IOC_STOP), 0);
+}
 TEST(Defects, FlushReachesAPollerThatArmedAfterThePublish) { flush_reaches_late_sleeper(true); }
 
 // ---- read() against RESET, and read() against read() -----------------------
@@ -336,6 +363,17 @@ TEST(Defects, ResetWaitsForAReadHeldInAPageFault) {
   // The read() cannot go on: a RESET that returns now lands inside it.
   std::this_thread::sleep_for(300ms);
   EXPECT_FALSE(reset_done) << "RESET returned while a read() was copying";
+  // The waiting RESET holds nothing the ring's other users need: a
+  // monitor's GET_CONFIG answers at once.
+  UniqueFd monitor = open_device(O_RDONLY);
+  ASSERT_TRUE(monitor.valid());
+  std::atomic<bool> answered{false};
+  std::thread asker([&] {
+    sring_config config{};
+    answered = ::ioctl(monitor.get(), SRING_IOC_GET_CONFIG, &config) == 0;
+  });
+  for (int i = 0; i < 200 && !answered; ++i) std::this_thread::sleep_for(10ms);
+  EXPECT_TRUE(answered) << "GET_CONFIG waited for a RESET that waits for a read()";
   while (!reset_done || copied < 0) {
     buffer.resolve_pending();
     std::this_thread::sleep_for(1ms);
@@ -343,6 +381,7 @@ TEST(Defects, ResetWaitsForAReadHeldInAPageFault) {
   }
   reader.join();
   resetter.join();
+  asker.join();
   EXPECT_EQ(copied.load(), static_cast<ssize_t>(2 * kBlock));
   EXPECT_EQ(reset_result.load(), 0);
   const auto* first = reinterpret_cast<const sring_block_header*>(buffer.data);
