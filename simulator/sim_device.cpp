@@ -120,6 +120,12 @@ void SimDevice::publish_config() {
 void SimDevice::begin() {
   store_release(kproducer_.state, uint32_t{SRING_STATE_RUNNING});
   running_.store(true, std::memory_order_release);
+  // As the kernel's sring_start(): data left from before the start is owed
+  // its flush like data published now, device quiet or not.
+  if (!flush_pending_ && accepted_tail() != head_) {
+    flush_pending_ = true;
+    flush_deadline_ = Clock::now() + config_.flush_timeout;
+  }
 }
 
 void SimDevice::end() {
@@ -408,9 +414,9 @@ void SimDevice::poll_flush() {
     return;
   }
   smp_mb();  // as in publish(): our head store before the flag load
-  // The tail is compared, never used. Pairs with the consumer's release of
-  // tail.
-  if (load_acquire(kconsumer_.tail) == head_) {
+  // The tail as we accept it (as the kernel's flush tick): a refused one
+  // releases nothing.
+  if (accepted_tail() == head_) {
     flush_pending_ = false;  // all released: no deadline until the next publish
     return;
   }

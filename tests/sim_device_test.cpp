@@ -466,6 +466,26 @@ TEST(Wakeup, FlushDeadlineAnswersAConsumerThatArmsAfterThePublish) {
   EXPECT_EQ(eventfd_count(efd.get()), 1u);
 }
 
+// Data left unreleased across a stop and a start: the start owes it its
+// flush, as a publish would, with no block made since (kernel twin:
+// Defects.FlushAfterARestartWithDataLeft).
+TEST(Wakeup, StartWithDataLeftStartsTheFlushDeadline) {
+  Fixture f(SRING_OVERRUN_DROP_NEWEST);  // flush timeout 1 ms
+  sring::UniqueFd efd(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
+  ASSERT_TRUE(f.device.set_eventfd(efd.get()).has_value());
+  auto& page = f.host.consumer();
+  ASSERT_EQ(f.device.produce_block(), Produced::kWritten);
+  f.device.end();
+  std::this_thread::sleep_for(std::chrono::milliseconds(3));
+  f.device.poll_flush();  // stopped: the deadline ends
+  f.device.begin();
+  sring::store_relaxed(page.wakeup_watermark, 6 * kBlock);
+  sring::store_relaxed(page.need_wakeup, 1u);
+  std::this_thread::sleep_for(std::chrono::milliseconds(3));
+  f.device.poll_flush();
+  EXPECT_EQ(eventfd_count(efd.get()), 1u) << "data left from before the start was never flushed";
+}
+
 TEST(Wakeup, WildWatermarkCannotSilenceTheRing) {
   Fixture f(SRING_OVERRUN_DROP_NEWEST);
   sring::UniqueFd efd(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
