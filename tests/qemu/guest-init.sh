@@ -657,7 +657,11 @@ while [ $i -lt 100 ]; do
     # It consumes for up to 60 s and is killed as soon as it says it
     # attached: a slow attach (a busy emulated CPU) is waited for, up to
     # 20 s, instead of being mistaken for a failure.
-    /kernel_test attach-consume 60 >/tmp/victim.log 2>&1 &
+    # Emptied here, not by the redirection: the background child truncates
+    # its log only once it runs, and a grep before that would read the
+    # last victim's "attached" and count this one (or miss it after).
+    : >/tmp/victim.log
+    /kernel_test attach-consume 60 >>/tmp/victim.log 2>&1 &
     victim=$!
     n=0
     while [ $n -lt 2000 ] && ! grep -q "attached and consuming" /tmp/victim.log && kill -0 $victim 2>/dev/null; do
