@@ -199,18 +199,22 @@ TEST(Defects, BeforeTheFirstStartPollAndReadWait) {
 
 // ---- the flush timeout -----------------------------------------------------
 
+// slow_config() with a flush timeout of 50 ms.
+sring_config flush_config() {
+  sring_config config = slow_config();
+  config.flush_timeout_us = 50'000;
+  return config;
+}
+
 // Data published while nobody asked for a wake-up, then a consumer that asks
 // below its watermark and sleeps, while the device stalls: it is signalled
 // within the flush timeout, not at the next block (10 s away).
 void flush_reaches_late_sleeper(bool through_poll) {
   UniqueFd fd = open_device(O_RDWR);
   ASSERT_TRUE(fd.valid());
-  sring_config config = slow_config();
-  config.flush_timeout_us = 50'000;
+  sring_config config = flush_config();
   prepare(fd.get(), config);
-  UniqueFd efd(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
-  const int32_t e = efd.get();
-  ASSERT_EQ(::ioctl(fd.get(), SRING_IOC_SET_EVENTFD, &e), 0);
+  const UniqueFd efd = registered_eventfd(fd.get());
   RingMapping m(fd.get());
   __atomic_store_n(&m.cons->need_wakeup, 0u, __ATOMIC_RELAXED);
   ASSERT_EQ(::ioctl(fd.get(), SRING_IOC_START), 0);
@@ -243,12 +247,9 @@ TEST(Defects, FlushReachesAConsumerThatArmedAfterThePublish) { flush_reaches_lat
 TEST(Defects, FlushAfterARestartWithDataLeft) {
   UniqueFd fd = open_device(O_RDWR);
   ASSERT_TRUE(fd.valid());
-  sring_config config = slow_config();
-  config.flush_timeout_us = 50'000;
+  sring_config config = flush_config();
   prepare(fd.get(), config);
-  UniqueFd efd(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
-  const int32_t e = efd.get();
-  ASSERT_EQ(::ioctl(fd.get(), SRING_IOC_SET_EVENTFD, &e), 0);
+  const UniqueFd efd = registered_eventfd(fd.get());
   RingMapping m(fd.get());
   ASSERT_EQ(::ioctl(fd.get(), SRING_IOC_START), 0);
   wait_for_data(m, kBlock);

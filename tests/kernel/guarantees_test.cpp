@@ -47,9 +47,7 @@ class Mapped {
       return;
     }
     prepare(fd_.get(), config);
-    efd_.reset(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
-    const int32_t e = efd_.get();
-    EXPECT_EQ(::ioctl(fd_.get(), SRING_IOC_SET_EVENTFD, &e), 0) << strerror(errno);
+    efd_ = registered_eventfd(fd_.get());
     map_.emplace(fd_.get());
   }
   ~Mapped() {
@@ -74,6 +72,20 @@ class Mapped {
   UniqueFd efd_;
   std::optional<RingMapping> map_;  // unmapped before fd_ is closed
 };
+
+// Overwrite-oldest, otherwise default_config(): 20 MS/s in 8 KiB blocks.
+sring_config overwrite_config() {
+  sring_config config = default_config();
+  config.overrun_policy = SRING_OVERRUN_OVERWRITE_OLDEST;
+  return config;
+}
+
+// Starts the device; the consumer takes nothing, so the ring fills and the
+// producer reclaims. Returns once it has.
+void start_until_reclaiming(const Mapped& ring) {
+  ASSERT_EQ(::ioctl(ring.fd(), SRING_IOC_START), 0) << strerror(errno);
+  ASSERT_TRUE(eventually([&] { return ring.stats().blocks_dropped > 2; })) << "no reclaim";
+}
 
 // The blocks in [from, to), headers copied and checked, in stream order.
 struct Blocks {
@@ -304,12 +316,9 @@ TEST(Guarantees, BadTailFreesNoSpaceUnderDropNewest) {
 // back. At the end the tail in the page is a valid position, GET_STATS says
 // the same, and every sample made is in the ring or counted dropped, once.
 void overwrite_with_a_bad_tail(bool beyond_head) {
-  sring_config config = default_config();
-  config.overrun_policy = SRING_OVERRUN_OVERWRITE_OLDEST;
-  Mapped ring(config);
+  Mapped ring(overwrite_config());
   ASSERT_TRUE(ring.ok());
-  ASSERT_EQ(::ioctl(ring.fd(), SRING_IOC_START), 0) << strerror(errno);
-  ASSERT_TRUE(eventually([&] { return ring.stats().blocks_dropped > 2; })) << "no reclaim";
+  ASSERT_NO_FATAL_FAILURE(start_until_reclaiming(ring));
   const sring_stats reclaiming = ring.stats();
   uint64_t bad = 0;
   if (beyond_head) {
@@ -365,13 +374,9 @@ TEST(Guarantees, ReclaimRefusesATailBehindTheAcceptedOne) { overwrite_with_a_bad
 // ring nor dropped, so the test's accounting is short of exactly one block.
 // A producer that stored tail instead would count it dropped as well.
 TEST(Guarantees, ReclaimLosesTheRaceToAConsumerRelease) {
-  sring_config config = default_config();
-  config.overrun_policy = SRING_OVERRUN_OVERWRITE_OLDEST;
-  Mapped ring(config);
+  Mapped ring(overwrite_config());
   ASSERT_TRUE(ring.ok());
-  ASSERT_EQ(::ioctl(ring.fd(), SRING_IOC_START), 0) << strerror(errno);
-  // The consumer takes nothing: the ring fills, reclaims begin.
-  ASSERT_TRUE(eventually([&] { return ring.stats().blocks_dropped > 2; })) << "no reclaim";
+  ASSERT_NO_FATAL_FAILURE(start_until_reclaiming(ring));
   sring_fault fault{SRING_FAULT_RECLAIM_RACE, 0, 1};
   ASSERT_EQ(::ioctl(ring.fd(), SRING_IOC_INJECT_FAULT, &fault), 0) << strerror(errno);
   // A reclaim takes the fault at its first victim: once more blocks were

@@ -82,6 +82,14 @@ inline sring::StreamCounters consume_for(Ring& ring, std::chrono::milliseconds d
   return consumer.counters();
 }
 
+// A non-blocking eventfd, registered as the ring's (fd is the consumer's).
+inline UniqueFd registered_eventfd(int fd) {
+  UniqueFd efd(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
+  const int32_t e = efd.get();
+  EXPECT_EQ(::ioctl(fd, SRING_IOC_SET_EVENTFD, &e), 0) << strerror(errno);
+  return efd;
+}
+
 // Raw protocol: arm need_wakeup with a watermark, fence, and wait for the
 // eventfd. Returns whether it was signalled within `timeout`.
 inline bool signalled_within(sring_consumer_page* page, int efd, uint64_t watermark, std::chrono::milliseconds timeout) {
@@ -100,9 +108,7 @@ struct RawConsumer {
     fd = open_device(O_RDWR);
     EXPECT_TRUE(fd.valid());
     prepare(fd.get(), config);
-    efd.reset(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
-    const int32_t e = efd.get();
-    EXPECT_EQ(::ioctl(fd.get(), SRING_IOC_SET_EVENTFD, &e), 0);
+    efd = registered_eventfd(fd.get());
     void* p = ::mmap(nullptr, ::sysconf(_SC_PAGESIZE), PROT_READ | PROT_WRITE, MAP_SHARED, fd.get(),
                      ::sysconf(_SC_PAGESIZE));
     EXPECT_NE(p, MAP_FAILED);
