@@ -84,7 +84,6 @@ SimDevice::SimDevice(HostRing& ring, SimConfig config)
   last_tail_ = load_acquire(kconsumer_.tail);  // pairs with the consumer's release of tail
   if (head_ - last_tail_ > ring_.ring_size()) last_tail_ = head_;
   uniform_from_ = head_;
-  oldest_ = last_tail_;
   publish_config();
 }
 
@@ -220,19 +219,14 @@ bool SimDevice::reclaim_oldest(uint64_t needed_head, uint64_t& tail, bool& recla
     }
     tail = last_tail_;
     if (needed_head - tail <= size) return true;
-    // Our own block headers (the consumer maps data read-only) give the block
-    // boundaries; oldest_ trails the consumer's released tail. As in the
-    // kernel (sring_find_oldest): a stale oldest_ restarts from tail, and a
-    // header that does not check out stops the walk (the block is dropped).
-    if (head_ - oldest_ > size || tail - oldest_ > head_ - oldest_) oldest_ = tail;
-    uint32_t oldest_bytes = 0;
-    while (oldest_ != head_ && (oldest_bytes = sane_block_bytes(oldest_)) != 0 &&
-           oldest_bytes <= tail - oldest_) {  // the block ends at or below tail: released
-      oldest_ += oldest_bytes;
-    }
-    if (oldest_ == head_ || oldest_bytes == 0) return false;  // nothing (trustworthy) to reclaim
-    const sring_block_header* victim = block_at(oldest_);
-    const uint64_t victim_end = oldest_ + oldest_bytes;
+    // The oldest block is the one at the accepted tail, a block boundary
+    // (tail_valid()), as in the kernel's sring_reclaim_oldest(). Its header
+    // is our own (the consumer maps data read-only), checked anyway: one
+    // that does not check out is not reclaimed, the new block is dropped.
+    const uint32_t victim_bytes = tail == head_ ? 0 : sane_block_bytes(tail);
+    if (victim_bytes == 0) return false;
+    const sring_block_header* victim = block_at(tail);
+    const uint64_t victim_end = tail + victim_bytes;
     if (reclaim_hook_ && !hooked) {
       hooked = true;
       reclaim_hook_();  // tests: a consumer releasing right here, between our load and our CAS
@@ -247,7 +241,7 @@ bool SimDevice::reclaim_oldest(uint64_t needed_head, uint64_t& tail, bool& recla
       bump(kproducer_.samples_dropped, victim->sample_count);
       note_overrun();
       reclaimed = true;
-      oldest_ = last_tail_ = in_memory = victim_end;
+      last_tail_ = in_memory = victim_end;
     }
   }
   return false;

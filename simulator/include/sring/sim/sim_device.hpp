@@ -175,7 +175,6 @@ class SimDevice {
   // config_.block_bytes long. Blocks below it (an earlier device's, maybe of
   // another size) have their boundaries checked through their headers.
   uint64_t uniform_from_ = 0;
-  uint64_t oldest_ = 0;      // first block not yet reclaimed (overwrite mode)
   uint64_t sequence_ = 0;
   RelaxedCounter next_sample_;  // read by next_sample() from any thread
   uint64_t pending_lost_ = 0;
