@@ -121,10 +121,17 @@ void SimDevice::begin() {
   running_.store(true, std::memory_order_release);
   // As the kernel's sring_start(): data left from before the start is owed
   // its flush like data published now, device quiet or not.
-  if (!flush_pending_ && accepted_tail() != head_) {
-    flush_pending_ = true;
-    flush_deadline_ = Clock::now() + config_.flush_timeout;
-  }
+  if (accepted_tail() != head_) arm_flush();
+}
+
+void SimDevice::arm_flush() {
+  // Unreleased data is in the ring: keep a flush deadline running, also when
+  // nobody asks for a wake-up now. A consumer may arm need_wakeup after this
+  // and sleep below its watermark; poll_flush() answers it within the flush
+  // timeout. As the kernel's sring_arm_flush().
+  if (flush_pending_) return;
+  flush_pending_ = true;
+  flush_deadline_ = Clock::now() + config_.flush_timeout;
 }
 
 void SimDevice::end() {
@@ -375,14 +382,7 @@ void SimDevice::publish(uint64_t new_head, uint64_t tail) {
     store_relaxed(kproducer_.high_water, new_head - tail);
   }
 
-  // Unreleased data is in the ring: keep a flush deadline running, also when
-  // nobody asks for a wake-up now. A consumer may arm need_wakeup after this
-  // publish and sleep below its watermark; poll_flush() answers it within
-  // the flush timeout. As the kernel's flush timer (sring_publish()).
-  if (!flush_pending_) {
-    flush_pending_ = true;
-    flush_deadline_ = Clock::now() + config_.flush_timeout;
-  }
+  arm_flush();
 
   // Pairs with the consumer's smp_mb() between setting need_wakeup and
   // re-reading head: it sees our head, or we see its flag.

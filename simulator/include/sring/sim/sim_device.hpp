@@ -141,6 +141,8 @@ class SimDevice {
   // When the producer thread, waiting, must look again: its flush deadline,
   // and at least every half flush timeout (faults, request_stop()).
   Clock::time_point next_look(Clock::time_point now) const;
+  // Starts the flush deadline unless one is pending (unreleased data).
+  void arm_flush();
   // Length of our block at `pos` (between last_tail_ and head_) from its
   // header, read once, if the header checks out; 0 if it does not.
   uint32_t sane_block_bytes(uint64_t pos) const;
