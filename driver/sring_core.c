@@ -103,6 +103,14 @@ static int sring_validate_config(const struct sring_ring *ring,
 	    config->block_bytes > SRING_MAX_BLOCK_BYTES ||
 	    config->block_bytes > ring->ring_size / 2)
 		return -EINVAL;
+	/* Slots of larger blocks could need more DMA segments than a slot
+	 * has on this ring's memory (sring_memory.c). */
+	if (config->block_bytes > ring->max_block_bytes) {
+		dev_info_ratelimited(&ring->dev,
+				     "blocks of %u bytes: this ring's memory takes at most %u (its DMA extents are short)\n",
+				     config->block_bytes, ring->max_block_bytes);
+		return -EINVAL;
+	}
 	if (config->overrun_policy > SRING_OVERRUN_STOP)
 		return -EINVAL;
 	if (config->sample_format != SRING_FMT_U16 &&
@@ -309,7 +317,6 @@ static int sring_mmap(struct file *file, struct vm_area_struct *vma)
 	unsigned long length = vma->vm_end - vma->vm_start;
 	bool may_write = false;
 	unsigned long pfn;
-	int ret;
 
 	/* A new mapping of a ring whose device is gone: no. Existing ones
 	 * stay valid (the memory is ours until the last close). */
@@ -330,7 +337,7 @@ static int sring_mmap(struct file *file, struct vm_area_struct *vma)
 	case SRING_DATA_PGOFF:
 		if (length != 2 * ring->ring_size)
 			return -EINVAL;
-		pfn = PHYS_PFN(ring->data_phys);
+		pfn = 0;	/* chunk by chunk: sring_mmap_data() */
 		break;
 	default:
 		return -EINVAL;
@@ -347,14 +354,7 @@ static int sring_mmap(struct file *file, struct vm_area_struct *vma)
 	if (vma->vm_pgoff != SRING_DATA_PGOFF)
 		return remap_pfn_range(vma, vma->vm_start, pfn, PAGE_SIZE,
 				       vma->vm_page_prot);
-	/* The data twice, back to back: the mirror. On failure the caller
-	 * unmaps the whole vma, so no half-mapped mirror is ever seen. */
-	ret = remap_pfn_range(vma, vma->vm_start, pfn, ring->ring_size,
-			      vma->vm_page_prot);
-	if (ret)
-		return ret;
-	return remap_pfn_range(vma, vma->vm_start + ring->ring_size, pfn,
-			       ring->ring_size, vma->vm_page_prot);
+	return sring_mmap_data(ring, vma);
 }
 
 /*
@@ -574,8 +574,7 @@ static long sring_ioctl(struct file *file, unsigned int cmd, unsigned long arg)
 			.consumer_offset = SRING_CONSUMER_PGOFF * PAGE_SIZE,
 			.data_offset = SRING_DATA_PGOFF * PAGE_SIZE,
 			.memory_kind = ring->memory_kind,
-			.max_block_bytes = min_t(u64, SRING_MAX_BLOCK_BYTES,
-						 ring->ring_size / 2),
+			.max_block_bytes = ring->max_block_bytes,
 		};
 
 		return copy_to_user(uarg, &info, sizeof(info)) ? -EFAULT : 0;
@@ -823,8 +822,7 @@ static ssize_t memory_show(struct device *dev, struct device_attribute *attr,
 {
 	struct sring_ring *ring = to_sring_ring(dev);
 
-	return sysfs_emit(buf, "%s\n", ring->memory_kind == SRING_MEM_RESERVED ?
-			  "reserved" : "pages");
+	return sring_memory_show(ring, buf);
 }
 static DEVICE_ATTR_RO(memory);
 
@@ -883,209 +881,15 @@ ATTRIBUTE_GROUPS(sring);
 /* Ring memory                                                         */
 /* ------------------------------------------------------------------ */
 
-/* Maps the data twice back to back into the kernel, as user space sees it. */
-static int sring_map_mirror(struct sring_ring *ring)
+/* A part of the region reserved at boot, or 0. */
+phys_addr_t sring_reserved_alloc(u64 size)
 {
-	unsigned long nr = ring->ring_size >> PAGE_SHIFT;
-	unsigned long first = PHYS_PFN(ring->data_phys);
-	unsigned long i;
-	int ret = 0;
-
-	if (pfn_valid(first)) {
-		struct page **pages = kvmalloc_array(2 * nr, sizeof(*pages),
-						     GFP_KERNEL);
-
-		if (!pages)
-			return -ENOMEM;
-		for (i = 0; i < 2 * nr; i++)
-			pages[i] = pfn_to_page(first + (i % nr));
-		ring->data_mirror = vmap(pages, 2 * nr, VM_MAP, PAGE_KERNEL);
-		kvfree(pages);
-	} else {
-		/* A reserved region outside the memory map has no struct
-		 * pages: map it by frame number. */
-		unsigned long *pfns = kvmalloc_array(2 * nr, sizeof(*pfns),
-						     GFP_KERNEL);
-
-		if (!pfns)
-			return -ENOMEM;
-		for (i = 0; i < 2 * nr; i++)
-			pfns[i] = first + (i % nr);
-		ring->data_mirror = vmap_pfn(pfns, 2 * nr, PAGE_KERNEL);
-		kvfree(pfns);
-	}
-	if (!ring->data_mirror)
-		ret = -ENOMEM;
-	return ret;
+	return sring_reserved_pool ? gen_pool_alloc(sring_reserved_pool, size) : 0;
 }
 
-/*
- * Is [phys, phys + size) below the device's DMA mask? Without an IOMMU (or
- * with one in passthrough) the bus address is the physical one, and memory
- * above the mask would need bouncing, which a ring the device writes on its
- * own cannot use; behind a translating IOMMU low memory costs nothing. The
- * mapping's own address is checked again after mapping (bus offsets).
- */
-static bool sring_reachable(struct device *dev, phys_addr_t phys, u64 size)
+void sring_reserved_free(phys_addr_t phys, u64 size)
 {
-	return phys + size - 1 <= dma_get_mask(dev);
-}
-
-/*
- * Contiguous pages below the device's DMA mask: the normal zones first, then
- * ZONE_DMA32 and ZONE_DMA for engines with 32-bit or narrower (e.g. 28-bit)
- * address registers. The DMA API's own allocators would do the same, but
- * their memory belongs to the device and must be freed when it unbinds,
- * while a consumer may still have the ring mapped: this memory is sring's
- * and lives until the last close.
- */
-static struct page *sring_alloc_data_pages(struct sring_ring *ring)
-{
-	static const gfp_t zones[] = { 0, GFP_DMA32, GFP_DMA };
-	unsigned int order = get_order(ring->ring_size);
-	unsigned int i;
-
-	for (i = 0; i < ARRAY_SIZE(zones); i++) {
-		struct page *pages = alloc_pages(GFP_KERNEL | __GFP_ZERO |
-						 __GFP_NOWARN | zones[i], order);
-
-		if (!pages)
-			continue;
-		if ((ring->params_flags & SRING_RING_CPU_FILL) ||
-		    sring_reachable(ring->parent, page_to_phys(pages),
-				    ring->ring_size))
-			return pages;
-		__free_pages(pages, order);
-	}
-	return NULL;
-}
-
-/*
- * The device's view of the data: one streaming mapping for the ring's life
- * under the device, synced per slot (sring_producer.c). Bidirectional:
- * the device writes samples, and the CPU writes headers and zeroed the
- * memory first; a from-device mapping would let a non-coherent platform
- * invalidate (arm32) what the CPU wrote, exposing stale memory to the
- * consumer's mapping.
- */
-static int sring_map_for_device(struct sring_ring *ring)
-{
-	struct device *dev = ring->parent;
-
-	if (ring->params_flags & SRING_RING_CPU_FILL)
-		return 0;
-	if (!sring_reachable(dev, ring->data_phys, ring->ring_size)) {
-		dev_err(dev, "sring: ring at %pa is beyond the DMA mask %#llx\n",
-			&ring->data_phys, dma_get_mask(dev));
-		return -ENOMEM;
-	}
-	if (ring->data_pages)
-		ring->dma_handle = dma_map_page(dev, ring->data_pages, 0,
-						ring->ring_size, DMA_BIDIRECTIONAL);
-	else
-		ring->dma_handle = dma_map_resource(dev, ring->data_phys,
-						    ring->ring_size,
-						    DMA_BIDIRECTIONAL, 0);
-	if (dma_mapping_error(dev, ring->dma_handle))
-		return -ENOMEM;
-	ring->dma_mapped = true;
-	if (ring->dma_handle + ring->ring_size - 1 > dma_get_mask(dev)) {
-		dev_err(dev, "sring: ring mapped at %pad, beyond the DMA mask %#llx\n",
-			&ring->dma_handle, dma_get_mask(dev));
-		return -ENOMEM;	/* the caller unmaps */
-	}
-	return 0;
-}
-
-static void sring_unmap_for_device(struct sring_ring *ring)
-{
-	struct device *dev = ring->parent;
-	bool mapped;
-
-	spin_lock_irq(&ring->prod_lock);
-	mapped = ring->dma_mapped;
-	ring->dma_mapped = false;
-	spin_unlock_irq(&ring->prod_lock);
-	if (!mapped)
-		return;
-	/*
-	 * No CPU sync: every byte the consumer may read was synced when its
-	 * block was committed, and invalidating now (non-coherent platforms)
-	 * would throw away headers the CPU wrote since.
-	 */
-	if (ring->data_pages)
-		dma_unmap_page_attrs(dev, ring->dma_handle, ring->ring_size,
-				     DMA_BIDIRECTIONAL, DMA_ATTR_SKIP_CPU_SYNC);
-	else
-		dma_unmap_resource(dev, ring->dma_handle, ring->ring_size,
-				   DMA_BIDIRECTIONAL, DMA_ATTR_SKIP_CPU_SYNC);
-}
-
-static void sring_free_ring_memory(struct sring_ring *ring)
-{
-	if (ring->data_mirror)
-		vunmap(ring->data_mirror);
-	if (ring->data_pages)
-		__free_pages(ring->data_pages, get_order(ring->ring_size));
-	else if (ring->memory_kind == SRING_MEM_RESERVED && ring->data_phys)
-		gen_pool_free(sring_reserved_pool, ring->data_phys,
-			      ring->ring_size);
-	if (ring->cons_page)
-		__free_page(ring->cons_page);
-	if (ring->prod_page)
-		__free_page(ring->prod_page);
-}
-
-static int sring_alloc_ring_memory(struct sring_ring *ring)
-{
-	struct sring_producer_page *kprod;
-	int ret;
-
-	ring->prod_page = alloc_page(GFP_KERNEL | __GFP_ZERO);
-	ring->cons_page = alloc_page(GFP_KERNEL | __GFP_ZERO);
-	if (!ring->prod_page || !ring->cons_page)
-		return -ENOMEM;
-	ring->kprod = page_address(ring->prod_page);
-	ring->kcons = page_address(ring->cons_page);
-
-	if (ring->params_flags & SRING_RING_RESERVED_MEMORY) {
-		ring->memory_kind = SRING_MEM_RESERVED;
-		ring->data_phys = sring_reserved_pool ?
-			gen_pool_alloc(sring_reserved_pool, ring->ring_size) : 0;
-		if (!ring->data_phys) {
-			dev_err(ring->parent,
-				"sring: no room for %llu bytes in the reserved region (sring.ko reserved_base/reserved_size)\n",
-				ring->ring_size);
-			return -ENOSPC;
-		}
-	} else {
-		ring->memory_kind = SRING_MEM_PAGES;
-		ring->data_pages = sring_alloc_data_pages(ring);
-		if (!ring->data_pages) {
-			dev_err(ring->parent,
-				"sring: cannot allocate %llu contiguous bytes below DMA mask %#llx\n",
-				ring->ring_size, dma_get_mask(ring->parent));
-			return -ENOMEM;
-		}
-		ring->data_phys = page_to_phys(ring->data_pages);
-	}
-	ret = sring_map_mirror(ring);
-	if (ret)
-		return ret;
-	if (ring->memory_kind == SRING_MEM_RESERVED)
-		memset(ring->data_mirror, 0, ring->ring_size);
-	ret = sring_map_for_device(ring);
-	if (ret)
-		return ret;
-
-	kprod = ring->kprod;
-	kprod->magic = SRING_MAGIC;
-	kprod->abi_version = SRING_ABI_VERSION;
-	kprod->page_size = PAGE_SIZE;
-	kprod->ring_size = ring->ring_size;
-	kprod->consumer_offset = SRING_CONSUMER_PGOFF * PAGE_SIZE;
-	kprod->data_offset = SRING_DATA_PGOFF * PAGE_SIZE;
-	return 0;
+	gen_pool_free(sring_reserved_pool, phys, size);
 }
 
 /* ------------------------------------------------------------------ */
@@ -1116,12 +920,6 @@ static int sring_check_ring_params(struct device *dev,
 	if (!is_power_of_2(size) || size < SRING_MIN_RING_SIZE || size < PAGE_SIZE) {
 		dev_err(dev, "sring: ring size %llu: must be a power of two of at least %u\n",
 			size, SRING_MIN_RING_SIZE);
-		return -EINVAL;
-	}
-	if (!(params->flags & SRING_RING_RESERVED_MEMORY) &&
-	    size > (PAGE_SIZE << SRING_MAX_PAGE_ORDER)) {
-		dev_err(dev, "sring: ring size %llu: pages give at most %lu contiguous bytes; reserve a region at boot (memmap=, sring.ko reserved_base and reserved_size)\n",
-			size, PAGE_SIZE << SRING_MAX_PAGE_ORDER);
 		return -EINVAL;
 	}
 	return 0;
@@ -1179,8 +977,11 @@ struct sring_ring *sring_register(struct device *parent,
 	if (ret)
 		goto err_put;
 
+	ret = sring_alloc_ring_memory(ring);
+	if (ret)
+		goto err_put;
 	/* The configuration a START without SET_CONFIG runs with: checked
-	 * like any other, by us and by the device. */
+	 * like any other, by us (on this memory) and by the device. */
 	ret = sring_validate_config(ring, &ring->config);
 	if (!ret && ring->ops->configure) {
 		mutex_lock(&ring->lock);
@@ -1191,9 +992,6 @@ struct sring_ring *sring_register(struct device *parent,
 		dev_err(parent, "sring: the default configuration is refused: %d\n", ret);
 		goto err_put;
 	}
-	ret = sring_alloc_ring_memory(ring);
-	if (ret)
-		goto err_put;
 	sring_publish_config(ring);
 	spin_lock_irq(&ring->prod_lock);
 	sring_producer_reset(ring, initial_position & ~(u64)(SRING_BLOCK_ALIGN - 1));
@@ -1204,8 +1002,10 @@ struct sring_ring *sring_register(struct device *parent,
 	ret = cdev_device_add(&ring->cdev, &ring->dev);
 	if (ret)
 		goto err_put;
-	dev_info(parent, "sring%d: %llu bytes (%s)%s\n", minor, ring->ring_size,
+	dev_info(parent, "sring%d: %llu bytes (%s, %u chunks)%s\n", minor,
+		 ring->ring_size,
 		 ring->memory_kind == SRING_MEM_RESERVED ? "reserved region" : "pages",
+		 ring->chunks ? ring->nr_chunks : 1,
 		 ring->dma_mapped ? ", mapped for DMA" : "");
 	return ring;
 

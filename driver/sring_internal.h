@@ -10,13 +10,15 @@
  *   cons_page  one zeroed page, struct sring_consumer_page; mapped read-write
  *              by the consumer. Everything in it is user-controlled: read it
  *              once (READ_ONCE/smp_load_acquire), validate, never index with it.
- *   data       ring_size bytes, physically contiguous: pages below the
- *              device's DMA mask, or part of a region reserved at boot. The
- *              kernel maps it twice back to back with vmap()/vmap_pfn()
- *              (data_mirror), exactly as user space sees it, so the header
- *              and the CPU's view of every slot are contiguous too. The
- *              device sees it once, through a streaming DMA mapping
- *              (dma_handle) that lives from register to unregister.
+ *   data       ring_size bytes in chunks (sring_memory.c): high-order page
+ *              allocations below the device's DMA mask, down to single
+ *              pages, or one part of a region reserved at boot. The kernel
+ *              maps them twice back to back with vmap()/vmap_pfn()
+ *              (data_mirror), exactly as user space sees them, so the
+ *              header and the CPU's view of every slot are contiguous. The
+ *              device sees the ring once, as DMA extents of a streaming
+ *              scatter-gather mapping that lives from register to
+ *              unregister; a slot is as many pieces as extents it crosses.
  *
  * Lifetime: struct sring_ring embeds the struct device of /dev/sringN; the
  * cdev is its child (cdev_device_add) and every open file holds a reference,
@@ -45,6 +47,7 @@
 #include <linux/eventfd.h>
 #include <linux/hrtimer.h>
 #include <linux/mutex.h>
+#include <linux/scatterlist.h>
 #include <linux/spinlock.h>
 #include <linux/wait.h>
 
@@ -57,6 +60,20 @@
 /* Block sizes the unreleased part of a ring may hold at once: a START with
  * yet another size is refused (EBUSY) until the consumer catches up. */
 #define SRING_MAX_SEGMENTS	8
+
+/* Physically contiguous data: 2^order pages, at a ring offset that is a
+ * multiple of its size. */
+struct sring_chunk {
+	struct page *page;
+	unsigned int order;
+};
+
+/* A run of the ring contiguous for the device; extents tile the ring. */
+struct sring_dma_extent {
+	u64 offset;		/* in the ring */
+	u64 bytes;
+	dma_addr_t addr;
+};
 
 struct sring_ring {
 	struct device dev;		/* /dev/sringN; its release frees us */
@@ -72,13 +89,18 @@ struct sring_ring {
 	struct page *cons_page;
 	struct sring_producer_page *kprod;
 	struct sring_consumer_page *kcons;
-	struct page *data_pages;	/* high-order allocation, or NULL */
-	phys_addr_t data_phys;		/* start of the data, either kind */
+	struct sring_chunk *chunks;	/* SRING_MEM_PAGES, in ring order */
+	unsigned int nr_chunks;
+	phys_addr_t data_phys;		/* SRING_MEM_RESERVED: the region part */
 	void *data_mirror;		/* 2 * ring_size, vmap()/vmap_pfn() */
 	u64 ring_size;
 	u32 memory_kind;		/* enum sring_memory_kind */
-	dma_addr_t dma_handle;		/* the data, for the device */
-	bool dma_mapped;		/* until unregister */
+	u32 max_block_bytes;		/* slots fit SRING_SLOT_MAX_SEGMENTS */
+	struct sg_table sgt;		/* the chunks, mapped for the device */
+	dma_addr_t dma_handle;		/* SRING_MEM_RESERVED, for the device */
+	struct sring_dma_extent *extents;	/* the device's view */
+	unsigned int nr_extents;
+	bool dma_mapped;		/* until unregister; under prod_lock */
 
 	struct mutex lock;
 	unsigned long flags;		/* SRING_RING_* bits below */
@@ -130,6 +152,20 @@ struct sring_ring {
 };
 
 #define SRING_RING_CONSUMER	0	/* flags bit: a consumer holds the ring */
+
+/* sring_memory.c: chunks, mirror, mappings. */
+int sring_alloc_ring_memory(struct sring_ring *ring);
+void sring_free_ring_memory(struct sring_ring *ring);
+void sring_unmap_for_device(struct sring_ring *ring);
+int sring_mmap_data(struct sring_ring *ring, struct vm_area_struct *vma);
+unsigned int sring_dma_pieces(const struct sring_ring *ring, u64 pos, u32 len,
+			      struct sring_dma_segment *pieces,
+			      unsigned int max);
+void sring_sync_for(struct sring_ring *ring, u64 pos, u32 len, bool for_device);
+ssize_t sring_memory_show(struct sring_ring *ring, char *buf);
+/* sring_core.c: the region reserved at boot. */
+phys_addr_t sring_reserved_alloc(u64 size);
+void sring_reserved_free(phys_addr_t phys, u64 size);
 
 /* sring_producer.c: the producer core behind the device API. */
 void sring_producer_init(struct sring_ring *ring);

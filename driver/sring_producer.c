@@ -528,46 +528,6 @@ static u32 sring_block_capacity(const struct sring_ring *ring)
 	return (ring->config.block_bytes - SRING_BLOCK_HEADER_SIZE) / 2;
 }
 
-/* The device's address of ring position @pos. */
-static dma_addr_t sring_dma_at(const struct sring_ring *ring, u64 pos)
-{
-	return ring->dma_handle + (pos & (ring->ring_size - 1));
-}
-
-/* The part of [pos, pos + len) before the end of the ring, in bytes. */
-static u32 sring_first_piece(const struct sring_ring *ring, u64 pos, u32 len)
-{
-	u64 to_end = ring->ring_size - (pos & (ring->ring_size - 1));
-
-	return min_t(u64, len, to_end);
-}
-
-/* Gives [pos, pos + len) to the device or back to the CPU (non-coherent
- * platforms write back or invalidate caches here; coherent ones do
- * nothing). The ring is mapped once for the device: a range that wraps
- * is two ranges. */
-static void sring_sync(struct sring_ring *ring, u64 pos, u32 len,
-		       bool for_device)
-{
-	u32 first = sring_first_piece(ring, pos, len);
-
-	if (!ring->dma_mapped)
-		return;
-	if (for_device) {
-		dma_sync_single_for_device(ring->parent, sring_dma_at(ring, pos),
-					   first, DMA_BIDIRECTIONAL);
-		if (len > first)
-			dma_sync_single_for_device(ring->parent, ring->dma_handle,
-						   len - first, DMA_BIDIRECTIONAL);
-	} else {
-		dma_sync_single_for_cpu(ring->parent, sring_dma_at(ring, pos),
-					first, DMA_BIDIRECTIONAL);
-		if (len > first)
-			dma_sync_single_for_cpu(ring->parent, ring->dma_handle,
-						len - first, DMA_BIDIRECTIONAL);
-	}
-}
-
 int sring_reserve(struct sring_ring *ring, struct sring_slot *slot)
 {
 	unsigned long irqflags;
@@ -605,15 +565,10 @@ int sring_reserve(struct sring_ring *ring, struct sring_slot *slot)
 			 SRING_BLOCK_HEADER_SIZE;
 	slot->capacity = len;
 	if (ring->dma_mapped) {
-		slot->dma_addr = sring_dma_at(ring, samples_at);
-		slot->bytes = sring_first_piece(ring, samples_at, len);
-		slot->dma_addr2 = slot->bytes < len ? ring->dma_handle :
-						      DMA_MAPPING_ERROR;
-		slot->bytes2 = len - slot->bytes;
-		sring_sync(ring, samples_at, len, true);
-	} else {
-		slot->dma_addr = DMA_MAPPING_ERROR;
-		slot->dma_addr2 = DMA_MAPPING_ERROR;
+		slot->nr_segments = sring_dma_pieces(ring, samples_at, len,
+						     slot->segments,
+						     SRING_SLOT_MAX_SEGMENTS);
+		sring_sync_for(ring, samples_at, len, true);
 	}
 	ring->reserved += need;
 out:
@@ -684,8 +639,8 @@ int sring_commit(struct sring_ring *ring, u64 position, u32 samples,
 
 	/* The device's writes are visible to the CPU before anyone reads
 	 * them, the header included. */
-	sring_sync(ring, position + SRING_BLOCK_HEADER_SIZE,
-		   need - SRING_BLOCK_HEADER_SIZE, false);
+	sring_sync_for(ring, position + SRING_BLOCK_HEADER_SIZE,
+		       need - SRING_BLOCK_HEADER_SIZE, false);
 	block = sring_block_at(ring, position);
 	data = (__u16 *)((u8 *)block + SRING_BLOCK_HEADER_SIZE);
 	if (ring->corrupt_blocks) {

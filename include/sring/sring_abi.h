@@ -222,7 +222,7 @@ struct sring_consumer_page {
 #define SRING_IOC_MAGIC		0xB8
 
 enum sring_memory_kind {
-	SRING_MEM_PAGES = 0,	/* high-order page allocation */
+	SRING_MEM_PAGES = 0,	/* page allocations (chunks of up to 4 MiB) */
 	SRING_MEM_RESERVED = 1,	/* region reserved at boot (memmap=) */
 };
 
@@ -233,6 +233,9 @@ struct sring_info {
 	__u64 consumer_offset;
 	__u64 data_offset;
 	__u32 memory_kind;	/* enum sring_memory_kind */
+	/* The largest block_bytes SET_CONFIG takes on this ring: at most
+	 * SRING_MAX_BLOCK_BYTES and half the ring, less for a DMA device on a
+	 * ring of small chunks (each slot fits in the device's segments). */
 	__u32 max_block_bytes;
 	__u64 reserved[4];
 };

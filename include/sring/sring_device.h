@@ -42,10 +42,17 @@
  * or drop.
  *
  * Ring sizes are powers of two; block sizes are multiples of 64 that need
- * not divide them. A slot that runs past the end of the ring is contiguous
- * for the CPU (the kernel maps the ring twice) but not for the device,
- * which sees the ring once: the slot gives it as two DMA ranges
- * (dma_addr/bytes, then dma_addr2/bytes2).
+ * not divide them. The ring's memory is a list of chunks (page allocations
+ * of up to 4 MiB, fewer and smaller when memory is fragmented, or a region
+ * reserved at boot), so a ring may be as large as the machine's memory
+ * allows. The CPU sees the data contiguous (the kernel maps the chunks in
+ * order, and the whole ring twice, so nothing wraps); the device sees it as
+ * DMA extents, and a slot that crosses an extent boundary (the ring's end
+ * is one) comes as several DMA segments: slot->segments[0 ..
+ * nr_segments - 1], in order. sring refuses block sizes whose slots could
+ * need more than SRING_SLOT_MAX_SEGMENTS (struct sring_info's
+ * max_block_bytes says which fit); a device whose engine takes fewer
+ * segments per transfer simply splits its transfers at them.
  *
  * Contexts:
  *   sring_register(), sring_unregister():
@@ -106,27 +113,39 @@
 
 struct sring_ring;
 
+/*
+ * The most DMA segments one slot is given in. 16 lets blocks of the largest
+ * size (1 MiB) through on any ring whose chunks are at least 128 KiB, and
+ * blocks of up to 60 KiB on a ring made of single pages (a slot of L bytes
+ * on extents of at least E bytes needs at most 1 + DIV_ROUND_UP(L - 1, E)).
+ */
+#define SRING_SLOT_MAX_SEGMENTS	16
+
+/* A contiguous piece of a slot for the device. */
+struct sring_dma_segment {
+	dma_addr_t addr;
+	u32 bytes;
+};
+
 /* A free part of the ring, for the device to fill with one block. */
 struct sring_slot {
 	u64 position;		/* ring position of the block; commit with it */
-	/* Where the device writes the samples (after sring's header), in up
-	 * to two pieces: bytes2 is 0 unless the slot wraps the ring's end.
-	 * DMA_MAPPING_ERROR for rings registered with SRING_RING_CPU_FILL. */
-	dma_addr_t dma_addr;
-	u32 bytes;
-	dma_addr_t dma_addr2;
-	u32 bytes2;
+	/* Where the device writes the samples (after sring's header), in
+	 * ring order: capacity bytes in nr_segments pieces. nr_segments is 0
+	 * for rings registered with SRING_RING_CPU_FILL. */
+	u32 nr_segments;
+	struct sring_dma_segment segments[SRING_SLOT_MAX_SEGMENTS];
 	/* The same bytes, contiguous, for the CPU (a driver that fills by
 	 * PIO or a simulator); they never need splitting. */
 	void *cpu_addr;
-	u32 capacity;		/* bytes + bytes2: the most a commit may hold */
+	u32 capacity;		/* the most a commit may hold */
 };
 
 struct sring_device_ops {
 	/*
 	 * Optional. The user asks for @config, already checked by sring:
-	 * block_bytes a multiple of 64, at least 128, at most 1 MiB and half
-	 * the ring; a known policy and format; sample_rate at most 1 GS/s (0:
+	 * block_bytes a multiple of 64, at least 128, at most 1 MiB, half
+	 * the ring and what SRING_SLOT_MAX_SEGMENTS allows on its memory; a known policy and format; sample_rate at most 1 GS/s (0:
 	 * as fast as possible); flush_timeout_us at most 10 s. Return 0 to
 	 * accept it or -EINVAL/-EOPNOTSUPP if the device cannot do it. The ring
 	 * is stopped and so is the device: stop has run since the last start,
@@ -163,7 +182,8 @@ struct sring_device_ops {
  * cpu_addr. */
 #define SRING_RING_CPU_FILL		(1U << 0)
 /* Carve the ring from the region reserved at boot (sring.ko's
- * reserved_base/reserved_size), for rings larger than a page allocation. */
+ * reserved_base/reserved_size): one physically contiguous range, for
+ * devices that cannot take a scatter-gather list. */
 #define SRING_RING_RESERVED_MEMORY	(1U << 1)
 
 struct sring_ring_params {
@@ -179,11 +199,13 @@ struct sring_ring_params {
 
 /*
  * Makes a ring for @dev: memory the device can reach under its DMA mask
- * (dma_get_mask()), mapped for it with the DMA API, and /dev/sringN.
- * Returns the ring or an ERR_PTR: -EINVAL (bad params, a ring larger than
- * the page allocator gives without SRING_RING_RESERVED_MEMORY), -ENOMEM (no
- * memory below the mask, or reserved memory beyond it), -ENOSPC (no free
- * minor or reserved space). The reason is also logged against @dev.
+ * (dma_get_mask()), mapped for it with the DMA API as a scatter-gather
+ * table, and /dev/sringN. Returns the ring or an ERR_PTR: -EINVAL (bad
+ * params, a size that is not a power of two), -ENOMEM (not that much memory
+ * below the mask: the log says how much was asked and how much was
+ * available; or reserved memory beyond the mask), -ENOSPC (no free minor or
+ * reserved space). The reason is also logged against @dev. On failure
+ * nothing of the ring is left behind.
  */
 struct sring_ring *sring_register(struct device *dev,
 				  const struct sring_ring_params *params);
