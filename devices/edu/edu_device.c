@@ -86,7 +86,7 @@ MODULE_PARM_DESC(reserved,
 
 static unsigned int dma_bits = 28;
 module_param(dma_bits, uint, 0444);
-MODULE_PARM_DESC(dma_bits, "Address bits of the edu DMA engine, 24 to 28 (default 28, as QEMU's edu)");
+MODULE_PARM_DESC(dma_bits, "Address bits of the edu DMA engine, 24 to 64 (default 28, as QEMU's edu; more needs -device edu,dma_mask=...)");
 
 enum edu_phase {
 	EDU_IDLE,		/* no block under way */
@@ -123,8 +123,10 @@ static u32 edu_block_capacity_bytes(const struct sring_config *config)
 }
 
 /* Two transfers per chunk of at most EDU_MAX_TRANSFER bytes, and one more
- * chunk for slots that split at the ring's end (block sizes that do not
- * divide it). */
+ * chunk for a slot in two DMA segments (block sizes that do not divide the
+ * ring, or a slot across two of its chunks). A slot in more segments (a ring
+ * of small chunks) takes a chunk more per segment: the rate check assumes
+ * one split. */
 static u64 edu_block_ns(const struct sring_config *config)
 {
 	u32 chunks = DIV_ROUND_UP(edu_block_capacity_bytes(config),
@@ -146,16 +148,31 @@ static void edu_program(struct sring_edu *edu, u64 src, u64 dst, u32 count,
 	writeq(EDU_DMA_RUN | EDU_DMA_IRQ | direction, edu->mmio + EDU_REG_DMA_CMD);
 }
 
+/* The DMA segment of the slot that holds byte @done of its samples, and
+ * how far into it that byte is. */
+static const struct sring_dma_segment *
+edu_segment_at(const struct sring_slot *slot, u32 done, u32 *into)
+{
+	unsigned int i = 0;
+
+	while (i + 1 < slot->nr_segments && done >= slot->segments[i].bytes)
+		done -= slot->segments[i++].bytes;
+	*into = done;
+	return &slot->segments[i];
+}
+
 /* Converts and moves the next chunk of the block into the device. */
 static void edu_next_chunk(struct sring_edu *edu)
 {
 	u32 capacity = edu_block_capacity_bytes(&edu->config);
 	u32 chunk = min_t(u32, capacity - edu->done_bytes, EDU_MAX_TRANSFER);
+	const struct sring_dma_segment *segment;
+	u32 into;
 
-	/* A slot that wraps the ring's end is two DMA ranges: a chunk never
-	 * crosses from one to the other. */
-	if (edu->done_bytes < edu->slot.bytes)
-		chunk = min_t(u32, chunk, edu->slot.bytes - edu->done_bytes);
+	/* A slot comes in as many DMA segments as ring extents it crosses:
+	 * a chunk never crosses from one to the next. */
+	segment = edu_segment_at(&edu->slot, edu->done_bytes, &into);
+	chunk = min_t(u32, chunk, segment->bytes - into);
 	edu->chunk_bytes = chunk;
 	/* The converter: samples of the pattern, by their index. */
 	sring_pattern_fill(edu->staging, edu->next_sample + edu->done_bytes / 2,
@@ -167,9 +184,11 @@ static void edu_next_chunk(struct sring_edu *edu)
 /* The device's address in the slot for the chunk under way. */
 static dma_addr_t edu_chunk_target(const struct sring_edu *edu)
 {
-	if (edu->done_bytes < edu->slot.bytes)
-		return edu->slot.dma_addr + edu->done_bytes;
-	return edu->slot.dma_addr2 + (edu->done_bytes - edu->slot.bytes);
+	u32 into;
+	const struct sring_dma_segment *segment =
+		edu_segment_at(&edu->slot, edu->done_bytes, &into);
+
+	return segment->addr + into;
 }
 
 static void edu_arm(struct sring_edu *edu, ktime_t when)
@@ -417,8 +436,8 @@ static int edu_probe(struct pci_dev *pdev, const struct pci_device_id *id)
 	}
 	pci_set_master(pdev);
 	/* The engine's address registers are 28 bits wide (or fewer). */
-	if (dma_bits < 24 || dma_bits > 28) {
-		dev_err(&pdev->dev, "dma_bits=%u: must be 24 to 28\n", dma_bits);
+	if (dma_bits < 24 || dma_bits > 64) {
+		dev_err(&pdev->dev, "dma_bits=%u: must be 24 to 64\n", dma_bits);
 		return -EINVAL;
 	}
 	ret = dma_set_mask_and_coherent(&pdev->dev, DMA_BIT_MASK(dma_bits));

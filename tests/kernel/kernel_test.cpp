@@ -9,6 +9,7 @@
 //   kernel_test start-device RATE | stop-device   leave the device running / stop it
 //   kernel_test attach-consume SECONDS            attach mid-stream and verify
 //   kernel_test expect-position P                 head and tail just above P
+//   kernel_test fragment MIB KEEP                 hold 1 page in KEEP of MIB MiB, mlocked
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
@@ -25,6 +26,7 @@
 
 #include <chrono>
 #include <condition_variable>
+#include <cstddef>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -56,7 +58,9 @@ using namespace sring_ktest;
 TEST(Load, DeviceAndSysfsAppear) {
   EXPECT_EQ(::access(kDevice, F_OK), 0);
   EXPECT_EQ(sysfs("state"), "stopped");
-  EXPECT_EQ(sysfs("memory"), "pages");
+  // A 4 MiB ring is one chunk of the largest order; the simulated device
+  // fills it with the CPU, so it has no DMA segments.
+  EXPECT_EQ(sysfs("memory"), "pages chunks=1 order10=1");
   EXPECT_EQ(sysfs_u64("ring_size"), 4u << 20);
   EXPECT_EQ(sysfs("abi_version"), "1.3");
   EXPECT_EQ(sysfs("consumer"), "0");
@@ -823,6 +827,46 @@ int attach_consume(double seconds) {
   return c.samples > 0 && c.corrupted_samples == 0 && c.out_of_order == 0 ? 0 : 1;
 }
 
+// Fragments free memory on purpose, the same way every time: takes @mib MiB
+// of anonymous memory page by page, gives back all but one page in @keep, and
+// locks the rest. With /proc/sys/vm/compact_unevictable_allowed at 0
+// compaction cannot move the locked pages, so the free memory stays in
+// blocks of fewer than @keep pages until this process ends (SIGTERM).
+// Prints "fragmented" once done. keep 1: hold all of it.
+int fragment(uint64_t mib, uint64_t keep) {
+  const size_t page = static_cast<size_t>(::sysconf(_SC_PAGESIZE));
+  const size_t bytes = static_cast<size_t>(mib) << 20;
+  auto* memory = static_cast<std::byte*>(
+      ::mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0));
+  if (memory == MAP_FAILED || keep == 0) {
+    perror("fragment: mmap");
+    return 2;
+  }
+  // 4 KiB pages, not a transparent huge page that would be freed whole.
+  (void)::madvise(memory, bytes, MADV_NOHUGEPAGE);
+  for (size_t at = 0; at < bytes; at += page) memory[at] = std::byte{1};
+  for (size_t at = 0; at < bytes; at += page) {
+    if ((at / page) % keep != 0 && ::madvise(memory + at, page, MADV_DONTNEED) != 0) {
+      perror("fragment: madvise");
+      return 2;
+    }
+  }
+  // Locks what is resident without faulting the rest back in.
+  if (::mlock2(memory, bytes, MLOCK_ONFAULT) != 0) {
+    perror("fragment: mlock2");
+    return 2;
+  }
+  std::puts("fragmented");
+  std::fflush(stdout);
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGTERM);
+  sigprocmask(SIG_BLOCK, &signals, nullptr);
+  int signal = 0;
+  sigwait(&signals, &signal);
+  return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -832,6 +876,7 @@ int main(int argc, char** argv) {
   if (mode == "stop-device") return stop_device();
   if (mode == "attach-consume" && argc == 3) return attach_consume(std::stod(argv[2]));
   if (mode == "expect-position" && argc == 3) return expect_position(std::stoull(argv[2]));
+  if (mode == "fragment" && argc == 4) return fragment(std::stoull(argv[2]), std::stoull(argv[3]));
   if (mode == "inject" && argc == 5) {
     return inject_fault(argv[2], static_cast<uint32_t>(std::stoul(argv[3])), std::stoull(argv[4]));
   }
