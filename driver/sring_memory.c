@@ -301,9 +301,27 @@ static int sring_add_extent(struct sring_ring *ring, dma_addr_t addr, u64 bytes)
 }
 
 /*
+ * The largest order of pages one scatterlist entry may hold for @dev: the
+ * device's maximum segment size (64 KiB unless its driver says otherwise)
+ * and segment boundary, rounded down to a power of two. Chunks are
+ * naturally aligned, so pieces of that size never cross the boundary.
+ */
+static unsigned int sring_sg_piece_order(struct device *dev)
+{
+	unsigned long pages = min_t(unsigned long,
+				    dma_get_max_seg_size(dev) >> PAGE_SHIFT,
+				    dma_get_seg_boundary_nr_pages(dev, PAGE_SHIFT));
+
+	if (!pages)
+		return 0;	/* not even a page: dma_map_sgtable() says so */
+	return min_t(unsigned int, ilog2(pages), SRING_MAX_PAGE_ORDER);
+}
+
+/*
  * The device's view of the data: one streaming mapping for the ring's life
- * under the device, synced per slot. Chunks go in one scatter-gather table;
- * an IOMMU may merge them into fewer DMA segments. Bidirectional: the
+ * under the device, synced per slot. Chunks go in one scatter-gather table,
+ * cut into pieces the device's segment limits allow; an IOMMU may merge
+ * them into fewer DMA segments. Bidirectional: the
  * device writes samples, and the CPU writes headers and zeroed the memory
  * first; a from-device mapping would let a non-coherent platform invalidate
  * (arm32) what the CPU wrote, exposing stale memory to the consumer's
@@ -312,8 +330,9 @@ static int sring_add_extent(struct sring_ring *ring, dma_addr_t addr, u64 bytes)
 static int sring_map_for_device(struct sring_ring *ring)
 {
 	struct device *dev = ring->parent;
+	unsigned long nents = 0;
 	struct scatterlist *sg;
-	unsigned int i;
+	unsigned int i, piece;
 	int ret;
 
 	if (ring->params_flags & SRING_RING_CPU_FILL)
@@ -338,12 +357,25 @@ static int sring_map_for_device(struct sring_ring *ring)
 		return sring_add_extent(ring, addr, ring->ring_size);
 	}
 
-	ret = sg_alloc_table(&ring->sgt, ring->nr_chunks, GFP_KERNEL);
+	piece = sring_sg_piece_order(dev);
+	for (i = 0; i < ring->nr_chunks; i++)
+		nents += 1UL << (ring->chunks[i].order - min(piece, ring->chunks[i].order));
+	if (nents > UINT_MAX)
+		return -ENOMEM;
+	ret = sg_alloc_table(&ring->sgt, nents, GFP_KERNEL);
 	if (ret)
 		return ret;
-	for_each_sgtable_sg(&ring->sgt, sg, i)
-		sg_set_page(sg, ring->chunks[i].page,
-			    PAGE_SIZE << ring->chunks[i].order, 0);
+	sg = ring->sgt.sgl;
+	for (i = 0; i < ring->nr_chunks; i++) {
+		unsigned int order = min(piece, ring->chunks[i].order);
+		unsigned long at;
+
+		for (at = 0; at < 1UL << ring->chunks[i].order; at += 1UL << order) {
+			sg_set_page(sg, nth_page(ring->chunks[i].page, at),
+				    PAGE_SIZE << order, 0);
+			sg = sg_next(sg);
+		}
+	}
 	ret = dma_map_sgtable(dev, &ring->sgt, DMA_BIDIRECTIONAL, 0);
 	if (ret)
 		return ret;

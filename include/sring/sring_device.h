@@ -114,10 +114,13 @@
 struct sring_ring;
 
 /*
- * The most DMA segments one slot is given in. 16 lets blocks of the largest
- * size (1 MiB) through on any ring whose chunks are at least 128 KiB, and
- * blocks of up to 60 KiB on a ring made of single pages (a slot of L bytes
- * on extents of at least E bytes needs at most 1 + DIV_ROUND_UP(L - 1, E)).
+ * The most DMA segments one slot is given in. A slot of L bytes on DMA
+ * extents of at least E bytes needs at most 1 + DIV_ROUND_UP(L - 1, E), so
+ * 16 lets blocks of the largest size (1 MiB) through where extents are at
+ * least 128 KiB, up to 960 KiB with PCI's default 64 KiB maximum segment
+ * (dma_set_max_seg_size() raises it), and up to 60 KiB on a ring made of
+ * single pages. The ring's extents are its chunks, cut to the device's
+ * maximum segment size and boundary, or merged by an IOMMU.
  */
 #define SRING_SLOT_MAX_SEGMENTS	16
 
