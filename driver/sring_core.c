@@ -440,6 +440,24 @@ static __poll_t sring_poll(struct file *file, poll_table *wait)
  * per ring (read_lock, also taken by RESET): the tail it stores is always
  * the one it copied from plus what it copied.
  */
+/*
+ * Copies [pos, pos + bytes) of the ring to user space, in two pieces where it
+ * wraps: the kernel's mirror repeats one block, not the ring. Returns what
+ * was not copied, as copy_to_user().
+ */
+static unsigned long sring_copy_out(struct sring_ring *ring, char __user *buf,
+				    u64 pos, u64 bytes)
+{
+	u64 offset = pos & (ring->ring_size - 1);
+	u64 first = min(bytes, ring->ring_size - offset);
+	unsigned long uncopied;
+
+	uncopied = copy_to_user(buf, ring->data_mirror + offset, first);
+	if (uncopied || first == bytes)
+		return uncopied + (bytes - first);
+	return copy_to_user(buf + first, ring->data_mirror, bytes - first);
+}
+
 static ssize_t sring_read(struct file *file, char __user *buf, size_t count,
 			  loff_t *ppos)
 {
@@ -478,8 +496,7 @@ static ssize_t sring_read(struct file *file, char __user *buf, size_t count,
 				mutex_unlock(&ring->read_lock);
 				return -EINVAL;
 			}
-			uncopied = copy_to_user(buf, ring->data_mirror +
-						(tail & (ring->ring_size - 1)), bytes);
+			uncopied = sring_copy_out(ring, buf, tail, bytes);
 			spin_lock_irq(&ring->prod_lock);
 			ring->read_pinned = false;
 			if (uncopied) {

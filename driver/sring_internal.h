@@ -13,8 +13,8 @@
  *   data       ring_size bytes in chunks (sring_memory.c): high-order page
  *              allocations below the device's DMA mask, down to single
  *              pages, or one part of a region reserved at boot. The kernel
- *              maps them twice back to back with vmap()/vmap_pfn()
- *              (data_mirror), exactly as user space sees them, so the
+ *              maps them with vmap()/vmap_pfn() followed by their first
+ *              SRING_MIRROR_OVERLAP() bytes again (data_mirror), so the
  *              header and the CPU's view of every slot are contiguous. The
  *              device sees the ring once, as DMA extents of a streaming
  *              scatter-gather mapping that lives from register to
@@ -60,6 +60,10 @@
 /* Block sizes the unreleased part of a ring may hold at once: a START with
  * yet another size is refused (EBUSY) until the consumer catches up. */
 #define SRING_MAX_SEGMENTS	8
+/* How much of the ring's start the kernel's mirror maps again after its
+ * end: the longest block (at most half the ring). */
+#define SRING_MIRROR_OVERLAP(ring) \
+	min_t(u64, (ring)->ring_size / 2, SRING_MAX_BLOCK_BYTES)
 
 /* Physically contiguous data: 2^order pages, at a ring offset that is a
  * multiple of its size. */
@@ -92,7 +96,7 @@ struct sring_ring {
 	struct sring_chunk *chunks;	/* SRING_MEM_PAGES, in ring order */
 	unsigned int nr_chunks;
 	phys_addr_t data_phys;		/* SRING_MEM_RESERVED: the region part */
-	void *data_mirror;		/* 2 * ring_size, vmap()/vmap_pfn() */
+	void *data_mirror;		/* ring_size + SRING_MIRROR_OVERLAP() */
 	u64 ring_size;
 	u32 memory_kind;		/* enum sring_memory_kind */
 	u32 max_block_bytes;		/* slots fit SRING_SLOT_MAX_SEGMENTS */

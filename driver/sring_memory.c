@@ -16,9 +16,9 @@
  *   reserved  one chunk carved from the region reserved at boot; mapped for
  *             the device with dma_map_resource().
  *
- * The CPU sees the chunks as one contiguous region, twice back to back
- * (data_mirror in the kernel, the data mapping in user space), so nothing
- * wraps for it. The device sees the ring's DMA extents: a slot that crosses
+ * The CPU sees the chunks as one contiguous region, twice back to back in
+ * user space and followed by its first block's worth again in the kernel
+ * (data_mirror), so no block wraps for it. The device sees the ring's DMA extents: a slot that crosses
  * an extent boundary (the ring's end is one) is given to it as several
  * segments, at most SRING_SLOT_MAX_SEGMENTS; sring_max_block_bytes() bounds
  * the block size so that no slot needs more.
@@ -206,14 +206,23 @@ static void sring_run(const struct sring_ring *ring, unsigned long i,
 	}
 }
 
-/* Maps the data twice back to back into the kernel, as user space sees it. */
+/*
+ * Maps the data into the kernel followed by its first
+ * SRING_MIRROR_OVERLAP() bytes again, so that every block (at most that
+ * long) is contiguous for the CPU wherever it starts, as user space sees it.
+ * Not the whole ring twice: vmap() refuses more pages than the machine has,
+ * which would cap a ring at a third of the memory, and the copy would cost
+ * as much again in page tables and vmalloc space for nothing: the kernel
+ * reads and writes at most one block in one piece (read() copies in two).
+ */
 static int sring_map_mirror(struct sring_ring *ring)
 {
 	unsigned long nr = ring->ring_size >> PAGE_SHIFT;
+	unsigned long total = (ring->ring_size + SRING_MIRROR_OVERLAP(ring)) >> PAGE_SHIFT;
 	unsigned long *pfns, i, j, k = 0;
 	struct page **pages;
 
-	pfns = kvmalloc_array(2 * nr, sizeof(*pfns), GFP_KERNEL);
+	pfns = kvmalloc_array(total, sizeof(*pfns), GFP_KERNEL);
 	if (!pfns)
 		return -ENOMEM;
 	for (i = 0; i < sring_nr_runs(ring); i++) {
@@ -224,19 +233,19 @@ static int sring_map_mirror(struct sring_ring *ring)
 		for (j = 0; j < bytes >> PAGE_SHIFT; j++)
 			pfns[k++] = first + j;
 	}
-	memcpy(pfns + nr, pfns, nr * sizeof(*pfns));
+	memcpy(pfns + nr, pfns, (total - nr) * sizeof(*pfns));
 	if (!pfn_valid(pfns[0])) {
 		/* A reserved region outside the memory map has no struct
 		 * pages: map it by frame number. */
-		ring->data_mirror = vmap_pfn(pfns, 2 * nr, PAGE_KERNEL);
+		ring->data_mirror = vmap_pfn(pfns, total, PAGE_KERNEL);
 		kvfree(pfns);
 		return ring->data_mirror ? 0 : -ENOMEM;
 	}
-	pages = kvmalloc_array(2 * nr, sizeof(*pages), GFP_KERNEL);
+	pages = kvmalloc_array(total, sizeof(*pages), GFP_KERNEL);
 	if (pages) {
-		for (i = 0; i < 2 * nr; i++)
+		for (i = 0; i < total; i++)
 			pages[i] = pfn_to_page(pfns[i]);
-		ring->data_mirror = vmap(pages, 2 * nr, VM_MAP, PAGE_KERNEL);
+		ring->data_mirror = vmap(pages, total, VM_MAP, PAGE_KERNEL);
 		kvfree(pages);
 	}
 	kvfree(pfns);
