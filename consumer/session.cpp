@@ -77,12 +77,12 @@ Status open_session(const SourceOptions& options, Session& session) {
     case Source::kSimSocket: {
       auto socket = sim::connect_unix(options.path, std::chrono::milliseconds(30'000));
       if (!socket) return socket.error();
-      auto fds = sim::receive_fds(socket->get(), 2, nullptr);
-      if (!fds) return fds.error();
-      auto ring = Ring::attach(std::move((*fds)[0]), Ring::Access::kConsumer);
+      auto handover = sim::receive_ring(socket->get(), nullptr);
+      if (!handover) return handover.error();
+      auto ring = Ring::attach(std::move(handover->ring), std::move(handover->data), Ring::Access::kConsumer);
       if (!ring) return ring.error();
       session.ring.emplace(std::move(*ring));
-      if (auto use = session.ring->use_eventfd(std::move((*fds)[1])); !use) return use;
+      if (auto use = session.ring->use_eventfd(std::move(handover->eventfd)); !use) return use;
       session.producer = std::make_unique<SimProcess>(std::move(*socket));
       session.description = fmt::format("sring-sim process via {}", options.path);
       return ok();

@@ -348,21 +348,23 @@ PyRing open_device(const std::string& path, const std::string& wait) {
 
 PyRing connect_simulator(const std::string& socket_path, double timeout) {
   // sring-sim --socket PATH hands over the ring's memfd and the eventfd it
-  // signals (one connection, one consumer).
+  // signals, and the data file of a ring in 2 MiB pages (one connection,
+  // one consumer).
   PyRing r;
   if (!(timeout >= 0) || timeout > 86400) throw py::value_error("timeout: 0 to 86400 seconds");
   sring::Expected<sring::UniqueFd> connected = sring::UniqueFd();
-  sring::Expected<std::vector<sring::UniqueFd>> received = std::vector<sring::UniqueFd>{};
+  sring::Expected<sring::sim::RingHandover> received = sring::sim::RingHandover{};
   uint8_t payload = 0;
   {
     py::gil_scoped_release no_gil;  // connecting retries until the timeout
     connected = sring::sim::connect_unix(socket_path, std::chrono::milliseconds(static_cast<int64_t>(timeout * 1000)));
-    if (connected) received = sring::sim::receive_fds(connected->get(), 2, &payload);
+    if (connected) received = sring::sim::receive_ring(connected->get(), &payload);
   }
   auto socket = checked(std::move(connected));
-  auto fds = checked(std::move(received));
-  auto ring = checked(sring::Ring::attach(std::move(fds[0]), sring::Ring::Access::kConsumer));
-  check(ring.use_eventfd(std::move(fds[1])));
+  auto handover = checked(std::move(received));
+  auto ring = checked(sring::Ring::attach(std::move(handover.ring), std::move(handover.data),
+                                          sring::Ring::Access::kConsumer));
+  check(ring.use_eventfd(std::move(handover.eventfd)));
   attach_ring(r.session, std::move(ring));
   r.session->sim_socket = std::move(socket);
   return r;

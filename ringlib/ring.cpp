@@ -155,7 +155,27 @@ Expected<Ring> Ring::open(const std::string& path, Access access) {
   return ring;
 }
 
-Expected<Ring> Ring::attach(UniqueFd fd, Access access) {
+Expected<Ring> Ring::attach(UniqueFd fd, Access access) { return attach(std::move(fd), UniqueFd(), access); }
+
+namespace {
+
+// A ring file's producer could shrink it under our mapping, and the next
+// access would kill us with SIGBUS. A sealed memfd cannot be shrunk by anyone
+// (docs/abi.md, "Ring files"): insist on it.
+Status check_sealed(int fd, const char* what) {
+  const int seals = ::fcntl(fd, F_GET_SEALS);
+  if (seals < 0 || (seals & F_SEAL_SHRINK) == 0) {
+    return make_error(EPROTO,
+                      "{} is not sealed against shrinking (F_SEAL_SHRINK): its producer could cut it "
+                      "under the mapping",
+                      what);
+  }
+  return ok();
+}
+
+}  // namespace
+
+Expected<Ring> Ring::attach(UniqueFd fd, UniqueFd data_fd, Access access) {
   struct stat st {};
   if (::fstat(fd.get(), &st) != 0) return errno_error("cannot stat the ring");
   if (!S_ISCHR(st.st_mode) && !S_ISREG(st.st_mode)) {
@@ -169,25 +189,34 @@ Expected<Ring> Ring::attach(UniqueFd fd, Access access) {
     return make_error(EPROTO, "ring file of {} bytes is too small to hold a ring", st.st_size);
   }
 
+  const bool data_file = data_fd.valid();
+  if (data_file && ring.is_device_) return make_error(EINVAL, "a sring device takes no separate data file");
+
   auto producer = map_region(fd.get(), page_size, 0, PROT_READ, "producer page");
   if (!producer) return producer.error();
   ring.producer_map_ = std::move(*producer);
   ring.kproducer_ = static_cast<const sring_producer_page*>(ring.producer_map_.get());
-  const uint64_t file_size = ring.is_device_ ? 0 : static_cast<uint64_t>(st.st_size);
+  const uint64_t file_size = ring.is_device_ || data_file ? 0 : static_cast<uint64_t>(st.st_size);
   if (auto valid = validate_producer_identity(*ring.kproducer_, file_size, page_size); !valid) {
     return valid.error();
   }
   ring.ring_size_ = ring.kproducer_->ring_size;
-  if (!ring.is_device_) {
-    // A ring file's producer could shrink it under our mapping, and the next
-    // access would kill us with SIGBUS. A sealed memfd cannot be shrunk by
-    // anyone (docs/abi.md, "Ring files"): insist on it.
-    const int seals = ::fcntl(fd.get(), F_GET_SEALS);
-    if (seals < 0 || (seals & F_SEAL_SHRINK) == 0) {
-      return make_error(EPROTO,
-                        "ring file is not sealed against shrinking (F_SEAL_SHRINK): its producer "
-                        "could cut it under the mapping");
+  if (data_file) {
+    // The ring file holds the two pages only, the data file the data only.
+    struct stat data_st {};
+    if (::fstat(data_fd.get(), &data_st) != 0) return errno_error("cannot stat the ring's data file");
+    if (static_cast<uint64_t>(st.st_size) != ring.kproducer_->data_offset) {
+      return make_error(EPROTO, "ring file with a separate data file is {} bytes, expected {} (its two pages)",
+                        st.st_size, ring.kproducer_->data_offset);
     }
+    if (!S_ISREG(data_st.st_mode) || static_cast<uint64_t>(data_st.st_size) != ring.ring_size_) {
+      return make_error(EPROTO, "the ring's data file is {} bytes, its producer page says {}",
+                        data_st.st_size, ring.ring_size_);
+    }
+    if (auto sealed = check_sealed(data_fd.get(), "the ring's data file"); !sealed) return sealed.error();
+  }
+  if (!ring.is_device_) {
+    if (auto sealed = check_sealed(fd.get(), "ring file"); !sealed) return sealed.error();
   }
 
   const int consumer_prot = ring.consumer_ ? PROT_READ | PROT_WRITE : PROT_READ;
@@ -197,8 +226,9 @@ Expected<Ring> Ring::attach(UniqueFd fd, Access access) {
   ring.consumer_map_ = std::move(*consumer);
   ring.kconsumer_ = static_cast<sring_consumer_page*>(ring.consumer_map_.get());
 
-  auto data = map_mirror(fd.get(), ring.ring_size_, static_cast<off_t>(ring.kproducer_->data_offset),
-                         PROT_READ, ring.is_device_ ? MirrorSource::kDevice : MirrorSource::kFile);
+  auto data = data_file ? map_mirror(data_fd.get(), ring.ring_size_, 0, PROT_READ, MirrorSource::kFile)
+                        : map_mirror(fd.get(), ring.ring_size_, static_cast<off_t>(ring.kproducer_->data_offset),
+                                     PROT_READ, ring.is_device_ ? MirrorSource::kDevice : MirrorSource::kFile);
   if (!data) return data.error();
   ring.data_map_ = std::move(*data);
   ring.data_ = static_cast<const std::byte*>(ring.data_map_.get());

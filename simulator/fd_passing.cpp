@@ -90,7 +90,21 @@ Status send_fds(int socket, const std::vector<int>& fds, uint8_t payload) {
 }
 
 Expected<std::vector<UniqueFd>> receive_fds(int socket, size_t count, uint8_t* payload) {
-  std::vector<char> control(CMSG_SPACE(sizeof(int) * count));
+  return receive_fds(socket, count, count, payload);
+}
+
+Expected<RingHandover> receive_ring(int socket, uint8_t* payload) {
+  auto fds = receive_fds(socket, 2, 3, payload);
+  if (!fds) return fds.error();
+  RingHandover handover;
+  handover.ring = std::move((*fds)[0]);
+  handover.eventfd = std::move((*fds)[1]);
+  if (fds->size() == 3) handover.data = std::move((*fds)[2]);
+  return handover;
+}
+
+Expected<std::vector<UniqueFd>> receive_fds(int socket, size_t min_count, size_t max_count, uint8_t* payload) {
+  std::vector<char> control(CMSG_SPACE(sizeof(int) * max_count));
   uint8_t byte = 0;
   iovec iov{&byte, 1};
   msghdr message{};
@@ -113,9 +127,13 @@ Expected<std::vector<UniqueFd>> receive_fds(int socket, size_t count, uint8_t* p
     }
   }
   if (message.msg_flags & MSG_CTRUNC) return make_error(EPROTO, "descriptors were truncated");
-  if (received.size() != count) {
-    return make_error(EPROTO, "expected {} descriptors from the simulator, got {}", count,
-                      received.size());
+  if (received.size() < min_count || received.size() > max_count) {
+    if (min_count == max_count) {
+      return make_error(EPROTO, "expected {} descriptors from the simulator, got {}", min_count,
+                        received.size());
+    }
+    return make_error(EPROTO, "expected {} to {} descriptors from the simulator, got {}", min_count,
+                      max_count, received.size());
   }
   if (payload != nullptr) *payload = byte;
   return received;

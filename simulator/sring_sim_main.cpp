@@ -11,6 +11,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include <fmt/format.h>
 
@@ -28,9 +29,16 @@ namespace {
 constexpr char kUsage[] =
     "usage: sring-sim --socket PATH [--rate SAMPLES_PER_S] [--duration SECONDS]\n"
     "                 [--block-size BYTES] [--ring-size BYTES] [--policy drop|overwrite|stop]\n"
-    "                 [--seed N] [--accept-timeout SECONDS]\n"
+    "                 [--seed N] [--accept-timeout SECONDS] [--pages 4k|huge|auto]\n"
     "       sring-sim --socket PATH --replay FILE [--rate SAMPLES_PER_S] [--ring-size BYTES]\n"
-    "                 [--policy drop|stop] [--duration SECONDS]\n";
+    "                 [--policy drop|stop] [--duration SECONDS] [--pages 4k|huge|auto]\n"
+    "\n"
+    "--pages: what the ring's data lives in. 4k (the default): 4 KiB pages in the ring file\n"
+    "itself, which every consumer written from docs/abi.md maps. huge: 2 MiB hugetlb pages\n"
+    "(reserve them in /proc/sys/vm/nr_hugepages; a ring of at least 2 MiB) in a data file of\n"
+    "its own, handed over as a third descriptor (ringlib 1.x from this release attaches it;\n"
+    "docs/abi.md, \"Ring files\"); an error if they cannot be had. auto: huge when they can be\n"
+    "had, else 4k with a line on stderr saying why. sring-sim prints what it used.\n";
 
 int fail(const sring::Error& error) {
   fmt::print(stderr, "sring-sim: {}\n", error.message);
@@ -50,6 +58,7 @@ int main(int argc, char** argv) {
   std::optional<uint64_t> rate;
   std::optional<uint32_t> policy;
   bool duration_given = false;
+  sim::RingPages pages = sim::RingPages::k4K;
   cli::Args args(argc, argv);
   while (!args.done()) {
     const std::string_view option = args.take();
@@ -92,6 +101,10 @@ int main(int argc, char** argv) {
       auto v = cli::parse_count(*value, option);
       if (!v) return fail(v.error());
       config.pattern_seed = static_cast<uint32_t>(*v);
+    } else if (option == "--pages") {
+      auto v = sim::parse_ring_pages(*value);
+      if (!v) return fail(v.error());
+      pages = *v;
     } else if (option == "--accept-timeout") {
       auto v = cli::parse_seconds(*value, option);
       if (!v) return fail(v.error());
@@ -118,8 +131,14 @@ int main(int argc, char** argv) {
   }
   if (rate) config.sample_rate = *rate;
   if (policy) config.overrun_policy = *policy;
-  auto ring = sim::HostRing::create(ring_size);
+  auto ring = sim::HostRing::create(ring_size, "sring", pages);
   if (!ring) return fail(ring.error());
+  if (ring->pages() == sim::RingPages::kHuge) {
+    fmt::print(stderr, "sring-sim: ring of {} MiB in 2 MiB pages (a data file of its own)\n", ring_size >> 20);
+  } else {
+    fmt::print(stderr, "sring-sim: ring of {} KiB in 4 KiB pages{}\n", ring_size >> 10,
+               ring->fallback_reason().empty() ? "" : fmt::format(" ({})", ring->fallback_reason()));
+  }
   if (auto valid = sim::validate_config(config, ring_size); !valid) return fail(valid.error());
   UniqueFd eventfd(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
   if (!eventfd.valid()) return fail(errno_error("cannot create an eventfd"));
@@ -133,7 +152,10 @@ int main(int argc, char** argv) {
   auto client = sim::accept_unix(listener->get(), timeout);
   ::unlink(socket_path.c_str());
   if (!client) return fail(client.error());
-  if (auto sent = sim::send_fds(client->get(), {ring->fd(), eventfd.get()}, 1); !sent) {
+  // The ring file and the eventfd; a ring in 2 MiB pages adds its data file.
+  std::vector<int> handed = {ring->fd(), eventfd.get()};
+  if (ring->data_fd() >= 0) handed.push_back(ring->data_fd());
+  if (auto sent = sim::send_fds(client->get(), handed, 1); !sent) {
     return fail(sent.error());
   }
   auto ready = sim::receive_byte(client->get(), timeout);

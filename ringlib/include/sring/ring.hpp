@@ -138,6 +138,11 @@ class Ring {
   [[nodiscard]] static Expected<Ring> open(const std::string& path, Access access);
   // Takes ownership of fd: a sring device or a ring file (memfd).
   [[nodiscard]] static Expected<Ring> attach(UniqueFd fd, Access access);
+  // A ring file whose data lives in a file of its own (docs/abi.md, "Ring
+  // files": the user-space simulator's rings in 2 MiB pages). data_fd holds
+  // exactly ring_size bytes at offset 0; fd then holds only the producer and
+  // consumer pages. An invalid data_fd is the one-file attach above.
+  [[nodiscard]] static Expected<Ring> attach(UniqueFd fd, UniqueFd data_fd, Access access);
   // Adopts a ring that this process has already mapped, for a producer in
   // the same process (the simulator's HostRing) and for tests. The Ring then
   // reads and writes the very addresses the producer uses, which is what

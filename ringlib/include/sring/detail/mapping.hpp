@@ -19,7 +19,9 @@ enum class MirrorSource {
   // A sring device: the driver maps 2 * ring_size itself, the pages twice.
   kDevice,
   // A regular file (memfd) holding ring_size bytes at data_offset: ringlib
-  // reserves 2 * ring_size of address space and maps the file into both halves.
+  // reserves 2 * ring_size of address space, aligned to the file's block size
+  // (2 MiB for a hugetlbfs file, so that its pages are mapped large), and
+  // maps the file into both halves.
   kFile,
 };
 

@@ -22,6 +22,18 @@ namespace sring::sim {
 [[nodiscard]] Status send_fds(int socket, const std::vector<int>& fds, uint8_t payload);
 // Receives exactly `count` descriptors, and the payload byte.
 [[nodiscard]] Expected<std::vector<UniqueFd>> receive_fds(int socket, size_t count, uint8_t* payload);
+// Receives between min_count and max_count descriptors.
+[[nodiscard]] Expected<std::vector<UniqueFd>> receive_fds(int socket, size_t min_count, size_t max_count,
+                                                          uint8_t* payload);
+
+// sring-sim's handover (docs/abi.md, "The handshake of sring-sim"): the
+// ring file, the eventfd, and for a ring in 2 MiB pages its data file.
+struct RingHandover {
+  UniqueFd ring;
+  UniqueFd eventfd;
+  UniqueFd data;  // invalid when the data is in the ring file
+};
+[[nodiscard]] Expected<RingHandover> receive_ring(int socket, uint8_t* payload);
 
 // A consumer of sring-sim sends this byte while the device runs to stop it
 // early (sring-record on SIGINT/SIGTERM).
