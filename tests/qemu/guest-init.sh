@@ -166,6 +166,202 @@ removal_scenarios() {
   done
 }
 
+# On the checkers' kernel (KASAN, lockdep, ...) everything runs several
+# times slower: there an acquisition must verify every sample it gets and
+# account for every loss exactly, but may lose samples. Speed is the stock
+# kernel's scenarios' business.
+checkers=0
+dmesg | grep -q "KernelAddressSanitizer initialized" && checkers=1
+
+run_acquire() {  # run_acquire NAME ARGS...: passes if acquire exits 0
+  name="$1"; shift
+  if [ $checkers = 1 ] && ! echo "$*" | grep -q -- --allow-loss; then
+    set -- "$@" --allow-loss
+    name="$name (checkers' kernel: losses exact, not zero)"
+  fi
+  echo "=== acquire $*"
+  if /acquire --device /dev/sring0 "$@" >/tmp/acq.log 2>&1; then
+    cat /tmp/acq.log; pass "$name"
+  else
+    cat /tmp/acq.log; fail "$name"
+  fi
+}
+
+# Rings of a gigabyte on the stock kernel, made of page chunks (the
+# bigring boot: run-qemu-tests.sh gives the guest 3 GiB and the edu engine
+# 32 address bits). Every acquisition verifies every sample.
+mem_available_mib() { awk '$1 == "MemAvailable:" {print int($2 / 1024)}' /proc/meminfo; }
+# ring_memory RING: sysfs "memory" of /dev/RING, e.g. "pages chunks=256 order10=256".
+ring_memory() { cat /sys/class/sring/$1/memory; }
+# order_count RING ORDER: how many chunks of that order the ring has.
+order_count() { ring_memory $1 | tr ' ' '\n' | awk -F= -v k="order$2" '$1 == k {print $2}' | grep . || echo 0; }
+# memory_returned NAME BEFORE_MIB: MemAvailable is back within 64 MiB.
+memory_returned() {
+  after=$(mem_available_mib)
+  [ $((after + 64)) -ge "$1" ] && pass "$2: memory returned (MemAvailable $1 MiB before, $after MiB after)" ||
+    fail "$2: memory returned (MemAvailable $1 MiB before, $after MiB after)"
+}
+# acquire_blocks: blocks of the last acquisition (/tmp/acq.log).
+acquire_blocks() { awk '/^  blocks/ {gsub(",", "", $2); print $2}' /tmp/acq.log; }
+gib=1073741824
+bigring_scenarios() {
+  echo 0 > /proc/sys/vm/compact_unevictable_allowed
+  before=$(mem_available_mib)
+  # 1. A 1 GiB ring for the simulated device, flat out. Head starts 6 KiB
+  # before the ring's end, so the first 12 KiB slots cross the ring's end
+  # and the boundary between its last and first chunks at once; 12 KiB
+  # blocks do not divide a 4 MiB chunk, so slots cross chunk boundaries all
+  # along, and the run goes round the ring.
+  if load_sring ring_size=$gib initial_position=$((gib - 6144)); then
+    mem=$(ring_memory sring0)
+    echo "sring0 memory: $mem"
+    case "$mem" in
+      "pages chunks="*) pass "a 1 GiB ring from page chunks on the stock kernel ($mem)" ;;
+      *) fail "a 1 GiB ring from page chunks on the stock kernel ($mem)" ;;
+    esac
+    run_acquire "1 GiB ring, flat out, 12 KiB blocks across chunk boundaries and the ring's end: every sample verified" \
+      --rate 0 --block-size 12K --duration 20
+    blocks=$(acquire_blocks)
+    [ "${blocks:-0}" -gt $((gib / 12288)) ] && pass "the 1 GiB ring went round at least once ($blocks blocks of 12 KiB)" ||
+      fail "the 1 GiB ring went round at least once (${blocks:-0} blocks of 12 KiB, need $((gib / 12288)))"
+    /kernel_test expect-position $((gib - 6144)) >/dev/null && pass "1 GiB ring: head ran on from just before the ring's end" ||
+      fail "1 GiB ring: head ran on from just before the ring's end"
+    # Unload under a consumer that has the whole gigabyte mapped and waits.
+    acquire_while_removed "1 GiB ring: the device is unloaded under a consumer that has it mapped: clean end" \
+      "rmmod sring_sim" --device /dev/sring0 --rate 20M --block-size 64K --duration 120 --wait poll
+    rmmod sring && pass "1 GiB ring: the core unloads after its last user" || fail "1 GiB ring: the core unloads after its last user"
+  else
+    dmesg | tail -n 5; fail "a 1 GiB ring from page chunks on the stock kernel (load refused)"
+  fi
+  memory_returned "$before" "1 GiB ring unloaded"
+
+  # 2. The same on fragmented memory: a process holds one page in four of
+  # most of the free memory, locked where compaction cannot move it, so the
+  # ring must be built of small chunks. Then more than is available while a
+  # process holds all but 600 MiB.
+  hold_mib=$(( $(mem_available_mib) - 300 ))
+  /kernel_test fragment $hold_mib 4 >/tmp/frag.log 2>&1 &
+  frag=$!
+  n=0; while ! grep -q fragmented /tmp/frag.log && [ $n -lt 600 ]; do usleep 100000; n=$((n + 1)); done
+  echo "fragmented $hold_mib MiB; MemAvailable now $(mem_available_mib) MiB"
+  if load_sring ring_size=$gib; then
+    # At once, before anything forks: the ring took the free high orders
+    # first, and a fork needs some (kernel stacks) that the fragmented rest
+    # cannot give. The ring stays as it was built.
+    kill $frag; wait $frag
+    mem=$(ring_memory sring0)
+    echo "sring0 memory: $mem"
+    low=$(( $(order_count sring0 0) + $(order_count sring0 1) ))
+    [ $low -gt 1000 ] && pass "on fragmented memory the ring is built of small chunks ($mem)" ||
+      fail "on fragmented memory the ring is built of small chunks ($mem)"
+    run_acquire "1 GiB ring of small chunks, flat out, 12 KiB blocks: every sample verified" \
+      --rate 0 --block-size 12K --duration 20
+    blocks=$(acquire_blocks)
+    [ "${blocks:-0}" -gt $((gib / 12288)) ] && pass "the fragmented ring went round at least once ($blocks blocks)" ||
+      fail "the fragmented ring went round at least once (${blocks:-0} blocks)"
+    unload_sring
+  else
+    kill $frag; wait $frag
+    dmesg | tail -n 5; fail "on fragmented memory the ring is built of small chunks (load refused)"
+  fi
+  # More than is available: refused up front with how much was asked and
+  # how much there is, nothing left behind.
+  hold_mib=$(( $(mem_available_mib) - 600 ))
+  /kernel_test fragment $hold_mib 1 >/tmp/frag.log 2>&1 &
+  frag=$!
+  n=0; while ! grep -q fragmented /tmp/frag.log && [ $n -lt 600 ]; do usleep 100000; n=$((n + 1)); done
+  seen=$(dmesg | wc -l)
+  avail=$(mem_available_mib)
+  if load_sring ring_size=$((2 * gib)); then
+    fail "a 2 GiB ring with $avail MiB available is refused"; unload_sring
+  else
+    msg=$(dmesg | tail -n +$((seen + 1)) | grep "cannot allocate a ring of 2147483648 bytes" | tail -n1)
+    [ -n "$msg" ] && pass "a 2 GiB ring with $avail MiB available is refused: ${msg#*] }" ||
+      { dmesg | tail -n 5; fail "a 2 GiB ring with $avail MiB available is refused with a message"; }
+  fi
+  kill $frag; wait $frag
+  # Not a power of two, and more than the machine has.
+  for bad in ring_size=1610612736 ring_size=$((64 * gib)); do
+    seen=$(dmesg | wc -l)
+    if load_sring $bad 2>/dev/null; then
+      fail "loading with $bad is refused"; unload_sring
+    else
+      msg=$(dmesg | tail -n +$((seen + 1)) | grep -E "sring[_a-z]*: .*(must|cannot)" | head -n1)
+      [ -n "$msg" ] && pass "loading with $bad is refused with a message: ${msg#*] }" ||
+        { dmesg | tail -n 5; fail "loading with $bad is refused with a message"; }
+    fi
+  done
+  ! grep -q '^sring' /proc/modules && [ ! -e /dev/sring0 ] && pass "nothing left behind by the refused loads" ||
+    fail "nothing left behind by the refused loads"
+  memory_returned "$before" "after the fragmented ring and the refused loads"
+
+  # 3. The edu device's DMA into a 1 GiB ring: a scatter-gather table of 256
+  # chunks, slots across the ring's end (two DMA segments), then unbound
+  # under a consumer that has the ring mapped.
+  edu_bdf=""
+  for d in /sys/bus/pci/devices/*; do
+    [ "$(cat $d/vendor)" = 0x1234 ] && [ "$(cat $d/device)" = 0x11e8 ] && edu_bdf=$(basename $d)
+  done
+  edu_ring() { ls /sys/bus/pci/devices/$edu_bdf/sring/ 2>/dev/null | head -n1; }
+  edu_run() {  # edu_run NAME ARGS...
+    name="$1"; shift
+    if /acquire --device /dev/$(edu_ring) "$@" >/tmp/acq.log 2>&1; then cat /tmp/acq.log; pass "$name"
+    else cat /tmp/acq.log; fail "$name"; fi
+  }
+  if insmod /sring.ko initial_position=$((gib - 6144)) && insmod /sring_edu.ko ring_size=$gib dma_bits=32 &&
+     [ -c "/dev/$(edu_ring)" ]; then
+    mem=$(ring_memory $(edu_ring))
+    echo "$(edu_ring) memory: $mem"
+    case "$mem" in
+      "pages chunks="*" dma_segments="*) pass "edu: a 1 GiB ring mapped for DMA as a scatter-gather table ($mem)" ;;
+      *) fail "edu: a 1 GiB ring mapped for DMA as a scatter-gather table ($mem)" ;;
+    esac
+    edu_run "edu: 1 GiB ring, 12 KiB slots across the ring's end by DMA, every sample verified" \
+      --rate 0 --block-size 12K --duration 8
+    [ "$(acquire_blocks)" -ge 2 ] && pass "edu: blocks crossed the 1 GiB ring's end ($(acquire_blocks))" ||
+      fail "edu: blocks crossed the 1 GiB ring's end ($(acquire_blocks))"
+    acquire_while_removed "edu: 1 GiB ring unbound under a consumer that has it mapped: clean end" \
+      "echo $edu_bdf > /sys/bus/pci/drivers/sring_edu/unbind" --device /dev/$(edu_ring) --rate 8000 --block-size 4K \
+      --duration 120 --wait poll
+    rmmod sring_edu; rmmod sring
+  else
+    dmesg | tail -n 10; fail "edu: a 1 GiB ring mapped for DMA as a scatter-gather table (load refused)"
+    rmmod sring_edu 2>/dev/null; rmmod sring 2>/dev/null
+  fi
+  memory_returned "$before" "1 GiB edu ring unbound"
+
+  # 4. A ring of single pages (sring.ko max_chunk_order=0): every 12 KiB
+  # slot spans three or four 4 KiB DMA segments, which the edu engine must
+  # fill piece by piece. A driver that wrote past a segment's end would put
+  # samples into some other page and fail verification.
+  if insmod /sring.ko max_chunk_order=0 initial_position=$((65536 - 6144)) && insmod /sring_edu.ko dma_bits=32 &&
+     [ -c "/dev/$(edu_ring)" ]; then
+    mem=$(ring_memory $(edu_ring))
+    [ "$mem" = "pages chunks=16 order0=16 dma_segments=16" ] &&
+      pass "edu: a 64 KiB ring of 16 single pages, 16 DMA segments ($mem)" ||
+      fail "edu: a 64 KiB ring of 16 single pages, 16 DMA segments ($mem)"
+    edu_run "edu: 12 KiB slots in three and four DMA segments, every sample verified" \
+      --rate 0 --block-size 12K --duration 12
+    [ "$(acquire_blocks)" -ge 6 ] && pass "edu: split slots ran round the ring ($(acquire_blocks) x 12 KiB > 64 KiB)" ||
+      fail "edu: split slots ran round the ring ($(acquire_blocks) x 12 KiB > 64 KiB)"
+    # 61504 bytes is the largest block whose slot fits in 16 segments of
+    # 4 KiB anywhere: one 64 bytes larger is refused.
+    /acquire --device /dev/$(edu_ring) --rate 0 --block-size 61568 --duration 1 >/tmp/acq.log 2>&1
+    grep -qi "invalid\|refused\|EINVAL" /tmp/acq.log && pass "edu: a block too large for 16 single-page segments is refused" ||
+      { cat /tmp/acq.log; fail "edu: a block too large for 16 single-page segments is refused"; }
+    rmmod sring_edu; rmmod sring
+  else
+    dmesg | tail -n 10; fail "edu: a 64 KiB ring of 16 single pages, 16 DMA segments (load refused)"
+    rmmod sring_edu 2>/dev/null; rmmod sring 2>/dev/null
+  fi
+  if [ -e /sys/kernel/debug/dma-api/error_count ]; then
+    [ "$(cat /sys/kernel/debug/dma-api/error_count)" = 0 ] &&
+      pass "DMA-API debugging found no error with scatter-gather rings" ||
+      fail "DMA-API debugging found no error with scatter-gather rings"
+  fi
+  check_dmesg "big rings"
+}
+
 edu_scenarios() {
   # ------- a PCI device that fills the ring by DMA and completes by MSI -------
   # QEMU's edu device and its driver, sring_edu.ko: reserve, bus-master DMA
@@ -197,7 +393,7 @@ edu_scenarios() {
     # (and so checks every sync against), and it has found no error.
     if [ -e /sys/kernel/debug/dma-api/dump ]; then
       grep "$edu_bdf" /sys/kernel/debug/dma-api/dump | head -n 5
-      grep -q "$edu_bdf.*single.*DMA_BIDIRECTIONAL" /sys/kernel/debug/dma-api/dump &&
+      grep -q "$edu_bdf.*scather-gather.*DMA_BIDIRECTIONAL" /sys/kernel/debug/dma-api/dump &&
         pass "DMA-API debugging tracks the edu ring's mapping" || fail "DMA-API debugging tracks the edu ring's mapping"
     fi
     edu_acquire "edu: 4 KiB blocks by DMA at 8 kS/s, every sample verified" --rate 8000 --block-size 4K --duration 8
@@ -273,9 +469,23 @@ if grep -q "sring.mode=capi" /proc/cmdline; then
   check_dmesg "C API"
   finish
 fi
+if grep -q "sring.mode=bigring" /proc/cmdline; then
+  bigring_scenarios
+  if [ -e /sys/kernel/debug/kmemleak ]; then
+    echo scan > /sys/kernel/debug/kmemleak; sleep 5; echo scan > /sys/kernel/debug/kmemleak
+    grep -q sring /sys/kernel/debug/kmemleak && { cat /sys/kernel/debug/kmemleak; fail "kmemleak finds nothing of ours (big rings)"; } ||
+      pass "kmemleak finds nothing of ours (big rings)"
+  fi
+  finish
+fi
 if grep -q "sring.mode=latecommit" /proc/cmdline; then
   load_sring queue_depth=4 late_commit_ms=300 && late_commit_scenario
   check_dmesg "late commit"
+  finish
+fi
+# The kernel ring's cost against its size, 4 MiB to 1 GiB (guest-bench-rings.sh).
+if grep -q "sring.mode=benchrings" /proc/cmdline; then
+  . /guest-bench-rings.sh
   finish
 fi
 grep -q "sring.mode=removal" /proc/cmdline && mode=removal
@@ -297,7 +507,7 @@ if [ "$mode" = reserved ]; then
     dmesg | tail -n 20; fail "two 16 MiB rings in a region reserved at boot"; finish
   fi
   for n in 0 1; do
-    [ "$(cat /sys/class/sring/sring$n/memory)" = reserved ] && [ "$(cat /sys/class/sring/sring$n/ring_size)" = 16777216 ] &&
+    [ "$(cat /sys/class/sring/sring$n/memory)" = "reserved chunks=1" ] && [ "$(cat /sys/class/sring/sring$n/ring_size)" = 16777216 ] &&
       pass "sring$n: memory reserved, ring_size 16 MiB" || fail "sring$n: memory reserved, ring_size 16 MiB"
   done
   grep -i sring /proc/iomem && pass "the region is claimed in /proc/iomem" || fail "the region is claimed in /proc/iomem"
@@ -328,7 +538,7 @@ if [ "$mode" = reserved ]; then
   edu_dev=$(ls /sys/bus/pci/drivers/sring_edu 2>/dev/null | grep : | head -n1)
   if insmod /sring_edu.ko reserved=1 && edu_dev=$(ls /sys/bus/pci/drivers/sring_edu | grep : | head -n1) &&
      edu_ring=$(ls /sys/bus/pci/devices/$edu_dev/sring/ | head -n1) && [ -n "$edu_ring" ] &&
-     [ "$(cat /sys/class/sring/$edu_ring/memory)" = reserved ] &&
+     [ "$(cat /sys/class/sring/$edu_ring/memory)" = "reserved chunks=1 dma_segments=1" ] &&
      /acquire --device /dev/$edu_ring --rate 8000 --block-size 4K --duration 5 >/tmp/acq.log 2>&1; then
     cat /tmp/acq.log; pass "edu: a ring in the reserved region, filled by DMA, every sample verified"
   else
@@ -404,65 +614,14 @@ if [ "$mode" = bench ]; then
   # blocks of 64 KiB, both verifying every sample with the same function
   # (count_pattern_mismatches). The sweep ends after two rates in a row at
   # which neither path had a single loss-free run. Arguments (sring.args): the
-  # rates, and "nopin" to leave placement to the scheduler.
-  #
-  # Placement: the simulated device is an hrtimer in softirq context, on the
-  # CPU that started it. Without IRQ time accounting (Debian's kernel has
-  # none) softirq work is charged to whatever task it interrupts, so a
-  # consumer sharing the producer's CPU would pay for some of the
-  # producer's pattern filling, and the busier path (read()) more often. So
-  # acquire starts on CPU 0 (the timer is armed there and stays there: a
-  # restarted hrtimer does not migrate) and is moved to CPU 1 once the
-  # device runs: the consumer's CPU time is then its own (user + kernel,
-  # read()'s copy included: acquire's getrusage(RUSAGE_SELF) over all its
-  # threads, from after the start to the end of the drain).
+  # rates, and "nopin" to leave placement to the scheduler (placement, and
+  # the measuring run bench_run: guest-bench.sh).
   pin=1; rates=""
   for a in $extra; do
     case "$a" in nopin) pin=0 ;; *) rates="$rates $a" ;; esac
   done
-  [ -w /proc/sys/kernel/timer_migration ] && echo 0 >/proc/sys/kernel/timer_migration
+  . /guest-bench.sh
   echo "BENCH_INFO cpus=$(nproc) pin=$pin duration=2 kernel=$(uname -r)"
-  # Where the device's work ran: HRTIMER softirqs per CPU (/proc/softirqs)
-  # and softirq time per CPU in ticks (/proc/stat), as "cpu0,cpu1".
-  hrtimer_softirqs() { awk '$1 == "HRTIMER:" {print $2 "," $3}' /proc/softirqs; }
-  softirq_ticks() { awk '$1 == "cpu0" {a = $8} $1 == "cpu1" {b = $8} END {print a "," b}' /proc/stat; }
-  delta() { echo "$1 $2" | awk -F'[ ,]' '{print $3 - $1 "," $4 - $2}'; }
-  bench_run() {  # bench_run PATH RATE RUN
-    flag=""; [ "$1" = read ] && flag="--read"
-    h0=$(hrtimer_softirqs); s0=$(softirq_ticks)
-    t0=$(cut -d' ' -f1 /proc/uptime)
-    if [ $pin = 1 ]; then
-      taskset 1 /acquire --device /dev/sring0 --rate $2 --duration 2 --block-size 64K --allow-loss $flag >/tmp/b.log 2>&1 &
-      apid=$!
-      # Once the device runs (its timer now lives on CPU 0), every thread of
-      # acquire to CPU 1.
-      n=0
-      while [ "$(cat /sys/class/sring/sring0/state)" != running ] && [ $n -lt 2000 ] && [ -d /proc/$apid ]; do
-        n=$((n + 1))
-      done
-      moved=1
-      for t in /proc/$apid/task/*; do taskset -p 2 "${t##*/}" >/dev/null 2>&1 || moved=0; done
-      wait $apid
-      rc=$?
-    else
-      moved=0
-      /acquire --device /dev/sring0 --rate $2 --duration 2 --block-size 64K --allow-loss $flag >/tmp/b.log 2>&1
-      rc=$?
-    fi
-    t1=$(cut -d' ' -f1 /proc/uptime)
-    h1=$(hrtimer_softirqs); s1=$(softirq_ticks)
-    samples=$(awk '/^  samples/ {gsub(",", "", $2); print $2}' /tmp/b.log)
-    lost=$(awk '/^  lost samples/ {gsub(",", "", $3); print $3}' /tmp/b.log)
-    corrupted=$(awk '/^  corrupted/ {gsub(",", "", $2); print $2}' /tmp/b.log)
-    mbps=$(awk '/^  throughput/ {print $2}' /tmp/b.log)
-    secs=$(awk '/^  throughput/ {print $7}' /tmp/b.log)
-    cpu=$(awk '/^  cpu/ {print $2}' /tmp/b.log)
-    cpu_gb=$(awk '/^  cpu/ {print $4}' /tmp/b.log | tr -d '(')
-    [ $rc -ne 0 ] && [ $rc -ne 1 ] && sed 's/^/  acquire: /' /tmp/b.log
-    echo "BENCH path=$1 rate=$2 run=$3 rc=$rc samples=${samples:-x} lost=${lost:-x} corrupted=${corrupted:-x} mbps=${mbps:-0} seconds=${secs:-0} cpu_s=${cpu:-0} cpu_s_per_gb=${cpu_gb:-0} pinned=$moved wall=$(awk -v a=$t0 -v b=$t1 'BEGIN {printf "%.2f", b - a}') hrtimer_softirqs=$(delta "$h0" "$h1") softirq_ticks=$(delta "$s0" "$s1")"
-    # Loss-free: exit 0 and nothing lost or corrupted.
-    [ $rc -eq 0 ] && [ "${lost:-x}" = 0 ] && [ "${corrupted:-x}" = 0 ]
-  }
   failed_rates=0
   for rate in $rates; do
     ok_mmap=0; ok_read=0
@@ -524,27 +683,6 @@ check_dmesg "after kernel_test"
 # --- docs/abi.md, checked with the same tests as the user-space simulator ---
 run_gtest "conformance to docs/abi.md (the tests the simulator passes on the host)" /conformance_kernel
 check_dmesg "after the conformance tests"
-
-# On the checkers' kernel (KASAN, lockdep, ...) everything runs several
-# times slower: there an acquisition must verify every sample it gets and
-# account for every loss exactly, but may lose samples. Speed is the stock
-# kernel's scenarios' business.
-checkers=0
-dmesg | grep -q "KernelAddressSanitizer initialized" && checkers=1
-
-run_acquire() {  # run_acquire NAME ARGS...: passes if acquire exits 0
-  name="$1"; shift
-  if [ $checkers = 1 ] && ! echo "$*" | grep -q -- --allow-loss; then
-    set -- "$@" --allow-loss
-    name="$name (checkers' kernel: losses exact, not zero)"
-  fi
-  echo "=== acquire $*"
-  if /acquire --device /dev/sring0 "$@" >/tmp/acq.log 2>&1; then
-    cat /tmp/acq.log; pass "$name"
-  else
-    cat /tmp/acq.log; fail "$name"
-  fi
-}
 
 run_acquire "mmap + eventfd, 16-bit at 20 MS/s for 10 s, every sample verified" --rate 20M --duration 10
 run_acquire "mmap + poll on the device fd, 20 MS/s" --rate 20M --duration 3 --wait poll
@@ -748,7 +886,7 @@ grep -q "overrun-stopped" /sys/class/sring/sring0/state && pass "4 slots reserve
 unload_sring && load_sring queue_depth=4 late_commit_ms=300
 late_commit_scenario
 unload_sring
-for bad in "ring_size=1000000" "ring_size=32768" "nr_rings=0" "nr_rings=17" "ring_size=8388608" \
+for bad in "ring_size=1000000" "ring_size=32768" "nr_rings=0" "nr_rings=17" "ring_size=68719476736" \
            "reserved_base=0x100000 reserved_size=0x1000000" "reserved_base=0x1000" "reserved=1" \
            "queue_depth=0" "queue_depth=17"; do
   # Only what this load logged (dmesg -c would hide earlier splats from the

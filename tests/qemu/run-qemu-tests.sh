@@ -14,12 +14,17 @@
 #                                           conformance tests (all of them: they guard the counters)
 #   tests/qemu/run-qemu-tests.sh --late-commit  only the commit-after-stop scenario
 #   tests/qemu/run-qemu-tests.sh --capi     only the C API consumer
+#   tests/qemu/run-qemu-tests.sh --bigring  only the 1 GiB rings (3 GiB guest, 32-bit edu engine)
+#   tests/qemu/run-qemu-tests.sh --bench-rings [quick] [SIZE...] [nopin]   ring sizes 4 MiB to 1 GiB,
+#                                           mmap against read() at 20, 200, 1000 MS/s (guest-bench-rings.sh;
+#                                           scripts/bench.sh --parts qemu-rings reads it); 3 GiB guest
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 mode=tests
 append_extra=""
 if [ "${1:-}" = "--demo" ] || [ "${1:-}" = "--bench" ] || [ "${1:-}" = "--edu" ] || [ "${1:-}" = "--removal" ] ||
-   [ "${1:-}" = "--kernel-test" ] || [ "${1:-}" = "--late-commit" ] || [ "${1:-}" = "--capi" ]; then
+   [ "${1:-}" = "--kernel-test" ] || [ "${1:-}" = "--late-commit" ] || [ "${1:-}" = "--capi" ] ||
+   [ "${1:-}" = "--bigring" ] || [ "${1:-}" = "--bench-rings" ]; then
   mode=${1#--}; mode=${mode/-/}; shift
   if [ $# -gt 0 ]; then append_extra=" sring.args=$(echo "$*" | tr ' ' ',')"; fi
 fi
@@ -48,6 +53,9 @@ else
   kernel_image="/boot/vmlinuz-$kver"
   kernel_src="/usr/src/linux-headers-$kver"
 fi
+# Room for a 1 GiB ring: its kernel mirror maps it twice, and vmap() refuses
+# to map more pages than the machine has (a 2 GiB guest cannot).
+if [ "$mode" = benchrings ]; then memory=3072; fi
 
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
@@ -77,13 +85,14 @@ guest_programs=(//tests/kernel:kernel_test //tests/conformance:conformance_kerne
                 //consumer:acquire-static //consumer:ringstat-static //capi:consume_from_c-static
                 //consumer:sring-record-static)
 # The benchmark shares this 2-core machine with other work: two jobs.
-jobs=(); [ "$mode" = bench ] && jobs=(--jobs=2)
+jobs=(); [[ "$mode" = bench* ]] && jobs=(--jobs=2)
 bazel build "${jobs[@]}" "${guest_programs[@]}" >"$work/build.log" 2>&1 || build_failed "the guest programs did not build"
 
 root="$work/root"
 mkdir -p "$root"/{bin,sbin,proc,sys,dev,tmp}
 cp /bin/busybox "$root/bin/busybox"
 cp tests/qemu/guest-init.sh "$root/init"
+cp tests/qemu/guest-bench.sh tests/qemu/guest-bench-rings.sh "$root/"
 chmod +x "$root/init"
 cp "$work/src/driver/sring.ko" "$work/src/driver/sring_sim.ko" "$work/src/driver/sring_edu.ko" "$root/"
 cp packaging/udev/60-sring.rules "$root/60-sring.rules"
@@ -101,10 +110,13 @@ cp bazel-bin/consumer/sring-record-static "$root/sring-record"
 # (see guest-init.sh).
 boot() {
   local boot_mode="$1" extra="$2" edu_mask="${3:-0xffffff}" log="$work/console-$1.log" rc
+  local boot_memory=$memory
+  # A 1 GiB ring, a second one's worth of memory held fragmented, and room.
+  if [ "$boot_mode" = bigring ]; then boot_memory=3072; edu_mask=0xffffffff; fi
   echo "qemu: booting $kver under TCG ($boot_mode)" >&2
   set +e
   timeout "$timeout_s" qemu-system-x86_64 \
-    -accel tcg,thread=multi -cpu max -m "$memory" -smp 2 \
+    -accel tcg,thread=multi -cpu max -m "$boot_memory" -smp 2 \
     -kernel "$kernel_image" -initrd "$work/initrd.gz" \
     -device edu,dma_mask="$edu_mask" \
     -append "console=ttyS0 quiet panic=-1 oops=panic sring.mode=$boot_mode$extra" \
@@ -120,6 +132,11 @@ boot() {
   if [ -z "$verdict" ]; then
     echo "qemu: the $boot_mode boot gave no verdict" >&2
     verdict="qemu: 0 passed, 1 failed"
+  elif [ "$(echo "$verdict" | awk '{print $2}')" = 0 ]; then
+    # A boot that checked nothing (a scenario function missing, a mode
+    # mistyped) has not passed.
+    echo "qemu: the $boot_mode boot passed no check" >&2
+    verdict="qemu: 0 passed, 1 failed"
   fi
   echo "$verdict ($boot_mode boot)" >&2
   echo "$verdict" >>"$work/verdicts"
@@ -133,6 +150,8 @@ if [ "$mode" = tests ]; then
   # 34 MiB at 128 MiB: two 16 MiB rings of the simulated device, and the
   # edu device's ring, mapped for its 28-bit engine (the default edu).
   boot reserved ' memmap=34M$0x8000000' 0xfffffff
+  # Rings of a gigabyte from page chunks: a guest of its own size.
+  boot bigring ""
 fi
 total_passed=$(awk '{ s += $2 } END { print s + 0 }' "$work/verdicts")
 total_failed=$(awk '{ s += $4 } END { print s + 0 }' "$work/verdicts")

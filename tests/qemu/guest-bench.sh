@@ -1,0 +1,60 @@
+# The measuring run of the QEMU benchmark boots, sourced by guest-init.sh
+# (sring.mode=bench: the rate sweep) and guest-bench-rings.sh
+# (sring.mode=benchrings: the ring-size sweep). bench_run PATH RATE RUN runs
+# acquire on /dev/sring0 for 2 s (blocks of 64 KiB, --allow-loss, --read for
+# PATH read; both paths verify every sample with count_pattern_mismatches)
+# and prints one line "BENCH [$bench_tag]path=... rate=... run=... ..."
+# (scripts/bench-report.py reads it). pin=0 leaves placement to the scheduler.
+pin=${pin:-1}
+# Placement: the simulated device is an hrtimer in softirq context, on the
+# CPU that started it. Without IRQ time accounting (Debian's kernel has
+# none) softirq work is charged to whatever task it interrupts, so a
+# consumer sharing the producer's CPU would pay for some of the
+# producer's pattern filling, and the busier path (read()) more often. So
+# acquire starts on CPU 0 (the timer is armed there and stays there: a
+# restarted hrtimer does not migrate) and is moved to CPU 1 once the
+# device runs: the consumer's CPU time is then its own (user + kernel,
+# read()'s copy included: acquire's getrusage(RUSAGE_SELF) over all its
+# threads, from after the start to the end of the drain).
+[ -w /proc/sys/kernel/timer_migration ] && echo 0 >/proc/sys/kernel/timer_migration
+# Where the device's work ran: HRTIMER softirqs per CPU (/proc/softirqs)
+# and softirq time per CPU in ticks (/proc/stat), as "cpu0,cpu1".
+hrtimer_softirqs() { awk '$1 == "HRTIMER:" {print $2 "," $3}' /proc/softirqs; }
+softirq_ticks() { awk '$1 == "cpu0" {a = $8} $1 == "cpu1" {b = $8} END {print a "," b}' /proc/stat; }
+delta() { echo "$1 $2" | awk -F'[ ,]' '{print $3 - $1 "," $4 - $2}'; }
+bench_run() {  # bench_run PATH RATE RUN
+  flag=""; [ "$1" = read ] && flag="--read"
+  h0=$(hrtimer_softirqs); s0=$(softirq_ticks)
+  t0=$(cut -d' ' -f1 /proc/uptime)
+  if [ $pin = 1 ]; then
+    taskset 1 /acquire --device /dev/sring0 --rate $2 --duration 2 --block-size 64K --allow-loss $flag >/tmp/b.log 2>&1 &
+    apid=$!
+    # Once the device runs (its timer now lives on CPU 0), every thread of
+    # acquire to CPU 1.
+    n=0
+    while [ "$(cat /sys/class/sring/sring0/state)" != running ] && [ $n -lt 2000 ] && [ -d /proc/$apid ]; do
+      n=$((n + 1))
+    done
+    moved=1
+    for t in /proc/$apid/task/*; do taskset -p 2 "${t##*/}" >/dev/null 2>&1 || moved=0; done
+    wait $apid
+    rc=$?
+  else
+    moved=0
+    /acquire --device /dev/sring0 --rate $2 --duration 2 --block-size 64K --allow-loss $flag >/tmp/b.log 2>&1
+    rc=$?
+  fi
+  t1=$(cut -d' ' -f1 /proc/uptime)
+  h1=$(hrtimer_softirqs); s1=$(softirq_ticks)
+  samples=$(awk '/^  samples/ {gsub(",", "", $2); print $2}' /tmp/b.log)
+  lost=$(awk '/^  lost samples/ {gsub(",", "", $3); print $3}' /tmp/b.log)
+  corrupted=$(awk '/^  corrupted/ {gsub(",", "", $2); print $2}' /tmp/b.log)
+  mbps=$(awk '/^  throughput/ {print $2}' /tmp/b.log)
+  secs=$(awk '/^  throughput/ {print $7}' /tmp/b.log)
+  cpu=$(awk '/^  cpu/ {print $2}' /tmp/b.log)
+  cpu_gb=$(awk '/^  cpu/ {print $4}' /tmp/b.log | tr -d '(')
+  [ $rc -ne 0 ] && [ $rc -ne 1 ] && sed 's/^/  acquire: /' /tmp/b.log
+  echo "BENCH ${bench_tag:-}path=$1 rate=$2 run=$3 rc=$rc samples=${samples:-x} lost=${lost:-x} corrupted=${corrupted:-x} mbps=${mbps:-0} seconds=${secs:-0} cpu_s=${cpu:-0} cpu_s_per_gb=${cpu_gb:-0} pinned=$moved wall=$(awk -v a=$t0 -v b=$t1 'BEGIN {printf "%.2f", b - a}') hrtimer_softirqs=$(delta "$h0" "$h1") softirq_ticks=$(delta "$s0" "$s1")"
+  # Loss-free: exit 0 and nothing lost or corrupted.
+  [ $rc -eq 0 ] && [ "${lost:-x}" = 0 ] && [ "${corrupted:-x}" = 0 ]
+}
