@@ -3,6 +3,7 @@
 //
 //   ring_bench [--runs N] [--json FILE] [--quick] [--producer generate|dma|both]
 //   ring_bench --rates MSPS,MSPS,... [--runs N] [--seconds S] [--ring-size B] [--block-size B] [--json FILE]
+//   ring_bench --pages-sweep [--rates MSPS,...] [--ring-sizes 4M,...] [--runs N] [--seconds S] [--json FILE]
 //
 // Throughput (the first form): every transport moves the same bytes from a
 // producer thread to a consumer thread as fast as it can, and the consumer
@@ -20,6 +21,8 @@
 // transport takes first-touch page faults while timed.
 // CPU per GB (the second form): see rate_sweep(): a paced producer, the
 // consumer's CPU time per GB for in-place, read() and a copying queue.
+// 4 KiB against 2 MiB pages (the third form): see pages_sweep(): the
+// in-place path's verify GB/s and CPU per GB by rate and ring size.
 // Limits, one thread, no transport, over an already-written buffer the size
 // of the ring: verify-only (the same count_pattern_mismatches) and read+sum.
 // Wake-up latency, per block: from the block's commit timestamp to the moment
@@ -486,9 +489,15 @@ struct RateRun {
   double user_s = 0, sys_s = 0;
   uint64_t sleeps = 0;           // voluntary context switches of the consumer
   bool kept_rate = true;         // the producer kept its schedule (else it bounds the run)
+  // The in-place path only: wall time inside the consumer's verify calls and
+  // the bytes they verified (the verify pass over data the DMA-like producer
+  // left in memory, not in a cache).
+  double verify_s = 0;
+  uint64_t verified_bytes = 0;
   double cpu_s_per_gb() const {
     return delivered_samples ? (user_s + sys_s) / (delivered_samples * 2.0 / 1e9) : 0;
   }
+  double verify_gb_per_s() const { return verify_s > 0 ? verified_bytes / verify_s / 1e9 : 0; }
 };
 
 struct ThreadUsage {
@@ -540,10 +549,16 @@ bool paced_producer(uint64_t sample_rate, uint32_t samples_per_block, double sec
   return end - due(blocks - 1) < std::chrono::duration<double>(0.05 * seconds);
 }
 
-RateRun rate_in_place(uint64_t sample_rate, uint64_t ring_size, uint32_t block_bytes, uint64_t wake_bytes,
-                      double seconds, PatternFill fill) {
+// The in-place path on a simulator ring whose data lives in `pages` (4 KiB
+// or 2 MiB pages: pages_sweep()).
+RateRun rate_in_place_pages(uint64_t sample_rate, uint64_t ring_size, uint32_t block_bytes, uint64_t wake_bytes,
+                            double seconds, PatternFill fill, sring::sim::RingPages pages) {
   RateRun run;
-  auto host = sring::sim::HostRing::create(ring_size);
+  auto host = sring::sim::HostRing::create(ring_size, "ring_bench", pages);
+  if (!host) {
+    fmt::print(stderr, "rate_in_place: {}\n", host.error().message);
+    std::exit(1);
+  }
   sring::sim::SimConfig config;
   config.sample_rate = sample_rate;  // paced: drop-newest when full, counted
   config.block_bytes = block_bytes;
@@ -551,7 +566,12 @@ RateRun rate_in_place(uint64_t sample_rate, uint64_t ring_size, uint32_t block_b
   // watermark alone decides when the consumer wakes, as on the copying paths.
   sring::sim::SimDevice device(*host, config);
   device.set_pattern_fill(fill);
-  auto ring = Ring::attach(std::move(*host->duplicate_fd()), Ring::Access::kConsumer);
+  auto ring = Ring::attach(std::move(*host->duplicate_fd()), std::move(*host->duplicate_data_fd()),
+                           Ring::Access::kConsumer);
+  if (!ring) {
+    fmt::print(stderr, "rate_in_place: {}\n", ring.error().message);
+    std::exit(1);
+  }
   sring::UniqueFd efd(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
   if (!device.set_eventfd(efd.get()) || !ring->use_eventfd(std::move(efd))) {
     fmt::print(stderr, "rate_in_place: no eventfd\n");
@@ -571,8 +591,11 @@ RateRun rate_in_place(uint64_t sample_rate, uint64_t ring_size, uint32_t block_b
   consume_loop([&] {
     for (;;) {
       auto taken = consumer.consume([&](const sring::Block& block) {
+        const auto start = Clock::now();
         bad += sring::count_pattern_mismatches(block.samples().data(), block.first_sample(),
                                                block.samples().size(), config.pattern_seed);
+        run.verify_s += std::chrono::duration<double>(Clock::now() - start).count();
+        run.verified_bytes += block.samples().size() * 2;
         return true;
       });
       if (!taken) {
@@ -596,6 +619,12 @@ RateRun rate_in_place(uint64_t sample_rate, uint64_t ring_size, uint32_t block_b
     g_verification_failed = true;
   }
   return run;
+}
+
+RateRun rate_in_place(uint64_t sample_rate, uint64_t ring_size, uint32_t block_bytes, uint64_t wake_bytes,
+                      double seconds, PatternFill fill) {
+  return rate_in_place_pages(sample_rate, ring_size, block_bytes, wake_bytes, seconds, fill,
+                             sring::sim::RingPages::k4K);
 }
 
 // The producer's side of the copying paths: block k with its header, filled
@@ -953,6 +982,119 @@ std::string rate_sweep(const std::vector<double>& rates_msps, int runs, double s
   return json + "}";
 }
 
+// The page-size sweep: the in-place path on the user-space simulator, its
+// ring's data in 4 KiB pages (the ring file, mapped twice) or in 2 MiB pages
+// (a hugetlb data file, mapped twice at 2 MiB-aligned addresses, producer and
+// consumer alike), at each rate and ring size. Per run: the verify pass's
+// GB/s (bytes verified over wall time inside count_pattern_mismatches) and
+// the consumer's CPU per GB (as rate_sweep). The two page sizes of a cell run
+// back to back, their order alternating, and are compared per repetition.
+std::string pages_sweep(const std::vector<double>& rates_msps, const std::vector<uint64_t>& ring_sizes, int runs,
+                        double seconds, uint32_t block_bytes, uint64_t wake_bytes) {
+  using sring::sim::RingPages;
+  struct Cell {
+    double msps;
+    uint64_t ring;
+    std::vector<RateRun> small, huge;  // 4 KiB, 2 MiB
+  };
+  std::vector<Cell> cells;
+  for (double msps : rates_msps) {
+    for (uint64_t ring : ring_sizes) cells.push_back({msps, ring, {}, {}});
+  }
+  fmt::print(
+      "In place on the user-space simulator, data in 4 KiB pages against 2 MiB (hugetlb) pages: {} KiB\n"
+      "blocks, DMA-like producer (non-temporal stores) paced on cpu 1, one consumer on cpu 0 verifying every\n"
+      "sample, woken once {} KiB wait; {:.1f} s per run, {} runs per cell, the two page sizes back to back in\n"
+      "alternating order. verify GB/s: bytes over wall time inside count_pattern_mismatches (the samples come\n"
+      "from memory, not a cache: the producer's stores bypass it). CPU s/GB: getrusage(RUSAGE_THREAD) user+sys\n"
+      "of the consumer. Cells: median (min-max); huge/4k: per-repetition ratio, median (min-max).\n",
+      block_bytes >> 10, wake_bytes >> 10, seconds, runs);
+  for (int r = 0; r < runs; ++r) {
+    for (Cell& cell : cells) {
+      const uint64_t rate = uint64_t(cell.msps * 1e6);
+      for (int i = 0; i < 2; ++i) {
+        const bool huge = (i + r) % 2 == 1;
+        (huge ? cell.huge : cell.small)
+            .push_back(rate_in_place_pages(rate, cell.ring, block_bytes, wake_bytes, seconds, pattern_fill_streaming,
+                                           huge ? RingPages::kHuge : RingPages::k4K));
+      }
+    }
+    fmt::print("  repetition {} of {} done\n", r + 1, runs);
+  }
+  auto column = [](const std::vector<RateRun>& v, double (RateRun::*f)() const) {
+    std::vector<double> out;
+    for (const RateRun& run : v) out.push_back((run.*f)());
+    return out;
+  };
+  auto cell_text = [](const Spread& x, const char* format) {
+    return fmt::format(fmt::runtime(format), x.median, x.min, x.max);
+  };
+  fmt::print("\n  {:>6} {:>6} | {:^22} {:^22} {:^19} | {:^22} {:^22} {:^19} | {:>9}\n", "MS/s", "ring",
+             "verify GB/s, 4 KiB", "verify GB/s, 2 MiB", "huge/4k", "CPU s/GB, 4 KiB", "CPU s/GB, 2 MiB", "huge/4k",
+             "loss-free");
+  std::string json = "[\n";
+  for (size_t c = 0; c < cells.size(); ++c) {
+    const Cell& cell = cells[c];
+    const auto v4 = column(cell.small, &RateRun::verify_gb_per_s), v2 = column(cell.huge, &RateRun::verify_gb_per_s);
+    const auto c4 = column(cell.small, &RateRun::cpu_s_per_gb), c2 = column(cell.huge, &RateRun::cpu_s_per_gb);
+    int loss_free = 0;
+    for (const auto* side : {&cell.small, &cell.huge}) {
+      for (const RateRun& run : *side) {
+        if (run.lost_samples == 0 && run.corrupted == 0 && run.kept_rate) ++loss_free;
+        if (run.corrupted) {
+          fmt::print(stderr, "pages sweep at {:g} MS/s: {} samples corrupted\n", cell.msps, run.corrupted);
+          g_verification_failed = true;
+        }
+      }
+    }
+    const std::string ring = cell.ring >= (1u << 30) ? fmt::format("{}G", cell.ring >> 30)
+                                                     : fmt::format("{}M", cell.ring >> 20);
+    fmt::print("  {:>6g} {:>6} | {:>22} {:>22} {:>19} | {:>22} {:>22} {:>19} | {:>5}/{:<3}\n", cell.msps, ring,
+               cell_text(spread(v4), "{:6.2f} ({:5.2f}-{:5.2f})"), cell_text(spread(v2), "{:6.2f} ({:5.2f}-{:5.2f})"),
+               cell_text(spread(ratios(v2, v4)), "{:4.2f}x ({:4.2f}-{:4.2f})"),
+               cell_text(spread(c4), "{:6.3f} ({:5.3f}-{:5.3f})"), cell_text(spread(c2), "{:6.3f} ({:5.3f}-{:5.3f})"),
+               cell_text(spread(ratios(c2, c4)), "{:4.2f}x ({:4.2f}-{:4.2f})"), loss_free, 2 * runs);
+    json += fmt::format(
+        "{}    {{\"rate_msps\": {:g}, \"ring_bytes\": {}, \"verify_gb_per_s_4k\": {}, \"verify_gb_per_s_huge\": {}, "
+        "\"verify_ratio_huge_to_4k\": {}, \"cpu_s_per_gb_4k\": {}, \"cpu_s_per_gb_huge\": {}, "
+        "\"cpu_ratio_huge_to_4k\": {}, \"loss_free_runs\": {}, \"runs\": {}}}",
+        c ? ",\n" : "", cell.msps, cell.ring, json_list(v4), json_list(v2), json_list(ratios(v2, v4)), json_list(c4),
+        json_list(c2), json_list(ratios(c2, c4)), loss_free, 2 * runs);
+  }
+  return json + "\n  ]";
+}
+
+// The end of a sweep: the ping-pong after it (not under a profiler), the
+// JSON (the sweep's own fields, its rows under `key`, both ping-pongs) and
+// the exit status.
+int finish_sweep(const std::string& json_path, const std::string& fields, const char* key, const std::string& rows,
+                 double ping_before, bool measure_after) {
+  const double ping_after = measure_after ? ping_pong_ns() : 0;
+  fmt::print("\ncross-core ping-pong after: {:.0f} ns per round trip\n", ping_after);
+  if (!json_path.empty()) {
+    std::ofstream(json_path) << fmt::format(
+        "{{\n  {},\n  \"{}\": {},\n  \"ping_pong_ns\": {{\"before\": {:.0f}, \"after\": {:.0f}}}\n}}\n", fields,
+        key, rows, ping_before, ping_after);
+  }
+  return g_verification_failed ? 1 : 0;
+}
+
+// "4M,16M,1G" (K, M, G: binary) as bytes.
+std::vector<uint64_t> parse_sizes(const std::string& list) {
+  std::vector<uint64_t> out;
+  for (size_t at = 0; at < list.size();) {
+    const size_t comma = std::min(list.find(',', at), list.size());
+    char* end = nullptr;
+    uint64_t v = std::strtoull(list.c_str() + at, &end, 0);
+    if (*end == 'K' || *end == 'k') v <<= 10;
+    else if (*end == 'M' || *end == 'm') v <<= 20;
+    else if (*end == 'G' || *end == 'g') v <<= 30;
+    out.push_back(v);
+    at = comma + 1;
+  }
+  return out;
+}
+
 int main(int argc, char** argv) {
   int runs = 5;
   bool quick = false;
@@ -963,6 +1105,9 @@ int main(int argc, char** argv) {
   uint64_t rate_ring = 16 << 20;  // every path buffers this much
   uint32_t rate_block = 64 << 10;
   std::string rate_only;
+  bool page_sweep = false;
+  std::vector<uint64_t> sweep_rings = {4 << 20, 16 << 20, 64 << 20, 256 << 20, 1 << 30};
+  uint64_t sweep_wake = 1 << 20;
   for (int i = 1; i < argc; ++i) {
     const std::string arg = argv[i];
     if (arg == "--runs" && i + 1 < argc) runs = std::max(1, std::atoi(argv[++i]));
@@ -980,6 +1125,9 @@ int main(int argc, char** argv) {
     else if (arg == "--ring-size" && i + 1 < argc) rate_ring = std::strtoull(argv[++i], nullptr, 0);
     else if (arg == "--block-size" && i + 1 < argc) rate_block = uint32_t(std::strtoul(argv[++i], nullptr, 0));
     else if (arg == "--only" && i + 1 < argc) rate_only = argv[++i];  // one path of the sweep (profiles)
+    else if (arg == "--pages-sweep") page_sweep = true;
+    else if (arg == "--ring-sizes" && i + 1 < argc) sweep_rings = parse_sizes(argv[++i]);
+    else if (arg == "--wake-bytes" && i + 1 < argc) sweep_wake = std::strtoull(argv[++i], nullptr, 0);
     else if (arg == "--producer" && i + 1 < argc) {
       const std::string which = argv[++i];
       generate = which == "generate" || which == "both";
@@ -992,7 +1140,9 @@ int main(int argc, char** argv) {
       fmt::print(stderr,
                  "usage: ring_bench [--runs N] [--json FILE] [--quick] [--producer generate|dma|both]\n"
                  "       ring_bench --rates MSPS,... [--runs N] [--seconds S] [--ring-size B] [--block-size B] "
-                 "[--json FILE]\n");
+                 "[--json FILE]\n"
+                 "       ring_bench --pages-sweep [--rates MSPS,...] [--ring-sizes 4M,...,1G] [--runs N] [--seconds S]\n"
+                 "                  [--block-size B] [--wake-bytes B] [--json FILE]\n");
       return 2;
     }
   }
@@ -1002,6 +1152,21 @@ int main(int argc, char** argv) {
   const bool profiling = !rate_only.empty();
   const double ping_before = profiling ? 0 : ping_pong_ns();
   fmt::print("cross-core ping-pong before: {:.0f} ns per round trip\n\n", ping_before);
+  if (page_sweep) {
+    if (rates.empty()) rates = {20, 200, 2000};
+    for (uint64_t ring : sweep_rings) {
+      if (ring < sring::sim::kHugePageSize || (ring & (ring - 1)) || rate_block > ring / 2 ||
+          rate_block <= SRING_BLOCK_HEADER_SIZE || rate_seconds <= 0) {
+        fmt::print(stderr, "ring_bench: --ring-sizes must be powers of two of at least 2 MiB and two blocks\n");
+        return 2;
+      }
+    }
+    const std::string rows = pages_sweep(rates, sweep_rings, runs, rate_seconds, rate_block, sweep_wake);
+    return finish_sweep(json_path,
+                        fmt::format("\"runs\": {}, \"seconds\": {}, \"block_bytes\": {}, \"wake_bytes\": {}", runs,
+                                    rate_seconds, rate_block, sweep_wake),
+                        "cells", rows, ping_before, true);
+  }
   if (!rates.empty()) {
     if (rate_block <= SRING_BLOCK_HEADER_SIZE || rate_block > rate_ring / 2 || (rate_ring & (rate_ring - 1)) ||
         rate_seconds <= 0) {
@@ -1009,15 +1174,10 @@ int main(int argc, char** argv) {
       return 2;
     }
     const std::string rows = rate_sweep(rates, runs, rate_seconds, rate_ring, rate_block, rate_only);
-    const double ping_after = profiling ? 0 : ping_pong_ns();
-    fmt::print("\ncross-core ping-pong after: {:.0f} ns per round trip\n", ping_after);
-    if (!json_path.empty()) {
-      std::ofstream(json_path) << fmt::format(
-          "{{\n  \"runs\": {}, \"seconds\": {}, \"ring_bytes\": {}, \"block_bytes\": {},\n  \"rates\": {},\n"
-          "  \"ping_pong_ns\": {{\"before\": {:.0f}, \"after\": {:.0f}}}\n}}\n",
-          runs, rate_seconds, rate_ring, rate_block, rows, ping_before, ping_after);
-    }
-    return g_verification_failed ? 1 : 0;
+    return finish_sweep(json_path,
+                        fmt::format("\"runs\": {}, \"seconds\": {}, \"ring_bytes\": {}, \"block_bytes\": {}", runs,
+                                    rate_seconds, rate_ring, rate_block),
+                        "rates", rows, ping_before, !profiling);
   }
   fmt::print(
       "Throughput: GB/s of samples moved producer thread (cpu 1) -> consumer thread (cpu 0), every\n"

@@ -2,10 +2,12 @@
 """Tables and JSON from the raw lines of scripts/bench.sh's parts.
 
   bench-report.py qemu   RAW OUT_PREFIX COMMAND   (BENCH lines of run-qemu-tests.sh --bench)
+  bench-report.py qemu-rings RAW OUT_PREFIX COMMAND  (BENCH lines of run-qemu-tests.sh --bench-rings)
   bench-report.py record RAW OUT_PREFIX COMMAND   (RAW lines of scripts/bench-record.sh)
   bench-report.py net    RAW OUT_PREFIX COMMAND   (RAW lines of bench/net_bench)
   bench-report.py host-plot HOST_JSON OUT_DAT     (gnuplot data from ring_bench's JSON)
   bench-report.py rates RATES_JSON OUT_TXT        (ring_bench --rates: the goal's ratios; OUT_TXT - : stdout)
+  bench-report.py pages PAGES_JSON OUT_TXT        (ring_bench --pages-sweep: a markdown table, 4 KiB against 2 MiB)
 
 Writes OUT_PREFIX.json, and for qemu also OUT_PREFIX.txt and OUT_PREFIX-plot.dat
 (record and net print their own tables; bench.sh keeps them as .txt).
@@ -27,6 +29,16 @@ def fmt_mmm(m, digits=1):
     if m is None:
         return "-"
     return f"{m['median']:.{digits}f} ({m['min']:.{digits}f}-{m['max']:.{digits}f})"
+
+
+def write_text(lines, out_txt):
+    """The lines to OUT_TXT, or to stdout for '-'."""
+    text = "\n".join(lines) + "\n"
+    if out_txt == "-":
+        sys.stdout.write(text)
+    else:
+        with open(out_txt, "w") as f:
+            f.write(text)
 
 
 def parse_rate(text):
@@ -252,12 +264,152 @@ def rates(rates_json, out_txt):
     lines.append("")
     lines.append("highest rate loss-free in every run, from the lowest rate up: " +
                  ", ".join(f"{p} {v:g} MS/s" for p, v in best.items()))
-    text = "\n".join(lines) + "\n"
-    if out_txt == "-":
-        sys.stdout.write(text)
-    else:
-        with open(out_txt, "w") as f:
-            f.write(text)
+    write_text(lines, out_txt)
+
+
+def pages(pages_json, out_txt):
+    """ring_bench --pages-sweep as a markdown table: per rate and ring size,
+    the verify pass's GB/s and the consumer's CPU per GB with the ring's data
+    in 4 KiB and in 2 MiB pages, and the huge/4k ratios taken within one
+    repetition (the two runs of a cell run back to back)."""
+    data = json.load(open(pages_json))
+
+    def size(b):
+        return f"{b >> 30} GiB" if b >= 1 << 30 else f"{b >> 20} MiB"
+
+    lines = ["In place on the user-space simulator, data in 4 KiB pages against 2 MiB pages; median (min-max)",
+             f"of {data['runs']} runs of {data['seconds']:g} s; huge/4k: per-repetition ratio. * : not loss-free in every run.",
+             f"Cross-core ping-pong before/after: {data['ping_pong_ns']['before']:.0f}/{data['ping_pong_ns']['after']:.0f} ns.",
+             "",
+             "| MS/s | ring | verify GB/s, 4 KiB | verify GB/s, 2 MiB | verify huge/4k | CPU s/GB, 4 KiB | CPU s/GB, 2 MiB | CPU huge/4k |",
+             "| --- | --- | --- | --- | --- | --- | --- | --- |"]
+    for c in data["cells"]:
+        star = "*" if c["loss_free_runs"] < c["runs"] else ""
+        lines.append(f"| {c['rate_msps']:g}{star} | {size(c['ring_bytes'])} "
+                     f"| {fmt_mmm(mmm(c['verify_gb_per_s_4k']), 1)} | {fmt_mmm(mmm(c['verify_gb_per_s_huge']), 1)} "
+                     f"| {fmt_mmm(mmm(c['verify_ratio_huge_to_4k']), 2)}x "
+                     f"| {fmt_mmm(mmm(c['cpu_s_per_gb_4k']), 3)} | {fmt_mmm(mmm(c['cpu_s_per_gb_huge']), 3)} "
+                     f"| {fmt_mmm(mmm(c['cpu_ratio_huge_to_4k']), 2)}x |")
+    write_text(lines, out_txt)
+
+
+def qemu_rings(raw, prefix, command):
+    """run-qemu-tests.sh --bench-rings: the kernel ring's consumer cost
+    against ring size x rate x path (mmap in place / read()), with the
+    mmap-read ratios taken per run pair (the two runs next to each other)."""
+    runs, info, memory = {}, {}, {}
+    for line in open(raw):
+        first = line.split(" ", 1)[0]
+        if first == "BENCH_INFO":
+            info.update(fields(line))
+        elif first == "BENCH_RING":
+            f = fields(line)
+            memory[int(f["ring"])] = f
+        elif first == "BENCH" and "ring=" in line:
+            f = fields(line)
+            runs.setdefault((int(f["ring"]), parse_rate(f["rate"])), {}).setdefault(f["path"], []).append(f)
+    duration = float(info.get("duration", "2"))
+
+    def num(text):
+        try:
+            return float(text)
+        except (TypeError, ValueError):
+            return None
+
+    def per_run(r, rate):
+        samples, lost = num(r.get("samples")), num(r.get("lost"))
+        made = (samples + lost) if samples is not None and lost is not None else None
+        return {"gb_per_s": float(r["mbps"]) / 1e3, "cpu_s_per_gb": float(r["cpu_s_per_gb"]),
+                "loss_fraction": (lost / made) if made else None,
+                "made_fraction": (made / (rate * duration)) if made is not None else None,
+                "ok": r.get("rc") in ("0", "1") and r.get("corrupted") == "0"}
+
+    rows = []
+    for ring, rate in sorted(runs):
+        row = {"ring_bytes": ring, "rate": rate, "memory": memory.get(ring, {}).get("memory", "").replace(",", " "),
+               "load_s": num(memory.get(ring, {}).get("load_s"))}
+        by_run = {}
+        for path in ("mmap", "read"):
+            rs = sorted(runs[ring, rate].get(path, []), key=lambda r: int(r["run"]))
+            pr = [per_run(r, rate) for r in rs]
+            by_run[path] = {r["run"]: p for r, p in zip(rs, pr)}
+            row[path] = {"runs": len(rs), "runs_without_corruption_or_error": sum(p["ok"] for p in pr)}
+            for key in ("gb_per_s", "cpu_s_per_gb", "loss_fraction", "made_fraction"):
+                row[path][key] = mmm([p[key] for p in pr if p[key] is not None])
+        pairs = sorted(set(by_run["mmap"]) & set(by_run["read"]), key=int)
+        cpu = [by_run["read"][k]["cpu_s_per_gb"] / by_run["mmap"][k]["cpu_s_per_gb"] for k in pairs
+               if by_run["mmap"][k]["cpu_s_per_gb"] > 0]
+        gbs = [by_run["mmap"][k]["gb_per_s"] / by_run["read"][k]["gb_per_s"] for k in pairs
+               if by_run["read"][k]["gb_per_s"] > 0]
+        row["cpu_ratio_read_over_mmap"], row["cpu_ratio_read_over_mmap_per_pair"] = mmm(cpu), cpu
+        row["gb_per_s_ratio_mmap_over_read"], row["gb_per_s_ratio_mmap_over_read_per_pair"] = mmm(gbs), gbs
+        rows.append(row)
+    # What size does: each size's median against the smallest ring's, per rate and path.
+    smallest = min((r["ring_bytes"] for r in rows), default=None)
+    base = {(r["rate"], p): r[p] for r in rows if r["ring_bytes"] == smallest for p in ("mmap", "read")}
+    for row in rows:
+        for p in ("mmap", "read"):
+            b = base.get((row["rate"], p))
+            for key in ("cpu_s_per_gb", "gb_per_s"):
+                ok = b and b[key] and row[p][key] and b[key]["median"] > 0
+                row[p][key + "_over_smallest_ring"] = row[p][key]["median"] / b[key]["median"] if ok else None
+    result = {"command": command, "emulated": True, "info": info, "duration_s": duration, "rings": memory,
+              "mappings": "4 KiB user mappings (Debian 6.1: no PMD mappings of a char device's memory)",
+              "rows": rows}
+    json.dump(result, open(prefix + ".json", "w"), indent=2)
+
+    def size(b):
+        return f"{b >> 30} GiB" if b >= 1 << 30 else f"{b >> 20} MiB"
+
+    def pct(m):
+        return "-" if m is None else f"{m['median']:.1%} ({m['min']:.0%}-{m['max']:.0%})"
+
+    with open(prefix + ".txt", "w") as f:
+        f.write(f"# command: {command}\n")
+        f.write(f"# QEMU (TCG, emulated: absolute figures are the emulator's); {info.get('cpus', '?')} vCPUs, "
+                f"kernel {info.get('kernel', '?')}, {int(info.get('mem_total_kb', 0)) >> 10} MiB guest, consumer pinned "
+                f"away from the device's CPU: {'yes' if info.get('pin') == '1' else 'no'}\n")
+        f.write("# the kernel ring (sring_sim ring_size=N, a ring of page chunks) read through 4 KiB user mappings"
+                " (mmap, in place) or copied by read() through the kernel's direct map\n")
+        f.write(f"# acquire --device /dev/sring0 --block-size 64K --duration {duration:g} --allow-loss [--read];"
+                " both paths verify every sample\n")
+        f.write(f"# {info.get('runs', '3')} rounds, in each every size in turn (modules reloaded), at each rate a run of mmap"
+                " then one of read(); cells: median (min-max) of the rounds\n")
+        f.write("# GB/s: samples delivered and verified per second; CPU s/GB: acquire's user + system CPU (all threads)"
+                " per GB delivered; lost: lost / (delivered + lost)\n")
+        f.write("# made: (delivered + lost) / (rate x duration); below 100%: the emulated device fell behind filling"
+                " samples (a full ring's drops cost it nothing)\n")
+        f.write("# ratios per run pair: read/mmap CPU s/GB (>1: mmap cheaper), mmap/read verified GB/s\n\n")
+        for ring in sorted(memory):
+            m = memory[ring]
+            f.write(f"# {size(ring)} ring: {m.get('memory', '?').replace(',', ' ')} (loaded in {m.get('load_s', '?')} s)\n")
+        f.write("\n")
+        head = (f"{'ring':>7} {'MS/s':>5} | {'mmap GB/s':>19} {'mmap CPU s/GB':>19} {'mmap lost':>17} {'made':>5} | "
+                f"{'read GB/s':>19} {'read CPU s/GB':>19} {'read lost':>17} {'made':>5} | "
+                f"{'CPU read/mmap':>19} {'GB/s mmap/read':>19}\n")
+        f.write(head)
+        for row in rows:
+            line = f"{size(row['ring_bytes']):>7} {row['rate'] / 1e6:5.0f} |"
+            for p in ("mmap", "read"):
+                d = row[p]
+                made = f"{d['made_fraction']['median']:.0%}" if d["made_fraction"] else "-"
+                line += (f" {fmt_mmm(d['gb_per_s'], 3):>19} {fmt_mmm(d['cpu_s_per_gb'], 2):>19}"
+                         f" {pct(d['loss_fraction']):>17} {made:>5} |")
+            line += (f" {fmt_mmm(row['cpu_ratio_read_over_mmap'], 2) + 'x':>19}"
+                     f" {fmt_mmm(row['gb_per_s_ratio_mmap_over_read'], 2) + 'x':>19}\n")
+            f.write(line)
+        f.write(f"\nagainst the {size(smallest) if smallest else '?'} ring (ratio of medians): CPU s/GB, verified GB/s\n")
+        for row in rows:
+            if row["ring_bytes"] == smallest:
+                continue
+            parts = []
+            for p in ("mmap", "read"):
+                c, g = row[p]["cpu_s_per_gb_over_smallest_ring"], row[p]["gb_per_s_over_smallest_ring"]
+                parts.append(f"{p} CPU {c:.2f}x GB/s {g:.2f}x" if c and g else f"{p} -")
+            f.write(f"{size(row['ring_bytes']):>7} {row['rate'] / 1e6:5.0f} MS/s: " + ", ".join(parts) + "\n")
+        bad = [f"{size(r['ring_bytes'])} {r['rate'] / 1e6:.0f} MS/s {p}" for r in rows for p in ("mmap", "read")
+               if r[p]["runs_without_corruption_or_error"] < r[p]["runs"]]
+        f.write("\nruns with corrupted samples or an error exit: " + (", ".join(bad) if bad else "none") + "\n")
 
 
 if __name__ == "__main__":
@@ -266,5 +418,7 @@ if __name__ == "__main__":
         host_plot(sys.argv[2], sys.argv[3])
     elif what == "rates":
         rates(sys.argv[2], sys.argv[3])
+    elif what == "pages":
+        pages(sys.argv[2], sys.argv[3])
     else:
-        {"qemu": qemu, "record": record, "net": net}[what](sys.argv[2], sys.argv[3], sys.argv[4])
+        {"qemu": qemu, "qemu-rings": qemu_rings, "record": record, "net": net}[what](sys.argv[2], sys.argv[3], sys.argv[4])

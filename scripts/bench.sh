@@ -1,6 +1,6 @@
 #!/bin/bash
 # Benchmarks (not part of the test suite; figures and ratios, no verdicts).
-# Six parts, each writing docs/bench/PART.txt (the command that made it at
+# Eight parts, each writing docs/bench/PART.txt (the command that made it at
 # the top) and docs/bench/PART.json:
 #   host    flat-out throughput: the ring against spsc_queue, a pipe, and
 #           the verify-only and fill-only limits, with a generating and a
@@ -19,9 +19,17 @@
 #   record  sring-record against dd on the same disk (scripts/bench-record.sh)
 #   net     NetPublisher against plain zmq_send of the same message sizes
 #           (bench/net_bench)
+#   pages   the user-space simulator's ring in 4 KiB against 2 MiB (hugetlb)
+#           pages: the in-place consumer's verify GB/s and CPU per GB at 20,
+#           200 and 2000 MS/s, rings of 4 MiB to 1 GiB (ring_bench
+#           --pages-sweep; pages-summary.txt is the README's table). Needs
+#           520 free 2 MiB pages: as root it reserves them for the part and
+#           gives the old count back after
+#   qemu-rings  the kernel ring of 4 MiB to 1 GiB in QEMU, in place against
+#           read() at 20, 200 and 1000 MS/s (run-qemu-tests.sh --bench-rings)
 # and the plots docs/throughput.png and docs/qemu-loss-free.png.
 #
-#   scripts/bench.sh [--quick] [--parts host,rates,scale,qemu,record,net]
+#   scripts/bench.sh [--quick] [--parts host,rates,scale,qemu,record,net,pages,qemu-rings]
 #   scripts/bench.sh --plot-only      redraw tables and plots from the saved raw results
 #     --quick: fewer runs and sizes everywhere (QEMU: two rates), for a check
 #              that everything builds and runs, not for figures
@@ -31,14 +39,14 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 command_line="scripts/bench.sh${*:+ $*}"
-quick=0; plot_only=0; parts="host,rates,scale,qemu,record,net"
+quick=0; plot_only=0; parts="host,rates,scale,qemu,record,net,pages,qemu-rings"
 while [ $# -gt 0 ]; do
   case "$1" in
     --quick) quick=1 ;;
     --plot-only) plot_only=1 ;;
     --parts) parts=$2; shift ;;
     --parts=*) parts=${1#--parts=} ;;
-    *) echo "usage: scripts/bench.sh [--quick] [--parts host,rates,scale,qemu,record,net] | --plot-only" >&2; exit 2 ;;
+    *) echo "usage: scripts/bench.sh [--quick] [--parts host,rates,scale,qemu,record,net,pages,qemu-rings] | --plot-only" >&2; exit 2 ;;
   esac
   shift
 done
@@ -48,7 +56,17 @@ mkdir -p "$out" test-logs
 bench_started=$(date +%s)
 timings=()
 fail() { echo "bench: FAILED: $*" >&2; exit 1; }
-trap 'rc=$?; [ $rc -ne 0 ] && echo "bench: stopped with exit status $rc after $(( $(date +%s) - bench_started )) s" >&2' EXIT
+# The pages part reserves 2 MiB huge pages; whatever happens, the old
+# count goes back.
+hugepages_before=""
+restore_hugepages() {
+  if [ -n "$hugepages_before" ]; then
+    echo "$hugepages_before" >/proc/sys/vm/nr_hugepages 2>/dev/null || true
+    echo "bench: /proc/sys/vm/nr_hugepages back to $hugepages_before"
+    hugepages_before=""
+  fi
+}
+trap 'rc=$?; restore_hugepages; [ $rc -ne 0 ] && echo "bench: stopped with exit status $rc after $(( $(date +%s) - bench_started )) s" >&2' EXIT
 
 # Figures taken beside other heavy work say little (and QEMU's CPU times
 # count the time the host took the emulator's threads away): say so.
@@ -125,6 +143,31 @@ if [ $plot_only = 0 ]; then
     fi
     end scale
   fi
+  if want pages; then
+    begin "pages: the simulator's ring in 4 KiB against 2 MiB pages (verify GB/s and consumer CPU per GB)"
+    page_rings=4M,16M,64M,256M,1G; page_rates=20,200,2000; page_args=(--runs 5 --seconds 1)
+    [ $quick = 1 ] && { page_rings=4M,64M; page_rates=20,2000; page_args=(--runs 1 --seconds 0.3); }
+    # Enough free 2 MiB pages for the largest ring, plus a few.
+    largest=${page_rings##*,}
+    case $largest in *G) need=$(( ${largest%G} * 512 + 8 )) ;; *M) need=$(( ${largest%M} / 2 + 8 )) ;; esac
+    huge_dir=/sys/kernel/mm/hugepages/hugepages-2048kB
+    if [ "$(id -u)" -eq 0 ]; then
+      hugepages_before=$(cat /proc/sys/vm/nr_hugepages)
+      echo $(( hugepages_before + need )) >/proc/sys/vm/nr_hugepages
+      echo "bench: /proc/sys/vm/nr_hugepages $hugepages_before -> $(cat /proc/sys/vm/nr_hugepages) for this part"
+    fi
+    free_pages=$(( $(cat $huge_dir/free_hugepages) - $(cat $huge_dir/resv_hugepages) ))
+    [ "$free_pages" -ge "$need" ] ||
+      fail "the pages part needs $need free 2 MiB huge pages, $free_pages are (run as root, or raise /proc/sys/vm/nr_hugepages)"
+    rc=0
+    { header pages; bazel-bin/bench/ring_bench --pages-sweep --rates $page_rates --ring-sizes $page_rings \
+        "${page_args[@]}" --json "$out/pages.json"; } | tee "$out/pages.txt" || rc=$?
+    restore_hugepages
+    [ $rc -eq 0 ] || fail "ring_bench --pages-sweep exited $rc"
+    { header pages; python3 scripts/bench-report.py pages "$out/pages.json" -; } >"$out/pages-summary.txt"
+    cat "$out/pages-summary.txt"
+    end pages
+  fi
   # ======================= host: END =========================
 
   if want qemu; then
@@ -143,6 +186,25 @@ if [ $plot_only = 0 ]; then
     python3 scripts/bench-report.py qemu "$out/qemu-raw.txt" "$out/qemu" "$command_line"
     cat "$out/qemu.txt"
     end qemu
+  fi
+  # qemu-rings: in QEMU, the kernel ring of 4 MiB to 1 GiB (4 KiB user
+  # mappings: Debian's 6.1 maps no PMDs for a char device) read in place
+  # against read() at 20, 200 and 1000 MS/s (the ABI's highest), 3
+  # interleaved pairs per cell (tests/qemu/run-qemu-tests.sh --bench-rings;
+  # raw lines in docs/bench/qemu-rings-raw.txt). About 6 minutes.
+  if want qemu-rings; then
+    begin "QEMU ring sizes: the kernel ring's consumer CPU per GB and verified GB/s against its size (emulated)"
+    rings_args=(); [ $quick = 1 ] && rings_args=(quick)
+    qemu_log=test-logs/bench-qemu-rings-console.log
+    if ! tests/qemu/run-qemu-tests.sh --bench-rings "${rings_args[@]}" >"$qemu_log" 2>&1; then
+      tail -n 40 "$qemu_log" >&2
+      fail "the QEMU ring-size boot failed ($qemu_log)"
+    fi
+    { header qemu-rings; grep -E '^BENCH' "$qemu_log"; } >"$out/qemu-rings-raw.txt"
+    grep -q '^BENCH ring=' "$out/qemu-rings-raw.txt" || fail "the QEMU ring-size boot printed no BENCH lines ($qemu_log)"
+    python3 scripts/bench-report.py qemu-rings "$out/qemu-rings-raw.txt" "$out/qemu-rings" "$command_line"
+    cat "$out/qemu-rings.txt"
+    end qemu-rings
   fi
 
   if want record; then
