@@ -1019,10 +1019,10 @@ struct sring_ring *sring_register(struct device *parent,
 	ret = cdev_device_add(&ring->cdev, &ring->dev);
 	if (ret)
 		goto err_put;
-	dev_info(parent, "sring%d: %llu bytes (%s, %u chunks)%s\n", minor,
+	dev_info(parent, "sring%d: %llu bytes (%s, %lu chunks)%s\n", minor,
 		 ring->ring_size,
 		 ring->memory_kind == SRING_MEM_RESERVED ? "reserved region" : "pages",
-		 ring->chunks ? ring->nr_chunks : 1,
+		 ring->chunks ? ring->nr_chunks : 1UL,
 		 ring->dma_mapped ? ", mapped for DMA" : "");
 	return ring;
 

@@ -61,9 +61,10 @@
  * yet another size is refused (EBUSY) until the consumer catches up. */
 #define SRING_MAX_SEGMENTS	8
 /* How much of the ring's start the kernel's mirror maps again after its
- * end: the longest block (at most half the ring). */
+ * end: the longest block (at most half the ring), in whole pages (with
+ * 64 KiB pages, half of the smallest ring is less than a page). */
 #define SRING_MIRROR_OVERLAP(ring) \
-	min_t(u64, (ring)->ring_size / 2, SRING_MAX_BLOCK_BYTES)
+	PAGE_ALIGN(min_t(u64, (ring)->ring_size / 2, SRING_MAX_BLOCK_BYTES))
 
 /* Physically contiguous data: 2^order pages, at a ring offset that is a
  * multiple of its size. */
@@ -94,7 +95,7 @@ struct sring_ring {
 	struct sring_producer_page *kprod;
 	struct sring_consumer_page *kcons;
 	struct sring_chunk *chunks;	/* SRING_MEM_PAGES, in ring order */
-	unsigned int nr_chunks;
+	unsigned long nr_chunks;
 	phys_addr_t data_phys;		/* SRING_MEM_RESERVED: the region part */
 	void *data_mirror;		/* ring_size + SRING_MIRROR_OVERLAP() */
 	u64 ring_size;
@@ -165,7 +166,9 @@ int sring_mmap_data(struct sring_ring *ring, struct vm_area_struct *vma);
 unsigned int sring_dma_pieces(const struct sring_ring *ring, u64 pos, u32 len,
 			      struct sring_dma_segment *pieces,
 			      unsigned int max);
-void sring_sync_for(struct sring_ring *ring, u64 pos, u32 len, bool for_device);
+void sring_sync_pieces(struct sring_ring *ring,
+		       const struct sring_dma_segment *pieces, unsigned int n,
+		       bool for_device);
 ssize_t sring_memory_show(struct sring_ring *ring, char *buf);
 /* sring_core.c: the region reserved at boot. */
 phys_addr_t sring_reserved_alloc(u64 size);

@@ -27,11 +27,16 @@
 #include <linux/gfp.h>
 #include <linux/mm.h>
 #include <linux/scatterlist.h>
+#include <linux/sizes.h>
 #include <linux/slab.h>
 #include <linux/vmalloc.h>
 
 #include "sring_compat.h"
 #include "sring_internal.h"
+
+/* What a ring must leave of the available memory: 1/16 of it, 64 MiB at
+ * least. */
+#define SRING_KEEP_FREE(total)	max_t(u64, (total) / 16, SZ_64M)
 
 static unsigned int max_chunk_order = SRING_MAX_PAGE_ORDER;
 module_param(max_chunk_order, uint, 0644);
@@ -140,7 +145,14 @@ static int sring_alloc_chunks(struct sring_ring *ring)
 
 	ret = sring_grow_chunks(&chunks, &cap, 0, nr_pages >> order);
 	while (!ret && done < nr_pages) {
-		struct page *page = sring_alloc_chunk(ring, order, &zone);
+		struct page *page;
+
+		/* A large ring takes a while: let a killed modprobe go. */
+		if (fatal_signal_pending(current)) {
+			ret = -EINTR;
+			break;
+		}
+		page = sring_alloc_chunk(ring, order, &zone);
 
 		if (!page) {
 			if (order == 0) {
@@ -162,9 +174,9 @@ static int sring_alloc_chunks(struct sring_ring *ring)
 	}
 	if (ret) {
 		dev_err(ring->parent,
-			"sring: cannot allocate a ring of %llu bytes below DMA mask %#llx: got %lu bytes before memory ran out; about %lu bytes are available\n",
-			ring->ring_size, sring_mask(ring), done << PAGE_SHIFT,
-			si_mem_available() << PAGE_SHIFT);
+			"sring: cannot allocate a ring of %llu bytes below DMA mask %#llx: got %llu bytes before memory ran out (%d); about %llu bytes are available\n",
+			ring->ring_size, sring_mask(ring), (u64)done << PAGE_SHIFT,
+			ret, (u64)si_mem_available() << PAGE_SHIFT);
 		sring_free_chunks(chunks, nr);
 		kvfree(chunks);
 		return ret;
@@ -279,6 +291,7 @@ int sring_mmap_data(struct sring_ring *ring, struct vm_area_struct *vma)
 			if (ret)
 				return ret;
 			addr += bytes;
+			cond_resched();
 		}
 	}
 	return 0;
@@ -289,8 +302,8 @@ int sring_mmap_data(struct sring_ring *ring, struct vm_area_struct *vma)
 /* ------------------------------------------------------------------ */
 
 /*
- * Records the DMA segments of the mapping as the ring's extents, in ring
- * order, and checks each against the mask (bus offsets can move them).
+ * Appends an extent of @bytes at @addr after the last one, checked against
+ * the mask (bus offsets can move the mapping).
  */
 static int sring_add_extent(struct sring_ring *ring, dma_addr_t addr, u64 bytes)
 {
@@ -310,51 +323,63 @@ static int sring_add_extent(struct sring_ring *ring, dma_addr_t addr, u64 bytes)
 }
 
 /*
- * The largest order of pages one scatterlist entry may hold for @dev: the
- * device's maximum segment size (64 KiB unless its driver says otherwise)
- * and segment boundary, rounded down to a power of two. Chunks are
- * naturally aligned, so pieces of that size never cross the boundary.
+ * The largest order of pages one extent may hold for @dev: the device's
+ * maximum segment size (64 KiB for PCI unless its driver raises it), its
+ * segment boundary and what the DMA layer can map in one piece (swiotlb
+ * bounces at most 256 KiB), rounded down to a power of two. Chunks are
+ * naturally aligned in memory and in the ring, so pieces of that size never
+ * cross the boundary.
  */
-static unsigned int sring_sg_piece_order(struct device *dev)
+static unsigned int sring_piece_order(struct device *dev)
 {
-	unsigned long pages = min_t(unsigned long,
-				    dma_get_max_seg_size(dev) >> PAGE_SHIFT,
-				    dma_get_seg_boundary_nr_pages(dev, PAGE_SHIFT));
+	unsigned long pages = min3(dma_get_max_seg_size(dev) >> PAGE_SHIFT,
+				   dma_get_seg_boundary_nr_pages(dev, PAGE_SHIFT),
+				   dma_max_mapping_size(dev) >> PAGE_SHIFT);
 
 	if (!pages)
-		return 0;	/* not even a page: dma_map_sgtable() says so */
+		return 0;	/* not even a page: the mapping says so */
 	return min_t(unsigned int, ilog2(pages), SRING_MAX_PAGE_ORDER);
 }
 
 /*
  * The device's view of the data: one streaming mapping for the ring's life
- * under the device, synced per slot. Chunks go in one scatter-gather table,
- * cut into pieces the device's segment limits allow; an IOMMU may merge
- * them into fewer DMA segments. Bidirectional: the
- * device writes samples, and the CPU writes headers and zeroed the memory
- * first; a from-device mapping would let a non-coherent platform invalidate
- * (arm32) what the CPU wrote, exposing stale memory to the consumer's
- * mapping.
+ * under the device, synced per slot. Bidirectional: the device writes
+ * samples, and the CPU writes headers and zeroed the memory first; a
+ * from-device mapping would let a non-coherent platform invalidate (arm32)
+ * what the CPU wrote, exposing stale memory to the consumer's mapping.
+ *
+ * Chunks go in one scatter-gather table, cut into pieces the device's
+ * segment limits allow, and each piece is an extent: contiguous for the
+ * device and for the CPU alike. An IOMMU may merge pieces into one DMA
+ * segment; sring still hands them out (and syncs them) piece by piece,
+ * because a sync of a range that spans pieces would do cache maintenance on
+ * the physical range after the first piece's start, which is some other
+ * memory (iommu_dma_sync_single_for_cpu() translates the start only).
  */
 static int sring_map_for_device(struct sring_ring *ring)
 {
 	struct device *dev = ring->parent;
-	unsigned long nents = 0;
-	struct scatterlist *sg;
-	unsigned int i, piece;
+	unsigned int piece = sring_piece_order(dev);
+	struct scatterlist *sg, *dma_sg;
+	unsigned long nents = 0, i;
+	dma_addr_t dma_addr = 0;
+	u64 dma_left = 0;
 	int ret;
 
 	if (ring->params_flags & SRING_RING_CPU_FILL)
 		return 0;
 	if (!ring->chunks) {
+		u64 bytes = min_t(u64, PAGE_SIZE << piece, ring->ring_size);
 		dma_addr_t addr;
+		u64 at;
 
 		if (!sring_reachable(ring, ring->data_phys, ring->ring_size)) {
 			dev_err(dev, "sring: reserved memory at %pa is beyond the DMA mask %#llx\n",
 				&ring->data_phys, dma_get_mask(dev));
 			return -ENOMEM;
 		}
-		ring->extents = kzalloc(sizeof(*ring->extents), GFP_KERNEL);
+		ring->extents = kvmalloc_array(div64_u64(ring->ring_size, bytes),
+					       sizeof(*ring->extents), GFP_KERNEL);
 		if (!ring->extents)
 			return -ENOMEM;
 		addr = dma_map_resource(dev, ring->data_phys, ring->ring_size,
@@ -363,13 +388,18 @@ static int sring_map_for_device(struct sring_ring *ring)
 			return -ENOMEM;
 		ring->dma_handle = addr;
 		ring->dma_mapped = true;
-		return sring_add_extent(ring, addr, ring->ring_size);
+		/* One range, cut at the device's segment limits too. */
+		for (at = 0; at < ring->ring_size; at += bytes) {
+			ret = sring_add_extent(ring, addr + at, bytes);
+			if (ret)
+				return ret;
+		}
+		return 0;
 	}
 
-	piece = sring_sg_piece_order(dev);
 	for (i = 0; i < ring->nr_chunks; i++)
 		nents += 1UL << (ring->chunks[i].order - min(piece, ring->chunks[i].order));
-	if (nents > UINT_MAX)
+	if (nents > INT_MAX)	/* dma_map_sg() counts in int */
 		return -ENOMEM;
 	ret = sg_alloc_table(&ring->sgt, nents, GFP_KERNEL);
 	if (ret)
@@ -389,14 +419,32 @@ static int sring_map_for_device(struct sring_ring *ring)
 	if (ret)
 		return ret;
 	ring->dma_mapped = true;
-	ring->extents = kvmalloc_array(ring->sgt.nents, sizeof(*ring->extents),
-				       GFP_KERNEL);
+	ring->extents = kvmalloc_array(nents, sizeof(*ring->extents), GFP_KERNEL);
 	if (!ring->extents)
 		return -ENOMEM;
-	for_each_sgtable_dma_sg(&ring->sgt, sg, i) {
-		ret = sring_add_extent(ring, sg_dma_address(sg), sg_dma_len(sg));
+	/*
+	 * Each piece's device address: DMA segments hold whole pieces in
+	 * order (a mapping merges entries, never splits one), and inside a
+	 * merged segment the addresses run on linearly.
+	 */
+	dma_sg = ring->sgt.sgl;
+	for_each_sgtable_sg(&ring->sgt, sg, i) {
+		if (!dma_left) {
+			if (!dma_sg)
+				return -EIO;
+			dma_addr = sg_dma_address(dma_sg);
+			dma_left = sg_dma_len(dma_sg);
+			dma_sg = sg_next(dma_sg);
+		}
+		if (dma_left < sg->length) {
+			dev_err(dev, "sring: a DMA segment ends inside a scatterlist entry\n");
+			return -EIO;
+		}
+		ret = sring_add_extent(ring, dma_addr, sg->length);
 		if (ret)
 			return ret;
+		dma_addr += sg->length;
+		dma_left -= sg->length;
 	}
 	return 0;
 }
@@ -448,10 +496,11 @@ sring_extent_at(const struct sring_ring *ring, u64 offset)
 }
 
 /*
- * [pos, pos + len) as the device sees it: up to @max pieces, each within one
- * extent, continuing at the ring's start past its end. Returns the number of
- * pieces; sring_max_block_bytes() keeps every slot within
- * SRING_SLOT_MAX_SEGMENTS. prod_lock held, dma_mapped.
+ * [pos, pos + len) as the device sees it: pieces, each within one extent,
+ * continuing at the ring's start past its end. Returns the number of
+ * pieces, or 0 if more than @max would be needed (which
+ * sring_max_block_bytes() rules out for every slot). prod_lock held,
+ * dma_mapped.
  */
 unsigned int sring_dma_pieces(const struct sring_ring *ring, u64 pos, u32 len,
 			      struct sring_dma_segment *pieces,
@@ -460,34 +509,33 @@ unsigned int sring_dma_pieces(const struct sring_ring *ring, u64 pos, u32 len,
 	u64 offset = pos & (ring->ring_size - 1);
 	unsigned int n = 0;
 
-	while (len && n < max) {
+	while (len) {
 		const struct sring_dma_extent *extent = sring_extent_at(ring, offset);
 		u64 into = offset - extent->offset;
 		u32 bytes = min_t(u64, len, extent->bytes - into);
 
+		if (WARN_ON_ONCE(n == max))
+			return 0;
 		pieces[n].addr = extent->addr + into;
 		pieces[n].bytes = bytes;
 		n++;
 		len -= bytes;
 		offset = (offset + bytes) & (ring->ring_size - 1);
 	}
-	WARN_ON_ONCE(len);
 	return n;
 }
 
 /*
- * Gives [pos, pos + len) to the device or back to the CPU, piece by piece
- * (non-coherent platforms write back or invalidate caches here; coherent
- * ones do nothing).
+ * Gives the @n pieces to the device or back to the CPU (non-coherent
+ * platforms write back or invalidate caches here; coherent ones do
+ * nothing). Each piece lies in one extent, physically contiguous.
  */
-void sring_sync_for(struct sring_ring *ring, u64 pos, u32 len, bool for_device)
+void sring_sync_pieces(struct sring_ring *ring,
+		       const struct sring_dma_segment *pieces, unsigned int n,
+		       bool for_device)
 {
-	struct sring_dma_segment pieces[SRING_SLOT_MAX_SEGMENTS];
-	unsigned int i, n;
+	unsigned int i;
 
-	if (!ring->dma_mapped)
-		return;
-	n = sring_dma_pieces(ring, pos, len, pieces, ARRAY_SIZE(pieces));
 	for (i = 0; i < n; i++) {
 		if (for_device)
 			dma_sync_single_for_device(ring->parent, pieces[i].addr,
@@ -520,8 +568,9 @@ static u32 sring_max_block_bytes(const struct sring_ring *ring)
 	return round_down(limit, SRING_BLOCK_ALIGN);
 }
 
-/* sysfs memory: how the ring is made, e.g.
- * "pages chunks=258 order10=255 order9=2 order8=... dma_segments=258". */
+/* sysfs memory: how the ring is made, e.g. 1 GiB on fragmented memory for
+ * a PCI device: "pages chunks=769 order10=254 order9=3 order0=512
+ * dma_segments=16864". */
 ssize_t sring_memory_show(struct sring_ring *ring, char *buf)
 {
 	unsigned long count[SRING_MAX_PAGE_ORDER + 1] = { 0 };
@@ -533,7 +582,7 @@ ssize_t sring_memory_show(struct sring_ring *ring, char *buf)
 	} else {
 		for (i = 0; i < ring->nr_chunks; i++)
 			count[ring->chunks[i].order]++;
-		len = sysfs_emit(buf, "pages chunks=%u", ring->nr_chunks);
+		len = sysfs_emit(buf, "pages chunks=%lu", ring->nr_chunks);
 		for (order = SRING_MAX_PAGE_ORDER; order >= 0; order--)
 			if (count[order])
 				len += sysfs_emit_at(buf, len, " order%d=%lu",
@@ -596,15 +645,17 @@ int sring_alloc_ring_memory(struct sring_ring *ring)
 	} else {
 		ring->memory_kind = SRING_MEM_PAGES;
 		/*
-		 * More than the machine could give without swapping or
-		 * killing: not even worth trying. Taking it anyway would
-		 * first starve everyone else of memory (their allocations
-		 * failing, the OOM killer) before ours failed.
+		 * More than the machine can give and keep some for everyone
+		 * else (SRING_KEEP_FREE): not even worth trying. Taking it
+		 * anyway would starve the rest of the system (their
+		 * allocations failing, the OOM killer, which cannot take
+		 * back memory that belongs to no process) before ours failed.
 		 */
-		if (ring->ring_size > available) {
+		if (ring->ring_size + SRING_KEEP_FREE(total) > available) {
 			dev_err(ring->parent,
-				"sring: cannot allocate a ring of %llu bytes: about %llu bytes are available (of %llu in the machine)\n",
-				ring->ring_size, available, total);
+				"sring: cannot allocate a ring of %llu bytes: about %llu bytes are available (of %llu in the machine), and %llu of them stay free for the rest of the system\n",
+				ring->ring_size, available, total,
+				SRING_KEEP_FREE(total));
 			return -ENOMEM;
 		}
 		ret = sring_alloc_chunks(ring);
@@ -615,8 +666,8 @@ int sring_alloc_ring_memory(struct sring_ring *ring)
 	if (ret) {
 		/* The data fit, the page tables and lists to map it did not. */
 		dev_err(ring->parent,
-			"sring: cannot allocate a ring of %llu bytes: no memory left to map it into the kernel; about %lu bytes are available\n",
-			ring->ring_size, si_mem_available() << PAGE_SHIFT);
+			"sring: cannot allocate a ring of %llu bytes: no memory left to map it into the kernel; about %llu bytes are available\n",
+			ring->ring_size, (u64)si_mem_available() << PAGE_SHIFT);
 		return ret;
 	}
 	if (ring->memory_kind == SRING_MEM_RESERVED)
@@ -624,8 +675,8 @@ int sring_alloc_ring_memory(struct sring_ring *ring)
 	ret = sring_map_for_device(ring);
 	if (ret) {
 		dev_err(ring->parent,
-			"sring: cannot map the ring of %llu bytes (%u chunks) for the device: %d\n",
-			ring->ring_size, ring->chunks ? ring->nr_chunks : 1, ret);
+			"sring: cannot map the ring of %llu bytes (%lu chunks) for the device: %d\n",
+			ring->ring_size, ring->chunks ? ring->nr_chunks : 1UL, ret);
 		return ret;
 	}
 	ring->max_block_bytes = sring_max_block_bytes(ring);

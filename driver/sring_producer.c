@@ -568,7 +568,14 @@ int sring_reserve(struct sring_ring *ring, struct sring_slot *slot)
 		slot->nr_segments = sring_dma_pieces(ring, samples_at, len,
 						     slot->segments,
 						     SRING_SLOT_MAX_SEGMENTS);
-		sring_sync_for(ring, samples_at, len, true);
+		if (!slot->nr_segments) {
+			/* Configuration checks make this impossible: never
+			 * hand the device a slot it would overrun. */
+			sring_producer_end(ring, SRING_STATE_FAILED);
+			ret = -EPIPE;
+			goto out;
+		}
+		sring_sync_pieces(ring, slot->segments, slot->nr_segments, true);
 	}
 	ring->reserved += need;
 out:
@@ -639,8 +646,15 @@ int sring_commit(struct sring_ring *ring, u64 position, u32 samples,
 
 	/* The device's writes are visible to the CPU before anyone reads
 	 * them, the header included. */
-	sring_sync_for(ring, position + SRING_BLOCK_HEADER_SIZE,
-		       need - SRING_BLOCK_HEADER_SIZE, false);
+	if (ring->dma_mapped) {
+		struct sring_dma_segment pieces[SRING_SLOT_MAX_SEGMENTS];
+		unsigned int n;
+
+		n = sring_dma_pieces(ring, position + SRING_BLOCK_HEADER_SIZE,
+				     need - SRING_BLOCK_HEADER_SIZE, pieces,
+				     ARRAY_SIZE(pieces));
+		sring_sync_pieces(ring, pieces, n, false);
+	}
 	block = sring_block_at(ring, position);
 	data = (__u16 *)((u8 *)block + SRING_BLOCK_HEADER_SIZE);
 	if (ring->corrupt_blocks) {

@@ -123,10 +123,11 @@ static u32 edu_block_capacity_bytes(const struct sring_config *config)
 }
 
 /* Two transfers per chunk of at most EDU_MAX_TRANSFER bytes, and one more
- * chunk for a slot in two DMA segments (block sizes that do not divide the
- * ring, or a slot across two of its chunks). A slot in more segments (a ring
- * of small chunks) takes a chunk more per segment: the rate check assumes
- * one split. */
+ * chunk for a slot in two DMA segments (the ring's end, or a boundary
+ * between its 64 KiB extents). A slot in more segments (a block over 64 KiB,
+ * a ring of single pages) takes a chunk more per segment: the rate check
+ * assumes one split, so a rate near the limit may then lose blocks
+ * (counted). */
 static u64 edu_block_ns(const struct sring_config *config)
 {
 	u32 chunks = DIV_ROUND_UP(edu_block_capacity_bytes(config),

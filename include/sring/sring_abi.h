@@ -234,8 +234,9 @@ struct sring_info {
 	__u64 data_offset;
 	__u32 memory_kind;	/* enum sring_memory_kind */
 	/* The largest block_bytes SET_CONFIG takes on this ring: at most
-	 * SRING_MAX_BLOCK_BYTES and half the ring, less for a DMA device on a
-	 * ring of small chunks (each slot fits in the device's segments). */
+	 * SRING_MAX_BLOCK_BYTES and half the ring, less for a DMA device
+	 * whose slots must fit in 16 DMA segments (960 KiB with 64 KiB
+	 * segments, 60 KiB on a ring of single pages). */
 	__u32 max_block_bytes;
 	__u64 reserved[4];
 };

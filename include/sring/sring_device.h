@@ -46,9 +46,11 @@
  * of up to 4 MiB, fewer and smaller when memory is fragmented, or a region
  * reserved at boot), so a ring may be as large as the machine's memory
  * allows. The CPU sees the data contiguous (the kernel maps the chunks in
- * order, and the whole ring twice, so nothing wraps); the device sees it as
- * DMA extents, and a slot that crosses an extent boundary (the ring's end
- * is one) comes as several DMA segments: slot->segments[0 ..
+ * order, followed by the ring's first block's worth again, so no block
+ * wraps); the device sees it as DMA extents: the chunks, cut to the
+ * device's maximum segment size and boundary (dma_set_max_seg_size(): 64
+ * KiB for PCI unless raised). A slot that crosses an extent boundary (the
+ * ring's end is one) comes as several DMA segments: slot->segments[0 ..
  * nr_segments - 1], in order. sring refuses block sizes whose slots could
  * need more than SRING_SLOT_MAX_SEGMENTS (struct sring_info's
  * max_block_bytes says which fit); a device whose engine takes fewer
@@ -195,8 +197,11 @@ struct sring_ring_params {
 	const struct sring_device_ops *ops;
 	void *priv;		/* the driver's, from sring_priv() */
 	/* Optional: what START runs with until the user sets a configuration
-	 * (checked like one, configure included). NULL: 20 MS/s, 8 KiB blocks,
-	 * drop-newest, U16, seed 1, 2 ms flush timeout. */
+	 * (checked like one, configure included, against the memory the ring
+	 * got: on fragmented memory a large default block may not fit a
+	 * slot's segments, and the register fails with a message saying
+	 * so). NULL: 20 MS/s, 8 KiB blocks, drop-newest, U16, seed 1, 2 ms
+	 * flush timeout. */
 	const struct sring_config *default_config;
 };
 

@@ -35,7 +35,7 @@ MODULE_PARM_DESC(nr_rings, "Number of simulated devices, one ring each (default 
 static unsigned long ring_size = 4UL << 20;
 module_param(ring_size, ulong, 0444);
 MODULE_PARM_DESC(ring_size,
-		 "Bytes of data per ring, a power of two of at least 64 KiB, up to the free memory (default 4 MiB)");
+		 "Bytes of data per ring, a power of two of at least 64 KiB, up to the available memory less 1/16 of the RAM (default 4 MiB)");
 
 static unsigned int queue_depth = 1;
 module_param(queue_depth, uint, 0444);
