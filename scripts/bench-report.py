@@ -370,7 +370,7 @@ def qemu_rings(raw, prefix, command):
                 f"kernel {info.get('kernel', '?')}, {int(info.get('mem_total_kb', 0)) >> 10} MiB guest, consumer pinned "
                 f"away from the device's CPU: {'yes' if info.get('pin') == '1' else 'no'}\n")
         f.write("# the kernel ring (sring_sim ring_size=N, a ring of page chunks) read through 4 KiB user mappings"
-                " (mmap, in place) or copied by read() through the kernel's direct map\n")
+                " (mmap, in place) or copied by read() through the kernel's 4 KiB vmap of the same pages\n")
         f.write(f"# acquire --device /dev/sring0 --block-size 64K --duration {duration:g} --allow-loss [--read];"
                 " both paths verify every sample\n")
         f.write(f"# {info.get('runs', '3')} rounds, in each every size in turn (modules reloaded), at each rate a run of mmap"

@@ -7,7 +7,7 @@
 # chunks=... order10=..." in sysfs memory), then at each rate one pair of
 # runs of bench_run (guest-bench.sh): mmap (in place through the ring's
 # 4 KiB user mappings: Debian's 6.1 cannot map a char device's memory with
-# PMDs), then read() (the kernel's copy, through the direct map). Both
+# PMDs), then read() (the kernel's copy, through its 4 KiB vmap). Both
 # verify every sample. Sizes and paths alternate, so drift of the emulated
 # machine (or of the host under it) hits every cell alike.
 #
