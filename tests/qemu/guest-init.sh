@@ -254,8 +254,17 @@ bigring_scenarios() {
     low=$(( $(order_count sring0 0) + $(order_count sring0 1) ))
     [ $low -gt 1000 ] && pass "on fragmented memory the ring is built of small chunks ($mem)" ||
       fail "on fragmented memory the ring is built of small chunks ($mem)"
-    run_acquire "1 GiB ring of small chunks, flat out, 12 KiB blocks: every sample verified" \
+    # With memory pressure beside it, as stress-ng --vm makes: 256 MiB
+    # taken, touched, half given back and all freed, over and over.
+    rm -f /tmp/churn.stop
+    (while [ ! -e /tmp/churn.stop ]; do
+       /kernel_test fragment 256 2 >/dev/null 2>&1 & churn=$!
+       sleep 1; kill $churn; wait $churn
+     done) &
+    churner=$!
+    run_acquire "1 GiB ring of small chunks, flat out, 12 KiB blocks, memory churning beside it: every sample verified" \
       --rate 0 --block-size 12K --duration 20
+    touch /tmp/churn.stop; wait $churner
     blocks=$(acquire_blocks)
     [ "${blocks:-0}" -gt $((gib / 12288)) ] && pass "the fragmented ring went round at least once ($blocks blocks)" ||
       fail "the fragmented ring went round at least once (${blocks:-0} blocks)"
