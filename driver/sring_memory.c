@@ -99,9 +99,9 @@ static struct page *sring_alloc_chunk(struct sring_ring *ring,
 	return NULL;
 }
 
-static void sring_free_chunks(struct sring_chunk *chunks, unsigned int nr)
+static void sring_free_chunks(struct sring_chunk *chunks, unsigned long nr)
 {
-	unsigned int i;
+	unsigned long i;
 
 	for (i = 0; i < nr; i++)
 		__free_pages(chunks[i].page, chunks[i].order);
@@ -223,7 +223,7 @@ static void sring_run(const struct sring_ring *ring, unsigned long i,
  * SRING_MIRROR_OVERLAP() bytes again, so that every block (at most that
  * long) is contiguous for the CPU wherever it starts, as user space sees it.
  * Not the whole ring twice: vmap() refuses more pages than the machine has,
- * which would cap a ring at a third of the memory, and the copy would cost
+ * which would cap a ring at half the memory, and the copy would cost
  * as much again in page tables and vmalloc space for nothing: the kernel
  * reads and writes at most one block in one piece (read() copies in two).
  */

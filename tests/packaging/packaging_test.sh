@@ -75,8 +75,8 @@ else
     echo \"\$info\" | grep -q '^version: *$version\$' &&
     echo \"\$info\" | grep -q '^description: .*data acquisition' &&
     echo \"\$info\" | grep -q '^license: *GPL' &&
-    test \$(echo \"\$info\" | grep -c '^parm:') -eq 3 &&
-    test \$(echo \"\$info\" | grep '^parm:' | grep -c 'default') -eq 3"
+    test \$(echo \"\$info\" | grep -c '^parm:') -eq 4 &&
+    test \$(echo \"\$info\" | grep '^parm:' | grep -c 'default') -eq 4"
   check "modinfo: the device drivers depend on the core, with their parameters" bash -c "
     sim=\$(modinfo driver/sring_sim.ko) && edu=\$(modinfo driver/sring_edu.ko) &&
     echo \"\$sim\" | grep -q '^depends: *sring\$' && echo \"\$edu\" | grep -q '^depends: *sring\$' &&
