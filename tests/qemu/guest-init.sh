@@ -557,7 +557,7 @@ if [ "$mode" = reserved ]; then
   # An engine of 24 address bits cannot reach 128 MiB: no ring, a message.
   insmod /sring_edu.ko reserved=1 dma_bits=24
   edu_dev=$(ls /sys/bus/pci/drivers/sring_edu 2>/dev/null | grep : | head -n1)
-  if [ -z "$edu_dev" ] && dmesg | grep -q "sring: ring at .* is beyond the DMA mask 0xffffff"; then
+  if [ -z "$edu_dev" ] && dmesg | grep -q "sring: reserved memory at .* is beyond the DMA mask 0xffffff"; then
     pass "edu: a reserved region beyond the device's DMA mask is refused with a message"
   else
     fail "edu: a reserved region beyond the device's DMA mask is refused with a message"
