@@ -432,15 +432,6 @@ static __poll_t sring_poll(struct file *file, poll_table *wait)
 }
 
 /*
- * read(): the copy path, for dd and cat, and the baseline zero-copy is
- * measured against. Copies as many whole blocks as fit; returns 0 at the end
- * of a drained stream, and waits for the stream to begin before the first
- * start; -EINVAL if the buffer cannot hold one block; -EIO if, in overwrite
- * mode, the shared tail was written behind our back. One read() at a time
- * per ring (read_lock, also taken by RESET): the tail it stores is always
- * the one it copied from plus what it copied.
- */
-/*
  * Copies [pos, pos + bytes) of the ring to user space, in two pieces where it
  * wraps: the kernel's mirror repeats one block, not the ring. Returns what
  * was not copied, as copy_to_user().
@@ -458,6 +449,15 @@ static unsigned long sring_copy_out(struct sring_ring *ring, char __user *buf,
 	return copy_to_user(buf + first, ring->data_mirror, bytes - first);
 }
 
+/*
+ * read(): the copy path, for dd and cat, and the baseline zero-copy is
+ * measured against. Copies as many whole blocks as fit; returns 0 at the end
+ * of a drained stream, and waits for the stream to begin before the first
+ * start; -EINVAL if the buffer cannot hold one block; -EIO if, in overwrite
+ * mode, the shared tail was written behind our back. One read() at a time
+ * per ring (read_lock, also taken by RESET): the tail it stores is always
+ * the one it copied from plus what it copied.
+ */
 static ssize_t sring_read(struct file *file, char __user *buf, size_t count,
 			  loff_t *ppos)
 {
