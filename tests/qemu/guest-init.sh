@@ -203,6 +203,25 @@ memory_returned() {
 }
 # acquire_blocks: blocks of the last acquisition (/tmp/acq.log).
 acquire_blocks() { awk '/^  blocks/ {gsub(",", "", $2); print $2}' /tmp/acq.log; }
+# QEMU's edu device: find_edu sets edu_bdf (its PCI address); edu_ring
+# names the ring its driver registered; edu_acquire NAME ARGS... passes if
+# acquire on that ring exits 0.
+find_edu() {
+  edu_bdf=""
+  for d in /sys/bus/pci/devices/*; do
+    [ "$(cat $d/vendor)" = 0x1234 ] && [ "$(cat $d/device)" = 0x11e8 ] && edu_bdf=$(basename $d)
+  done
+}
+edu_ring() { ls /sys/bus/pci/devices/$edu_bdf/sring/ 2>/dev/null | head -n1; }
+edu_acquire() {
+  name="$1"; shift
+  echo "=== acquire --device /dev/$(edu_ring) $*"
+  if /acquire --device /dev/$(edu_ring) "$@" >/tmp/acq.log 2>&1; then
+    cat /tmp/acq.log; pass "$name"
+  else
+    cat /tmp/acq.log; fail "$name"
+  fi
+}
 gib=1073741824
 bigring_scenarios() {
   echo 0 > /proc/sys/vm/compact_unevictable_allowed
@@ -307,16 +326,7 @@ bigring_scenarios() {
   # 3. The edu device's DMA into a 1 GiB ring: a scatter-gather table of 256
   # chunks, slots across the ring's end (two DMA segments), then unbound
   # under a consumer that has the ring mapped.
-  edu_bdf=""
-  for d in /sys/bus/pci/devices/*; do
-    [ "$(cat $d/vendor)" = 0x1234 ] && [ "$(cat $d/device)" = 0x11e8 ] && edu_bdf=$(basename $d)
-  done
-  edu_ring() { ls /sys/bus/pci/devices/$edu_bdf/sring/ 2>/dev/null | head -n1; }
-  edu_run() {  # edu_run NAME ARGS...
-    name="$1"; shift
-    if /acquire --device /dev/$(edu_ring) "$@" >/tmp/acq.log 2>&1; then cat /tmp/acq.log; pass "$name"
-    else cat /tmp/acq.log; fail "$name"; fi
-  }
+  find_edu
   if insmod /sring.ko initial_position=$((gib - 6144)) && insmod /sring_edu.ko ring_size=$gib dma_bits=32 &&
      [ -c "/dev/$(edu_ring)" ]; then
     mem=$(ring_memory $(edu_ring))
@@ -325,7 +335,7 @@ bigring_scenarios() {
       "pages chunks="*" dma_segments="*) pass "edu: a 1 GiB ring mapped for DMA as a scatter-gather table ($mem)" ;;
       *) fail "edu: a 1 GiB ring mapped for DMA as a scatter-gather table ($mem)" ;;
     esac
-    edu_run "edu: 1 GiB ring, 12 KiB slots across the ring's end by DMA, every sample verified" \
+    edu_acquire "edu: 1 GiB ring, 12 KiB slots across the ring's end by DMA, every sample verified" \
       --rate 0 --block-size 12K --duration 8
     [ "$(acquire_blocks)" -ge 2 ] && pass "edu: blocks crossed the 1 GiB ring's end ($(acquire_blocks))" ||
       fail "edu: blocks crossed the 1 GiB ring's end ($(acquire_blocks))"
@@ -349,7 +359,7 @@ bigring_scenarios() {
     [ "$mem" = "pages chunks=16 order0=16 dma_segments=16" ] &&
       pass "edu: a 64 KiB ring of 16 single pages, 16 DMA segments ($mem)" ||
       fail "edu: a 64 KiB ring of 16 single pages, 16 DMA segments ($mem)"
-    edu_run "edu: 12 KiB slots in three and four DMA segments, every sample verified" \
+    edu_acquire "edu: 12 KiB slots in three and four DMA segments, every sample verified" \
       --rate 0 --block-size 12K --duration 12
     [ "$(acquire_blocks)" -ge 6 ] && pass "edu: split slots ran round the ring ($(acquire_blocks) x 12 KiB > 64 KiB)" ||
       fail "edu: split slots ran round the ring ($(acquire_blocks) x 12 KiB > 64 KiB)"
@@ -379,21 +389,7 @@ edu_scenarios() {
   # (-device edu,dma_mask=0xffffff; the driver: dma_bits=24): the engine drops
   # higher bits, so a ring above 16 MiB would be written somewhere else and
   # fail verification. The allocator only gives ZONE_DMA when asked.
-  edu_bdf=""
-  for d in /sys/bus/pci/devices/*; do
-    [ "$(cat $d/vendor)" = 0x1234 ] && [ "$(cat $d/device)" = 0x11e8 ] && edu_bdf=$(basename $d)
-  done
-  edu_ring() { ls /sys/bus/pci/devices/$edu_bdf/sring/ 2>/dev/null | head -n1; }
-  edu_acquire() {  # edu_acquire NAME ARGS...: passes if acquire exits 0
-    name="$1"; shift
-    echo "=== acquire --device /dev/$(edu_ring) $*"
-    if /acquire --device /dev/$(edu_ring) "$@" >/tmp/acq.log 2>&1; then
-      cat /tmp/acq.log; pass "$name"
-    else
-      cat /tmp/acq.log; fail "$name"
-    fi
-  }
-  edu_blocks() { awk '/^  blocks/ {gsub(",", "", $2); print $2}' /tmp/acq.log; }
+  find_edu
   if [ -n "$edu_bdf" ] && insmod /sring.ko && insmod /sring_edu.ko dma_bits=24 && [ -n "$(edu_ring)" ] &&
      [ -c "/dev/$(edu_ring)" ] && grep -q "PCI-MSI.*sring_edu" /proc/interrupts; then
     pass "edu at $edu_bdf: sring_edu registers $(edu_ring), interrupts by MSI"
@@ -406,13 +402,13 @@ edu_scenarios() {
         pass "DMA-API debugging tracks the edu ring's mapping" || fail "DMA-API debugging tracks the edu ring's mapping"
     fi
     edu_acquire "edu: 4 KiB blocks by DMA at 8 kS/s, every sample verified" --rate 8000 --block-size 4K --duration 8
-    [ "$(edu_blocks)" -ge 20 ] && pass "edu: the device really moved blocks ($(edu_blocks))" ||
-      fail "edu: the device really moved blocks ($(edu_blocks))"
+    [ "$(acquire_blocks)" -ge 20 ] && pass "edu: the device really moved blocks ($(acquire_blocks))" ||
+      fail "edu: the device really moved blocks ($(acquire_blocks))"
     # 12 KiB blocks do not divide the 64 KiB ring: slots wrap, and the driver
     # gives the engine the two DMA ranges the slot says.
     edu_acquire "edu: 12 KiB blocks flat out, slots split at the ring's end, every sample verified" --rate 0 --block-size 12K --duration 8
-    [ "$(edu_blocks)" -ge 6 ] && pass "edu: blocks ran past the ring's end ($(edu_blocks) x 12 KiB > 64 KiB)" ||
-      fail "edu: blocks ran past the ring's end ($(edu_blocks) x 12 KiB > 64 KiB)"
+    [ "$(acquire_blocks)" -ge 6 ] && pass "edu: blocks ran past the ring's end ($(acquire_blocks) x 12 KiB > 64 KiB)" ||
+      fail "edu: blocks ran past the ring's end ($(acquire_blocks) x 12 KiB > 64 KiB)"
     for policy in drop overwrite stop; do
       edu_acquire "edu: slow consumer, policy $policy: every loss accounted for exactly" \
         --rate 8000 --block-size 4K --duration 12 --slow-us 5000000 --allow-loss --policy $policy
