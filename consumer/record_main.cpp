@@ -269,7 +269,6 @@ int record(const Options& options) {
       // Only now, written (or given up on), may the producer have them back.
       auto done = consumer.done(count);
       if (!done) return runtime_error(done.error());
-      consumer.flush();
       if (options.slow_us > 0) std::this_thread::sleep_for(std::chrono::microseconds(options.slow_us));
       continue;
     }

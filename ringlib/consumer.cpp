@@ -15,8 +15,7 @@ bool before(uint64_t a, uint64_t b) { return static_cast<int64_t>(a - b) < 0; }
 Consumer::Consumer(Ring& ring)
     : ring_(ring),
       handed_to_(ring.tail()),
-      done_to_(ring.tail()),
-      release_step_(std::max<uint64_t>(ring.ring_size() / 8, 1)) {
+      done_to_(ring.tail()) {
   // A relaxed load is enough: a producer that starts meanwhile starts this
   // same stream at sample 0.
   if (load_relaxed(ring.producer().blocks_produced) == 0) accounting_.expect_start(0, 0);
@@ -136,9 +135,10 @@ Expected<uint64_t> Consumer::done(uint64_t count) {
     done_to_ = held_.front().end_position();
     held_.pop_front();
   }
-  // Release in steps of an eighth of the ring: a consumer that catches up
-  // after a stall gives space back while it works, and pays one store to
-  // the shared line per step, not per block.
+  // Give the space back now (release_step() 0: every block): a consumer
+  // preempted inside its next callback must not sit on space it has
+  // finished with, or the producer drops while a copying consumer with the
+  // same memory would not (tests/stall_test.cpp).
   if (!before(done_to_, ring_.tail() + release_step_)) flush();
   return count;
 }

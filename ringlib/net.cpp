@@ -176,7 +176,6 @@ Expected<uint64_t> NetPublisher::reclaim() {
   auto done = consumer_.done(ready);
   if (!done) return done.error();
   released_ += ready;
-  consumer_.flush();  // the producer gets the space back now, not at the next eighth of the ring
   return ready;
 }
 

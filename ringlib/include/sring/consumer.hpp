@@ -157,9 +157,18 @@ class Consumer {
   // count (its contents may be torn). Returns how many counted; done()
   // beyond what was handed out is EINVAL.
   [[nodiscard]] Expected<uint64_t> done(uint64_t count = 1);
-  // Releases what is done (releases are batched: a store to the shared line
-  // per eighth of the ring). wait() and consume() do it themselves.
+  // Releases what is done. wait() and consume() do it themselves, and done()
+  // releases as soon as `release_step()` bytes are done and unreleased.
   void flush();
+  // How much done() lets accumulate before it gives the space back: by
+  // default 0, every block as it is done. Space held back here is buffering
+  // the producer cannot use: a consumer preempted inside its callback then
+  // survives a burst of the whole ring less the block in hand, as a copying
+  // consumer with the same memory would (tests/stall_test.cpp). A larger step
+  // saves one store to the shared tail line per block, which costs little
+  // next to reading the block; ring_bench --candidates measures both.
+  void set_release_step(uint64_t bytes) { release_step_ = bytes; }
+  uint64_t release_step() const { return release_step_; }
   // Never release at or beyond position (a block whose memory user code
   // still reads after done(), like a numpy view in the Python binding);
   // nullopt lifts it. Overwrite-oldest ignores it: the producer takes its
@@ -216,7 +225,7 @@ class Consumer {
   uint64_t handed_to_;                 // just after the last block handed out
   uint64_t done_to_;                   // just after the last block done
   std::optional<uint64_t> hold_from_;
-  uint64_t release_step_;
+  uint64_t release_step_ = 0;
   uint64_t overwritten_while_read_ = 0;
   bool range_open_ = false;
   friend class BlockRange;
