@@ -3,6 +3,7 @@
 
 #include <fcntl.h>
 #include <poll.h>
+#include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
@@ -355,7 +356,21 @@ Status Ring::use_eventfd(UniqueFd eventfd) {
       return errno_error("cannot register the eventfd with the device");
     }
   }
+  // Edge-triggered: every signal (an eventfd write or the kernel's
+  // eventfd_signal()) queues one event, reported once, whatever the
+  // counter holds. A signal that lands between arming need_wakeup and
+  // epoll_wait() is already queued, so epoll_wait() returns at once and
+  // nothing is lost; a stale one costs one spurious wake, as a stale count
+  // did with poll().
+  UniqueFd epoll(::epoll_create1(EPOLL_CLOEXEC));
+  if (!epoll.valid()) return errno_error("cannot create the epoll set wait() sleeps on");
+  epoll_event event{};
+  event.events = EPOLLIN | EPOLLET;
+  if (::epoll_ctl(epoll.get(), EPOLL_CTL_ADD, eventfd.get(), &event) != 0) {
+    return errno_error("cannot watch the eventfd (is it an eventfd?)");
+  }
   eventfd_ = std::move(eventfd);
+  eventfd_epoll_ = std::move(epoll);
   return ok();
 }
 
@@ -496,19 +511,27 @@ Expected<bool> Ring::sleep_until_signalled(WaitStrategy strategy,
       // Far deadlines sleep in steps: the loop looks again and sleeps on.
       poll_ms = static_cast<int>(std::min<int64_t>(left.count(), 1 << 30));
     }
-    pollfd pfd{use_device_poll ? fd_.get() : eventfd_.get(), POLLIN, 0};
+    // One system call per sleep, whatever the timeout. The device's poll()
+    // is level-triggered on its own readiness (data at the watermark, or a
+    // state change), so there is nothing to consume. The eventfd is watched
+    // edge-triggered (use_eventfd()): epoll_wait() returns once per signal
+    // and its counter is left alone, where poll() would need a read() after
+    // every wake-up to stop it reporting readable.
     sleeps_.add();
-    const int n = ::poll(&pfd, 1, poll_ms);
-    if (n < 0 && errno != EINTR) return errno_error("poll on the ring failed");
-    if (n > 0 && (pfd.revents & (POLLERR | POLLNVAL))) {
-      return make_error(EIO, "the ring's wait descriptor reported an error");
+    int n;
+    if (use_device_poll) {
+      pollfd pfd{fd_.get(), POLLIN, 0};
+      n = ::poll(&pfd, 1, poll_ms);
+      if (n > 0 && (pfd.revents & (POLLERR | POLLNVAL))) {
+        return make_error(EIO, "the ring's wait descriptor reported an error");
+      }
+    } else {
+      epoll_event event{};
+      n = ::epoll_wait(eventfd_epoll_.get(), &event, 1, poll_ms);
+      if (n > 0 && (event.events & EPOLLERR)) return make_error(EIO, "the ring's eventfd reported an error");
     }
-    if (n > 0 && !use_device_poll) {
-      uint64_t count = 0;
-      if (::read(eventfd_.get(), &count, sizeof(count)) == sizeof(count)) wakeups_received_.add();
-    } else if (n > 0) {
-      wakeups_received_.add();
-    }
+    if (n < 0 && errno != EINTR) return errno_error("waiting on the ring failed");
+    if (n > 0) wakeups_received_.add();
     // A flush wake-up may deliver less than the watermark: take what is
     // there. A wake-up for a state change with nothing there (the producer
     // stopped) ends the wait at the next look above.

@@ -209,7 +209,10 @@ class Ring {
   // driver (SRING_IOC_SET_EVENTFD); for a ring file (or adopted memory), the
   // producer must already hold the same eventfd (SimDevice::set_eventfd, or
   // the one sring-sim sends with the ring): this only tells wait() where to
-  // sleep.
+  // sleep. wait() sleeps on it through an edge-triggered epoll set of its
+  // own and does not read its counter, which then only grows (2^64 signals
+  // away from saturating); finish_wait() still drains it for level-triggered
+  // loops of the caller's.
   [[nodiscard]] Status use_eventfd(UniqueFd eventfd);
   // Creates an eventfd and registers it with the device. A device only:
   // for a ring file nothing would ever signal an eventfd made here, so it is
@@ -226,7 +229,7 @@ class Ring {
   [[nodiscard]] Expected<bool> wait(WaitStrategy strategy, std::chrono::nanoseconds timeout);
 
   // --- sleeping elsewhere: one thread over many rings (epoll) ---------
-  // wait() sleeps in poll() on one ring. To sleep on several at once, put
+  // wait() sleeps on one ring. To sleep on several at once, put
   // each ring's wait_fd() in an epoll set (EPOLLIN) and, when every ring is
   // empty, call prepare_wait() on each before epoll_wait():
   //
@@ -293,6 +296,10 @@ class Ring {
 
   UniqueFd fd_;
   UniqueFd eventfd_;
+  // wait()'s sleep on eventfd_: an epoll set holding it edge-triggered, so
+  // one epoll_wait() both sleeps (with any timeout) and consumes the signal;
+  // the eventfd's counter is never read there (see sleep_until_signalled()).
+  UniqueFd eventfd_epoll_;
   Mapping producer_map_;
   Mapping consumer_map_;
   Mapping data_map_;
