@@ -2,7 +2,8 @@
 // copies people use today, side by side in one process, as ratios.
 //
 //   ring_bench [--runs N] [--json FILE] [--quick] [--producer generate|dma|both]
-//   ring_bench --rates MSPS,MSPS,... [--runs N] [--seconds S] [--ring-size B] [--block-size B] [--json FILE]
+//   ring_bench --rates MSPS,MSPS,... [--candidates] [--setting quiet|noisy|both] [--runs N] [--seconds S]
+//              [--ring-size B] [--block-size B] [--only PATH] [--json FILE]
 //   ring_bench --pages-sweep [--rates MSPS,...] [--ring-sizes 4M,...] [--runs N] [--seconds S] [--json FILE]
 //
 // Throughput (the first form): every transport moves the same bytes from a
@@ -20,7 +21,11 @@
 // storage is filled and drained, the pipe is filled and drained), so no
 // transport takes first-touch page faults while timed.
 // CPU per GB (the second form): see rate_sweep(): a paced producer, the
-// consumer's CPU time per GB for in-place, read() and a copying queue.
+// consumer's CPU time per GB and the whole receiving side's (the consumer
+// plus the producer's transport work) for in-place, read() and a copying
+// queue, on a quiet machine and a noisy one (the consumer's CPU stolen for
+// fixed lengths: Contender); --candidates instead compares in-place variants, from
+// the old behaviour to the new one a change at a time (candidates_sweep()).
 // 4 KiB against 2 MiB pages (the third form): see pages_sweep(): the
 // in-place path's verify GB/s and CPU per GB by rate and ring size.
 // Limits, one thread, no transport, over an already-written buffer the size
@@ -29,6 +34,7 @@
 // the consumer's wait() returns with it; the raw eventfd baseline treats each
 // write() as a block and is timed the same way, with the same pacing.
 #include <fcntl.h>
+#include <poll.h>
 #include <pthread.h>
 #include <sched.h>
 #include <sys/eventfd.h>
@@ -41,6 +47,7 @@
 #include <chrono>
 #include <cstdio>
 #include <cstring>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <fstream>
@@ -464,21 +471,157 @@ Latency raw_eventfd(int samples) {
 // count_pattern_mismatches, and sleeps when there is nothing to take:
 //   in place  sring::Consumer over the ring, eventfd wake-ups, verified
 //             where the producer wrote it
-//   read()    pread() of whole blocks from kernel pages as large as the
-//             ring (the copy_to_user() of a driver's read(), plus the
-//             system call), after the same eventfd handshake
-//   copy      boost spsc_queue as large as the ring, the block popped into
-//             the consumer's buffer, an eventfd when the consumer sleeps
-//             (the same need-wakeup handshake the ring uses)
+//   read()    the producer's DMA-like fill writes straight into kernel
+//             pages as large as the ring (a memfd the producer maps, as a
+//             read() driver's device DMAs into its kernel buffer); the
+//             consumer pread()s whole blocks from them (the copy_to_user()
+//             of a driver's read(), plus the system call), after the same
+//             eventfd handshake
+//   copy      boost spsc_queue as large as the ring: the DMA-like fill
+//             writes the producer's own block buffer, which is pushed
+//             (copied) into the queue; the block popped into the
+//             consumer's buffer, an eventfd when the consumer sleeps (the
+//             same need-wakeup handshake the ring uses)
 // Each path runs twice: woken for every block, and woken once a quarter of
 // the buffer waits (the ring's watermark; the same rule on the others).
-// The DMA-like fill writes the copying paths' producer buffer, which is
-// then copied with ordinary stores, so their consumers may find the copy
-// still in a cache while the ring's consumer reads DRAM: conservative for
-// the ring. Blocks carry the same 64-byte header on every path (the copying paths
+// Blocks carry the same 64-byte header on every path (the copying paths
 // need its first_sample to verify after a drop). The consumer's CPU time
 // is getrusage(RUSAGE_THREAD), user + system, from its first wait to its
 // last block: the copy inside read() is system time of the consumer.
+//
+// The whole receiving-side cost adds the producer's share of the transport:
+// per block, the wall time of everything the producer does (steady clock,
+// two pairs per block: around the block's work and around the fill inside
+// it; the producer never sleeps inside it, and its CPU is not contended, so
+// this is its CPU time) less the time inside the DMA-like
+// fill, which stands for the device's DMA and is excluded on every path
+// alike; the pacing sleep is outside it. What remains: in place, the
+// simulated device's header, accounting, head store and wake-up; read(),
+// the header, head store and wake-up; copy queue, the header, the push (a
+// copy of the block: that design's real cost) and the wake-up.
+
+// The fill every rate run uses: the DMA-like fill, timed into a per-thread
+// counter (SimDevice takes a plain function pointer), so that the
+// producer's transport cost can leave the fill out.
+thread_local uint64_t t_fill_ns = 0;
+
+void timed_fill_streaming(uint16_t* dst, uint64_t first, uint32_t count, uint32_t seed) {
+  const uint64_t start = now_ns();
+  pattern_fill_streaming(dst, first, count, seed);
+  t_fill_ns += now_ns() - start;
+}
+
+// ---- two settings: a quiet machine and an unlucky one ---------------------
+//
+// Noisy: the consumer's CPU (cpu 0) is taken away from it for kStealMs out of
+// every kPeriodMs, as a hypervisor takes a vCPU for another guest (the
+// machine of issue 23, whose cross-core round trip was 1.8 us, not 89 ns):
+// a contender thread pinned there sleeps, then at each period raises itself
+// to SCHED_FIFO (which no normal thread preempts) and streams over a 64 MiB
+// buffer (a read and a write of every word, evicting the caches and taking
+// memory bandwidth) for the steal, then drops back and sleeps. The consumer
+// cannot run at all during a steal, wherever in its work the steal falls; a
+// path survives a rate only if its buffering covers the steal and it catches
+// up before the next one. Fixed lengths, so every machine reproduces the same
+// stalls (a normal-priority contender instead leaves it to the scheduler how
+// long the consumer waits: runs then differ by luck). The producer's CPU
+// (cpu 1) is left alone: it stands for the device. SCHED_FIFO needs root (or
+// CAP_SYS_NICE); without it the steals run at normal priority and say so.
+enum class Setting { kQuiet, kNoisy };
+
+const char* to_string(Setting s) { return s == Setting::kQuiet ? "quiet" : "noisy"; }
+
+class Contender {
+ public:
+  static constexpr size_t kBytes = size_t{64} << 20;
+  static constexpr auto kSteal = std::chrono::microseconds(2500);
+  static constexpr auto kPeriod = std::chrono::milliseconds(20);
+  Contender() = default;
+  ~Contender() { stop(); }
+  Contender(const Contender&) = delete;
+  Contender& operator=(const Contender&) = delete;
+
+  void start() {
+    if (words_.empty()) words_.assign(kBytes / 8, 1);  // written once: no page faults while it runs
+    stop_.store(false);
+    running_.store(false);
+    chunks_.store(0);
+    steals_ = 0;
+    stolen_ = {};
+    realtime_ = true;  // until a steal is refused SCHED_FIFO
+    started_ = Clock::now();
+    thread_ = std::thread([this] {
+      pin_to_cpu(0);
+      running_.store(true);
+      stream();
+    });
+    // Running on its CPU before the run begins.
+    while (!running_.load()) std::this_thread::yield();
+  }
+  // GB/s the contender streamed (read + written) over its whole time.
+  double stop() {
+    if (!thread_.joinable()) return 0;
+    stop_.store(true);
+    thread_.join();
+    const double s = std::chrono::duration<double>(Clock::now() - started_).count();
+    return s > 0 ? chunks_.load() * kChunkWords * 16.0 / s / 1e9 : 0;
+  }
+  // Whether the steals ran at SCHED_FIFO (else at normal priority).
+  bool realtime() const { return realtime_; }
+  // Mean length of a steal in the last run, in ms.
+  double mean_steal_ms() const {
+    return steals_ ? std::chrono::duration<double, std::milli>(stolen_).count() / double(steals_) : 0;
+  }
+
+ private:
+  static constexpr size_t kChunkWords = 8192;  // 64 KiB between looks at the clock
+  void stream() {
+    uint64_t* w = words_.data();
+    const size_t n = words_.size();
+    uint64_t chunks = 0;
+    size_t i = 0;
+    sched_param fifo{};
+    fifo.sched_priority = 1;
+    const sched_param normal{};
+    auto next = Clock::now() + kPeriod / 2;
+    while (!stop_.load(std::memory_order_relaxed)) {
+      std::this_thread::sleep_until(next);
+      if (stop_.load(std::memory_order_relaxed)) break;
+      const bool fifo_ok = pthread_setschedparam(pthread_self(), SCHED_FIFO, &fifo) == 0;
+      realtime_ = realtime_ && fifo_ok;
+      const auto begin = Clock::now();
+      const auto end = begin + kSteal;
+      do {
+        if (i + kChunkWords > n) i = 0;
+        for (size_t j = i; j < i + kChunkWords; ++j) w[j] += 1;
+        asm volatile("" ::: "memory");  // the stores happen, pass after pass
+        i += kChunkWords;
+        ++chunks;
+      } while (Clock::now() < end);
+      stolen_ += Clock::now() - begin;
+      ++steals_;
+      if (fifo_ok) pthread_setschedparam(pthread_self(), SCHED_OTHER, &normal);
+      chunks_.store(chunks, std::memory_order_relaxed);
+      next += kPeriod;
+    }
+  }
+  std::vector<uint64_t> words_;
+  std::thread thread_;
+  std::atomic<bool> stop_{false}, running_{false};
+  std::atomic<uint64_t> chunks_{0};
+  bool realtime_ = true;  // written by the thread, read after join()
+  uint64_t steals_ = 0;
+  Clock::duration stolen_{};
+  Clock::time_point started_;
+};
+
+// The cross-core ping-pong in a setting (the contender running for noisy).
+double ping_pong_in(Setting setting, Contender& contender) {
+  if (setting == Setting::kNoisy) contender.start();
+  const double ns = ping_pong_ns();
+  if (setting == Setting::kNoisy) contender.stop();
+  return ns;
+}
 
 struct RateRun {
   double seconds = 0;            // wall time of the producer's run
@@ -488,26 +631,41 @@ struct RateRun {
   uint64_t corrupted = 0;
   double user_s = 0, sys_s = 0;
   uint64_t sleeps = 0;           // voluntary context switches of the consumer
+  uint64_t preemptions = 0;      // involuntary ones: the CPU taken from it
   bool kept_rate = true;         // the producer kept its schedule (else it bounds the run)
-  // The in-place path only: wall time inside the consumer's verify calls and
-  // the bytes they verified (the verify pass over data the DMA-like producer
-  // left in memory, not in a cache).
+  // The producer: wall time of its per-block work less the fill inside it
+  // (its share of the transport), and the fill's own time.
+  double producer_s = 0, fill_s = 0;
+  // Most bytes waiting for the consumer at once, seen by the producer right
+  // after it wrote a block (the ring's high_water; the same on the others).
+  uint64_t max_fill = 0;
+  // Consumer: wall time inside the verify calls and the bytes they verified
+  // (in place: the data the DMA-like producer left in memory, not in a
+  // cache), and inside the copy out (read(): pread(); copy queue: pop()).
   double verify_s = 0;
   uint64_t verified_bytes = 0;
-  double cpu_s_per_gb() const {
-    return delivered_samples ? (user_s + sys_s) / (delivered_samples * 2.0 / 1e9) : 0;
-  }
+  double copy_s = 0;
+  uint64_t copied_bytes = 0;
+  double contender_gb_per_s = 0;  // noisy setting: what the contender streamed
+  double steal_ms = 0;            // noisy setting: mean length of a steal
+  bool steal_realtime = true;     // noisy setting: the steals ran at SCHED_FIFO
+  double gb() const { return delivered_samples * 2.0 / 1e9; }
+  double cpu_s_per_gb() const { return delivered_samples ? (user_s + sys_s) / gb() : 0; }
+  double producer_s_per_gb() const { return delivered_samples ? producer_s / gb() : 0; }
+  double whole_s_per_gb() const { return delivered_samples ? (user_s + sys_s + producer_s) / gb() : 0; }
   double verify_gb_per_s() const { return verify_s > 0 ? verified_bytes / verify_s / 1e9 : 0; }
+  double copy_gb_per_s() const { return copy_s > 0 ? copied_bytes / copy_s / 1e9 : 0; }
+  bool loss_free() const { return lost_samples == 0 && corrupted == 0 && kept_rate; }
 };
 
 struct ThreadUsage {
   double user_s = 0, sys_s = 0;
-  uint64_t voluntary = 0;
+  uint64_t voluntary = 0, involuntary = 0;
   static ThreadUsage now() {
     rusage u{};
     getrusage(RUSAGE_THREAD, &u);
     return {u.ru_utime.tv_sec + u.ru_utime.tv_usec / 1e6, u.ru_stime.tv_sec + u.ru_stime.tv_usec / 1e6,
-            uint64_t(u.ru_nvcsw)};
+            uint64_t(u.ru_nvcsw), uint64_t(u.ru_nivcsw)};
   }
 };
 
@@ -524,12 +682,24 @@ void charge(RateRun& run, const ThreadUsage& before) {
   run.user_s = after.user_s - before.user_s;
   run.sys_s = after.sys_s - before.sys_s;
   run.sleeps = after.voluntary - before.voluntary;
+  run.preemptions = after.involuntary - before.involuntary;
+}
+
+// Wall time of f() added to `seconds`.
+template <typename F>
+auto timed(double& seconds, F&& f) {
+  const uint64_t start = now_ns();
+  auto result = f();
+  seconds += (now_ns() - start) / 1e9;
+  return result;
 }
 
 // The paced producer loop every path shares. `make(k)` makes block k (it
 // writes or drops it and counts which). Returns whether the producer kept
 // its schedule: it may fall behind by a few blocks and catch up, but a run
 // whose producer ends more than 5% late measures the producer, not the path.
+// Times each make(k) and takes the fill's time (timed_fill_streaming, on
+// this thread) out of it: run.producer_s is the producer's transport work.
 template <typename Make>
 bool paced_producer(uint64_t sample_rate, uint32_t samples_per_block, double seconds, RateRun& run, Make make) {
   pin_to_cpu(1);
@@ -538,23 +708,67 @@ bool paced_producer(uint64_t sample_rate, uint32_t samples_per_block, double sec
   auto due = [&](uint64_t k) {
     return start + std::chrono::nanoseconds(int64_t((k + 1) * samples_per_block * 1e9L / sample_rate));
   };
+  const uint64_t fill_at_start = t_fill_ns;
+  uint64_t work_ns = 0;
   for (uint64_t k = 0; k < blocks; ++k) {
     const auto when = due(k);
     if (Clock::now() < when) std::this_thread::sleep_until(when);
+    const uint64_t t0 = now_ns();
     make(k);
+    work_ns += now_ns() - t0;
   }
   const auto end = Clock::now();
+  const uint64_t fill_ns = t_fill_ns - fill_at_start;
+  run.fill_s = fill_ns / 1e9;
+  run.producer_s = (work_ns > fill_ns ? work_ns - fill_ns : 0) / 1e9;
   run.seconds = std::chrono::duration<double>(end - start).count();
   run.offered_samples = blocks * samples_per_block;
   return end - due(blocks - 1) < std::chrono::duration<double>(0.05 * seconds);
 }
 
-// The in-place path on a simulator ring whose data lives in `pages` (4 KiB
-// or 2 MiB pages: pages_sweep()).
-RateRun rate_in_place_pages(uint64_t sample_rate, uint64_t ring_size, uint32_t block_bytes, uint64_t wake_bytes,
-                            double seconds, PatternFill fill, sring::sim::RingPages pages) {
+// count_pattern_mismatches with a software prefetch kPrefetchAhead bytes
+// ahead of the 4 KiB piece it checks: the hardware's stream prefetcher stops
+// at each 4 KiB page, and a page of data the DMA-like producer left in DRAM
+// then starts with a miss. The same check, sample for sample: only the
+// consumer's per-sample work changes (a candidate, not the transport).
+constexpr size_t kPrefetchAhead = 8 << 10;
+
+uint64_t count_mismatches_prefetching(const uint16_t* samples, uint64_t first, uint64_t count, uint32_t seed) {
+  constexpr uint64_t kPiece = 2048;  // samples: 4 KiB
+  const char* const end = reinterpret_cast<const char*>(samples + count);
+  uint64_t bad = 0;
+  while (count > 0) {
+    const uint64_t n = std::min(count, kPiece);
+    const char* ahead = reinterpret_cast<const char*>(samples) + kPrefetchAhead;
+    for (size_t off = 0; off < n * 2 && ahead + off < end; off += 64) __builtin_prefetch(ahead + off, 0, 3);
+    bad += sring::count_pattern_mismatches(samples, first, n, seed);
+    samples += n;
+    first += n;
+    count -= n;
+  }
+  return bad;
+}
+
+// How the in-place consumer is set up: the main series uses the defaults;
+// --candidates compares the variants of the ablation.
+enum class WaitMode {
+  kOneCall,         // Consumer::wait(kEventfd, 1 s): the library's wait
+  kOneCallForever,  // the same with no timeout (kWaitForever)
+  kTwoCalls,        // the old wait through the public API: prepare_wait(), poll(), finish_wait() reading the eventfd
+};
+
+struct InPlace {
+  uint64_t release_step = 0;  // Consumer::set_release_step(); 0: every block as it is done
+  WaitMode wait = WaitMode::kOneCall;
+  bool prefetch = false;      // count_mismatches_prefetching instead of count_pattern_mismatches
+  sring::sim::RingPages pages = sring::sim::RingPages::k4K;
+};
+
+// The in-place path on a simulator ring.
+RateRun rate_in_place_with(uint64_t sample_rate, uint64_t ring_size, uint32_t block_bytes, uint64_t wake_bytes,
+                           double seconds, PatternFill fill, const InPlace& how) {
   RateRun run;
-  auto host = sring::sim::HostRing::create(ring_size, "ring_bench", pages);
+  auto host = sring::sim::HostRing::create(ring_size, "ring_bench", how.pages);
   if (!host) {
     fmt::print(stderr, "rate_in_place: {}\n", host.error().message);
     std::exit(1);
@@ -579,6 +793,8 @@ RateRun rate_in_place_pages(uint64_t sample_rate, uint64_t ring_size, uint32_t b
   }
   ring->set_wakeup_watermark(std::max<uint64_t>(wake_bytes, block_bytes));
   sring::Consumer consumer(*ring);
+  consumer.set_release_step(how.release_step);
+  auto verify = how.prefetch ? count_mismatches_prefetching : sring::count_pattern_mismatches;
   device.begin();
   std::thread producer([&] {
     run.kept_rate = paced_producer(sample_rate, device.samples_per_block(), seconds, run,
@@ -591,10 +807,9 @@ RateRun rate_in_place_pages(uint64_t sample_rate, uint64_t ring_size, uint32_t b
   consume_loop([&] {
     for (;;) {
       auto taken = consumer.consume([&](const sring::Block& block) {
-        const auto start = Clock::now();
-        bad += sring::count_pattern_mismatches(block.samples().data(), block.first_sample(),
-                                               block.samples().size(), config.pattern_seed);
-        run.verify_s += std::chrono::duration<double>(Clock::now() - start).count();
+        bad += timed(run.verify_s, [&] {
+          return verify(block.samples().data(), block.first_sample(), block.samples().size(), config.pattern_seed);
+        });
         run.verified_bytes += block.samples().size() * 2;
         return true;
       });
@@ -605,7 +820,20 @@ RateRun rate_in_place_pages(uint64_t sample_rate, uint64_t ring_size, uint32_t b
       if (*taken > 0) continue;
       if (consumer.end_of_stream()) break;
       // The timeout is a backstop only (the copying paths have none).
-      (void)consumer.wait(sring::WaitStrategy::kEventfd, std::chrono::seconds(1));
+      if (how.wait == WaitMode::kTwoCalls) {
+        // What Ring::wait did before it slept with one system call: arm and
+        // look again, poll() the eventfd, then read() it.
+        consumer.flush();  // as Consumer::wait() does first
+        if (!ring->prepare_wait()) {
+          pollfd pfd{ring->wait_fd(), POLLIN, 0};
+          const int n = ::poll(&pfd, 1, 1000);
+          ring->finish_wait(n > 0);
+        }
+      } else {
+        (void)consumer.wait(sring::WaitStrategy::kEventfd, how.wait == WaitMode::kOneCallForever
+                                                               ? sring::kWaitForever
+                                                               : std::chrono::nanoseconds(std::chrono::seconds(1)));
+      }
     }
   });
   charge(run, before);
@@ -614,6 +842,7 @@ RateRun rate_in_place_pages(uint64_t sample_rate, uint64_t ring_size, uint32_t b
   run.delivered_samples = c.samples;
   run.lost_samples = c.missing_samples;
   run.corrupted = bad;
+  run.max_fill = sring::load_relaxed(ring->producer().high_water);
   if (!c.exact) {
     fmt::print(stderr, "rate_in_place: accounting not exact\n");
     g_verification_failed = true;
@@ -621,28 +850,40 @@ RateRun rate_in_place_pages(uint64_t sample_rate, uint64_t ring_size, uint32_t b
   return run;
 }
 
-RateRun rate_in_place(uint64_t sample_rate, uint64_t ring_size, uint32_t block_bytes, uint64_t wake_bytes,
-                      double seconds, PatternFill fill) {
-  return rate_in_place_pages(sample_rate, ring_size, block_bytes, wake_bytes, seconds, fill,
-                             sring::sim::RingPages::k4K);
+RateRun rate_in_place_pages(uint64_t sample_rate, uint64_t ring_size, uint32_t block_bytes, uint64_t wake_bytes,
+                            double seconds, PatternFill fill, sring::sim::RingPages pages) {
+  InPlace how;
+  how.pages = pages;
+  return rate_in_place_with(sample_rate, ring_size, block_bytes, wake_bytes, seconds, fill, how);
 }
 
-// The producer's side of the copying paths: block k with its header, filled
+RateRun rate_in_place(uint64_t sample_rate, uint64_t ring_size, uint32_t block_bytes, uint64_t wake_bytes,
+                      double seconds, PatternFill fill) {
+  return rate_in_place_with(sample_rate, ring_size, block_bytes, wake_bytes, seconds, fill, InPlace{});
+}
+
+// The header of block k of a copying path (normal stores, as a device
+// writes its descriptor).
+void write_header(void* at, uint64_t k, uint32_t block_bytes, uint32_t samples) {
+  sring_block_header header{};
+  header.magic = SRING_BLOCK_MAGIC;
+  header.total_bytes = block_bytes;
+  header.sequence = k;
+  header.first_sample = k * samples;
+  header.sample_count = samples;
+  std::memcpy(at, &header, sizeof(header));
+}
+
+// The producer's side of the copy queue: block k with its header, filled
 // by the DMA-like fill into the producer's own buffer (the driver's bounce
-// buffer), then handed to `send`, which copies it or reports no room.
+// buffer), then handed to the queue, which copies it or reports no room.
 struct BlockMaker {
   uint32_t block_bytes, samples;
   std::vector<uint16_t> buffer;
   explicit BlockMaker(uint32_t bytes)
       : block_bytes(bytes), samples((bytes - SRING_BLOCK_HEADER_SIZE) / 2), buffer(bytes / 2) {}
   const uint16_t* make(uint64_t k, PatternFill fill) {
-    sring_block_header header{};
-    header.magic = SRING_BLOCK_MAGIC;
-    header.total_bytes = block_bytes;
-    header.sequence = k;
-    header.first_sample = k * samples;
-    header.sample_count = samples;
-    std::memcpy(buffer.data(), &header, sizeof(header));
+    write_header(buffer.data(), k, block_bytes, samples);
     fill(buffer.data() + SRING_BLOCK_HEADER_SIZE / 2, k * samples, samples, 1);
     return buffer.data();
   }
@@ -710,14 +951,16 @@ struct WakeHandshake {
 };
 
 // read(): what a read() driver does, without a driver. The samples sit in
-// kernel pages that stay put (a memfd the size of the ring, written with
-// pwrite() by the producer as a device's DMA fills a driver's buffer), and
-// the consumer copies them out with pread(), the copy_to_user() of a
-// driver's read(), after waiting on the same handshake as the other paths.
-// (A pipe would add a page allocation and free per 4 KiB, which a driver
-// does not have.) Per block: woken for every block, one pread() per block.
-// Batched: woken once a quarter of the buffer waits, as sring's driver's
-// read() honours the watermark, then one pread() per contiguous run.
+// kernel pages that stay put (a memfd the size of the ring), written where
+// they lie by the producer through a shared mapping of them (the header
+// with normal stores, the samples with the DMA-like fill), as a device's
+// DMA fills a driver's buffer; the consumer copies them out with pread(),
+// the copy_to_user() of a driver's read(), after waiting on the same
+// handshake as the other paths. (A pipe would add a page allocation and
+// free per 4 KiB, which a driver does not have.) Per block: woken for every
+// block, one pread() per block. Batched: woken once a quarter of the buffer
+// waits, as sring's driver's read() honours the watermark, then one pread()
+// per contiguous run.
 RateRun rate_read(uint64_t sample_rate, uint64_t ring_size, uint32_t block_bytes, uint64_t wake_bytes,
                   double seconds, PatternFill fill) {
   RateRun run;
@@ -736,53 +979,67 @@ RateRun rate_read(uint64_t sample_rate, uint64_t ring_size, uint32_t block_bytes
       }
     }
   }
+  // The device's view of the kernel buffer, mapped MAP_POPULATE as the
+  // ring is: no page faults while timed.
+  void* mapped = ::mmap(nullptr, ring_size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_POPULATE,
+                        kernel_buffer.get(), 0);
+  if (mapped == MAP_FAILED) {
+    fmt::print(stderr, "read() path: mmap: {}\n", std::strerror(errno));
+    std::exit(1);
+  }
+  auto* const device_view = static_cast<char*>(mapped);
   // Bytes written and bytes taken, free-running: head's release store after
-  // the pwrite() pairs with the consumer's acquire load before its pread();
-  // tail's release store after the pread() pairs with the producer's
-  // acquire load before it reuses that space.
+  // the fill (whose sfence orders its non-temporal stores) pairs with the
+  // consumer's acquire load before its pread(); tail's release store after
+  // the pread() pairs with the producer's acquire load before it reuses
+  // that space.
   std::atomic<uint64_t> head{0}, tail{0};
   const uint64_t wake_at = std::max<uint64_t>(wake_bytes, block_bytes);
+  const uint32_t samples = (block_bytes - SRING_BLOCK_HEADER_SIZE) / 2;
   WakeHandshake handshake;
-  BlockMaker maker(block_bytes);
   std::thread producer([&] {
-    run.kept_rate = paced_producer(sample_rate, maker.samples, seconds, run, [&](uint64_t k) {
+    run.kept_rate = paced_producer(sample_rate, samples, seconds, run, [&](uint64_t k) {
       const uint64_t h = head.load(std::memory_order_relaxed);  // only this thread stores it
-      if (ring_size - (h - tail.load(std::memory_order_acquire)) < block_bytes) {
-        run.lost_samples += maker.samples;
+      const uint64_t used = h - tail.load(std::memory_order_acquire);
+      if (ring_size - used < block_bytes) {
+        run.lost_samples += samples;
         return;
       }
-      const ssize_t n = ::pwrite(kernel_buffer.get(), maker.make(k, fill), block_bytes, off_t(h % ring_size));
-      if (n != ssize_t(block_bytes)) {
-        fmt::print(stderr, "read() path: pwrite: {}\n", std::strerror(errno));
-        g_verification_failed = true;
-        return;
-      }
+      char* at = device_view + h % ring_size;
+      write_header(at, k, block_bytes, samples);
+      fill(reinterpret_cast<uint16_t*>(at + SRING_BLOCK_HEADER_SIZE), k * samples, samples, 1);
       head.store(h + block_bytes, std::memory_order_release);
+      run.max_fill = std::max(run.max_fill, used + block_bytes);
       handshake.wake_if(h + block_bytes - tail.load(std::memory_order_acquire) >= wake_at);
     });
     handshake.finish();
   });
   pin_to_cpu(0);
+  // The consumer's buffer, written (so faulted in) before the timed window.
+  const uint64_t chunk = wake_at > block_bytes ? wake_at : block_bytes;
+  std::vector<uint16_t> buffer(chunk / 2);
   const ThreadUsage before = ThreadUsage::now();
   consume_loop([&] {
-    const uint64_t chunk = wake_at > block_bytes ? wake_at : block_bytes;
-    std::vector<uint16_t> buffer(chunk / 2);
     uint64_t t = 0;  // only this thread stores tail
     for (;;) {
       const uint64_t available = head.load(std::memory_order_acquire) - t;
       if (available >= block_bytes) {
         // Up to `chunk`, whole blocks, not past the end of the buffer.
         const uint64_t n = std::min({available, chunk, ring_size - t % ring_size}) / block_bytes * block_bytes;
-        if (::pread(kernel_buffer.get(), buffer.data(), n, off_t(t % ring_size)) != ssize_t(n)) {
+        const ssize_t got =
+            timed(run.copy_s, [&] { return ::pread(kernel_buffer.get(), buffer.data(), n, off_t(t % ring_size)); });
+        if (got != ssize_t(n)) {
           fmt::print(stderr, "read() path: pread: {}\n", std::strerror(errno));
           g_verification_failed = true;
           break;
         }
+        run.copied_bytes += n;
         t += n;
         tail.store(t, std::memory_order_release);
         for (uint64_t off = 0; off < n; off += block_bytes) {
-          run.corrupted += verify_block(buffer.data() + off / 2, block_bytes);
-          run.delivered_samples += maker.samples;
+          run.corrupted += timed(run.verify_s, [&] { return verify_block(buffer.data() + off / 2, block_bytes); });
+          run.verified_bytes += uint64_t(samples) * 2;
+          run.delivered_samples += samples;
         }
         continue;
       }
@@ -795,6 +1052,7 @@ RateRun rate_read(uint64_t sample_rate, uint64_t ring_size, uint32_t block_bytes
   });
   charge(run, before);
   producer.join();
+  ::munmap(mapped, ring_size);
   check_accounting("read()", run);
   return run;
 }
@@ -823,18 +1081,21 @@ RateRun rate_copy(uint64_t sample_rate, uint64_t ring_size, uint32_t block_bytes
         return;
       }
       queue.push(maker.make(k, fill), words);
+      run.max_fill = std::max<uint64_t>(run.max_fill, (capacity - room + words) * 2);
       handshake.wake_if(capacity - room + words >= wake_words);
     });
     handshake.finish();
   });
   pin_to_cpu(0);
+  std::vector<uint16_t> block(words);  // written before the timed window
   const ThreadUsage before = ThreadUsage::now();
   consume_loop([&] {
-    std::vector<uint16_t> block(words);
     for (;;) {
       if (queue.read_available() >= words) {  // consumer-side call
-        queue.pop(block.data(), words);
-        run.corrupted += verify_block(block.data(), block_bytes);
+        timed(run.copy_s, [&] { return queue.pop(block.data(), words); });
+        run.copied_bytes += block_bytes;
+        run.corrupted += timed(run.verify_s, [&] { return verify_block(block.data(), block_bytes); });
+        run.verified_bytes += uint64_t(maker.samples) * 2;
         run.delivered_samples += maker.samples;
         continue;
       }
@@ -882,104 +1143,387 @@ Spread spread(std::vector<double> v) {
   return {v.front(), v[v.size() / 2], v.back()};
 }
 
-// The rate sweep: every path at every rate, `runs` times, the paths
-// interleaved within each repetition (their order rotating) so that drift
-// hits them alike. Prints the consumer's CPU per GB and the paired ratios.
-std::string rate_sweep(const std::vector<double>& rates_msps, int runs, double seconds, uint64_t ring_size,
-                       uint32_t block_bytes, const std::string& only) {
-  struct Path {
-    const char* name;
-    RateRun (*run)(uint64_t, uint64_t, uint32_t, uint64_t, double, PatternFill);
-    uint64_t wake_bytes;  // wake the consumer once this much is waiting
-  };
-  // Row 0 is what the others are compared with. Per block: every path wakes
-  // its consumer for each block (a pipe's reader cannot ask for less).
-  // Batched: the ring's watermark at a quarter of the ring, and the same
-  // watermark built into the copy queue, so that the copy's cost shows apart
-  // from the wake-ups'.
-  const uint64_t batch = ring_size / 4;
-  const Path paths[] = {{"in place", rate_in_place, 0},
-                        {"read()", rate_read, 0},
-                        {"copy queue", rate_copy, 0},
-                        {"in place/4", rate_in_place, batch},
-                        {"read()/4", rate_read, batch},
-                        {"copy q./4", rate_copy, batch}};
-  constexpr size_t kPaths = std::size(paths);
-  fmt::print(
-      "\nConsumer CPU per GB at fixed rates: {} KiB blocks, {} MiB of buffering on every path, DMA-like\n"
-      "producer (non-temporal stores) paced on cpu 1, one consumer on cpu 0 verifying every sample and\n"
-      "sleeping when idle; {:.1f} s per run, {} runs per rate, paths interleaved. CPU = getrusage(RUSAGE_THREAD)\n"
-      "user+sys of the consumer. Cells: min / median / max; x in place: per-run ratio to the in-place run of the\n"
-      "same repetition. loss-free: runs with no sample dropped and the producer on schedule.\n",
-      block_bytes >> 10, ring_size >> 20, seconds, runs);
+// The values of a list with five significant digits (CPU s/GB can be small).
+std::string json_values(const std::vector<double>& v) {
+  std::string out = "[";
+  for (size_t i = 0; i < v.size(); ++i) out += fmt::format("{}{:.5g}", i ? ", " : "", v[i]);
+  return out + "]";
+}
+
+// One row of a rate table: a path and how to run it at a sample rate.
+struct RatePath {
+  std::string name;
+  std::function<RateRun(uint64_t sample_rate)> run;
+  size_t vs;                       // the row its per-run ratios are taken against (itself: none)
+  std::vector<size_t> copies;      // for an in-place row: the copying rows of the goal (same wake-up rule)
+};
+
+// The rate sweep and the candidates: every path at every rate in every
+// setting, `runs` times; within a repetition the settings alternate in
+// order, and within a setting the paths run one after the other, their
+// order rotating, so that drift hits them alike. In the noisy setting the
+// contender runs from before each run to after it. Prints, per rate, the
+// consumer-only and whole CPU per GB and their per-run ratios to the row
+// named in "vs", and at the end the highest loss-free rate of each path in
+// each setting and the goal's check. Returns the JSON fields.
+std::string rate_table(const std::vector<double>& rates_msps, int runs, const std::vector<Setting>& settings,
+                       const std::vector<RatePath>& paths, const std::string& only, Contender& contender) {
+  const size_t n_paths = paths.size();
+  auto shown = [&](size_t p) { return only.empty() || only == paths[p].name; };
   std::string json = "[\n";
-  std::vector<double> best(kPaths, 0);
-  std::vector<bool> still(kPaths, true);
+  std::string ping_json = "[";
+  // best[s][p]: highest rate loss-free in every run, from the lowest up.
+  std::vector<std::vector<double>> best(settings.size(), std::vector<double>(n_paths, 0));
+  std::vector<std::vector<bool>> still(settings.size(), std::vector<bool>(n_paths, true));
+  // all_free[s][p][rate index]
+  std::vector<std::vector<std::vector<bool>>> all_free(settings.size(),
+                                                       std::vector<std::vector<bool>>(n_paths));
   bool first_json = true;
-  for (double msps : rates_msps) {
+  const bool measure_ping = only.empty();
+  for (size_t ri = 0; ri < rates_msps.size(); ++ri) {
+    const double msps = rates_msps[ri];
     const uint64_t rate = uint64_t(msps * 1e6);
-    std::vector<std::vector<RateRun>> results(kPaths);
+    std::vector<double> ping(settings.size(), 0);
+    for (size_t s = 0; s < settings.size() && measure_ping; ++s) ping[s] = ping_pong_in(settings[s], contender);
+    // results[s][p][r]
+    std::vector<std::vector<std::vector<RateRun>>> results(settings.size(),
+                                                           std::vector<std::vector<RateRun>>(n_paths));
     for (int r = 0; r < runs; ++r) {
-      for (size_t i = 0; i < kPaths; ++i) {
-        const size_t p = (i + size_t(r)) % kPaths;
-        if (!only.empty() && only != paths[p].name) {
-          results[p].push_back({});
-          continue;
+      for (size_t k = 0; k < settings.size(); ++k) {
+        const size_t s = (k + size_t(r)) % settings.size();
+        for (size_t i = 0; i < n_paths; ++i) {
+          const size_t p = (i + size_t(r)) % n_paths;
+          if (!shown(p)) {
+            results[s][p].push_back({});
+            continue;
+          }
+          const bool noisy = settings[s] == Setting::kNoisy;
+          if (noisy) contender.start();
+          RateRun run = paths[p].run(rate);
+          if (noisy) {
+            run.contender_gb_per_s = contender.stop();
+            run.steal_ms = contender.mean_steal_ms();
+            run.steal_realtime = contender.realtime();
+          }
+          results[s][p].push_back(run);
         }
-        results[p].push_back(
-            paths[p].run(rate, ring_size, block_bytes, paths[p].wake_bytes, seconds, pattern_fill_streaming));
       }
     }
-    fmt::print("\n{:g} MS/s ({:.0f} MB/s)\n", msps, msps * 2);
-    fmt::print("  {:<10} | {:>22} | {:>6} {:>6} | {:>9} | {:>8} | {:>9} | {:>20}\n", "path",
-               "CPU s/GB min/med/max", "user", "sys", "sleeps/GB", "MB/s", "loss-free", "x in place");
-    for (size_t p = 0; p < kPaths; ++p) {
-      if (!only.empty() && only != paths[p].name) continue;
-      std::vector<double> cpu, user, sys, sleeps, mbps, vs;
-      int loss_free = 0;
-      for (size_t r = 0; r < results[p].size(); ++r) {
-        const RateRun& run = results[p][r];
-        const double gb = run.delivered_samples * 2.0 / 1e9;
-        cpu.push_back(run.cpu_s_per_gb());
-        user.push_back(gb > 0 ? run.user_s / gb : 0);
-        sys.push_back(gb > 0 ? run.sys_s / gb : 0);
-        sleeps.push_back(gb > 0 ? run.sleeps / gb : 0);
-        mbps.push_back(run.seconds > 0 ? run.delivered_samples * 2.0 / run.seconds / 1e6 : 0);
-        vs.push_back(results[0][r].cpu_s_per_gb() > 0 ? run.cpu_s_per_gb() / results[0][r].cpu_s_per_gb() : 0);
-        if (run.lost_samples == 0 && run.corrupted == 0 && run.kept_rate) ++loss_free;
-        if (run.corrupted) {
-          fmt::print(stderr, "{} at {:g} MS/s: {} samples corrupted\n", paths[p].name, msps, run.corrupted);
-          g_verification_failed = true;
+    fmt::print("\n{:g} MS/s ({:.0f} MB/s); cross-core ping-pong", msps, msps * 2);
+    for (size_t s = 0; s < settings.size(); ++s) {
+      fmt::print("{} {} {:.0f} ns", s ? "," : "", to_string(settings[s]), ping[s]);
+      ping_json += fmt::format("{}{{\"rate_msps\": {:g}, \"setting\": \"{}\", \"ping_pong_ns\": {:.0f}}}",
+                               ping_json.size() > 1 ? ", " : "", msps, to_string(settings[s]), ping[s]);
+    }
+    fmt::print("\n  {:<5} {:<12} | {:^22} | {:^22} | {:>6} | {:<10} {:^16} {:^16} | {:>7} {:>7} | {:>5} | {:>6} {:>5} "
+               "| {:>5} | {:>9} | {}\n",
+               "", "path", "consumer s/GB", "whole s/GB", "prod.", "vs", "x consumer", "x whole", "sleeps",
+               "preempt", "MB/s", "verify", "copy", "fill", "lost", "loss-free");
+    fmt::print("  {:<5} {:<12} | {:^22} | {:^22} | {:>6} | {:<10} {:^16} {:^16} | {:>7} {:>7} | {:>5} | {:>6} {:>5} "
+               "| {:>5} | {:>9} |\n",
+               "", "", "min    med    max", "min    med    max", "s/GB", "", "med (min-max)", "med (min-max)",
+               "per GB", "per GB", "", "GB/s", "GB/s", "MiB", "max", "");
+    for (size_t s = 0; s < settings.size(); ++s) {
+      double contender_median = 0, steal_median = 0;
+      bool realtime = true;
+      for (size_t p = 0; p < n_paths; ++p) {
+        if (!shown(p)) continue;
+        const std::vector<RateRun>& rs = results[s][p];
+        const std::vector<RateRun>& ref = results[s][paths[p].vs];
+        std::vector<double> cpu, whole, producer, user, sys, sleeps, preempt, mbps, verify, copy, fill, lost,
+            contender_gbps, steal, delivered, vs_cpu, vs_whole;
+        std::string free_list = "[";
+        int loss_free = 0;
+        bool kept = true;
+        for (size_t r = 0; r < rs.size(); ++r) {
+          const RateRun& run = rs[r];
+          const double gb = run.gb();
+          cpu.push_back(run.cpu_s_per_gb());
+          whole.push_back(run.whole_s_per_gb());
+          producer.push_back(run.producer_s_per_gb());
+          user.push_back(gb > 0 ? run.user_s / gb : 0);
+          sys.push_back(gb > 0 ? run.sys_s / gb : 0);
+          sleeps.push_back(gb > 0 ? run.sleeps / gb : 0);
+          preempt.push_back(gb > 0 ? run.preemptions / gb : 0);
+          mbps.push_back(run.seconds > 0 ? run.delivered_samples * 2.0 / run.seconds / 1e6 : 0);
+          verify.push_back(run.verify_gb_per_s());
+          copy.push_back(run.copy_gb_per_s());
+          fill.push_back(double(run.max_fill));
+          lost.push_back(double(run.lost_samples));
+          contender_gbps.push_back(run.contender_gb_per_s);
+          steal.push_back(run.steal_ms);
+          realtime = realtime && run.steal_realtime;
+          delivered.push_back(run.delivered_samples * 2.0);
+          vs_cpu.push_back(ref[r].cpu_s_per_gb() > 0 ? run.cpu_s_per_gb() / ref[r].cpu_s_per_gb() : 0);
+          vs_whole.push_back(ref[r].whole_s_per_gb() > 0 ? run.whole_s_per_gb() / ref[r].whole_s_per_gb() : 0);
+          free_list += fmt::format("{}{}", r ? ", " : "", run.loss_free());
+          if (run.loss_free()) ++loss_free;
+          kept = kept && run.kept_rate;
+          if (run.corrupted) {
+            fmt::print(stderr, "{} ({}) at {:g} MS/s: {} samples corrupted\n", paths[p].name, to_string(settings[s]),
+                       msps, run.corrupted);
+            g_verification_failed = true;
+          }
         }
+        free_list += "]";
+        const Spread c = spread(cpu), w = spread(whole), xc = spread(vs_cpu), xw = spread(vs_whole);
+        const bool self = paths[p].vs == p;
+        auto ratio_text = [&](const Spread& x) {
+          return self ? std::string("") : fmt::format("{:4.2f} ({:4.2f}-{:4.2f})", x.median, x.min, x.max);
+        };
+        fmt::print("  {:<5} {:<12} | {:6.3f} {:6.3f} {:6.3f} | {:6.3f} {:6.3f} {:6.3f} | {:6.3f} | {:<10} {:>16} {:>16} "
+                   "| {:7.0f} {:7.0f} | {:5.0f} | {:6.2f} {:5.1f} | {:5.1f} | {:9.0f} | {:>3}/{:<3}{}\n",
+                   to_string(settings[s]), paths[p].name, c.min, c.median, c.max, w.min, w.median, w.max,
+                   spread(producer).median, self ? "" : paths[paths[p].vs].name, ratio_text(xc), ratio_text(xw),
+                   spread(sleeps).median, spread(preempt).median, spread(mbps).median, spread(verify).median,
+                   spread(copy).median, spread(fill).max / (1 << 20), spread(lost).max, loss_free, runs,
+                   kept ? "" : " *");
+        const bool every = loss_free == runs;
+        all_free[s][p].push_back(every);
+        if (every && still[s][p]) best[s][p] = msps;
+        else still[s][p] = false;
+        contender_median = std::max(contender_median, spread(contender_gbps).median);
+        steal_median = std::max(steal_median, spread(steal).median);
+        json += fmt::format(
+            "{}    {{\"rate_msps\": {:g}, \"setting\": \"{}\", \"path\": \"{}\", \"vs\": \"{}\", "
+            "\"delivered_bytes\": {}, \"cpu_s_per_gb\": {}, \"whole_s_per_gb\": {}, \"producer_s_per_gb\": {}, "
+            "\"user_s_per_gb\": {}, \"sys_s_per_gb\": {}, \"sleeps_per_gb\": {}, \"preemptions_per_gb\": {}, "
+            "\"mb_per_s\": {}, \"verify_gb_per_s\": {}, \"copy_gb_per_s\": {}, \"max_fill_bytes\": {}, "
+            "\"lost_samples\": {}, \"contender_gb_per_s\": {}, \"steal_ms\": {}, \"loss_free\": {}, \"loss_free_runs\": {}, "
+            "\"runs\": {}, \"producer_kept_rate\": {}, \"cpu_ratio_to_vs\": {}, \"whole_ratio_to_vs\": {}}}",
+            first_json ? "" : ",\n", msps, to_string(settings[s]), paths[p].name, paths[paths[p].vs].name,
+            json_values(delivered), json_values(cpu), json_values(whole), json_values(producer), json_values(user),
+            json_values(sys), json_values(sleeps), json_values(preempt), json_values(mbps), json_values(verify),
+            json_values(copy), json_values(fill), json_values(lost), json_values(contender_gbps), json_values(steal),
+            free_list,
+            loss_free, runs, kept, self ? "[]" : json_values(vs_cpu), self ? "[]" : json_values(vs_whole));
+        first_json = false;
       }
-      const Spread c = spread(cpu), v = spread(vs);
-      const bool kept = std::all_of(results[p].begin(), results[p].end(), [](const RateRun& x) { return x.kept_rate; });
-      fmt::print("  {:<10} | {:6.3f} {:7.3f} {:7.3f} | {:6.3f} {:6.3f} | {:9.0f} | {:8.0f} | {:>5}/{:<3}{} | {}\n",
-                 paths[p].name, c.min, c.median, c.max, spread(user).median, spread(sys).median,
-                 spread(sleeps).median, spread(mbps).median, loss_free, runs, kept ? " " : "*",
-                 p == 0 ? std::string("") : fmt::format("{:5.2f} {:5.2f} {:5.2f}", v.min, v.median, v.max));
-      if (loss_free == runs && still[p]) best[p] = msps;
-      else still[p] = false;
-      std::vector<double> delivered;
-      for (const RateRun& run : results[p]) delivered.push_back(run.delivered_samples * 2.0);
-      json += fmt::format("{}    {{\"rate_msps\": {:g}, \"path\": \"{}\", \"delivered_bytes\": {}, \"cpu_s_per_gb\": {}, \"user_s_per_gb\": {}, "
-                          "\"sys_s_per_gb\": {}, \"sleeps_per_gb\": {}, \"mb_per_s\": {}, \"loss_free_runs\": {}, "
-                          "\"runs\": {}, \"producer_kept_rate\": {}, \"ratio_to_in_place\": {}}}",
-                          first_json ? "" : ",\n", msps, paths[p].name, json_list(delivered), json_list(cpu), json_list(user),
-                          json_list(sys), json_list(sleeps), json_list(mbps), loss_free, runs, kept,
-                          json_list(vs));
-      first_json = false;
+      if (settings[s] == Setting::kNoisy) {
+        fmt::print("  (noisy: steals of {:.2f} ms (median of the runs' means) at {}; the contender streamed {:.1f} GB/s\n"
+                   "   over its whole time)\n",
+                   steal_median, realtime ? "SCHED_FIFO" : "NORMAL priority: SCHED_FIFO refused, run as root for the real setting",
+                   contender_median);
+      }
     }
   }
   fmt::print("  (* the producer fell behind its schedule in some run: that rate measures the producer)\n");
-  fmt::print("\nhighest rate loss-free in {0} of {0} runs, from the lowest rate up:", runs);
-  for (size_t p = 0; p < kPaths; ++p) {
-    if (only.empty() || only == paths[p].name) fmt::print(" {} {:g} MS/s;", paths[p].name, best[p]);
+  // Loss-free: per path, per setting.
+  fmt::print("\nhighest rate loss-free in {0} of {0} runs, from the lowest rate up (MS/s):\n  {1:<7}", runs, "");
+  for (size_t p = 0; p < n_paths; ++p) {
+    if (shown(p)) fmt::print(" {:>12}", paths[p].name);
   }
   fmt::print("\n");
-  json += "\n  ],\n  \"highest_loss_free_msps\": {";
-  for (size_t p = 0; p < kPaths; ++p) json += fmt::format("{}\"{}\": {:g}", p ? ", " : "", paths[p].name, best[p]);
-  return json + "}";
+  std::string best_json = "{";
+  for (size_t s = 0; s < settings.size(); ++s) {
+    fmt::print("  {:<7}", to_string(settings[s]));
+    best_json += fmt::format("{}\"{}\": {{", s ? ", " : "", to_string(settings[s]));
+    bool first = true;
+    for (size_t p = 0; p < n_paths; ++p) {
+      if (!shown(p)) continue;
+      fmt::print(" {:>12g}", best[s][p]);
+      best_json += fmt::format("{}\"{}\": {:g}", first ? "" : ", ", paths[p].name, best[s][p]);
+      first = false;
+    }
+    best_json += "}";
+    fmt::print("\n");
+  }
+  best_json += "}";
+  // The goal: in place loss-free in every run at every rate where a copying
+  // path with the same wake-up rule is.
+  std::string goal_json = "[";
+  bool any_goal = false;
+  for (size_t p = 0; p < n_paths; ++p) {
+    if (paths[p].copies.empty() || !shown(p)) continue;
+    if (!any_goal) {
+      fmt::print("\ngoal: in place loss-free in {0} of {0} runs at every rate where a copying path with the same "
+                 "wake-up rule is:\n", runs);
+      any_goal = true;
+    }
+    std::string against;
+    for (size_t q : paths[p].copies) against += (against.empty() ? "" : ", ") + paths[q].name;
+    for (size_t s = 0; s < settings.size(); ++s) {
+      std::string missed, missed_json;
+      for (size_t ri = 0; ri < rates_msps.size(); ++ri) {
+        bool copy_free = false;
+        for (size_t q : paths[p].copies) copy_free = copy_free || (shown(q) && all_free[s][q][ri]);
+        if (copy_free && !all_free[s][p][ri]) {
+          missed += fmt::format("{}{:g}", missed.empty() ? "" : ", ", rates_msps[ri]);
+          missed_json += fmt::format("{}{:g}", missed_json.empty() ? "" : ", ", rates_msps[ri]);
+        }
+      }
+      fmt::print("  {:<5} {:<12} against {:<24} {}\n", to_string(settings[s]), paths[p].name, against,
+                 missed.empty() ? std::string("met") : "NOT met at " + missed + " MS/s");
+      goal_json += fmt::format("{}{{\"setting\": \"{}\", \"path\": \"{}\", \"against\": \"{}\", \"met\": {}, "
+                               "\"missed_at_msps\": [{}]}}",
+                               goal_json.size() > 1 ? ", " : "", to_string(settings[s]), paths[p].name, against,
+                               missed.empty(), missed_json);
+    }
+  }
+  goal_json += "]";
+  std::string names;
+  for (size_t p = 0; p < n_paths; ++p) {
+    names += fmt::format("{}{{\"name\": \"{}\", \"vs\": \"{}\"}}", p ? ", " : "", paths[p].name,
+                         paths[paths[p].vs].name);
+  }
+  std::string settings_json;
+  for (size_t s = 0; s < settings.size(); ++s) settings_json += fmt::format("{}\"{}\"", s ? ", " : "", to_string(settings[s]));
+  return fmt::format("\"settings\": [{}],\n  \"paths\": [{}],\n  \"rates\": {}\n  ],\n  \"ping_pong_by_rate\": {}],\n"
+                     "  \"highest_loss_free_msps\": {},\n  \"goal\": {}",
+                     settings_json, names, json, ping_json, best_json, goal_json);
+}
+
+// What the header of both tables says about the settings and the columns.
+void print_rate_header(const std::vector<Setting>& settings, uint64_t ring_size, uint32_t block_bytes, double seconds,
+                       int runs) {
+  fmt::print(
+      "{} KiB blocks, {} MiB of buffering on every path, DMA-like producer (non-temporal stores) paced on\n"
+      "cpu 1, one consumer on cpu 0 verifying every sample and sleeping when idle; {:.2g} s per run, {} runs per\n"
+      "rate and setting; within a repetition the settings alternate and the paths rotate.\n",
+      block_bytes >> 10, ring_size >> 20, seconds, runs);
+  for (Setting s : settings) {
+    if (s == Setting::kQuiet) {
+      fmt::print("Setting quiet: nothing else runs on purpose (the machine is shared: it is as quiet as it is).\n");
+    } else {
+      fmt::print(
+          "Setting noisy: the consumer's cpu 0 is stolen for {:.1f} ms of every {} ms, as a hypervisor takes a vCPU\n"
+          "for another guest: a contender pinned there raises itself to SCHED_FIFO and streams over a 64 MiB buffer\n"
+          "(a read and a write of every word: it evicts the caches and takes memory bandwidth) for the steal, then\n"
+          "sleeps. The consumer cannot run during a steal, wherever in its work it falls: a path survives a rate\n"
+          "only if its buffering covers the steal and it catches up before the next. Fixed lengths, so any machine\n"
+          "reproduces the unlucky one on purpose. The producer's cpu 1 is left alone.\n",
+          std::chrono::duration<double, std::milli>(Contender::kSteal).count(), Contender::kPeriod.count());
+    }
+  }
+  fmt::print(
+      "consumer s/GB: getrusage(RUSAGE_THREAD) user+sys of the consumer per GB delivered. whole s/GB: that plus the\n"
+      "producer's transport work (prod. s/GB): per block, the steady-clock wall time of what the producer does\n"
+      "(non-sleeping code on an uncontended CPU: its CPU time) less the time inside the DMA-like fill, which stands\n"
+      "for the device and is left out on every path; the pacing sleep is outside it. In place: the simulated\n"
+      "device's header, accounting, head store and wake-up; read(): header, head store, wake-up (the fill writes\n"
+      "the kernel buffer in place, as a device's DMA); copy queue: header, the push (a copy) and the wake-up.\n"
+      "x consumer / x whole: per-run ratio to the row named in vs, same repetition and setting, median (min-max).\n"
+      "sleeps / preempt: voluntary / involuntary context switches of the consumer per GB. verify GB/s: bytes over\n"
+      "wall time inside the verify calls (in place: the data as the DMA-like fill left it in memory); copy GB/s:\n"
+      "inside pread() (read()) or pop() (copy queue). fill: most bytes waiting at once (max over runs). lost: most\n"
+      "samples dropped in a run. loss-free: runs with no sample dropped, none corrupted, the producer on schedule.\n");
+}
+
+// The main sweep: in place (the library's defaults) against read() and the
+// copying queue, each woken per block and at a quarter of the buffer.
+std::string rate_sweep(const std::vector<double>& rates_msps, int runs, double seconds, uint64_t ring_size,
+                       uint32_t block_bytes, const std::string& only, const std::vector<Setting>& settings,
+                       Contender& contender) {
+  const uint64_t batch = ring_size / 4;
+  const PatternFill fill = timed_fill_streaming;
+  auto in_place = [=](uint64_t wake) {
+    return [=](uint64_t rate) { return rate_in_place(rate, ring_size, block_bytes, wake, seconds, fill); };
+  };
+  auto read_path = [=](uint64_t wake) {
+    return [=](uint64_t rate) { return rate_read(rate, ring_size, block_bytes, wake, seconds, fill); };
+  };
+  auto copy_path = [=](uint64_t wake) {
+    return [=](uint64_t rate) { return rate_copy(rate, ring_size, block_bytes, wake, seconds, fill); };
+  };
+  // Per block: every path wakes its consumer for each block (a pipe's reader
+  // cannot ask for less). /4: the ring's watermark at a quarter of the ring,
+  // and the same watermark built into the copying paths, so that the copy's
+  // cost shows apart from the wake-ups'.
+  const std::vector<RatePath> paths = {
+      {"in place", in_place(0), 0, {1, 2}},
+      {"read()", read_path(0), 0, {}},
+      {"copy queue", copy_path(0), 0, {}},
+      {"in place/4", in_place(batch), 0, {4, 5}},
+      {"read()/4", read_path(batch), 3, {}},
+      {"copy q./4", copy_path(batch), 3, {}},
+  };
+  fmt::print("\nCPU per GB at fixed rates, in place against read() and a copying queue, quiet and noisy.\n");
+  print_rate_header(settings, ring_size, block_bytes, seconds, runs);
+  fmt::print("in place: sring::Consumer on the library's defaults (release every block, Consumer::wait). Rows\n"
+             "without /4 wake their consumer for every block; /4 once a quarter of the buffer waits.\n");
+  return rate_table(rates_msps, runs, settings, paths, only, contender);
+}
+
+// The candidates (ablation): in-place variants from the old behaviour to
+// the new one, one change at a time, interleaved with the copying paths in
+// the same runs, per block and /4.
+std::string candidates_sweep(const std::vector<double>& rates_msps, int runs, double seconds, uint64_t ring_size,
+                             uint32_t block_bytes, const std::string& only, const std::vector<Setting>& settings,
+                             Contender& contender) {
+  const uint64_t batch = ring_size / 4;
+  const PatternFill fill = timed_fill_streaming;
+  // The huge-page ring only if 2 MiB pages can be had now.
+  const bool huge = static_cast<bool>(sring::sim::HostRing::create(ring_size, "ring_bench-probe",
+                                                                   sring::sim::RingPages::kHuge));
+  struct Variant {
+    const char* name;
+    InPlace how;
+  };
+  std::vector<Variant> variants;
+  {
+    InPlace before;
+    before.release_step = ring_size / 8;
+    before.wait = WaitMode::kTwoCalls;
+    InPlace release = before;
+    release.release_step = 0;
+    InPlace wait = release;
+    wait.wait = WaitMode::kOneCall;
+    InPlace forever = wait;
+    forever.wait = WaitMode::kOneCallForever;
+    InPlace prefetch = wait;
+    prefetch.prefetch = true;
+    variants = {{"before", before}, {"+release", release}, {"+wait", wait}, {"+wait inf", forever},
+                {"+prefetch", prefetch}};
+    if (huge) {
+      InPlace pages = wait;
+      pages.pages = sring::sim::RingPages::kHuge;
+      variants.push_back({"+huge", pages});
+    }
+  }
+  std::vector<RatePath> paths;
+  for (uint64_t wake : {uint64_t{0}, batch}) {
+    const std::string suffix = wake ? "/4" : "";
+    const size_t first = paths.size();
+    for (const Variant& v : variants) {
+      const InPlace how = v.how;
+      paths.push_back({v.name + suffix,
+                       [=](uint64_t rate) {
+                         return rate_in_place_with(rate, ring_size, block_bytes, wake, seconds, fill, how);
+                       },
+                       first,
+                       {}});
+    }
+    const size_t read_row = paths.size(), new_row = first + 2;  // "+wait": the new defaults
+    paths.push_back({"read()" + suffix,
+                     [=](uint64_t rate) { return rate_read(rate, ring_size, block_bytes, wake, seconds, fill); },
+                     new_row,
+                     {}});
+    paths.push_back({(wake ? "copy q./4" : "copy queue"),
+                     [=](uint64_t rate) { return rate_copy(rate, ring_size, block_bytes, wake, seconds, fill); },
+                     new_row,
+                     {}});
+    for (size_t p = first; p < read_row; ++p) paths[p].copies = {read_row, read_row + 1};
+  }
+  fmt::print("\nCandidates (ablation): in-place variants, one change at a time, in the same runs as read() and\n"
+             "the copying queue, quiet and noisy.\n");
+  print_rate_header(settings, ring_size, block_bytes, seconds, runs);
+  fmt::print(
+      "before     the old in-place consumer: releases in steps of an eighth of the ring\n"
+      "           (set_release_step(ring/8)) and the old wait, two system calls per sleep: prepare_wait(),\n"
+      "           poll() on wait_fd() (1 s timeout), finish_wait() reading the eventfd\n"
+      "+release   release every block as it is done (set_release_step(0), the new default), old wait\n"
+      "+wait      release step 0 and Consumer::wait(kEventfd, 1 s), the library's wait (the new defaults)\n"
+      "+wait inf  the same with no timeout (kWaitForever)\n"
+      "+prefetch  +wait, and the verify pass prefetches {} KiB ahead (__builtin_prefetch per line): the\n"
+      "           consumer's per-sample work changes, not the transport\n"
+      "{}"
+      "read(), copy queue: the same paths as in the rate sweep, for reference (their ratios: to +wait).\n"
+      "The in-place variants' ratios are to 'before' of the same wake-up rule.\n",
+      kPrefetchAhead >> 10,
+      huge ? "+huge     +wait on a ring whose data lies in 2 MiB pages (hugetlb), producer and consumer alike\n"
+           : "(+huge: the ring in 2 MiB pages: left out, no free hugetlb pages; reserve some with\n"
+             " echo 64 > /proc/sys/vm/nr_hugepages as root)\n");
+  return rate_table(rates_msps, runs, settings, paths, only, contender);
 }
 
 // The page-size sweep: the in-place path on the user-space simulator, its
@@ -1072,9 +1616,11 @@ int finish_sweep(const std::string& json_path, const std::string& fields, const 
   const double ping_after = measure_after ? ping_pong_ns() : 0;
   fmt::print("\ncross-core ping-pong after: {:.0f} ns per round trip\n", ping_after);
   if (!json_path.empty()) {
+    // No key: `rows` is a list of fields of its own.
+    const std::string body = *key ? fmt::format("\"{}\": {}", key, rows) : rows;
     std::ofstream(json_path) << fmt::format(
-        "{{\n  {},\n  \"{}\": {},\n  \"ping_pong_ns\": {{\"before\": {:.0f}, \"after\": {:.0f}}}\n}}\n", fields,
-        key, rows, ping_before, ping_after);
+        "{{\n  {},\n  {},\n  \"ping_pong_ns\": {{\"before\": {:.0f}, \"after\": {:.0f}}}\n}}\n", fields, body,
+        ping_before, ping_after);
   }
   return g_verification_failed ? 1 : 0;
 }
@@ -1105,6 +1651,8 @@ int main(int argc, char** argv) {
   uint64_t rate_ring = 16 << 20;  // every path buffers this much
   uint32_t rate_block = 64 << 10;
   std::string rate_only;
+  bool candidates = false;
+  std::vector<Setting> settings;  // --rates: both unless told (--only: quiet)
   bool page_sweep = false;
   std::vector<uint64_t> sweep_rings = {4 << 20, 16 << 20, 64 << 20, 256 << 20, 1 << 30};
   uint64_t sweep_wake = 1 << 20;
@@ -1125,6 +1673,17 @@ int main(int argc, char** argv) {
     else if (arg == "--ring-size" && i + 1 < argc) rate_ring = std::strtoull(argv[++i], nullptr, 0);
     else if (arg == "--block-size" && i + 1 < argc) rate_block = uint32_t(std::strtoul(argv[++i], nullptr, 0));
     else if (arg == "--only" && i + 1 < argc) rate_only = argv[++i];  // one path of the sweep (profiles)
+    else if (arg == "--candidates") candidates = true;
+    else if (arg == "--setting" && i + 1 < argc) {
+      const std::string which = argv[++i];
+      if (which == "quiet") settings = {Setting::kQuiet};
+      else if (which == "noisy") settings = {Setting::kNoisy};
+      else if (which == "both") settings = {Setting::kQuiet, Setting::kNoisy};
+      else {
+        fmt::print(stderr, "--setting: quiet, noisy or both\n");
+        return 2;
+      }
+    }
     else if (arg == "--pages-sweep") page_sweep = true;
     else if (arg == "--ring-sizes" && i + 1 < argc) sweep_rings = parse_sizes(argv[++i]);
     else if (arg == "--wake-bytes" && i + 1 < argc) sweep_wake = std::strtoull(argv[++i], nullptr, 0);
@@ -1139,8 +1698,8 @@ int main(int argc, char** argv) {
     } else {
       fmt::print(stderr,
                  "usage: ring_bench [--runs N] [--json FILE] [--quick] [--producer generate|dma|both]\n"
-                 "       ring_bench --rates MSPS,... [--runs N] [--seconds S] [--ring-size B] [--block-size B] "
-                 "[--json FILE]\n"
+                 "       ring_bench --rates MSPS,... [--candidates] [--setting quiet|noisy|both] [--runs N] [--seconds S]\n"
+                 "                  [--ring-size B] [--block-size B] [--only PATH] [--json FILE]\n"
                  "       ring_bench --pages-sweep [--rates MSPS,...] [--ring-sizes 4M,...,1G] [--runs N] [--seconds S]\n"
                  "                  [--block-size B] [--wake-bytes B] [--json FILE]\n");
       return 2;
@@ -1173,11 +1732,25 @@ int main(int argc, char** argv) {
       fmt::print(stderr, "ring_bench: --ring-size must be a power of two of at least two blocks, --seconds > 0\n");
       return 2;
     }
-    const std::string rows = rate_sweep(rates, runs, rate_seconds, rate_ring, rate_block, rate_only);
+    if (settings.empty()) {
+      settings = profiling ? std::vector<Setting>{Setting::kQuiet} : std::vector<Setting>{Setting::kQuiet, Setting::kNoisy};
+    }
+    Contender contender;
+    const bool noisy = std::find(settings.begin(), settings.end(), Setting::kNoisy) != settings.end();
+    const double noisy_before = noisy && !profiling ? ping_pong_in(Setting::kNoisy, contender) : 0;
+    if (noisy) fmt::print("cross-core ping-pong before, noisy setting: {:.0f} ns per round trip\n", noisy_before);
+    const std::string rows =
+        candidates ? candidates_sweep(rates, runs, rate_seconds, rate_ring, rate_block, rate_only, settings, contender)
+                   : rate_sweep(rates, runs, rate_seconds, rate_ring, rate_block, rate_only, settings, contender);
+    const double noisy_after = noisy && !profiling ? ping_pong_in(Setting::kNoisy, contender) : 0;
+    if (noisy) fmt::print("\ncross-core ping-pong after, noisy setting: {:.0f} ns per round trip\n", noisy_after);
     return finish_sweep(json_path,
-                        fmt::format("\"runs\": {}, \"seconds\": {}, \"ring_bytes\": {}, \"block_bytes\": {}", runs,
-                                    rate_seconds, rate_ring, rate_block),
-                        "rates", rows, ping_before, !profiling);
+                        fmt::format("\"table\": \"{}\", \"runs\": {}, \"seconds\": {}, \"ring_bytes\": {}, "
+                                    "\"block_bytes\": {},\n  \"ping_pong_noisy_ns\": {{\"before\": {:.0f}, "
+                                    "\"after\": {:.0f}}}",
+                                    candidates ? "candidates" : "rates", runs, rate_seconds, rate_ring, rate_block,
+                                    noisy_before, noisy_after),
+                        "", rows, ping_before, !profiling);
   }
   fmt::print(
       "Throughput: GB/s of samples moved producer thread (cpu 1) -> consumer thread (cpu 0), every\n"

@@ -6,7 +6,7 @@
   bench-report.py record RAW OUT_PREFIX COMMAND   (RAW lines of scripts/bench-record.sh)
   bench-report.py net    RAW OUT_PREFIX COMMAND   (RAW lines of bench/net_bench)
   bench-report.py host-plot HOST_JSON OUT_DAT     (gnuplot data from ring_bench's JSON)
-  bench-report.py rates RATES_JSON OUT_TXT        (ring_bench --rates: the goal's ratios; OUT_TXT - : stdout)
+  bench-report.py rates RATES_JSON OUT_TXT        (ring_bench --rates [--candidates]: quiet and noisy; OUT_TXT - : stdout)
   bench-report.py pages PAGES_JSON OUT_TXT        (ring_bench --pages-sweep: a markdown table, 4 KiB against 2 MiB)
 
 Writes OUT_PREFIX.json, and for qemu also OUT_PREFIX.txt and OUT_PREFIX-plot.dat
@@ -219,51 +219,111 @@ def host_plot(host_json, out_dat):
 
 
 def rates(rates_json, out_txt):
-    """The goal's comparison from ring_bench --rates: the consumer's CPU per
-    GB of each path against in place at every rate, each ratio taken within
-    one repetition (the paths of a repetition run back to back)."""
+    """ring_bench --rates (or --rates --candidates): per rate, every path in
+    the quiet and the noisy setting side by side, the whole receiving-side
+    cost and the consumer's alone (median and min-max over the runs), their
+    ratios to the row each path is compared with (in place, or 'before' for
+    the candidates; taken per repetition: the paths of a repetition run back
+    to back in the same setting), the cold-data figures, the loss-free runs
+    and the goal's check."""
     data = json.load(open(rates_json))
+    settings = data.get("settings", ["quiet"])
+    paths = [p["name"] for p in data["paths"]]
+    vs = {p["name"]: p["vs"] for p in data["paths"]}
     rows = {}
     for r in data["rates"]:
-        rows.setdefault(r["rate_msps"], {})[r["path"]] = r
-    best = data["highest_loss_free_msps"]
-    # Equal wake-up rules first: per block against per block, batched
-    # against batched; then the ring's batching against per-block copies.
-    pairs = [("in place", "read()"), ("in place", "copy queue"),
-             ("in place/4", "read()/4"), ("in place/4", "copy q./4"),
-             ("in place/4", "read()"), ("in place/4", "copy queue")]
-    names = ("in place", "read()", "copy queue", "in place/4", "read()/4", "copy q./4")
-    lines = ["Consumer CPU per GB, median (min-max) of %d runs; ratios: the other path's CPU per GB over in place's,"
-             % data["runs"],
-             "per repetition, median (min-max). Without /4 every path wakes its consumer for every block; '/4'",
-             "wakes it once a quarter of the buffer waits (the ring's watermark; the same rule built into the",
-             "read() path, which then takes several blocks per pread(), and the queue). * : not loss-free in",
-             "every run.", ""]
-    head = f"{'MS/s':>6}" + "".join(f" {n:>19}" for n in names)
-    for a, b in pairs:
-        head += f" {b + ' / ' + a:>27}"
-    lines.append(head)
-    summary = []
+        rows.setdefault(r["rate_msps"], {})[(r["setting"], r["path"])] = r
+    runs = data["runs"]
+    width = max(len(p) for p in paths) + 1
+    what = "candidates (in-place variants)" if data.get("table") == "candidates" else "rates"
+    ping = data.get("ping_pong_ns", {})
+    noisy_ping = data.get("ping_pong_noisy_ns", {})
+    lines = [f"ring_bench {what}: {runs} runs of {data['seconds']:g} s per rate, path and setting; "
+             f"{data['block_bytes'] >> 10} KiB blocks, {data['ring_bytes'] >> 20} MiB of buffering.",
+             "whole: the consumer's CPU plus the producer's transport work (the DMA-like fill left out), s/GB;",
+             "consumer: the consumer's CPU alone, s/GB; median (min-max). x: per-repetition ratio to the row in 'vs',",
+             "median. free: runs loss-free (nothing dropped or corrupted, the producer on schedule).",
+             "noisy: the consumer's CPU stolen for 2.5 ms of every 20 ms (a SCHED_FIFO contender streaming over 64 MiB).",
+             f"Cross-core ping-pong before/after: quiet {ping.get('before', 0):.0f}/{ping.get('after', 0):.0f} ns, "
+             f"noisy {noisy_ping.get('before', 0):.0f}/{noisy_ping.get('after', 0):.0f} ns."]
+    by_rate_ping = {}
+    for p in data.get("ping_pong_by_rate", []):
+        by_rate_ping.setdefault(p["rate_msps"], {})[p["setting"]] = p["ping_pong_ns"]
+
+    def cell(values, digits=3):
+        return fmt_mmm(mmm(values), digits)
+
+    def med(values):
+        return f"{statistics.median(values):.2f}" if values else ""
+
+    setting_width = 19 + 1 + 19 + 1 + 6 + 1 + 6 + 1 + 6
     for rate in sorted(rows):
-        paths = rows[rate]
-        if not all(p in paths for p in names):
-            continue
-        line = f"{rate:>6g}"
-        for p in names:
-            m = mmm(paths[p]["cpu_s_per_gb"])
-            star = "*" if paths[p]["loss_free_runs"] < paths[p]["runs"] else " "
-            line += f" {fmt_mmm(m, 3):>18}{star}"
-        entry = {"rate_msps": rate}
-        for a, b in pairs:
-            ratio = [y / x for x, y in zip(paths[a]["cpu_s_per_gb"], paths[b]["cpu_s_per_gb"]) if x > 0]
-            m = mmm(ratio)
-            entry[f"{b} / {a}"] = m
-            line += f" {fmt_mmm(m, 2) + 'x':>27}"
-        summary.append(entry)
-        lines.append(line)
-    lines.append("")
-    lines.append("highest rate loss-free in every run, from the lowest rate up: " +
-                 ", ".join(f"{p} {v:g} MS/s" for p, v in best.items()))
+        lines.append("")
+        pings = ", ".join(f"{s} {by_rate_ping.get(rate, {}).get(s, 0):.0f} ns" for s in settings)
+        lines.append(f"{rate:g} MS/s ({rate * 2:g} MB/s); ping-pong {pings}")
+        head = f"  {'path':<{width}} {'vs':<{width}}"
+        sub = f"  {'':<{width}} {'':<{width}}"
+        for s in settings:
+            head += f" | {s:^{setting_width}}"
+            sub += f" | {'whole s/GB':^19} {'consumer s/GB':^19} {'x whl':>6} {'x con':>6} {'free':>6}"
+        lines += [head, sub]
+        for p in paths:
+            line = f"  {p:<{width}} {(vs[p] if vs[p] != p else ''):<{width}}"
+            for s in settings:
+                r = rows[rate].get((s, p))
+                if r is None:
+                    line += f" | {'-':^{setting_width}}"
+                    continue
+                star = "" if r["producer_kept_rate"] else "*"
+                line += (f" | {cell(r['whole_s_per_gb']):>19} {cell(r['cpu_s_per_gb']):>19}"
+                         f" {med(r['whole_ratio_to_vs']):>6} {med(r['cpu_ratio_to_vs']):>6}"
+                         f" {str(r['loss_free_runs']) + '/' + str(r['runs']) + star:>6}")
+            lines.append(line)
+    # The cold-data hypothesis: the in-place pass over the DMA-like
+    # producer's data against read()'s kernel copy of the same data.
+    lines += ["", "Cold data: GB/s inside the verify pass (in place: over the ring as the DMA-like fill left it) and",
+              "inside the copy out (read(): pread(); copy queue: pop()), median over the runs:"]
+    cold = [p for p in paths if not p.endswith("/4")]
+
+    def median_of(rate, s, p, key):
+        r = rows[rate].get((s, p))
+        return statistics.median(r[key]) if r and r[key] else None
+
+    copy_paths = [p for p in cold if any((median_of(rate, s, p, "copy_gb_per_s") or 0) > 0
+                                         for rate in rows for s in settings)]
+    lines.append(f"  {'MS/s':>6} {'setting':<7}" + "".join(f" {p + ' verify':>{width + 7}}" for p in cold) +
+                 "".join(f" {p + ' copy':>{width + 5}}" for p in copy_paths))
+    for rate in sorted(rows):
+        for s in settings:
+            line = f"  {rate:>6g} {s:<7}"
+            for p, key, w in [(p, "verify_gb_per_s", width + 7) for p in cold] + \
+                             [(p, "copy_gb_per_s", width + 5) for p in copy_paths]:
+                m = median_of(rate, s, p, key)
+                line += f" {'-' if m is None else f'{m:.1f}':>{w}}"
+            lines.append(line)
+    # Loss-free runs per rate, then the highest rate loss-free in every run.
+    lines += ["", f"loss-free runs of {runs}, per rate (* : the producer fell behind its schedule in some run):"]
+    rates_sorted = sorted(rows)
+    for s in settings:
+        lines.append(f"  {s:<7} {'MS/s':<{width}}" + "".join(f" {r:>6g}" for r in rates_sorted))
+        for p in paths:
+            line = f"  {'':<7} {p:<{width}}"
+            for rate in rates_sorted:
+                r = rows[rate].get((s, p))
+                line += f" {(str(r['loss_free_runs']) + ('' if r['producer_kept_rate'] else '*')) if r else '-':>6}"
+            lines.append(line)
+    best = data["highest_loss_free_msps"]
+    lines += ["", f"highest rate loss-free in {runs} of {runs} runs, from the lowest rate up (MS/s):",
+              f"  {'path':<{width}}" + "".join(f" {s:>7}" for s in settings)]
+    for p in paths:
+        lines.append(f"  {p:<{width}}" + "".join(f" {best.get(s, {}).get(p, 0):>7g}" for s in settings))
+    goal = data.get("goal", [])
+    if goal:
+        lines += ["", f"goal: in place loss-free in {runs} of {runs} runs at every rate where a copying path with the "
+                      "same wake-up rule is:"]
+        for g in goal:
+            verdict = "met" if g["met"] else "NOT met at " + ", ".join(f"{x:g}" for x in g["missed_at_msps"]) + " MS/s"
+            lines.append(f"  {g['setting']:<6} {g['path']:<{width}} against {g['against']:<26} {verdict}")
     write_text(lines, out_txt)
 
 
