@@ -550,13 +550,27 @@ class Contender {
     stolen_ = {};
     realtime_ = true;  // until a steal is refused SCHED_FIFO
     started_ = Clock::now();
+    pinned_.store(true);
     thread_ = std::thread([this] {
       pin_to_cpu(0);
+      // Only on the consumer's CPU is this the noisy setting: anywhere else
+      // the steals would take the producer's CPU and measure the device.
+      cpu_set_t set;
+      CPU_ZERO(&set);
+      const bool alone = pthread_getaffinity_np(pthread_self(), sizeof(set), &set) == 0 && CPU_COUNT(&set) == 1 &&
+                         CPU_ISSET(0, &set) && std::thread::hardware_concurrency() >= 2;
+      pinned_.store(alone);
       running_.store(true);
-      stream();
+      if (alone) stream();
     });
     // Running on its CPU before the run begins.
     while (!running_.load()) std::this_thread::yield();
+    if (!pinned_.load()) {
+      thread_.join();
+      fmt::print(stderr, "noisy setting: the contender cannot be pinned to cpu 0 alone, apart from the producer's cpu 1 "
+                         "(needs 2 CPUs and an affinity mask that allows it); use --setting quiet\n");
+      std::exit(1);
+    }
   }
   // GB/s the contender streamed (read + written) over its whole time.
   double stop() {
@@ -602,12 +616,13 @@ class Contender {
       ++steals_;
       if (fifo_ok) pthread_setschedparam(pthread_self(), SCHED_OTHER, &normal);
       chunks_.store(chunks, std::memory_order_relaxed);
-      next += kPeriod;
+      // A late wake-up must not turn into back-to-back steals.
+      next = std::max(next + kPeriod, Clock::now());
     }
   }
   std::vector<uint64_t> words_;
   std::thread thread_;
-  std::atomic<bool> stop_{false}, running_{false};
+  std::atomic<bool> stop_{false}, running_{false}, pinned_{true};
   std::atomic<uint64_t> chunks_{0};
   bool realtime_ = true;  // written by the thread, read after join()
   uint64_t steals_ = 0;
@@ -632,6 +647,7 @@ struct RateRun {
   double user_s = 0, sys_s = 0;
   uint64_t sleeps = 0;           // voluntary context switches of the consumer
   uint64_t preemptions = 0;      // involuntary ones: the CPU taken from it
+  uint64_t producer_preemptions = 0;  // the producer's involuntary context switches
   bool kept_rate = true;         // the producer kept its schedule (else it bounds the run)
   // The producer: wall time of its per-block work less the fill inside it
   // (its share of the transport), and the fill's own time.
@@ -709,6 +725,9 @@ bool paced_producer(uint64_t sample_rate, uint32_t samples_per_block, double sec
     return start + std::chrono::nanoseconds(int64_t((k + 1) * samples_per_block * 1e9L / sample_rate));
   };
   const uint64_t fill_at_start = t_fill_ns;
+  rusage usage{};
+  getrusage(RUSAGE_THREAD, &usage);
+  const long preempted_before = usage.ru_nivcsw;
   uint64_t work_ns = 0;
   for (uint64_t k = 0; k < blocks; ++k) {
     const auto when = due(k);
@@ -718,6 +737,10 @@ bool paced_producer(uint64_t sample_rate, uint32_t samples_per_block, double sec
     work_ns += now_ns() - t0;
   }
   const auto end = Clock::now();
+  getrusage(RUSAGE_THREAD, &usage);
+  // The transport time is wall time: right only while nothing took the
+  // producer's CPU. Runs where something did are counted and shown.
+  run.producer_preemptions = uint64_t(usage.ru_nivcsw - preempted_before);
   const uint64_t fill_ns = t_fill_ns - fill_at_start;
   run.fill_s = fill_ns / 1e9;
   run.producer_s = (work_ns > fill_ns ? work_ns - fill_ns : 0) / 1e9;
@@ -758,7 +781,7 @@ enum class WaitMode {
 };
 
 struct InPlace {
-  uint64_t release_step = 0;  // Consumer::set_release_step(); 0: every block as it is done
+  uint64_t release_step = sring::Consumer::kDefaultReleaseStep;  // Consumer::set_release_step()
   WaitMode wait = WaitMode::kOneCall;
   bool prefetch = false;      // count_mismatches_prefetching instead of count_pattern_mismatches
   sring::sim::RingPages pages = sring::sim::RingPages::k4K;
@@ -1226,12 +1249,13 @@ std::string rate_table(const std::vector<double>& rates_msps, int runs, const st
     for (size_t s = 0; s < settings.size(); ++s) {
       double contender_median = 0, steal_median = 0;
       bool realtime = true;
+      int producer_preempted = 0, all_runs = 0;
       for (size_t p = 0; p < n_paths; ++p) {
         if (!shown(p)) continue;
         const std::vector<RateRun>& rs = results[s][p];
         const std::vector<RateRun>& ref = results[s][paths[p].vs];
         std::vector<double> cpu, whole, producer, user, sys, sleeps, preempt, mbps, verify, copy, fill, lost,
-            contender_gbps, steal, delivered, vs_cpu, vs_whole;
+            contender_gbps, steal, producer_preempt, delivered, vs_cpu, vs_whole;
         std::string free_list = "[";
         int loss_free = 0;
         bool kept = true;
@@ -1251,6 +1275,9 @@ std::string rate_table(const std::vector<double>& rates_msps, int runs, const st
           fill.push_back(double(run.max_fill));
           lost.push_back(double(run.lost_samples));
           contender_gbps.push_back(run.contender_gb_per_s);
+          producer_preempted += run.producer_preemptions > 0;
+          ++all_runs;
+          producer_preempt.push_back(double(run.producer_preemptions));
           steal.push_back(run.steal_ms);
           realtime = realtime && run.steal_realtime;
           delivered.push_back(run.delivered_samples * 2.0);
@@ -1289,15 +1316,25 @@ std::string rate_table(const std::vector<double>& rates_msps, int runs, const st
             "\"delivered_bytes\": {}, \"cpu_s_per_gb\": {}, \"whole_s_per_gb\": {}, \"producer_s_per_gb\": {}, "
             "\"user_s_per_gb\": {}, \"sys_s_per_gb\": {}, \"sleeps_per_gb\": {}, \"preemptions_per_gb\": {}, "
             "\"mb_per_s\": {}, \"verify_gb_per_s\": {}, \"copy_gb_per_s\": {}, \"max_fill_bytes\": {}, "
-            "\"lost_samples\": {}, \"contender_gb_per_s\": {}, \"steal_ms\": {}, \"loss_free\": {}, \"loss_free_runs\": {}, "
+            "\"lost_samples\": {}, \"contender_gb_per_s\": {}, \"steal_ms\": {}, \"producer_preemptions\": {}, \"loss_free\": {}, \"loss_free_runs\": {}, "
             "\"runs\": {}, \"producer_kept_rate\": {}, \"cpu_ratio_to_vs\": {}, \"whole_ratio_to_vs\": {}}}",
             first_json ? "" : ",\n", msps, to_string(settings[s]), paths[p].name, paths[paths[p].vs].name,
             json_values(delivered), json_values(cpu), json_values(whole), json_values(producer), json_values(user),
             json_values(sys), json_values(sleeps), json_values(preempt), json_values(mbps), json_values(verify),
             json_values(copy), json_values(fill), json_values(lost), json_values(contender_gbps), json_values(steal),
+            json_values(producer_preempt),
             free_list,
             loss_free, runs, kept, self ? "[]" : json_values(vs_cpu), self ? "[]" : json_values(vs_whole));
         first_json = false;
+      }
+      if (producer_preempted > 0) {
+        std::vector<double> all_preempt;
+        for (size_t p = 0; p < n_paths; ++p) {
+          for (const RateRun& run : results[s][p]) all_preempt.push_back(double(run.producer_preemptions));
+        }
+        fmt::print("  ({}: the producer was preempted in {} of {} runs, {:.0f} times per run at the median; prod. s/GB\n"
+                   "   is wall time, so a preemption inside a block's work adds the time it waited)\n",
+                   to_string(settings[s]), producer_preempted, all_runs, spread(all_preempt).median);
       }
       if (settings[s] == Setting::kNoisy) {
         fmt::print("  (noisy: steals of {:.2f} ms (median of the runs' means) at {}; the contender streamed {:.1f} GB/s\n"
@@ -1465,7 +1502,7 @@ std::string candidates_sweep(const std::vector<double>& rates_msps, int runs, do
     before.release_step = ring_size / 8;
     before.wait = WaitMode::kTwoCalls;
     InPlace release = before;
-    release.release_step = 0;
+    release.release_step = sring::Consumer::kDefaultReleaseStep;
     InPlace wait = release;
     wait.wait = WaitMode::kOneCall;
     InPlace forever = wait;
@@ -1511,8 +1548,9 @@ std::string candidates_sweep(const std::vector<double>& rates_msps, int runs, do
       "before     the old in-place consumer: releases in steps of an eighth of the ring\n"
       "           (set_release_step(ring/8)) and the old wait, two system calls per sleep: prepare_wait(),\n"
       "           poll() on wait_fd() (1 s timeout), finish_wait() reading the eventfd\n"
-      "+release   release every block as it is done (set_release_step(0), the new default), old wait\n"
-      "+wait      release step 0 and Consumer::wait(kEventfd, 1 s), the library's wait (the new defaults)\n"
+      "+release   release as blocks are done: every block of 64 KiB or more, smaller ones in runs of 64 KiB\n"
+      "           (Consumer::kDefaultReleaseStep, the new default), old wait\n"
+      "+wait      the new release and Consumer::wait(kEventfd, 1 s), the library's wait (the new defaults)\n"
       "+wait inf  the same with no timeout (kWaitForever)\n"
       "+prefetch  +wait, and the verify pass prefetches {} KiB ahead (__builtin_prefetch per line): the\n"
       "           consumer's per-sample work changes, not the transport\n"

@@ -239,7 +239,7 @@ struct RunResult {
   uint64_t mismatches = 0;
   bool exact = true;
   uint64_t signals = 0;          // eventfd signals sent by the producers
-  uint64_t eventfd_reads = 0;    // signals the consumers read
+  uint64_t eventfd_reads = 0;    // signals the consumers received (Ring::wakeups_received())
   uint64_t sleeps = 0;           // consumer threads going to sleep
   uint64_t ctx_switches = 0;     // of the consumer threads
   uint64_t consumer_faults = 0;  // minor faults of the consumer threads

@@ -205,6 +205,7 @@ int sring_release(struct sring_consumer* ring, uint64_t count) {
   // Given when released, in order, exactly as sring_consume() counts them.
   auto counted = ring->consumer->done(count);
   if (!counted) return ring->fail(counted.error());
+  ring->consumer->flush();  // released means given back now, whatever the step
   if (*counted < count) {
     // Only if a ring file's producer restarted under overwrite-oldest while
     // they were held: taken back, not given, and their loss shows as a gap.

@@ -269,6 +269,7 @@ int record(const Options& options) {
       // Only now, written (or given up on), may the producer have them back.
       auto done = consumer.done(count);
       if (!done) return runtime_error(done.error());
+      consumer.flush();  // the whole run back at once, not in 64 KiB steps
       if (options.slow_us > 0) std::this_thread::sleep_for(std::chrono::microseconds(options.slow_us));
       continue;
     }

@@ -15,7 +15,8 @@ bool before(uint64_t a, uint64_t b) { return static_cast<int64_t>(a - b) < 0; }
 Consumer::Consumer(Ring& ring)
     : ring_(ring),
       handed_to_(ring.tail()),
-      done_to_(ring.tail()) {
+      done_to_(ring.tail()),
+      release_step_(std::min(kDefaultReleaseStep, ring.ring_size() / 8)) {
   // A relaxed load is enough: a producer that starts meanwhile starts this
   // same stream at sample 0.
   if (load_relaxed(ring.producer().blocks_produced) == 0) accounting_.expect_start(0, 0);
@@ -135,10 +136,10 @@ Expected<uint64_t> Consumer::done(uint64_t count) {
     done_to_ = held_.front().end_position();
     held_.pop_front();
   }
-  // Give the space back now (release_step() 0: every block): a consumer
-  // preempted inside its next callback must not sit on space it has
-  // finished with, or the producer drops while a copying consumer with the
-  // same memory would not (tests/stall_test.cpp).
+  // Give the space back now (by default every block of 64 KiB or more): a
+  // consumer preempted inside its next callback must not sit on space it
+  // has finished with, or the producer drops while a copying consumer with
+  // the same memory would not (tests/stall_test.cpp).
   if (!before(done_to_, ring_.tail() + release_step_)) flush();
   return count;
 }

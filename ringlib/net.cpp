@@ -176,6 +176,7 @@ Expected<uint64_t> NetPublisher::reclaim() {
   auto done = consumer_.done(ready);
   if (!done) return done.error();
   released_ += ready;
+  consumer_.flush();  // now, whatever release step the caller's Consumer has
   return ready;
 }
 

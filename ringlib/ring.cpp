@@ -350,24 +350,27 @@ void Ring::set_wakeup_watermark(uint64_t bytes) {
 }
 
 Status Ring::use_eventfd(UniqueFd eventfd) {
-  if (is_device_) {
-    const int32_t efd = eventfd.get();
-    if (::ioctl(fd_.get(), SRING_IOC_SET_EVENTFD, &efd) != 0) {
-      return errno_error("cannot register the eventfd with the device");
-    }
-  }
   // Edge-triggered: every signal (an eventfd write or the kernel's
   // eventfd_signal()) queues one event, reported once, whatever the
   // counter holds. A signal that lands between arming need_wakeup and
   // epoll_wait() is already queued, so epoll_wait() returns at once and
   // nothing is lost; a stale one costs one spurious wake, as a stale count
   // did with poll().
+  // Everything that can fail comes before the device is told: a device
+  // signalling an eventfd this Ring does not sleep on would leave every
+  // wait() to its timeout.
   UniqueFd epoll(::epoll_create1(EPOLL_CLOEXEC));
   if (!epoll.valid()) return errno_error("cannot create the epoll set wait() sleeps on");
   epoll_event event{};
   event.events = EPOLLIN | EPOLLET;
   if (::epoll_ctl(epoll.get(), EPOLL_CTL_ADD, eventfd.get(), &event) != 0) {
-    return errno_error("cannot watch the eventfd (is it an eventfd?)");
+    return errno_error("cannot add the eventfd to the epoll set wait() sleeps on");
+  }
+  if (is_device_) {
+    const int32_t efd = eventfd.get();
+    if (::ioctl(fd_.get(), SRING_IOC_SET_EVENTFD, &efd) != 0) {
+      return errno_error("cannot register the eventfd with the device");
+    }
   }
   eventfd_ = std::move(eventfd);
   eventfd_epoll_ = std::move(epoll);
@@ -528,7 +531,9 @@ Expected<bool> Ring::sleep_until_signalled(WaitStrategy strategy,
     } else {
       epoll_event event{};
       n = ::epoll_wait(eventfd_epoll_.get(), &event, 1, poll_ms);
-      if (n > 0 && (event.events & EPOLLERR)) return make_error(EIO, "the ring's eventfd reported an error");
+      // An eventfd reports an error only when its counter saturated
+      // (2^64 - 1 signals never read): it can no longer signal.
+      if (n > 0 && (event.events & EPOLLERR)) return make_error(EIO, "the ring's eventfd counter saturated");
     }
     if (n < 0 && errno != EINTR) return errno_error("waiting on the ring failed");
     if (n > 0) wakeups_received_.add();

@@ -429,8 +429,9 @@ void SimDevice::signal_consumer() {
   bump(kproducer_.wakeups);
   if (!eventfd_.valid()) return;
   const uint64_t one = 1;
-  // An eventfd write fails only when its counter would overflow: the
-  // consumer has more wake-ups pending than it could ever read.
+  // An eventfd write fails only when its counter would overflow, after
+  // 2^64 - 2 signals: Ring::wait() never reads the counter (it sleeps on it
+  // edge-triggered), so it only grows, but never that far.
   (void)!::write(eventfd_.get(), &one, sizeof(one));
 }
 

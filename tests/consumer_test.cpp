@@ -93,7 +93,7 @@ TEST(Consume, AtMostMaxBlocksAndReleasesAsItGoes) {
   EXPECT_EQ(*first, 3u);
   EXPECT_EQ(rig.ring->shared_tail(), 3 * kBlockBytes);
   // The rest: space goes back to the producer while the callback works
-  // (every eighth of the ring), not only when the whole backlog is done.
+  // (block by block), not only when the whole backlog is done.
   uint64_t tail_seen_last = 0;
   auto rest = consumer.consume([&](const Block& block) {
     if (block.sequence() == 15) tail_seen_last = rig.ring->shared_tail();

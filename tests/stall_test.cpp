@@ -53,13 +53,19 @@ enum class Api { kConsume, kNextDone };
 // and checked: every sample verified, the accounting exact.
 int in_place_burst(uint32_t round, uint32_t at, Api api, std::optional<uint64_t> release_step) {
   auto host = HostRing::create(kRingSize);
-  if (!host) ADD_FAILURE() << host.error().message;
+  if (!host) {
+    ADD_FAILURE() << host.error().message;
+    return -1;
+  }
   SimConfig config;
   config.sample_rate = 1'000'000;  // paced: a full ring drops the newest block
   config.block_bytes = kBlockBytes;
   SimDevice device(*host, config);
   auto ring = Ring::attach(std::move(*host->duplicate_fd()), Ring::Access::kConsumer);
-  if (!ring) ADD_FAILURE() << ring.error().message;
+  if (!ring) {
+    ADD_FAILURE() << ring.error().message;
+    return -1;
+  }
   device.begin();
   Consumer consumer(*ring);
   if (release_step) consumer.set_release_step(*release_step);

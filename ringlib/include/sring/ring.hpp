@@ -26,8 +26,8 @@
 namespace sring {
 
 enum class WaitStrategy {
-  kEventfd,  // arm need-wakeup, sleep in the eventfd
-  kPoll,     // arm need-wakeup, poll() the device fd (a file ring: its eventfd)
+  kEventfd,  // arm need-wakeup, sleep on the eventfd (epoll_wait, edge-triggered)
+  kPoll,     // arm need-wakeup, poll() the device fd (a file ring: as kEventfd)
   kSpin,     // busy-poll head; lowest latency, burns a core
   kHybrid,   // spin briefly, then sleep as kEventfd
 };
