@@ -1,0 +1,78 @@
+// sring-dma-model: a digitizer that runs on the host, outside a QEMU guest,
+// and writes its samples straight into guest RAM at the DMA addresses the
+// guest driver posts, completing by MSI-X through QEMU's ivshmem-doorbell
+// device (issue 24). The shared layout and the protocol with the guest
+// driver are in include/sring/sring_dma_model.h.
+//
+// The model is QEMU's ivshmem server: it listens on a Unix socket, serves
+// one QEMU (one guest, peer ID 0; the model is peer 1), hands it the BAR2
+// memory and the eventfds, and runs the device until QEMU goes away (EOF).
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "sring/error.hpp"
+#include "sring/unique_fd.hpp"
+
+namespace sring::dma {
+
+inline constexpr uint64_t kFourGiB = 1ULL << 32;
+
+struct ModelOptions {
+  std::string socket_path;  // the ivshmem-doorbell chardev's socket
+  std::string ram_path;     // the guest's memory-backend-file (share=on)
+  // Guest-physical RAM below this address is at the same file offset; RAM
+  // from 4 GiB on follows it in the file (QEMU's below_4g_mem_size: it
+  // depends on the machine type and RAM size). 1 byte to 4 GiB.
+  uint64_t lowmem = 0;
+  uint64_t shm_size = 64 * 1024;           // BAR2: a power of two, >= 64 KiB
+  uint64_t max_rate = 1000000000ULL;       // START refuses a faster config
+  // How long serve() waits for QEMU to connect; negative: forever.
+  std::chrono::milliseconds accept_timeout{-1};
+};
+
+// Checks the options alone (no file touched): EINVAL and a sentence.
+Status check_options(const ModelOptions& options);
+
+// The guest's RAM, mapped from its memory-backend file, addressed by
+// guest-physical address.
+class GuestRam {
+ public:
+  static Expected<GuestRam> open(const std::string& path, uint64_t lowmem);
+
+  // Where [gpa, gpa + bytes) is in the mapping, or nullptr if any byte of
+  // it is not guest RAM: in the hole from lowmem to 4 GiB, beyond the end
+  // of the file, or crossing from low RAM into the hole. bytes == 0 is
+  // refused too.
+  uint8_t* translate(uint64_t gpa, uint64_t bytes) const;
+  uint64_t size() const { return mapping_.size(); }
+
+ private:
+  GuestRam(Mapping mapping, uint64_t lowmem) : mapping_(std::move(mapping)), lowmem_(lowmem) {}
+  Mapping mapping_;
+  uint64_t lowmem_ = 0;
+};
+
+class Model {
+ public:
+  // Checks the options, maps guest RAM, creates BAR2 and the eventfds, and
+  // listens on the socket (so QEMU can be started as soon as this returns).
+  static Expected<Model> create(const ModelOptions& options);
+  Model(Model&&) noexcept;
+  Model& operator=(Model&&) noexcept;
+  ~Model();
+
+  // Accepts one QEMU, sends the ivshmem handshake, runs the device until
+  // QEMU closes the socket (ok()) or something fails (an error).
+  Status serve();
+
+ private:
+  struct Impl;
+  explicit Model(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace sring::dma
