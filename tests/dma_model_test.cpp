@@ -217,6 +217,18 @@ class FakeGuest {
     return out;
   }
 
+  // Sleeps on the completion vector and hands each completion drained to
+  // each(c) until done() says so or `limit` passes: interrupts coalesce, so
+  // every wake drains whatever is there.
+  template <typename Each, typename Done>
+  void collect(std::chrono::seconds limit, Each each, Done done) {
+    const auto deadline = std::chrono::steady_clock::now() + limit;
+    while (!done() && std::chrono::steady_clock::now() < deadline) {
+      wait_vector(SRING_DMA_VECTOR_COMPLETION, 100ms);
+      for (const auto& c : drain()) each(c);
+    }
+  }
+
   uint64_t counter(const __u64& c) const { return load_relaxed(c); }
 };
 
@@ -432,15 +444,14 @@ TEST_F(DmaModelTest, StreamWritesEverySampleWhereTheDescriptorsSay) {
   ASSERT_TRUE(guest.wait_state(SRING_DMA_STATE_RUNNING));
 
   Accounting acc;
-  const auto deadline = std::chrono::steady_clock::now() + 20s;
-  while (acc.written < 300 && std::chrono::steady_clock::now() < deadline) {
-    guest.wait_vector(SRING_DMA_VECTOR_COMPLETION, 100ms);
-    for (const auto& c : guest.drain()) {
-      acc.take(guest, c);
-      // The slot is verified: give it back as the next descriptor.
-      if (c.flags & SRING_DMA_COMP_OK) guest.post(tag, segments_for(tag)), ++tag;
-    }
-  }
+  guest.collect(
+      20s,
+      [&](const sring_dma_completion& c) {
+        acc.take(guest, c);
+        // The slot is verified: give it back as the next descriptor.
+        if (c.flags & SRING_DMA_COMP_OK) guest.post(tag, segments_for(tag)), ++tag;
+      },
+      [&] { return acc.written >= 300; });
   guest.stop();
   ASSERT_TRUE(guest.wait_state(SRING_DMA_STATE_STOPPED));
   for (const auto& c : guest.drain()) acc.take(guest, c);
@@ -471,21 +482,13 @@ TEST_F(DmaModelTest, DropsKeepTheSampleIndexRunning) {
   guest.start(good_config(uint64_t{kSamples} * 1000));  // 1000 blocks/s, no descriptor yet
   ASSERT_TRUE(guest.wait_state(SRING_DMA_STATE_RUNNING));
   Accounting acc;
-  auto deadline = std::chrono::steady_clock::now() + 10s;
-  while (acc.dropped < 10 && std::chrono::steady_clock::now() < deadline) {
-    guest.wait_vector(SRING_DMA_VECTOR_COMPLETION, 100ms);
-    for (const auto& c : guest.drain()) acc.take(guest, c);
-  }
+  guest.collect(10s, [&](const sring_dma_completion& c) { acc.take(guest, c); }, [&] { return acc.dropped >= 10; });
   ASSERT_GE(acc.dropped, 10u);
   EXPECT_EQ(acc.written, 0u);
   // Now descriptors: the blocks written continue the index where the
   // dropped ones left it.
   for (uint64_t tag = 0; tag < 8; ++tag) guest.post(tag, segments_for(tag));
-  deadline = std::chrono::steady_clock::now() + 10s;
-  while (acc.written < 8 && std::chrono::steady_clock::now() < deadline) {
-    guest.wait_vector(SRING_DMA_VECTOR_COMPLETION, 100ms);
-    for (const auto& c : guest.drain()) acc.take(guest, c);
-  }
+  guest.collect(10s, [&](const sring_dma_completion& c) { acc.take(guest, c); }, [&] { return acc.written >= 8; });
   guest.stop();
   ASSERT_TRUE(guest.wait_state(SRING_DMA_STATE_STOPPED));
   for (const auto& c : guest.drain()) acc.take(guest, c);
@@ -540,11 +543,8 @@ TEST_F(DmaModelTest, CheckerRefusesWhatIsOutsideTheWindow) {
   ASSERT_TRUE(guest.wait_state(SRING_DMA_STATE_RUNNING));
 
   std::vector<sring_dma_completion> got;
-  const auto deadline = std::chrono::steady_clock::now() + 10s;
-  while (got.size() < cases.size() + 2 && std::chrono::steady_clock::now() < deadline) {
-    guest.wait_vector(SRING_DMA_VECTOR_COMPLETION, 100ms);
-    for (const auto& c : guest.drain()) got.push_back(c);
-  }
+  guest.collect(10s, [&](const sring_dma_completion& c) { got.push_back(c); },
+                [&] { return got.size() >= cases.size() + 2; });
   guest.stop();
   ASSERT_TRUE(guest.wait_state(SRING_DMA_STATE_STOPPED));
   ASSERT_EQ(got.size(), cases.size() + 2);
@@ -587,11 +587,7 @@ TEST_F(DmaModelTest, CheckerRefusesWhatIsOutsideTheWindow) {
   guest.start(config);
   ASSERT_TRUE(guest.wait_state(SRING_DMA_STATE_RUNNING));
   std::vector<sring_dma_completion> again;
-  const auto deadline2 = std::chrono::steady_clock::now() + 5s;
-  while (again.empty() && std::chrono::steady_clock::now() < deadline2) {
-    guest.wait_vector(SRING_DMA_VECTOR_COMPLETION, 100ms);
-    again = guest.drain();
-  }
+  guest.collect(5s, [&](const sring_dma_completion& c) { again.push_back(c); }, [&] { return !again.empty(); });
   guest.stop();
   ASSERT_TRUE(guest.wait_state(SRING_DMA_STATE_STOPPED));
   ASSERT_EQ(again.size(), 1u);
@@ -644,15 +640,14 @@ TEST_F(DmaModelTest, PacedStreamCoalesces) {
   ASSERT_TRUE(guest.wait_state(SRING_DMA_STATE_RUNNING));
   Accounting acc;
   uint64_t entries = 0;
-  const auto deadline = std::chrono::steady_clock::now() + 20s;
-  while (acc.written < 200 && std::chrono::steady_clock::now() < deadline) {
-    guest.wait_vector(SRING_DMA_VECTOR_COMPLETION, 100ms);
-    for (const auto& c : guest.drain()) {
-      ++entries;
-      acc.take(guest, c);
-      if (c.flags & SRING_DMA_COMP_OK) guest.post(tag, segments_for(tag)), ++tag;
-    }
-  }
+  guest.collect(
+      20s,
+      [&](const sring_dma_completion& c) {
+        ++entries;
+        acc.take(guest, c);
+        if (c.flags & SRING_DMA_COMP_OK) guest.post(tag, segments_for(tag)), ++tag;
+      },
+      [&] { return acc.written >= 200; });
   guest.stop();
   ASSERT_TRUE(guest.wait_state(SRING_DMA_STATE_STOPPED));
   for (const auto& c : guest.drain()) ++entries, acc.take(guest, c);
@@ -671,11 +666,7 @@ TEST_F(DmaModelTest, StopAbandonsPostedDescriptorsAndWritesNoMore) {
   guest.start(good_config(uint64_t{kSamples} * 50));
   ASSERT_TRUE(guest.wait_state(SRING_DMA_STATE_RUNNING));
   std::vector<sring_dma_completion> got;
-  const auto deadline = std::chrono::steady_clock::now() + 10s;
-  while (got.size() < 2 && std::chrono::steady_clock::now() < deadline) {
-    guest.wait_vector(SRING_DMA_VECTOR_COMPLETION, 100ms);
-    for (const auto& c : guest.drain()) got.push_back(c);
-  }
+  guest.collect(10s, [&](const sring_dma_completion& c) { got.push_back(c); }, [&] { return got.size() >= 2; });
   ASSERT_GE(got.size(), 2u);
   guest.stop();
   ASSERT_TRUE(guest.wait_state(SRING_DMA_STATE_STOPPED));
@@ -713,11 +704,7 @@ TEST_F(DmaModelTest, StopAbandonsPostedDescriptorsAndWritesNoMore) {
   guest.start(again);
   ASSERT_TRUE(guest.wait_state(SRING_DMA_STATE_RUNNING));
   std::vector<sring_dma_completion> more;
-  const auto deadline2 = std::chrono::steady_clock::now() + 5s;
-  while (more.empty() && std::chrono::steady_clock::now() < deadline2) {
-    guest.wait_vector(SRING_DMA_VECTOR_COMPLETION, 100ms);
-    more = guest.drain();
-  }
+  guest.collect(5s, [&](const sring_dma_completion& c) { more.push_back(c); }, [&] { return !more.empty(); });
   ASSERT_EQ(more.size(), 1u);
   EXPECT_EQ(more[0].tag, 50u);
   EXPECT_EQ(more[0].first_sample, 12345u);
@@ -787,11 +774,7 @@ TEST_F(DmaModelTest, NonsenseConfigurationsAreRefused) {
   guest.start(good_config(0));
   ASSERT_TRUE(guest.wait_state(SRING_DMA_STATE_RUNNING));
   std::vector<sring_dma_completion> got;
-  const auto deadline = std::chrono::steady_clock::now() + 5s;
-  while (got.empty() && std::chrono::steady_clock::now() < deadline) {
-    guest.wait_vector(SRING_DMA_VECTOR_COMPLETION, 100ms);
-    got = guest.drain();
-  }
+  guest.collect(5s, [&](const sring_dma_completion& c) { got.push_back(c); }, [&] { return !got.empty(); });
   ASSERT_EQ(got.size(), 1u);
   EXPECT_EQ(got[0].flags, static_cast<__u32>(SRING_DMA_COMP_OK));
   guest.stop();
@@ -805,11 +788,7 @@ TEST_F(DmaModelTest, FaultsCorruptAndFail) {
   ASSERT_TRUE(guest.wait_state(SRING_DMA_STATE_RUNNING));
   guest.fault(SRING_DMA_FAULT_CORRUPT, 1);
   std::vector<sring_dma_completion> got;
-  const auto deadline = std::chrono::steady_clock::now() + 10s;
-  while (got.size() < 2 && std::chrono::steady_clock::now() < deadline) {
-    guest.wait_vector(SRING_DMA_VECTOR_COMPLETION, 100ms);
-    for (const auto& c : guest.drain()) got.push_back(c);
-  }
+  guest.collect(10s, [&](const sring_dma_completion& c) { got.push_back(c); }, [&] { return got.size() >= 2; });
   ASSERT_GE(got.size(), 2u);
   EXPECT_EQ(got[0].flags, static_cast<__u32>(SRING_DMA_COMP_OK | SRING_DMA_COMP_CORRUPTED));
   EXPECT_EQ(bad_samples(guest, segments_for(got[0].tag * 2), got[0].first_sample, kSamples), 1u);
