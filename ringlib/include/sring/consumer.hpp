@@ -168,9 +168,9 @@ class Consumer {
   // the block in hand and survives every burst a copying consumer with the
   // same memory survives (tests/stall_test.cpp); smaller blocks go back in
   // runs of 64 KiB, so the producer's look at the tail misses its cache
-  // once per 64 KiB, not once per block (with 4 KiB blocks at 2000 MS/s a
-  // release per block cost 7-10% more CPU: ring_bench --candidates
-  // --block-size 4096). A ring under 512 KiB uses an eighth of itself.
+  // once per 64 KiB, not once per block (with 4 KiB blocks the runs cost
+  // no more than the old eighth of the ring: docs/bench/rates-candidates-4k.txt).
+  // A ring under 512 KiB uses an eighth of itself.
   // 0 releases every block; the step is capped at half the ring, so that
   // next()/done() alone never starve the producer.
   static constexpr uint64_t kDefaultReleaseStep = 64 * 1024;
