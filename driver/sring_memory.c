@@ -449,6 +449,32 @@ static int sring_map_for_device(struct sring_ring *ring)
 	return 0;
 }
 
+/*
+ * The device API's view of the extents (sring_device.h): copied under
+ * prod_lock, which sring_unmap_for_device() takes to clear dma_mapped
+ * before it frees them.
+ */
+unsigned int sring_dma_extents(struct sring_ring *ring,
+			       struct sring_dma_segment *extents,
+			       unsigned int max)
+{
+	unsigned long irqflags;
+	unsigned int i, n = 0;
+
+	spin_lock_irqsave(&ring->prod_lock, irqflags);
+	if (ring->dma_mapped) {
+		n = ring->nr_extents;
+		for (i = 0; i < n && i < max; i++) {
+			extents[i].addr = ring->extents[i].addr;
+			/* At most PAGE_SIZE << SRING_MAX_PAGE_ORDER. */
+			extents[i].bytes = ring->extents[i].bytes;
+		}
+	}
+	spin_unlock_irqrestore(&ring->prod_lock, irqflags);
+	return n;
+}
+EXPORT_SYMBOL_GPL(sring_dma_extents);
+
 /* After the device's last write: takes the mapping back. */
 void sring_unmap_for_device(struct sring_ring *ring)
 {

@@ -4,9 +4,11 @@
  * data to user space through an sring ring. docs/device-api.md is the page
  * that goes with it; driver/sring_producer.c and driver/sring_core.c
  * implement it; simulator/kernel/sim_device.c (a timer "device" that fills
- * slots with the CPU) and devices/edu/edu_device.c (a PCI device that fills
- * them by bus-master DMA and completes by MSI) are two drivers written
- * against nothing but this header.
+ * slots with the CPU), devices/edu/edu_device.c (a PCI device that fills
+ * them by bus-master DMA and completes by MSI) and
+ * devices/digitizer/digitizer_device.c (a digitizer model outside the guest
+ * that fills posted slots at rate, completing by MSI-X) are three drivers
+ * written against nothing but this header.
  *
  * A driver registers one ring per data stream against its struct device.
  * sring.ko then owns everything user space sees: the char device
@@ -61,7 +63,7 @@
  *                                     process context, may sleep.
  *   sring_reserve(), sring_commit(), sring_drop(), sring_device_error(),
  *   sring_ring_running(), sring_next_sample(), sring_get_config(),
- *   sring_priv(), sring_minor():
+ *   sring_priv(), sring_minor(), sring_dma_extents():
  *                                     any context, hard IRQ included; they
  *                                     never sleep. They serialise on the
  *                                     ring's producer lock (irqsave); the
@@ -235,6 +237,19 @@ u64 sring_next_sample(struct sring_ring *ring);
 /* Whether the ring is RUNNING: e.g. for a watchdog that should not report
  * an error on a stream that has ended anyway. */
 bool sring_ring_running(struct sring_ring *ring);
+
+/*
+ * The ring's DMA extents, in ring order: every address the device may
+ * write, as an IOMMU maps it for the device. For a device that checks its
+ * own addresses or programs an address window (devices/digitizer gives
+ * them to its model's checker). Fills up to @max of @extents (@max 0 and
+ * NULL to count) and returns how many the ring has: 0 for a
+ * SRING_RING_CPU_FILL ring or once it is unregistered. Constant from
+ * register to unregister; any context.
+ */
+unsigned int sring_dma_extents(struct sring_ring *ring,
+			       struct sring_dma_segment *extents,
+			       unsigned int max);
 
 /* 0 and *slot, or -ENOSPC (ring full), -EPIPE (not running). */
 int sring_reserve(struct sring_ring *ring, struct sring_slot *slot);
