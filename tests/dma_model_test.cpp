@@ -12,11 +12,14 @@
 // (file_offset()), not with the model's GuestRam.
 #include <fcntl.h>
 #include <poll.h>
+#include <signal.h>
+#include <spawn.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <endian.h>
@@ -29,6 +32,7 @@
 #include <fstream>
 #include <map>
 #include <memory>
+#include <mutex>
 #include <sstream>
 #include <string>
 #include <thread>
@@ -38,6 +42,7 @@
 
 #include "sring/detail/barriers.hpp"
 #include "sring/dma/model.hpp"
+#include "sring/sring_abi.h"
 #include "sring/sring_dma_model.h"
 #include "sring/sring_pattern.h"
 #include "sring/unique_fd.hpp"
@@ -65,6 +70,14 @@ constexpr uint64_t kFirstSample = 3 * 65536 - 5000;
 constexpr uint8_t kPoison = 0xA5;
 
 uint64_t file_offset(uint64_t gpa) { return gpa < kLowmem ? gpa : gpa - kFourGiB + kLowmem; }
+
+uint64_t monotonic_ns() {
+  timespec ts{};
+  ::clock_gettime(CLOCK_MONOTONIC, &ts);
+  return static_cast<uint64_t>(ts.tv_sec) * 1000000000ULL + static_cast<uint64_t>(ts.tv_nsec);
+}
+
+bool contains(const std::string& text, const std::string& what) { return text.find(what) != std::string::npos; }
 
 std::string fd_target(int fd) {
   char buffer[256] = {};
@@ -105,7 +118,7 @@ bool receive_message(int socket, Message* out) {
   return true;
 }
 
-sring_dma_segment seg(uint64_t addr, uint32_t bytes) { return sring_dma_segment{addr, bytes, 0}; }
+sring_dma_desc_segment seg(uint64_t addr, uint32_t bytes) { return sring_dma_desc_segment{addr, bytes, 0}; }
 
 sring_dma_config good_config(uint64_t rate) {
   sring_dma_config c{};
@@ -140,7 +153,7 @@ class FakeGuest {
     ASSERT_EQ(::write(doorbell[v], &one, sizeof(one)), 8);
   }
 
-  void post(uint64_t tag, const std::vector<sring_dma_segment>& segments) {
+  void post(uint64_t tag, const std::vector<sring_dma_desc_segment>& segments) {
     // Pairs with the model's store-release of desc_cons: the entry is free.
     ASSERT_LT(desc_prod - load_acquire(bar->desc_cons), kEntries) << "descriptor ring full";
     sring_dma_desc& d = bar->desc[desc_prod & (kEntries - 1)];
@@ -233,7 +246,13 @@ class FakeGuest {
 };
 
 // Mismatching samples of a block gathered from its segments, in order.
-size_t bad_samples(FakeGuest& guest, const std::vector<sring_dma_segment>& segments, uint64_t first,
+std::string fmt_hex(uint64_t v) {
+  std::ostringstream out;
+  out << std::hex << v;
+  return out.str();
+}
+
+size_t bad_samples(FakeGuest& guest, const std::vector<sring_dma_desc_segment>& segments, uint64_t first,
                    uint32_t count) {
   std::vector<uint8_t> bytes;
   for (const auto& s : segments) {
@@ -255,6 +274,44 @@ std::string unique_name(const char* what) {
   return std::string(what) + "-" + std::to_string(::getpid()) + "-" + std::to_string(counter++);
 }
 
+// A Unix socket connected to path, as QEMU's socket chardev connects: the
+// connect() succeeds as soon as someone listens (the backlog), whether or
+// not the server has accepted it.
+UniqueFd connect_socket(const std::string& path) {
+  UniqueFd fd(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  if (!fd.valid()) return fd;
+  sockaddr_un address{};
+  address.sun_family = AF_UNIX;
+  std::strncpy(address.sun_path, path.c_str(), sizeof(address.sun_path) - 1);
+  if (::connect(fd.get(), reinterpret_cast<const sockaddr*>(&address), sizeof(address)) != 0) return UniqueFd();
+  return fd;
+}
+
+// What QEMU's ivshmem-doorbell does with a server's messages: 7 of them (the
+// model serves one guest and is peer 1 with 2 vectors), BAR2 mapped, the
+// eventfds kept. Fails (rather than hangs) if they do not come in time.
+void receive_handshake(FakeGuest& guest, uint64_t shm_size, std::chrono::milliseconds timeout = 10000ms) {
+  for (int i = 0; i < 7; ++i) {
+    pollfd pfd{guest.socket.get(), POLLIN, 0};
+    ASSERT_EQ(::poll(&pfd, 1, static_cast<int>(timeout.count())), 1) << "no handshake message " << i;
+    Message m;
+    ASSERT_TRUE(receive_message(guest.socket.get(), &m)) << "message " << i;
+    guest.handshake.push_back(std::move(m));
+  }
+  auto& h = guest.handshake;
+  ASSERT_EQ(h[2].fds.size(), 1u);
+  void* addr = ::mmap(nullptr, shm_size, PROT_READ | PROT_WRITE, MAP_SHARED, h[2].fds[0].get(), 0);
+  ASSERT_NE(addr, MAP_FAILED);
+  guest.bar_mapping = Mapping(addr, shm_size);
+  guest.bar = static_cast<sring_dma_bar2*>(addr);
+  for (uint32_t v = 0; v < SRING_DMA_NR_VECTORS; ++v) {
+    ASSERT_EQ(h[3 + v].fds.size(), 1u);
+    ASSERT_EQ(h[5 + v].fds.size(), 1u);
+    guest.doorbell[v] = h[3 + v].fds[0].get();
+    guest.vector[v] = h[5 + v].fds[0].get();
+  }
+}
+
 class DmaModelTest : public ::testing::Test {
  protected:
   sring::dma::ModelOptions options;
@@ -264,6 +321,12 @@ class DmaModelTest : public ::testing::Test {
   sring::Status served = sring::ok();
   bool serving = false;
   FakeGuest guest;
+  // The model's log lines (ModelOptions::log), written by the server thread.
+  std::mutex log_mutex;
+  std::vector<std::string> log_lines;
+
+  // Options of a fixture that needs others (reconnect).
+  virtual void configure(sring::dma::ModelOptions&) {}
 
   void SetUp() override {
     ram_path = "/dev/shm/" + unique_name("sring-dma-test-ram");
@@ -271,62 +334,83 @@ class DmaModelTest : public ::testing::Test {
       UniqueFd fd(::open(ram_path.c_str(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600));
       ASSERT_TRUE(fd.valid()) << ram_path << ": " << std::strerror(errno);
       ASSERT_EQ(::ftruncate(fd.get(), static_cast<off_t>(kRamSize)), 0);
-      void* addr = ::mmap(nullptr, kRamSize, PROT_READ | PROT_WRITE, MAP_SHARED, fd.get(), 0);
-      ASSERT_NE(addr, MAP_FAILED);
-      guest.ram_mapping = Mapping(addr, kRamSize);
-      std::memset(addr, kPoison, kRamSize);
     }
+    guest.ram_mapping = map_ram();
+    ASSERT_TRUE(guest.ram_mapping.valid());
+    std::memset(guest.ram_mapping.get(), kPoison, kRamSize);
     options.socket_path = "/tmp/" + unique_name("sring-dma-test") + ".sock";
     options.ram_path = ram_path;
     options.lowmem = kLowmem;
     options.shm_size = 128 * 1024;
     options.max_rate = 100000000;
     options.accept_timeout = 10s;
+    options.log = [this](const std::string& line) {
+      std::lock_guard<std::mutex> lock(log_mutex);
+      log_lines.push_back(line);
+    };
+    configure(options);
     auto created = sring::dma::Model::create(options);
     ASSERT_TRUE(created) << created.error().message;
     model = std::make_unique<sring::dma::Model>(std::move(*created));
     serving = true;
     server = std::thread([this] { served = model->serve(); });
-    connect_guest();
+    connect_guest(guest);
   }
 
   void TearDown() override {
-    // QEMU exits: EOF on the socket ends serve() with ok().
+    // QEMU exits: EOF on the socket ends serve() with ok() (reconnect: it
+    // waits for the next QEMU, and stop() ends it).
     guest.socket.reset();
     if (serving) {
+      if (options.reconnect) model->stop();
       server.join();
       EXPECT_TRUE(served) << served.error().message;
     }
     ::unlink(ram_path.c_str());
   }
 
-  void connect_guest() {
-    UniqueFd fd(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
-    ASSERT_TRUE(fd.valid());
-    sockaddr_un address{};
-    address.sun_family = AF_UNIX;
-    std::strncpy(address.sun_path, options.socket_path.c_str(), sizeof(address.sun_path) - 1);
+  // Guest RAM as another QEMU process would map it.
+  Mapping map_ram() const {
+    UniqueFd fd(::open(ram_path.c_str(), O_RDWR | O_CLOEXEC));
+    if (!fd.valid()) return Mapping();
+    void* addr = ::mmap(nullptr, kRamSize, PROT_READ | PROT_WRITE, MAP_SHARED, fd.get(), 0);
+    return addr == MAP_FAILED ? Mapping() : Mapping(addr, kRamSize);
+  }
+
+  void connect_guest(FakeGuest& g) {
     // create() listens before it returns: connect works at once.
-    ASSERT_EQ(::connect(fd.get(), reinterpret_cast<const sockaddr*>(&address), sizeof(address)), 0)
-        << std::strerror(errno);
-    guest.socket = std::move(fd);
-    for (int i = 0; i < 7; ++i) {
-      Message m;
-      ASSERT_TRUE(receive_message(guest.socket.get(), &m)) << "message " << i;
-      guest.handshake.push_back(std::move(m));
+    g.socket = connect_socket(options.socket_path);
+    ASSERT_TRUE(g.socket.valid()) << std::strerror(errno);
+    receive_handshake(g, options.shm_size);
+  }
+
+  std::vector<std::string> lines_with(const std::string& what) {
+    std::lock_guard<std::mutex> lock(log_mutex);
+    std::vector<std::string> out;
+    for (const auto& line : log_lines) {
+      if (contains(line, what)) out.push_back(line);
     }
-    auto& h = guest.handshake;
-    ASSERT_EQ(h[2].fds.size(), 1u);
-    void* addr = ::mmap(nullptr, options.shm_size, PROT_READ | PROT_WRITE, MAP_SHARED, h[2].fds[0].get(), 0);
-    ASSERT_NE(addr, MAP_FAILED);
-    guest.bar_mapping = Mapping(addr, options.shm_size);
-    guest.bar = static_cast<sring_dma_bar2*>(addr);
-    for (uint32_t v = 0; v < SRING_DMA_NR_VECTORS; ++v) {
-      ASSERT_EQ(h[3 + v].fds.size(), 1u);
-      ASSERT_EQ(h[5 + v].fds.size(), 1u);
-      guest.doorbell[v] = h[3 + v].fds[0].get();
-      guest.vector[v] = h[5 + v].fds[0].get();
+    return out;
+  }
+
+  // The log lines with `what` once there are `count` of them, or those
+  // there are after `timeout`: the model logs after it published the state
+  // a test waits for, so a line may come a moment later.
+  std::vector<std::string> wait_lines(const std::string& what, size_t count,
+                                      std::chrono::milliseconds timeout = 5000ms) {
+    const auto deadline = std::chrono::steady_clock::now() + timeout;
+    for (;;) {
+      auto lines = lines_with(what);
+      if (lines.size() >= count || std::chrono::steady_clock::now() >= deadline) return lines;
+      std::this_thread::sleep_for(2ms);
     }
+  }
+
+  std::string whole_log() {
+    std::lock_guard<std::mutex> lock(log_mutex);
+    std::string text;
+    for (const auto& line : log_lines) text += line + "\n";
+    return text;
   }
 };
 
@@ -388,7 +472,7 @@ uint64_t slot_area(uint32_t slot) {
   return slot < 8 ? kLowRing + slot * uint64_t{4096} : kHighRing + (slot - 8) * uint64_t{4096};
 }
 
-std::vector<sring_dma_segment> segments_for(uint64_t tag) {
+std::vector<sring_dma_desc_segment> segments_for(uint64_t tag) {
   const uint32_t slot = static_cast<uint32_t>(tag % kSlots);
   const uint64_t a = slot_area(slot);
   if (slot == 2) return {seg(kLowmem - kSampleBytes / 2, kSampleBytes / 2), seg(kFourGiB, kSampleBytes / 2)};
@@ -507,7 +591,7 @@ TEST_F(DmaModelTest, DropsKeepTheSampleIndexRunning) {
 TEST_F(DmaModelTest, CheckerRefusesWhatIsOutsideTheWindow) {
   constexpr uint64_t kWindow = 2ULL << 20;  // low RAM, two slots; poison after it
   struct Case {
-    std::vector<sring_dma_segment> segments;
+    std::vector<sring_dma_desc_segment> segments;
     uint32_t error;
   };
   const std::vector<Case> cases = {
@@ -534,7 +618,7 @@ TEST_F(DmaModelTest, CheckerRefusesWhatIsOutsideTheWindow) {
   config.nr_windows = 1;
   for (size_t i = 0; i < cases.size(); ++i) guest.post(100 + i, cases[i].segments);
   // A descriptor that says it has 17 segments, one more than it can hold.
-  std::vector<sring_dma_segment> sixteen;
+  std::vector<sring_dma_desc_segment> sixteen;
   for (uint32_t i = 0; i < 16; ++i) sixteen.push_back(seg(kWindow + 256 * i, kSampleBytes / 16));
   guest.post(200, sixteen);
   guest.bar->desc[(guest.desc_prod - 1) & (kEntries - 1)].nr_segments = 17;
@@ -577,6 +661,33 @@ TEST_F(DmaModelTest, CheckerRefusesWhatIsOutsideTheWindow) {
     if (ram[off] != kPoison) ++touched;
   }
   EXPECT_EQ(touched, 0u) << "the model wrote outside the one accepted descriptor";
+
+  // Each refusal is in the log, once, with its reason and the segment at
+  // fault: what a harness shows when a guest driver posts nonsense.
+  const char* names[] = {"SRING_DMA_ERR_NOT_IN_WINDOW", "SRING_DMA_ERR_NOT_IN_WINDOW", "SRING_DMA_ERR_NOT_IN_RAM",
+                         "SRING_DMA_ERR_NOT_IN_RAM",    "SRING_DMA_ERR_NOT_IN_RAM",    "SRING_DMA_ERR_NOT_IN_RAM",
+                         "SRING_DMA_ERR_BAD_SEGMENTS",  "SRING_DMA_ERR_BAD_SEGMENTS",  "SRING_DMA_ERR_BAD_SEGMENTS"};
+  ASSERT_EQ(std::size(names), cases.size());
+  const auto refused = lines_with("refused descriptor");
+  ASSERT_EQ(refused.size(), cases.size() + 1) << whole_log();
+  for (size_t i = 0; i < cases.size(); ++i) {
+    EXPECT_TRUE(contains(refused[i], "sring-dma-model: guest 1: refused descriptor tag 0x" + fmt_hex(100 + i)))
+        << refused[i];
+    EXPECT_TRUE(contains(refused[i], names[i])) << refused[i];
+  }
+  EXPECT_TRUE(contains(refused[0], "segment 0 of 1 at 0x201080 + 4032 bytes runs past the DMA window "
+                                   "[0x200000, 0x202000)"))
+      << refused[0];
+  EXPECT_TRUE(contains(refused[1], "segment 1 of 2 at 0x203000 + 2016 bytes is in none of the 1 DMA windows"))
+      << refused[1];
+  EXPECT_TRUE(contains(refused[2], "segment 0 of 1 at 0x801000 + 4032 bytes is not guest RAM")) << refused[2];
+  EXPECT_TRUE(contains(refused[6], "segments of 3968 bytes in all (0x200000 + 3968), the block is 4032 bytes"))
+      << refused[6];
+  EXPECT_TRUE(contains(refused[7], "segment 0 of 2 at 0x200000 + 2015 bytes: 0 or odd bytes")) << refused[7];
+  EXPECT_TRUE(contains(refused[8], "0 segments (1 to 16)")) << refused[8];
+  EXPECT_TRUE(contains(refused[9], "tag 0xc8") && contains(refused[9], "17 segments (1 to 16)")) << refused[9];
+  EXPECT_TRUE(lines_with("not printed").empty()) << whole_log();
+  EXPECT_TRUE(lines_with("FAILED").empty()) << whole_log();
 
   // Without the checker the first case is written: the window is what
   // refused it (the segment is RAM).
@@ -766,6 +877,20 @@ TEST_F(DmaModelTest, NonsenseConfigurationsAreRefused) {
   ASSERT_TRUE(guest.wait_state(SRING_DMA_STATE_STOPPED));
   store_release(guest.bar->desc_prod, 0);
 
+  // Every FAILED state is in the log with its error's name and why.
+  const auto failed = wait_lines(": FAILED: ", cases.size() + 1);
+  ASSERT_EQ(failed.size(), cases.size() + 1) << whole_log();
+  for (size_t i = 0; i < cases.size(); ++i) {
+    EXPECT_TRUE(contains(failed[i], std::string("sring-dma-model: guest 1: FAILED: SRING_DMA_ERR_BAD_")))
+        << failed[i];
+    EXPECT_TRUE(contains(failed[i], cases[i].error == SRING_DMA_ERR_BAD_CONFIG ? "_BAD_CONFIG: " : "_BAD_WINDOW: "))
+        << cases[i].what << ": " << failed[i];
+  }
+  EXPECT_TRUE(contains(failed[0], "block_bytes 4000 is not a multiple of 64")) << failed[0];
+  EXPECT_TRUE(contains(failed[3], "sample_rate 100000001 is above the model's --max-rate 100000000")) << failed[3];
+  EXPECT_TRUE(contains(failed.back(), "SRING_DMA_ERR_BAD_INDEX: desc_prod 65 is not within 64 of desc_cons 0"))
+      << failed.back();
+
   const auto& k = guest.bar->counters;
   EXPECT_EQ(guest.counter(k.blocks_due), 0u) << "a refused START made blocks";
   EXPECT_EQ(load_relaxed(guest.bar->start_count), 0u);
@@ -804,6 +929,146 @@ TEST_F(DmaModelTest, FaultsCorruptAndFail) {
   EXPECT_EQ(guest.counter(guest.bar->counters.faults), 3u);
 }
 
+TEST_F(DmaModelTest, ABadIndexMidStreamFailsBeforeTheNextBlock) {
+  // 200 blocks/s with nothing posted: every block is dropped; then a
+  // driver index out of range. The model fails before it makes another
+  // block, so its counters still add up (the guest driver checks them).
+  guest.start(good_config(uint64_t{kSamples} * 200));
+  ASSERT_TRUE(guest.wait_state(SRING_DMA_STATE_RUNNING));
+  const auto& k = guest.bar->counters;
+  const auto deadline = std::chrono::steady_clock::now() + 10s;
+  while (guest.counter(k.blocks_due) < 3 && std::chrono::steady_clock::now() < deadline) std::this_thread::sleep_for(5ms);
+  store_release(guest.bar->desc_prod, uint64_t{kEntries} * 100);
+  guest.ring(SRING_DMA_DOORBELL_DESC);
+  ASSERT_TRUE(guest.wait_state(SRING_DMA_STATE_FAILED));
+  EXPECT_EQ(load_relaxed(guest.bar->error), static_cast<__u32>(SRING_DMA_ERR_BAD_INDEX));
+  EXPECT_GE(guest.counter(k.blocks_due), 3u);
+  EXPECT_EQ(guest.counter(k.blocks_due), guest.counter(k.blocks_written) + guest.counter(k.blocks_dropped));
+  guest.stop();
+  ASSERT_TRUE(guest.wait_state(SRING_DMA_STATE_STOPPED));
+  store_release(guest.bar->desc_prod, 0);
+}
+
+TEST_F(DmaModelTest, SlowStopWritesPostedDescriptorsAfterTheStop) {
+  // 20 blocks/s with 32 descriptors posted (1.6 s of blocks; tags t and
+  // t + 16 share a slot area): the slow stop's 200 ms use some of them and
+  // leave the rest to be abandoned.
+  constexpr uint64_t kPosted = 32;
+  constexpr auto kSlow = 200ms;
+  for (uint64_t tag = 0; tag < kPosted; ++tag) guest.post(tag, segments_for(tag));
+  guest.start(good_config(uint64_t{kSamples} * 20));
+  ASSERT_TRUE(guest.wait_state(SRING_DMA_STATE_RUNNING));
+  guest.fault(SRING_DMA_FAULT_SLOW_STOP, std::chrono::microseconds(kSlow).count());
+  const uint64_t stop_ns = monotonic_ns();
+  const auto stop_time = std::chrono::steady_clock::now();
+  guest.stop();
+  // The driver's wait for STOPPED: it must outlast the slow stop.
+  ASSERT_TRUE(guest.wait_state(SRING_DMA_STATE_STOPPED, 10000ms));
+  const auto waited = std::chrono::steady_clock::now() - stop_time;
+  EXPECT_GE(waited, kSlow) << "STOPPED before the slow stop's time was up";
+
+  // Completions of blocks written after the STOP: posted normally (a
+  // driver may ignore them, but they say its slots were written late).
+  const auto got = guest.drain();
+  uint64_t ok = 0;
+  uint64_t after_stop = 0;
+  uint64_t next_first = kFirstSample;
+  for (const auto& c : got) {
+    EXPECT_EQ(c.first_sample, next_first);
+    next_first = c.first_sample + uint64_t{c.blocks} * c.samples;
+    if (c.flags != SRING_DMA_COMP_OK) continue;
+    ++ok;
+    if (c.timestamp_ns > stop_ns) ++after_stop;
+  }
+  EXPECT_GE(after_stop, 2u) << "no block written during the slow stop";
+  const auto& k = guest.bar->counters;
+  const uint64_t taken = guest.counter(k.descriptors_taken);
+  EXPECT_EQ(taken, ok);
+  EXPECT_EQ(guest.counter(k.blocks_written), ok);
+  EXPECT_EQ(guest.counter(k.blocks_due), guest.counter(k.blocks_written) + guest.counter(k.blocks_dropped));
+  EXPECT_EQ(taken + guest.counter(k.descriptors_abandoned), kPosted);
+  EXPECT_GE(guest.counter(k.descriptors_abandoned), 1u) << "the rest was not abandoned";
+  EXPECT_EQ(load_acquire(guest.bar->desc_cons), guest.desc_prod);
+  // The blocks written last into each slot area hold their samples.
+  for (const auto& c : got) {
+    if (c.flags == SRING_DMA_COMP_OK && c.tag + kSlots >= taken) {
+      EXPECT_EQ(bad_samples(guest, segments_for(c.tag), c.first_sample, kSamples), 0u) << "tag " << c.tag;
+    }
+  }
+  // STOPPED means stopped: nothing more made or posted.
+  const uint64_t due = guest.counter(k.blocks_due);
+  const uint64_t comp_prod = load_acquire(guest.bar->comp_prod);
+  std::this_thread::sleep_for(150ms);
+  EXPECT_EQ(guest.counter(k.blocks_due), due);
+  EXPECT_EQ(load_acquire(guest.bar->comp_prod), comp_prod);
+  EXPECT_EQ(lines_with("slow stop: running on for 200000 us").size(), 1u) << whole_log();
+
+  // Taken once: the next stream's STOP is an ordinary one.
+  guest.drain();
+  guest.post(100, segments_for(0));
+  guest.start(good_config(uint64_t{kSamples} * 20));
+  ASSERT_TRUE(guest.wait_state(SRING_DMA_STATE_RUNNING));
+  guest.stop();
+  ASSERT_TRUE(guest.wait_state(SRING_DMA_STATE_STOPPED));
+  EXPECT_EQ(lines_with("slow stop").size(), 1u) << whole_log();
+}
+
+TEST_F(DmaModelTest, SlowStopIsBoundedAndAFailureEndsIt) {
+  for (uint64_t tag = 0; tag < 8; ++tag) guest.post(tag, segments_for(tag));
+  // Armed while STOPPED: it waits for the next STOP of a running stream.
+  guest.fault(SRING_DMA_FAULT_SLOW_STOP, ~uint64_t{0});
+  guest.start(good_config(uint64_t{kSamples} * 20));
+  ASSERT_TRUE(guest.wait_state(SRING_DMA_STATE_RUNNING));
+  guest.stop();
+  // An absurd arg is the bound: SRING_MAX_FAULT_STALL_US.
+  const auto slow = wait_lines("slow stop: running on for", 1);
+  ASSERT_EQ(slow.size(), 1u) << whole_log();
+  EXPECT_TRUE(contains(slow[0], "running on for " + std::to_string(SRING_MAX_FAULT_STALL_US) + " us")) << slow[0];
+  EXPECT_EQ(load_acquire(guest.bar->state), static_cast<__u32>(SRING_DMA_STATE_RUNNING));
+  // A failure does not wait for it. control is still STOP, which
+  // acknowledges the FAILED at once: the driver waiting for STOPPED gets it
+  // long before the 10 s, with the error to say why.
+  guest.fault(SRING_DMA_FAULT_FAIL, 0);
+  ASSERT_TRUE(guest.wait_state(SRING_DMA_STATE_STOPPED, 3000ms));
+  EXPECT_EQ(load_relaxed(guest.bar->error), static_cast<__u32>(SRING_DMA_ERR_INJECTED));
+  EXPECT_EQ(load_acquire(guest.bar->desc_cons), guest.desc_prod);
+  const auto failed = wait_lines("FAILED: SRING_DMA_ERR_INJECTED", 1);
+  EXPECT_EQ(failed.size(), 1u) << whole_log();
+}
+
+TEST_F(DmaModelTest, RefusalsArePrintedUpToALimitThenCounted) {
+  // 30 descriptors in RAM but outside the one window: refused, every one.
+  constexpr uint64_t kWindow = 2ULL << 20;
+  constexpr uint64_t kBad = 30;
+  sring_dma_config config = good_config(0);
+  config.flags = SRING_DMA_CFG_CHECKER;
+  config.nr_windows = 1;
+  for (uint64_t tag = 0; tag < kBad; ++tag) guest.post(tag, {seg(kWindow + 8192, kSampleBytes)});
+  guest.start(config, {{kWindow, 4096}});
+  ASSERT_TRUE(guest.wait_state(SRING_DMA_STATE_RUNNING));
+  std::vector<sring_dma_completion> got;
+  guest.collect(10s, [&](const sring_dma_completion& c) { got.push_back(c); }, [&] { return got.size() >= kBad; });
+  ASSERT_EQ(got.size(), kBad);
+  guest.stop();
+  ASSERT_TRUE(guest.wait_state(SRING_DMA_STATE_STOPPED));
+  EXPECT_EQ(guest.counter(guest.bar->counters.descriptors_refused), kBad) << "counted in BAR2 as before";
+  EXPECT_EQ(guest.counter(guest.bar->counters.window_faults), kBad);
+
+  // The first 20 printed, one line each, in order; then one line that says
+  // the rest are counted; at the stop how many were not printed.
+  const auto summary = wait_lines("more refused descriptors not printed", 1);
+  ASSERT_EQ(summary.size(), 1u) << whole_log();
+  EXPECT_EQ(summary[0], "sring-dma-model: guest 1: 10 more refused descriptors not printed");
+  const auto refused = lines_with("refused descriptor tag");
+  ASSERT_EQ(refused.size(), 20u) << whole_log();
+  for (size_t i = 0; i < refused.size(); ++i) {
+    EXPECT_TRUE(contains(refused[i], "tag 0x" + fmt_hex(i) + " ")) << refused[i];
+    EXPECT_TRUE(contains(refused[i], "SRING_DMA_ERR_NOT_IN_WINDOW: segment 0 of 1 at 0x202000 + 4032 bytes"))
+        << refused[i];
+  }
+  EXPECT_EQ(lines_with("are counted (counters.descriptors_refused), not printed").size(), 1u) << whole_log();
+}
+
 TEST_F(DmaModelTest, QemuExitingEndsTheModel) {
   for (uint64_t tag = 0; tag < 4; ++tag) guest.post(tag, segments_for(tag));
   guest.start(good_config(uint64_t{kSamples} * 1000));
@@ -814,6 +1079,157 @@ TEST_F(DmaModelTest, QemuExitingEndsTheModel) {
   serving = false;
   EXPECT_TRUE(served) << served.error().message;
   EXPECT_LT(std::chrono::steady_clock::now() - t0, 1s);
+  // Without reconnect, one guest: the socket went when it was served.
+  EXPECT_NE(::access(options.socket_path.c_str(), F_OK), 0);
+  EXPECT_EQ(whole_log(), "sring-dma-model: guest 1 connected\nsring-dma-model: guest 1 disconnected\n");
+}
+
+// ---------------------------------------------------------------------------
+// Reconnect: QEMU after QEMU (hot-unplug, chardev-remove, chardev-add,
+// device_add of a new ivshmem-doorbell)
+// ---------------------------------------------------------------------------
+
+constexpr auto kAcceptTimeout = 400ms;
+
+class DmaModelReconnectTest : public DmaModelTest {
+ protected:
+  void configure(sring::dma::ModelOptions& o) override {
+    o.reconnect = true;
+    o.accept_timeout = kAcceptTimeout;  // for the first QEMU only
+  }
+};
+
+TEST_F(DmaModelReconnectTest, ServesTheNextQemuFromACleanSlate) {
+  // Guest 1 goes away in the middle of a stream, 32 descriptors posted (the
+  // worst case: an unplug without a stop): 20 blocks/s, 1.6 s of them.
+  for (uint64_t tag = 0; tag < 32; ++tag) guest.post(tag, segments_for(tag));
+  guest.start(good_config(uint64_t{kSamples} * 20));
+  ASSERT_TRUE(guest.wait_state(SRING_DMA_STATE_RUNNING));
+  std::vector<sring_dma_completion> got;
+  guest.collect(10s, [&](const sring_dma_completion& c) { got.push_back(c); }, [&] { return !got.empty(); });
+  ASSERT_FALSE(got.empty());
+  FakeGuest old = std::move(guest);  // keeps guest 1's BAR2 and fds to look at
+  struct stat old_bar {};
+  ASSERT_EQ(::fstat(old.handshake[2].fds[0].get(), &old_bar), 0);
+  old.socket.reset();  // QEMU closes the chardev's socket
+  const uint64_t comp_prod_at_eof = load_acquire(old.bar->comp_prod);
+  // Longer than the accept timeout, which was for the first QEMU only.
+  std::this_thread::sleep_for(2 * kAcceptTimeout);
+
+  guest = FakeGuest{};
+  guest.ram_mapping = map_ram();
+  ASSERT_TRUE(guest.ram_mapping.valid());
+  connect_guest(guest);
+  ASSERT_FALSE(HasFatalFailure()) << whole_log();
+
+  // The model serves one guest at a time: guest 2's handshake means it is
+  // done with guest 1. At most the blocks it was late with at the EOF went
+  // out after our close; none since (it would have made 16 in the sleep).
+  const uint64_t comp_prod_after = load_acquire(old.bar->comp_prod);
+  EXPECT_LE(comp_prod_after - comp_prod_at_eof, 4u) << "guest 1's stream ran on after its EOF";
+  const uint64_t old_due = old.counter(old.bar->counters.blocks_due);
+  const auto* ram = static_cast<const uint8_t*>(guest.ram_mapping.get());
+  const std::vector<uint8_t> snapshot(ram, ram + kRamSize);
+  std::this_thread::sleep_for(200ms);  // 4 block periods of guest 1's stream
+  EXPECT_EQ(load_acquire(old.bar->comp_prod), comp_prod_after);
+  EXPECT_EQ(old.counter(old.bar->counters.blocks_due), old_due);
+  EXPECT_EQ(std::memcmp(snapshot.data(), ram, kRamSize), 0) << "guest RAM written after guest 1's EOF";
+
+  // Guest 2: the same handshake, a new BAR2 memfd, zeroed but for the
+  // identity.
+  const auto& h = guest.handshake;
+  const int64_t values[7] = {0, 0, -1, 1, 1, 0, 0};
+  for (int i = 0; i < 7; ++i) EXPECT_EQ(h[i].value, values[i]) << "message " << i;
+  struct stat new_bar {};
+  ASSERT_EQ(::fstat(h[2].fds[0].get(), &new_bar), 0);
+  EXPECT_NE(new_bar.st_ino, old_bar.st_ino) << "guest 2 got guest 1's BAR2";
+  const sring_dma_bar2* bar = guest.bar;
+  EXPECT_EQ(bar->magic, SRING_DMA_MAGIC);
+  EXPECT_EQ(bar->version, SRING_DMA_VERSION);
+  EXPECT_EQ(bar->layout_bytes, sizeof(sring_dma_bar2));
+  EXPECT_EQ(bar->bar2_bytes, options.shm_size);
+  EXPECT_EQ(load_acquire(bar->state), static_cast<__u32>(SRING_DMA_STATE_STOPPED));
+  EXPECT_EQ(load_relaxed(bar->error), 0u);
+  EXPECT_EQ(load_relaxed(bar->start_count), 0u);
+  EXPECT_EQ(load_acquire(bar->desc_cons), 0u);
+  EXPECT_EQ(load_acquire(bar->comp_prod), 0u);
+  EXPECT_EQ(load_acquire(bar->fault.ack_seq), 0u);
+  const auto* counters = reinterpret_cast<const __u64*>(&bar->counters);
+  for (size_t i = 0; i < sizeof(bar->counters) / sizeof(__u64); ++i) {
+    EXPECT_EQ(load_relaxed(counters[i]), 0u) << "counter " << i;
+  }
+  // New eventfds: guest 1's doorbell rings nothing of guest 2's.
+  const uint64_t one = 1;
+  ASSERT_EQ(::write(old.doorbell[SRING_DMA_DOORBELL_DESC], &one, sizeof(one)), 8);
+  guest.ring(SRING_DMA_DOORBELL_DESC);
+  const auto deadline = std::chrono::steady_clock::now() + 2s;
+  while (guest.counter(bar->counters.doorbells) == 0 && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(1ms);
+  }
+  std::this_thread::sleep_for(50ms);
+  EXPECT_EQ(guest.counter(bar->counters.doorbells), 1u);
+
+  // And it works: a stream of its own, from its own first sample.
+  for (uint64_t tag = 0; tag < 4; ++tag) guest.post(tag, segments_for(tag));
+  guest.start(good_config(0));
+  ASSERT_TRUE(guest.wait_state(SRING_DMA_STATE_RUNNING));
+  std::vector<sring_dma_completion> second;
+  guest.collect(10s, [&](const sring_dma_completion& c) { second.push_back(c); }, [&] { return second.size() >= 4; });
+  ASSERT_EQ(second.size(), 4u);
+  for (size_t i = 0; i < second.size(); ++i) {
+    EXPECT_EQ(second[i].tag, i);
+    EXPECT_EQ(second[i].flags, static_cast<__u32>(SRING_DMA_COMP_OK));
+    EXPECT_EQ(second[i].first_sample, kFirstSample + i * kSamples);
+    EXPECT_EQ(bad_samples(guest, segments_for(i), second[i].first_sample, kSamples), 0u);
+  }
+  guest.stop();
+  ASSERT_TRUE(guest.wait_state(SRING_DMA_STATE_STOPPED));
+  EXPECT_EQ(load_relaxed(bar->start_count), 1u);
+
+  EXPECT_EQ(whole_log(),
+            "sring-dma-model: guest 1 connected\n"
+            "sring-dma-model: guest 1 disconnected\n"
+            "sring-dma-model: guest 2 connected\n");
+}
+
+TEST_F(DmaModelReconnectTest, ASecondQemuWaitsInTheBacklogUntilTheFirstLeaves) {
+  // Guest 1 is served (SetUp). A second QEMU's connect() succeeds: the
+  // model still listens. It gets no handshake while guest 1 is there.
+  FakeGuest second;
+  second.socket = connect_socket(options.socket_path);
+  ASSERT_TRUE(second.socket.valid()) << std::strerror(errno);
+  pollfd pfd{second.socket.get(), POLLIN, 0};
+  EXPECT_EQ(::poll(&pfd, 1, 300), 0) << "a second QEMU was served while the first still was";
+  // Guest 1 still works meanwhile.
+  guest.post(1, segments_for(0));
+  guest.start(good_config(0));
+  ASSERT_TRUE(guest.wait_state(SRING_DMA_STATE_RUNNING));
+  guest.stop();
+  ASSERT_TRUE(guest.wait_state(SRING_DMA_STATE_STOPPED));
+  EXPECT_EQ(guest.counter(guest.bar->counters.blocks_written), 1u);
+
+  // Guest 1 goes: the waiting QEMU is served at once.
+  guest.socket.reset();
+  receive_handshake(second, options.shm_size, 5000ms);
+  ASSERT_FALSE(HasFatalFailure()) << whole_log();
+  EXPECT_EQ(second.bar->magic, SRING_DMA_MAGIC);
+  EXPECT_EQ(load_relaxed(second.bar->counters.blocks_written), 0u);
+  EXPECT_EQ(wait_lines("guest 2 connected", 1).size(), 1u) << whole_log();
+
+  // stop() ends serving (guest 2 gets nothing more); the socket file stays
+  // while the model lives (QEMU may come back) and goes with it.
+  model->stop();
+  server.join();
+  serving = false;
+  EXPECT_TRUE(served) << served.error().message;
+  EXPECT_EQ(whole_log(),
+            "sring-dma-model: guest 1 connected\n"
+            "sring-dma-model: guest 1 disconnected\n"
+            "sring-dma-model: guest 2 connected\n"
+            "sring-dma-model: guest 2 disconnected: the model is stopping\n");
+  EXPECT_EQ(::access(options.socket_path.c_str(), F_OK), 0);
+  model.reset();
+  EXPECT_NE(::access(options.socket_path.c_str(), F_OK), 0) << "the socket file outlived the model";
 }
 
 // ---------------------------------------------------------------------------
@@ -929,6 +1345,99 @@ TEST_F(DmaModelOptionsTest, BinaryExitsWithAClearError) {
     EXPECT_EQ(code, c.code) << text;
     EXPECT_NE(text.find(c.says), std::string::npos) << text;
   }
+}
+
+// The binary's stdout for args.
+std::string binary_stdout(const std::string& args) {
+  std::string text;
+  FILE* pipe = ::popen((binary_path() + " " + args).c_str(), "r");
+  if (pipe == nullptr) return text;
+  char buffer[4096];
+  size_t n = 0;
+  while ((n = std::fread(buffer, 1, sizeof(buffer), pipe)) > 0) text.append(buffer, n);
+  ::pclose(pipe);
+  return text;
+}
+
+std::string read_file(const std::string& path) {
+  std::ifstream in(path);
+  std::stringstream text;
+  text << in.rdbuf();
+  return text.str();
+}
+
+TEST_F(DmaModelOptionsTest, BinaryReconnectsAndLogsEachGuest) {
+  ASSERT_FALSE(binary_path().empty()) << "run under bazel test";
+  EXPECT_TRUE(contains(binary_stdout("--help"), "--reconnect")) << binary_stdout("--help");
+
+  const std::string err = "/tmp/" + unique_name("sring-dma-test-stderr");
+  const std::string binary = binary_path();
+  std::vector<std::string> args = {binary,   "--socket", socket_path, "--ram",       ram_path,
+                                   "--lowmem", "1M",       "--reconnect", "--accept-timeout", "20"};
+  std::vector<char*> argv;
+  for (auto& a : args) argv.push_back(a.data());
+  argv.push_back(nullptr);
+  posix_spawn_file_actions_t actions;
+  ASSERT_EQ(posix_spawn_file_actions_init(&actions), 0);
+  posix_spawn_file_actions_addopen(&actions, STDERR_FILENO, err.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
+  pid_t pid = -1;
+  const int spawned = posix_spawn(&pid, binary.c_str(), &actions, nullptr, argv.data(), environ);
+  posix_spawn_file_actions_destroy(&actions);
+  ASSERT_EQ(spawned, 0) << std::strerror(spawned);
+  // Reaped (and killed, if the test fails before it exits) on every path.
+  struct Child {
+    pid_t pid;
+    int status = -1;
+    bool reaped = false;
+    bool wait_exit(std::chrono::milliseconds timeout) {
+      const auto deadline = std::chrono::steady_clock::now() + timeout;
+      while (!reaped && std::chrono::steady_clock::now() < deadline) {
+        if (::waitpid(pid, &status, WNOHANG) == pid) reaped = true;
+        else std::this_thread::sleep_for(5ms);
+      }
+      return reaped;
+    }
+    ~Child() {
+      if (!reaped) {
+        ::kill(pid, SIGKILL);
+        ::waitpid(pid, &status, 0);
+      }
+    }
+  } child{pid};
+
+  // Two QEMUs, one after the other, each with a full handshake.
+  for (int g = 1; g <= 2; ++g) {
+    SCOPED_TRACE(g);
+    FakeGuest qemu;
+    const auto deadline = std::chrono::steady_clock::now() + 10s;
+    while (!(qemu.socket = connect_socket(socket_path)).valid() && std::chrono::steady_clock::now() < deadline) {
+      std::this_thread::sleep_for(5ms);  // the model is starting
+    }
+    ASSERT_TRUE(qemu.socket.valid()) << read_file(err);
+    receive_handshake(qemu, 64 * 1024);
+    ASSERT_FALSE(HasFatalFailure()) << read_file(err);
+    EXPECT_EQ(qemu.bar->magic, SRING_DMA_MAGIC);
+    qemu.socket.reset();
+    // The disconnect is seen before the next QEMU is served.
+    const std::string line = "sring-dma-model: guest " + std::to_string(g) + " disconnected\n";
+    while (!contains(read_file(err), line) && std::chrono::steady_clock::now() < deadline) {
+      std::this_thread::sleep_for(5ms);
+    }
+    EXPECT_TRUE(contains(read_file(err), line)) << read_file(err);
+  }
+  // SIGTERM: a clean exit 0, the socket file removed.
+  ASSERT_EQ(::kill(pid, SIGTERM), 0);
+  ASSERT_TRUE(child.wait_exit(10000ms)) << "still running after SIGTERM";
+  EXPECT_TRUE(WIFEXITED(child.status) && WEXITSTATUS(child.status) == 0) << child.status << "\n" << read_file(err);
+  EXPECT_NE(::access(socket_path.c_str(), F_OK), 0);
+  const std::string text = read_file(err);
+  ::unlink(err.c_str());
+  EXPECT_TRUE(contains(text, "listening on " + socket_path)) << text;
+  const size_t g1 = text.find("sring-dma-model: guest 1 connected\n");
+  const size_t g1_gone = text.find("sring-dma-model: guest 1 disconnected\n");
+  const size_t g2 = text.find("sring-dma-model: guest 2 connected\n");
+  const size_t g2_gone = text.find("sring-dma-model: guest 2 disconnected\n");
+  EXPECT_TRUE(g1 < g1_gone && g1_gone < g2 && g2 < g2_gone && g2_gone != std::string::npos) << text;
 }
 
 TEST(DmaModelGuestRam, TranslatesAroundTheHole) {

@@ -90,7 +90,12 @@
  *      none will be written) and then state STOPPED. Only then may the
  *      driver give the slots of those descriptors back to sring: a model
  *      that could still write into them would scribble over memory that
- *      sring hands to a consumer or frees.
+ *      sring hands to a consumer or frees. STOPPED may come late: a real
+ *      engine finishes the transfer it is in, and with
+ *      SRING_DMA_FAULT_SLOW_STOP armed the model stays RUNNING after the
+ *      STOP for up to SRING_MAX_FAULT_STALL_US, still writing blocks into
+ *      posted descriptors and posting their completions, exactly so that
+ *      a test can prove the driver does not return from its stop early.
  *   4. FAILED (bad config, an injected failure, a driver index out of
  *      range) stops the model the same way; the driver acknowledges with
  *      control = STOP, which brings state to STOPPED.
@@ -182,9 +187,27 @@ enum sring_dma_fault_kind {
 	SRING_DMA_FAULT_BURST = 2,	/* make arg blocks at once, ahead of time */
 	SRING_DMA_FAULT_CORRUPT = 3,	/* flip a sample in the next arg blocks */
 	SRING_DMA_FAULT_FAIL = 4,	/* go FAILED now (error _INJECTED) */
+	/*
+	 * At the next STOP while RUNNING, behave like a DMA engine that
+	 * finishes its queue: stay RUNNING for arg microseconds after the
+	 * model sees the STOP, making blocks at the stream's pace as usual
+	 * (into descriptors posted, completions posted and interrupts raised
+	 * normally, drops counted when none is posted), and only then stop
+	 * as in point 3 above (what is still posted is abandoned, STOPPED).
+	 * Once begun, the slow stop runs its time whatever control says (a
+	 * value neither START nor STOP still fails it at once); FAIL or a
+	 * bad index ends it early, as any failure. Armed until that STOP
+	 * (a START does not disarm it); a second request replaces arg;
+	 * arg 0 disarms. A driver must not post descriptors after its STOP:
+	 * they may still be written.
+	 */
+	SRING_DMA_FAULT_SLOW_STOP = 5,
 };
+/* An arg above the bound is taken as the bound (sring_abi.h):
+ * SRING_MAX_FAULT_STALL_US for STALL and SLOW_STOP, SRING_MAX_FAULT_BLOCKS
+ * for BURST and CORRUPT. An unknown kind is acknowledged and ignored. */
 
-struct sring_dma_segment {
+struct sring_dma_desc_segment {
 	__u64 addr;		/* DMA address = guest-physical address */
 	__u32 bytes;		/* even, not 0 */
 	__u32 reserved0;
@@ -194,7 +217,7 @@ struct sring_dma_desc {
 	__u64 tag;		/* the driver's, echoed in the completion */
 	__u32 nr_segments;	/* 1..SRING_DMA_MAX_SEGMENTS */
 	__u32 reserved0;
-	struct sring_dma_segment segments[SRING_DMA_MAX_SEGMENTS];
+	struct sring_dma_desc_segment segments[SRING_DMA_MAX_SEGMENTS];
 };
 
 /* One cache line per completion. */
@@ -336,7 +359,7 @@ struct sring_dma_bar2 {
 	SRING_DMA_STATIC_ASSERT(__builtin_offsetof(struct type, field) == (off), \
 				#type "." #field " must be at offset " #off)
 
-SRING_DMA_STATIC_ASSERT(sizeof(struct sring_dma_segment) == 16, "segment is 16 bytes");
+SRING_DMA_STATIC_ASSERT(sizeof(struct sring_dma_desc_segment) == 16, "segment is 16 bytes");
 SRING_DMA_STATIC_ASSERT(sizeof(struct sring_dma_desc) == 272, "descriptor is 272 bytes");
 SRING_DMA_STATIC_ASSERT(sizeof(struct sring_dma_completion) == 64, "completion is 64 bytes");
 SRING_DMA_STATIC_ASSERT(sizeof(struct sring_dma_window) == 16, "window is 16 bytes");

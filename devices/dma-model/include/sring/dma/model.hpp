@@ -7,10 +7,31 @@
 // The model is QEMU's ivshmem server: it listens on a Unix socket, serves
 // one QEMU (one guest, peer ID 0; the model is peer 1), hands it the BAR2
 // memory and the eventfds, and runs the device until QEMU goes away (EOF).
+// With `reconnect` it then waits for the next QEMU connection on the same
+// socket (a re-plugged ivshmem device: QMP device_del + chardev-remove,
+// then chardev-add + device_add) and serves it from a clean slate: a new
+// BAR2 memfd, new eventfds, a new engine. Only the guest RAM mapping is
+// kept (the guest's RAM file does not change across a re-plug). Guests are
+// served one at a time: a QEMU that connects while another is served waits
+// in the listen backlog (its connect() succeeds, its handshake comes when
+// the current guest disconnects); it is never refused.
+//
+// Log lines (stderr unless ModelOptions::log is set), one per event, each
+// starting "sring-dma-model: ":
+//   guest N connected                 N counts connections from 1
+//   guest N disconnected[: why]       ": why" only when not a plain EOF
+//   guest N: refused descriptor ...   every refused descriptor, the first
+//                                     20 per guest; then one line saying
+//                                     the rest are counted, and at each
+//                                     stop "guest N: K more refused
+//                                     descriptors not printed"
+//   guest N: FAILED: SRING_DMA_ERR_... : why
+//   guest N: slow stop: ...           SRING_DMA_FAULT_SLOW_STOP began
 #pragma once
 
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 
@@ -30,8 +51,16 @@ struct ModelOptions {
   uint64_t lowmem = 0;
   uint64_t shm_size = 64 * 1024;           // BAR2: a power of two, >= 64 KiB
   uint64_t max_rate = 1000000000ULL;       // START refuses a faster config
-  // How long serve() waits for QEMU to connect; negative: forever.
+  // How long serve() waits for the first QEMU to connect; negative:
+  // forever. Later connections (reconnect) are waited for forever.
   std::chrono::milliseconds accept_timeout{-1};
+  // Serve QEMU after QEMU (see above) instead of returning at the first
+  // one's EOF. The socket stays listening, and its file in place, until
+  // the model is destroyed.
+  bool reconnect = false;
+  // Where the log lines go (without a newline), called from serve()'s
+  // thread; empty: stderr, one write(2) per line.
+  std::function<void(const std::string& line)> log;
 };
 
 // Checks the options alone (no file touched): EINVAL and a sentence.
@@ -66,8 +95,18 @@ class Model {
   ~Model();
 
   // Accepts one QEMU, sends the ivshmem handshake, runs the device until
-  // QEMU closes the socket (ok()) or something fails (an error).
+  // QEMU closes the socket (ok()) or something fails (an error). With
+  // `reconnect`, a connection's end (EOF, or a socket error, which is
+  // logged) leads to the next accept instead, and serve() returns only on
+  // stop() (ok()), on the first accept timing out, or on a failure that is
+  // not one connection's (an error).
   Status serve();
+
+  // Makes serve() end its current connection as at EOF (nothing more is
+  // written into guest RAM) and return ok(), now or as soon as it is
+  // called. Sticky. Safe from any thread and from a signal handler (it is
+  // one write(2) to an eventfd).
+  void stop() noexcept;
 
  private:
   struct Impl;
