@@ -153,15 +153,16 @@ echo "== sparse: make -C driver check against Debian's headers"
 sparse_dir=$(mktemp -d)
 mkdir -p "$sparse_dir/include" "$sparse_dir/simulator" "$sparse_dir/devices"
 cp -r driver "$sparse_dir/driver"; cp -r include/sring "$sparse_dir/include/"; cp -r simulator/kernel "$sparse_dir/simulator/"
-cp -r devices/edu "$sparse_dir/devices/"
+cp -r devices/edu devices/digitizer "$sparse_dir/devices/"
 headers=$(ls -d /usr/src/linux-headers-*-amd64 2>/dev/null | sort -V | tail -n1)
 if [ -n "$headers" ] && make -C "$sparse_dir/driver" KERNEL_SRC="$headers" check >"$log_dir/sparse.log" 2>&1 &&
    grep -q 'CHECK .*sring_core.c' "$log_dir/sparse.log" && grep -q 'CHECK .*sim_device.c' "$log_dir/sparse.log" &&
-   grep -q 'CHECK .*edu_device.c' "$log_dir/sparse.log" && ! grep -E 'warning:|error:' "$log_dir/sparse.log"; then
-  record "sparse (core, simulated device, edu driver)" 1 0
+   grep -q 'CHECK .*edu_device.c' "$log_dir/sparse.log" && grep -q 'CHECK .*digitizer_device.c' "$log_dir/sparse.log" &&
+   ! grep -E 'warning:|error:' "$log_dir/sparse.log"; then
+  record "sparse (core, simulated device, edu and digitizer drivers)" 1 0
 else
   cat "$log_dir/sparse.log"
-  record "sparse (core, simulated device, edu driver)" 1 1
+  record "sparse (core, simulated device, edu and digitizer drivers)" 1 1
 fi
 rm -rf "$sparse_dir"
 

@@ -81,10 +81,13 @@ else
     sim=\$(modinfo driver/sring_sim.ko) && edu=\$(modinfo driver/sring_edu.ko) &&
     echo \"\$sim\" | grep -q '^depends: *sring\$' && echo \"\$edu\" | grep -q '^depends: *sring\$' &&
     test \$(echo \"\$sim\" | grep '^parm:' | grep -c 'default') -eq 5 &&
-    echo \"\$edu\" | grep -q '^alias: *pci:v00001234d000011E8'"
+    echo \"\$edu\" | grep -q '^alias: *pci:v00001234d000011E8' &&
+    dig=\$(modinfo driver/sring_digitizer.ko) && echo \"\$dig\" | grep -q '^depends: *sring\$' &&
+    echo \"\$dig\" | grep -q '^alias: *pci:v00001AF4d00001110' &&
+    test \$(echo \"\$dig\" | grep '^parm:' | grep -c 'default') -eq 5"
   if [ "$(id -u)" -eq 0 ] && command -v dkms >/dev/null; then
     check "DKMS builds the module for $kver" scripts/dkms-install.sh --build-only "$kver"
-    check "DKMS produced sring.ko, sring_sim.ko and sring_edu.ko" bash -c "ls /var/lib/dkms/sring/$version/$kver/*/module/sring.ko* /var/lib/dkms/sring/$version/$kver/*/module/sring_sim.ko* /var/lib/dkms/sring/$version/$kver/*/module/sring_edu.ko*"
+    check "DKMS produced sring.ko, sring_sim.ko, sring_edu.ko and sring_digitizer.ko" bash -c "ls /var/lib/dkms/sring/$version/$kver/*/module/sring.ko* /var/lib/dkms/sring/$version/$kver/*/module/sring_sim.ko* /var/lib/dkms/sring/$version/$kver/*/module/sring_edu.ko* /var/lib/dkms/sring/$version/$kver/*/module/sring_digitizer.ko*"
     dkms remove "sring/$version" --all >/dev/null 2>&1 || true
     rm -rf "/usr/src/sring-$version"
   else
