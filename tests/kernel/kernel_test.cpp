@@ -10,6 +10,8 @@
 //   kernel_test attach-consume SECONDS            attach mid-stream and verify
 //   kernel_test expect-position P                 head and tail just above P
 //   kernel_test fragment MIB KEEP                 hold 1 page in KEEP of MIB MiB, mlocked
+//   kernel_test quiet-after-stop DEVICE RATE      once STOP returns, no byte of the ring changes
+//   kernel_test verify-limit SECONDS [BYTES]      the CPU's verify-only limit (no device, one thread)
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
@@ -17,6 +19,7 @@
 #include <sys/eventfd.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <sys/time.h>
 #include <grp.h>
 #include <sys/wait.h>
@@ -45,6 +48,7 @@
 #include "sring/stream.hpp"
 #include "sring/verify.hpp"
 #include "sring/sring_abi.h"
+#include "sring/sring_pattern.h"
 #include "tests/kernel/kernel_util.hpp"
 
 namespace {
@@ -867,6 +871,137 @@ int fragment(uint64_t mib, uint64_t keep) {
   return 0;
 }
 
+// A device whose engine still writes after its driver's ops->stop returned
+// scribbles over memory that sring hands to a consumer or frees. Runs the
+// device at RATE under overwrite-oldest (so its driver keeps slots posted
+// to the very end), stops it, and compares the whole ring before and after
+// 500 ms: any difference is a write after the stop. With the DMA model's
+// slow-stop fault armed, its engine finishes its queue for a while after
+// it saw STOP: only a driver that waits for the engine passes.
+int quiet_after_stop(const char* device, uint64_t rate) {
+  UniqueFd fd(::open(device, O_RDWR | O_CLOEXEC));
+  if (!fd.valid()) {
+    perror("quiet-after-stop: open");
+    return 2;
+  }
+  sring_config config = default_config();
+  config.sample_rate = rate;
+  config.overrun_policy = SRING_OVERRUN_OVERWRITE_OLDEST;
+  if (::ioctl(fd.get(), SRING_IOC_STOP) != 0 || ::ioctl(fd.get(), SRING_IOC_RESET) != 0 ||
+      ::ioctl(fd.get(), SRING_IOC_SET_CONFIG, &config) != 0) {
+    perror("quiet-after-stop: configure");
+    return 2;
+  }
+  const auto page_size = static_cast<size_t>(::sysconf(_SC_PAGESIZE));
+  void* page = ::mmap(nullptr, page_size, PROT_READ, MAP_SHARED, fd.get(), 0);
+  if (page == MAP_FAILED) {
+    perror("quiet-after-stop: mmap");
+    return 2;
+  }
+  const auto* producer = static_cast<const sring_producer_page*>(page);
+  const uint64_t ring_size = producer->ring_size;
+  // The data and its mirror, as the ABI maps them; the ring itself is the
+  // first ring_size bytes.
+  void* data =
+      ::mmap(nullptr, 2 * ring_size, PROT_READ, MAP_SHARED, fd.get(), static_cast<off_t>(producer->data_offset));
+  if (data == MAP_FAILED) {
+    perror("quiet-after-stop: mmap data");
+    return 2;
+  }
+  auto digest = [&] {
+    // FNV-1a over 8-byte words: any changed sample changes it.
+    uint64_t h = 1469598103934665603ULL;
+    const auto* words = static_cast<const volatile uint64_t*>(data);
+    for (uint64_t i = 0; i < ring_size / 8; ++i) h = (h ^ words[i]) * 1099511628211ULL;
+    return h;
+  };
+  if (::ioctl(fd.get(), SRING_IOC_START) != 0) {
+    perror("quiet-after-stop: start");
+    return 2;
+  }
+  std::this_thread::sleep_for(300ms);
+  const auto stop_began = std::chrono::steady_clock::now();
+  if (::ioctl(fd.get(), SRING_IOC_STOP) != 0) {
+    perror("quiet-after-stop: stop");
+    return 2;
+  }
+  const auto stop_ms =
+      std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - stop_began).count();
+  const uint64_t head = __atomic_load_n(&producer->head, __ATOMIC_ACQUIRE);
+  const uint64_t before = digest();
+  std::this_thread::sleep_for(500ms);
+  const uint64_t after = digest();
+  printf("quiet-after-stop: head %llu, stop took %lld ms, ring digest %016llx -> %016llx\n",
+         static_cast<unsigned long long>(head), static_cast<long long>(stop_ms),
+         static_cast<unsigned long long>(before), static_cast<unsigned long long>(after));
+  ::munmap(data, 2 * ring_size);
+  ::munmap(page, page_size);
+  return head != 0 && before == after ? 0 : 1;
+}
+
+// The emulated CPU's verify-only limit, the ceiling of any consumer that
+// verifies every sample (scripts/bench.sh --parts qemu-dma compares the
+// mmap consumer's throughput with it). A buffer of BYTES (default 4 MiB, a
+// ring's size) laid out as the ring's 64 KiB slots (a 64-byte header, then
+// 32736 samples), filled once with the pattern and pre-faulted; then for
+// SECONDS one thread runs acquire's verification, count_pattern_mismatches
+// over each slot's samples with the slot's first-sample index (rising slot
+// by slot, as in a stream: every other block crosses a pattern chunk), pass
+// after pass. No device, no transport, no wake-ups.
+int verify_limit(double seconds, uint64_t bytes) {
+  constexpr uint64_t kBlockBytes = 64 * 1024;
+  constexpr uint64_t kSamplesPerBlock = (kBlockBytes - SRING_BLOCK_HEADER_SIZE) / 2;
+  constexpr uint32_t kSeed = 1;  // acquire's default
+  if (bytes < kBlockBytes || bytes % kBlockBytes != 0 || seconds <= 0) {
+    fprintf(stderr, "verify-limit: BYTES must be a multiple of 64 KiB, SECONDS > 0\n");
+    return 2;
+  }
+  void* mem = ::mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
+  if (mem == MAP_FAILED) {
+    perror("verify-limit: mmap");
+    return 2;
+  }
+  ::mlock(mem, bytes);  // best effort: MAP_POPULATE and the fill already faulted every page in
+  auto* base = static_cast<std::byte*>(mem);
+  const uint64_t blocks = bytes / kBlockBytes;
+  auto samples_of = [&](uint64_t k) {
+    return reinterpret_cast<uint16_t*>(base + k * kBlockBytes + SRING_BLOCK_HEADER_SIZE);
+  };
+  for (uint64_t k = 0; k < blocks; ++k) {
+    std::memset(base + k * kBlockBytes, 0, SRING_BLOCK_HEADER_SIZE);
+    sring_pattern_fill(samples_of(k), k * kSamplesPerBlock, static_cast<uint32_t>(kSamplesPerBlock), kSeed);
+  }
+  auto cpu_now = [] {
+    rusage usage{};
+    ::getrusage(RUSAGE_SELF, &usage);
+    auto s = [](const timeval& tv) { return tv.tv_sec + tv.tv_usec / 1e6; };
+    return s(usage.ru_utime) + s(usage.ru_stime);
+  };
+  uint64_t mismatches = 0, verified = 0, passes = 0;
+  const double cpu_before = cpu_now();
+  const auto start = std::chrono::steady_clock::now();
+  const auto end = start + std::chrono::duration<double>(seconds);
+  auto now = start;
+  do {
+    for (uint64_t k = 0; k < blocks; ++k) {
+      mismatches += sring::count_pattern_mismatches(samples_of(k), k * kSamplesPerBlock, kSamplesPerBlock, kSeed);
+    }
+    verified += blocks * kSamplesPerBlock;
+    ++passes;
+    now = std::chrono::steady_clock::now();
+  } while (now < end);
+  const double cpu_s = cpu_now() - cpu_before;
+  const double wall = std::chrono::duration<double>(now - start).count();
+  printf("VERIFY_LIMIT samples_per_s=%.0f mbps=%.1f cpu_s=%.3f seconds=%.3f mbps_per_cpu_s=%.1f "
+         "buffer_bytes=%llu block_bytes=%llu passes=%llu mismatches=%llu\n",
+         double(verified) / wall, double(verified) * 2 / wall / 1e6, cpu_s, wall,
+         cpu_s > 0 ? double(verified) * 2 / cpu_s / 1e6 : 0.0, static_cast<unsigned long long>(bytes),
+         static_cast<unsigned long long>(kBlockBytes), static_cast<unsigned long long>(passes),
+         static_cast<unsigned long long>(mismatches));
+  ::munmap(mem, bytes);
+  return mismatches == 0 ? 0 : 1;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -876,6 +1011,10 @@ int main(int argc, char** argv) {
   if (mode == "stop-device") return stop_device();
   if (mode == "attach-consume" && argc == 3) return attach_consume(std::stod(argv[2]));
   if (mode == "expect-position" && argc == 3) return expect_position(std::stoull(argv[2]));
+  if (mode == "quiet-after-stop" && argc == 4) return quiet_after_stop(argv[2], std::stoull(argv[3]));
+  if (mode == "verify-limit" && (argc == 3 || argc == 4)) {
+    return verify_limit(std::stod(argv[2]), argc == 4 ? std::stoull(argv[3]) : uint64_t{4} << 20);
+  }
   if (mode == "fragment" && argc == 4) return fragment(std::stoull(argv[2]), std::stoull(argv[3]));
   if (mode == "inject" && argc == 5) {
     return inject_fault(argv[2], static_cast<uint32_t>(std::stoul(argv[3])), std::stoull(argv[4]));
