@@ -341,7 +341,7 @@ class DmaModelTest : public ::testing::Test {
     options.socket_path = "/tmp/" + unique_name("sring-dma-test") + ".sock";
     options.ram_path = ram_path;
     options.lowmem = kLowmem;
-    options.shm_size = 128 * 1024;
+    options.shm_size = 2 * SRING_DMA_BAR2_MIN_SIZE;
     options.max_rate = 100000000;
     options.accept_timeout = 10s;
     options.log = [this](const std::string& line) {
@@ -888,7 +888,7 @@ TEST_F(DmaModelTest, NonsenseConfigurationsAreRefused) {
   }
   EXPECT_TRUE(contains(failed[0], "block_bytes 4000 is not a multiple of 64")) << failed[0];
   EXPECT_TRUE(contains(failed[3], "sample_rate 100000001 is above the model's --max-rate 100000000")) << failed[3];
-  EXPECT_TRUE(contains(failed.back(), "SRING_DMA_ERR_BAD_INDEX: desc_prod 65 is not within 64 of desc_cons 0"))
+  EXPECT_TRUE(contains(failed.back(), "SRING_DMA_ERR_BAD_INDEX: desc_prod " + std::to_string(kEntries + 1) + " is not within " + std::to_string(kEntries) + " of desc_cons 0"))
       << failed.back();
 
   const auto& k = guest.bar->counters;
@@ -1267,7 +1267,7 @@ TEST_F(DmaModelOptionsTest, NonsenseSettingsAreRefused) {
   };
   const Case cases[] = {
       {"shm not a power of two", [](auto& o) { o.shm_size = 100000; }, EINVAL},
-      {"shm too small", [](auto& o) { o.shm_size = 32768; }, EINVAL},
+      {"shm too small", [](auto& o) { o.shm_size = SRING_DMA_BAR2_MIN_SIZE / 2; }, EINVAL},
       {"shm zero", [](auto& o) { o.shm_size = 0; }, EINVAL},
       {"lowmem zero", [](auto& o) { o.lowmem = 0; }, EINVAL},
       {"lowmem above 4 GiB", [](auto& o) { o.lowmem = 5ULL << 30; }, EINVAL},
@@ -1414,7 +1414,7 @@ TEST_F(DmaModelOptionsTest, BinaryReconnectsAndLogsEachGuest) {
       std::this_thread::sleep_for(5ms);  // the model is starting
     }
     ASSERT_TRUE(qemu.socket.valid()) << read_file(err);
-    receive_handshake(qemu, 64 * 1024);
+    receive_handshake(qemu, SRING_DMA_BAR2_MIN_SIZE);
     ASSERT_FALSE(HasFatalFailure()) << read_file(err);
     EXPECT_EQ(qemu.bar->magic, SRING_DMA_MAGIC);
     qemu.socket.reset();

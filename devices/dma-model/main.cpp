@@ -38,7 +38,7 @@ constexpr const char* kUsage =
     "Without it the model serves one QEMU and exits 0 when it goes.\n"
     "--lowmem: guest RAM below 4 GiB (QEMU's below_4g_mem_size), e.g. 2G for q35 with more\n"
     "than 2 GiB of RAM, 3G for pc with more than 3.5 GiB; all of it when the guest has less.\n"
-    "--shm-size: BAR2, a power of two of at least 64k (default 64k).\n"
+    "--shm-size: BAR2, a power of two of at least 128k (default 128k).\n"
     "--max-rate: the fastest sample rate a START may ask for (default 1G).\n"
     "--accept-timeout: give up if no (first) QEMU connects in time (default: wait forever).\n"
     "stderr: one line per guest connected and disconnected, per refused descriptor (the\n"

@@ -36,6 +36,7 @@
 #include <string>
 
 #include "sring/error.hpp"
+#include "sring/sring_dma_model.h"
 #include "sring/unique_fd.hpp"
 
 namespace sring::dma {
@@ -49,7 +50,7 @@ struct ModelOptions {
   // from 4 GiB on follows it in the file (QEMU's below_4g_mem_size: it
   // depends on the machine type and RAM size). 1 byte to 4 GiB.
   uint64_t lowmem = 0;
-  uint64_t shm_size = 64 * 1024;           // BAR2: a power of two, >= 64 KiB
+  uint64_t shm_size = SRING_DMA_BAR2_MIN_SIZE;  // BAR2: a power of two, >= 128 KiB
   uint64_t max_rate = 1000000000ULL;       // START refuses a faster config
   // How long serve() waits for the first QEMU to connect; negative:
   // forever. Later connections (reconnect) are waited for forever.
