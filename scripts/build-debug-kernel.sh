@@ -24,7 +24,7 @@ fi
 tarball=$(ls /usr/src/linux-source-6.1*.tar.xz | sort -V | tail -n1)
 tree="$cache/$(basename "$tarball" .tar.xz)-debug"
 # What the tree is built with; a change rebuilds it.
-options="KASAN KASAN_INLINE PROVE_LOCKING DEBUG_ATOMIC_SLEEP DEBUG_KMEMLEAK UBSAN DMA_API_DEBUG PCI_MSI MODULES MODULE_UNLOAD DEVTMPFS DEVTMPFS_MOUNT DEBUG_FS USERFAULTFD"
+options="KASAN KASAN_INLINE PROVE_LOCKING DEBUG_ATOMIC_SLEEP DEBUG_KMEMLEAK UBSAN DMA_API_DEBUG PCI_MSI MODULES MODULE_UNLOAD DEVTMPFS DEVTMPFS_MOUNT DEBUG_FS USERFAULTFD HOTPLUG_PCI HOTPLUG_PCI_ACPI"
 stamp="$tree/.sring-debug-stamp"
 want="$(basename "$tarball") $options"
 if [ -f "$tree/arch/x86/boot/bzImage" ] && [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ]; then

@@ -213,6 +213,18 @@ find_edu() {
   done
 }
 edu_ring() { ls /sys/bus/pci/devices/$edu_bdf/sring/ 2>/dev/null | head -n1; }
+# policy_outcome WHO RING POLICY: after a slow consumer under POLICY
+# (/tmp/acq.log), the stop policy stopped the device and the others really
+# lost samples.
+policy_outcome() {
+  if [ $3 = stop ]; then
+    grep -q overrun-stopped /sys/class/sring/$2/state && pass "$1: stop policy stopped the device" ||
+      fail "$1: stop policy stopped the device"
+  else
+    grep -Eq "lost samples +[1-9]" /tmp/acq.log && pass "$1: policy $3 really lost samples" ||
+      fail "$1: policy $3 really lost samples"
+  fi
+}
 edu_acquire() {
   name="$1"; shift
   echo "=== acquire --device /dev/$(edu_ring) $*"
@@ -412,13 +424,7 @@ edu_scenarios() {
     for policy in drop overwrite stop; do
       edu_acquire "edu: slow consumer, policy $policy: every loss accounted for exactly" \
         --rate 8000 --block-size 4K --duration 12 --slow-us 5000000 --allow-loss --policy $policy
-      if [ $policy = stop ]; then
-        grep -q overrun-stopped /sys/class/sring/$(edu_ring)/state && pass "edu: stop policy stopped the device" ||
-          fail "edu: stop policy stopped the device"
-      else
-        grep -Eq "lost samples +[1-9]" /tmp/acq.log && pass "edu: policy $policy really lost samples" ||
-          fail "edu: policy $policy really lost samples"
-      fi
+      policy_outcome edu $(edu_ring) $policy
     done
     /acquire --device /dev/$(edu_ring) --rate 8000 --block-size 4K --duration 1 --no-verify >/dev/null 2>&1
     # Fault kinds and bounds are the core's, the same on a device without
@@ -544,10 +550,10 @@ dma_scenarios() {
   fi
   # Nonsense parameters fail the load with a reason.
   bad=0
-  for p in queue_depth=0 queue_depth=65 coalesce_blocks=0 coalesce_blocks=65 coalesce_timeout_us=0; do
+  for p in queue_depth=0 queue_depth=257 coalesce_blocks=0 coalesce_blocks=257 coalesce_timeout_us=0; do
     insmod /sring_digitizer.ko $p 2>/dev/null && { rmmod sring_digitizer; bad=1; echo "accepted: $p"; }
   done
-  [ $bad = 0 ] && dmesg | grep -q "queue_depth=0 .*must be 1 to 64" &&
+  [ $bad = 0 ] && dmesg | grep -q "queue_depth=0 .*must be 1 to 256" &&
     pass "digitizer: nonsense module parameters are refused with a reason" ||
     fail "digitizer: nonsense module parameters are refused with a reason"
   if load_digitizer && grep -q "sring_digitizer-completion" /proc/interrupts; then
@@ -571,7 +577,9 @@ dma_scenarios() {
   dig_acquire "digitizer: 20 MS/s by DMA from the host, every sample verified, every loss exact" --rate 20M --duration 5 --allow-loss
   cat /sys/bus/pci/devices/$dig_bdf/model_counters | tr '\n' ' '; echo
   blocks=$(dig_delta blocks_written)
-  [ "$blocks" -ge 20000 ] && [ "$(dig_delta window_faults)" = 0 ] && [ "$(dig_delta descriptors_refused)" = 0 ] &&
+  # 5 s of 20 MS/s is 24,600 blocks; the checkers' kernel takes far fewer.
+  want_blocks=20000; [ $checkers = 1 ] && want_blocks=1000
+  [ "$blocks" -ge $want_blocks ] && [ "$(dig_delta window_faults)" = 0 ] && [ "$(dig_delta descriptors_refused)" = 0 ] &&
     pass "digitizer: the model wrote the blocks ($blocks), the checker refused none" ||
     fail "digitizer: the model wrote the blocks ($blocks), the checker refused none ($(dig_delta window_faults) window faults)"
   [ "$(dig_delta blocks_due)" = $(( $(dig_delta blocks_written) + $(dig_delta blocks_dropped) )) ] &&
@@ -588,13 +596,7 @@ dma_scenarios() {
   for policy in drop overwrite stop; do
     dig_acquire "digitizer: slow consumer at 20 MS/s, policy $policy: every loss accounted for exactly" \
       --rate 20M --duration 4 --slow-us 300000 --allow-loss --policy $policy
-    if [ $policy = stop ]; then
-      grep -q overrun-stopped /sys/class/sring/$(dig_ring)/state && pass "digitizer: stop policy stopped the device" ||
-        fail "digitizer: stop policy stopped the device"
-    else
-      grep -Eq "lost samples +[1-9]" /tmp/acq.log && pass "digitizer: policy $policy really lost samples" ||
-        fail "digitizer: policy $policy really lost samples"
-    fi
+    policy_outcome digitizer $(dig_ring) $policy
   done
 
   # Stalls and bursts: sring's fault ioctl hands them to the driver, which
@@ -680,7 +682,16 @@ dma_scenarios() {
   # consumer asleep in eventfd, then in poll(): it wakes, drains what was
   # committed, sees "removed", every sample accounted for; then device_add
   # and a verified acquisition on the new ring.
-  for wait_kind in eventfd poll; do
+  # ACPI PCI hotplug registers the slots QEMU's device_del and device_add
+  # use; a kernel without it (a debug kernel built before the option was
+  # added) cannot take the request: said, not counted.
+  if ! ls /sys/bus/pci/slots 2>/dev/null | grep -q .; then
+    echo "SKIPPED: digitizer hot-unplug: this kernel has no ACPI PCI hotplug (CONFIG_HOTPLUG_PCI_ACPI)"
+    hotplug_kinds=""
+  else
+    hotplug_kinds="eventfd poll"
+  fi
+  for wait_kind in $hotplug_kinds; do
     /acquire --device /dev/$(dig_ring) --rate 20M --duration 300 --wait $wait_kind --allow-loss >/tmp/gone.log 2>&1 &
     acq=$!
     sleep 2

@@ -186,7 +186,7 @@ boot() {
     model_pid=$!
     # QEMU connects to the model at start: it must be listening by then.
     local waited=0
-    until grep -q "listening on" "$model_log"; do
+    until grep -q "listening on" "$model_log" 2>/dev/null; do
       if ! kill -0 "$model_pid" 2>/dev/null || [ $waited -ge 300 ]; then
         echo "qemu: the DMA model did not start listening" >&2
         model_failed=1
