@@ -942,12 +942,13 @@ int quiet_after_stop(const char* device, uint64_t rate) {
 // The emulated CPU's verify-only limit, the ceiling of any consumer that
 // verifies every sample (scripts/bench.sh --parts qemu-dma compares the
 // mmap consumer's throughput with it). A buffer of BYTES (default 4 MiB, a
-// ring's size) laid out as the ring's 64 KiB slots (a 64-byte header, then
-// 32736 samples), filled once with the pattern and pre-faulted; then for
-// SECONDS one thread runs acquire's verification, count_pattern_mismatches
-// over each slot's samples with the slot's first-sample index (rising slot
-// by slot, as in a stream: every other block crosses a pattern chunk), pass
-// after pass. No device, no transport, no wake-ups.
+// ring's size) in 4 KiB pages, laid out as the ring's 64 KiB slots (a
+// 64-byte header, then 32736 samples), filled once with the pattern and
+// pre-faulted; then for SECONDS one thread runs acquire's verification,
+// count_pattern_mismatches over each slot's samples with the slot's
+// first-sample index (rising slot by slot, as in a stream: every other
+// block crosses a pattern chunk), pass after pass. No device, no
+// transport, no wake-ups.
 int verify_limit(double seconds, uint64_t bytes) {
   constexpr uint64_t kBlockBytes = 64 * 1024;
   constexpr uint64_t kSamplesPerBlock = (kBlockBytes - SRING_BLOCK_HEADER_SIZE) / 2;
@@ -956,12 +957,16 @@ int verify_limit(double seconds, uint64_t bytes) {
     fprintf(stderr, "verify-limit: BYTES must be a multiple of 64 KiB, SECONDS > 0\n");
     return 2;
   }
-  void* mem = ::mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
+  void* mem = ::mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
   if (mem == MAP_FAILED) {
     perror("verify-limit: mmap");
     return 2;
   }
-  ::mlock(mem, bytes);  // best effort: MAP_POPULATE and the fill already faulted every page in
+  // In 4 KiB pages, as a consumer maps the ring (Debian's kernel has THP
+  // "always", which would give this buffer 2 MiB pages the ring never has),
+  // then faulted in and locked before the clock starts.
+  const bool small_pages = ::madvise(mem, bytes, MADV_NOHUGEPAGE) == 0;
+  ::mlock(mem, bytes);  // best effort: the fill below touches every page anyway
   auto* base = static_cast<std::byte*>(mem);
   const uint64_t blocks = bytes / kBlockBytes;
   auto samples_of = [&](uint64_t k) {
@@ -993,10 +998,11 @@ int verify_limit(double seconds, uint64_t bytes) {
   const double cpu_s = cpu_now() - cpu_before;
   const double wall = std::chrono::duration<double>(now - start).count();
   printf("VERIFY_LIMIT samples_per_s=%.0f mbps=%.1f cpu_s=%.3f seconds=%.3f mbps_per_cpu_s=%.1f "
-         "buffer_bytes=%llu block_bytes=%llu passes=%llu mismatches=%llu\n",
+         "buffer_bytes=%llu block_bytes=%llu pages=%s passes=%llu mismatches=%llu\n",
          double(verified) / wall, double(verified) * 2 / wall / 1e6, cpu_s, wall,
          cpu_s > 0 ? double(verified) * 2 / cpu_s / 1e6 : 0.0, static_cast<unsigned long long>(bytes),
-         static_cast<unsigned long long>(kBlockBytes), static_cast<unsigned long long>(passes),
+         static_cast<unsigned long long>(kBlockBytes), small_pages ? "4k" : "any",
+         static_cast<unsigned long long>(passes),
          static_cast<unsigned long long>(mismatches));
   ::munmap(mem, bytes);
   return mismatches == 0 ? 0 : 1;

@@ -1,11 +1,20 @@
 # The measuring run of the QEMU benchmark boots, sourced by guest-init.sh
-# (sring.mode=bench: the rate sweep) and guest-bench-rings.sh
-# (sring.mode=benchrings: the ring-size sweep). bench_run PATH RATE RUN runs
-# acquire on /dev/sring0 for 2 s (blocks of 64 KiB, --allow-loss, --read for
-# PATH read; both paths verify every sample with count_pattern_mismatches)
-# and prints one line "BENCH [$bench_tag]path=... rate=... run=... ..."
-# (scripts/bench-report.py reads it). pin=0 leaves placement to the scheduler.
+# (sring.mode=bench: the rate sweep), guest-bench-rings.sh
+# (sring.mode=benchrings: the ring-size sweep) and guest-bench-dma.sh
+# (sring.mode=benchdma: the host-side DMA model). bench_run PATH RATE RUN
+# runs acquire on $bench_device (default /dev/sring0) for 2 s (blocks of
+# 64 KiB, --allow-loss, --read for PATH read; both paths verify every sample
+# with count_pattern_mismatches) and prints one line
+# "BENCH [$bench_tag]path=... rate=... run=... ...[ $bench_fields]"
+# (scripts/bench-report.py reads it). pin=0 leaves placement to the
+# scheduler; pin=1 is the simulated device's placement below.
+# For another device:
+#   bench_cpu=N       acquire pinned to CPU N from its start (instead of pin's
+#                     move from CPU 0 to CPU 1, which is about sring_sim's hrtimer)
+#   bench_hook=FUNC   called as "FUNC before" and "FUNC after" around each run;
+#                     what it leaves in bench_fields ("key=value ...") ends the line
 pin=${pin:-1}
+bench_device=${bench_device:-/dev/sring0}
 # Placement: the simulated device is an hrtimer in softirq context, on the
 # CPU that started it. Without IRQ time accounting (Debian's kernel has
 # none) softirq work is charged to whatever task it interrupts, so a
@@ -24,15 +33,22 @@ softirq_ticks() { awk '$1 == "cpu0" {a = $8} $1 == "cpu1" {b = $8} END {print a 
 delta() { echo "$1 $2" | awk -F'[ ,]' '{print $3 - $1 "," $4 - $2}'; }
 bench_run() {  # bench_run PATH RATE RUN
   flag=""; [ "$1" = read ] && flag="--read"
+  bench_fields=""
+  [ -n "${bench_hook:-}" ] && $bench_hook before
   h0=$(hrtimer_softirqs); s0=$(softirq_ticks)
   t0=$(cut -d' ' -f1 /proc/uptime)
-  if [ $pin = 1 ]; then
-    taskset 1 /acquire --device /dev/sring0 --rate $2 --duration 2 --block-size 64K --allow-loss $flag >/tmp/b.log 2>&1 &
+  if [ -n "${bench_cpu:-}" ]; then
+    taskset -c $bench_cpu /acquire --device $bench_device --rate $2 --duration 2 --block-size 64K --allow-loss $flag \
+      >/tmp/b.log 2>&1
+    rc=$?
+    moved=1
+  elif [ $pin = 1 ]; then
+    taskset 1 /acquire --device $bench_device --rate $2 --duration 2 --block-size 64K --allow-loss $flag >/tmp/b.log 2>&1 &
     apid=$!
     # Once the device runs (its timer now lives on CPU 0), every thread of
     # acquire to CPU 1.
     n=0
-    while [ "$(cat /sys/class/sring/sring0/state)" != running ] && [ $n -lt 2000 ] && [ -d /proc/$apid ]; do
+    while [ "$(cat /sys/class/sring/${bench_device##*/}/state)" != running ] && [ $n -lt 2000 ] && [ -d /proc/$apid ]; do
       n=$((n + 1))
     done
     moved=1
@@ -41,7 +57,7 @@ bench_run() {  # bench_run PATH RATE RUN
     rc=$?
   else
     moved=0
-    /acquire --device /dev/sring0 --rate $2 --duration 2 --block-size 64K --allow-loss $flag >/tmp/b.log 2>&1
+    /acquire --device $bench_device --rate $2 --duration 2 --block-size 64K --allow-loss $flag >/tmp/b.log 2>&1
     rc=$?
   fi
   t1=$(cut -d' ' -f1 /proc/uptime)
@@ -54,7 +70,9 @@ bench_run() {  # bench_run PATH RATE RUN
   cpu=$(awk '/^  cpu/ {print $2}' /tmp/b.log)
   cpu_gb=$(awk '/^  cpu/ {print $4}' /tmp/b.log | tr -d '(')
   [ $rc -ne 0 ] && [ $rc -ne 1 ] && sed 's/^/  acquire: /' /tmp/b.log
-  echo "BENCH ${bench_tag:-}path=$1 rate=$2 run=$3 rc=$rc samples=${samples:-x} lost=${lost:-x} corrupted=${corrupted:-x} mbps=${mbps:-0} seconds=${secs:-0} cpu_s=${cpu:-0} cpu_s_per_gb=${cpu_gb:-0} pinned=$moved wall=$(awk -v a=$t0 -v b=$t1 'BEGIN {printf "%.2f", b - a}') hrtimer_softirqs=$(delta "$h0" "$h1") softirq_ticks=$(delta "$s0" "$s1")"
+  # The hook sees samples, lost, rc and /tmp/b.log of this run.
+  [ -n "${bench_hook:-}" ] && $bench_hook after
+  echo "BENCH ${bench_tag:-}path=$1 rate=$2 run=$3 rc=$rc samples=${samples:-x} lost=${lost:-x} corrupted=${corrupted:-x} mbps=${mbps:-0} seconds=${secs:-0} cpu_s=${cpu:-0} cpu_s_per_gb=${cpu_gb:-0} pinned=$moved wall=$(awk -v a=$t0 -v b=$t1 'BEGIN {printf "%.2f", b - a}') hrtimer_softirqs=$(delta "$h0" "$h1") softirq_ticks=$(delta "$s0" "$s1")${bench_fields:+ $bench_fields}"
   # Loss-free: exit 0 and nothing lost or corrupted.
   [ $rc -eq 0 ] && [ "${lost:-x}" = 0 ] && [ "${corrupted:-x}" = 0 ]
 }
