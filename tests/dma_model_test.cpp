@@ -170,14 +170,30 @@ class FakeGuest {
   void start(const sring_dma_config& config, const std::vector<sring_dma_window>& windows = {}) {
     for (size_t i = 0; i < windows.size(); ++i) bar->windows[i] = windows[i];
     bar->config = config;
-    // Pairs with the model's load-acquire of control before it reads them.
-    store_release(bar->control, static_cast<__u32>(SRING_DMA_CONTROL_START));
-    ring(SRING_DMA_DOORBELL_CONTROL);
+    control(SRING_DMA_CONTROL_START);
   }
 
-  void stop() {
-    store_release(bar->control, static_cast<__u32>(SRING_DMA_CONTROL_STOP));
+  // Returns the control word's sequence number, as a driver does.
+  uint32_t stop() { return control(SRING_DMA_CONTROL_STOP); }
+
+  uint32_t control(uint32_t word) {
+    // Pairs with the model's load-acquire of control before it reads the
+    // configuration; then control_seq, which it loads first.
+    store_release(bar->control, word);
+    const uint32_t seq = load_relaxed(bar->control_seq) + 1;
+    store_release(bar->control_seq, seq);
     ring(SRING_DMA_DOORBELL_CONTROL);
+    return seq;
+  }
+
+  // The model acted on control word seq (its state change published).
+  bool wait_ack(uint32_t seq, std::chrono::milliseconds timeout = 5000ms) {
+    const auto deadline = std::chrono::steady_clock::now() + timeout;
+    while (load_acquire(bar->control_ack) != seq) {
+      if (std::chrono::steady_clock::now() >= deadline) return false;
+      std::this_thread::sleep_for(1ms);
+    }
+    return true;
   }
 
   void fault(uint32_t kind, uint64_t arg) {
@@ -947,6 +963,32 @@ TEST_F(DmaModelTest, ABadIndexMidStreamFailsBeforeTheNextBlock) {
   guest.stop();
   ASSERT_TRUE(guest.wait_state(SRING_DMA_STATE_STOPPED));
   store_release(guest.bar->desc_prod, 0);
+}
+
+TEST_F(DmaModelTest, ControlAckSaysWhenAControlWordWasActedOn) {
+  // START: acknowledged with RUNNING published.
+  guest.start(good_config(uint64_t{kSamples} * 20));
+  const uint32_t started = load_relaxed(guest.bar->control_seq);
+  ASSERT_TRUE(guest.wait_ack(started));
+  EXPECT_EQ(load_acquire(guest.bar->state), static_cast<__u32>(SRING_DMA_STATE_RUNNING));
+  // A STOP the slow stop is finishing: not acknowledged until STOPPED.
+  guest.fault(SRING_DMA_FAULT_SLOW_STOP, 300000);
+  const auto stop_at = std::chrono::steady_clock::now();
+  const uint32_t stopped = guest.stop();
+  std::this_thread::sleep_for(100ms);
+  EXPECT_NE(load_acquire(guest.bar->control_ack), stopped) << "acknowledged before the slow stop ended";
+  ASSERT_TRUE(guest.wait_ack(stopped));
+  EXPECT_GE(std::chrono::steady_clock::now() - stop_at, 250ms);
+  EXPECT_EQ(load_acquire(guest.bar->state), static_cast<__u32>(SRING_DMA_STATE_STOPPED));
+  // A START the driver gave up on, overtaken by its STOP before the model
+  // looked: the model sees only the STOP, acknowledges it, never starts.
+  const uint32_t starts = load_relaxed(guest.bar->start_count);
+  store_release(guest.bar->control, static_cast<__u32>(SRING_DMA_CONTROL_START));
+  const uint32_t last = guest.stop();  // no doorbell for the START
+  ASSERT_TRUE(guest.wait_ack(last));
+  std::this_thread::sleep_for(50ms);
+  EXPECT_EQ(load_relaxed(guest.bar->start_count), starts);
+  EXPECT_EQ(load_acquire(guest.bar->state), static_cast<__u32>(SRING_DMA_STATE_STOPPED));
 }
 
 TEST_F(DmaModelTest, SlowStopWritesPostedDescriptorsAfterTheStop) {

@@ -64,11 +64,13 @@
  * TCG a host process answers within milliseconds; this only bounds a dead
  * model. */
 #define DIGITIZER_ANSWER_MS	2000
+/* A stop waits out the longest slow stop a test may ask of the model
+ * (SRING_DMA_FAULT_SLOW_STOP, like an engine finishing its queue), and
+ * more. */
+#define DIGITIZER_STOP_MS	(SRING_MAX_FAULT_STALL_US / 1000 + DIGITIZER_ANSWER_MS)
 /* The ring was full with nothing posted: look for room again after this. */
 #define DIGITIZER_RETRY_NS	(500 * NSEC_PER_USEC)
-/* The most blocks one drop report may carry: a second of the fastest
- * stream in the smallest blocks. More is the model's bug. */
-#define DIGITIZER_MAX_DROP_RUN	(1U << 24)
+
 
 static unsigned long ring_size = 4 * 1024 * 1024;
 module_param(ring_size, ulong, 0444);
@@ -76,7 +78,7 @@ MODULE_PARM_DESC(ring_size, "Bytes of data per ring, a power of two (default 4 M
 
 /* Deep by default: a completion interrupt may come milliseconds late (a
  * guest whose vCPU the host preempted), and a block due with no descriptor
- * posted is lost. 128 slots of 8 KiB are 52 ms at 20 MS/s; of 64 KiB, 21 ms
+ * posted is lost. 128 slots of 8 KiB are 26 ms at 20 MS/s; of 64 KiB, 10 ms
  * at 400 MS/s. Never more than the ring's free space: reserve refuses. */
 static unsigned int queue_depth = 128;
 module_param(queue_depth, uint, 0444);
@@ -122,6 +124,9 @@ struct sring_digitizer {
 	spinlock_t lock;
 	/* Under lock. */
 	bool running;
+	bool confirmed;			/* the model acknowledged this START */
+	bool dead;			/* the model did not stop: no new start */
+	u32 control_seq;		/* BAR2's, which only we write */
 	u32 block_samples;
 	u64 next_sample;		/* first sample of the next block due */
 	u64 desc_prod;			/* BAR2's, which only we write */
@@ -147,18 +152,58 @@ static u32 digitizer_model_state(struct sring_digitizer *dig)
 	return smp_load_acquire(&dig->bar->state);
 }
 
+/* Writes a control word and returns its sequence number. */
+static u32 digitizer_control(struct sring_digitizer *dig, u32 control)
+{
+	lockdep_assert_held(&dig->lock);
+	/* Pairs with the model's load-acquire of control before it reads
+	 * the configuration, the windows and the indexes. */
+	smp_store_release(&dig->bar->control, control);
+	/* Pairs with the model's load-acquire of control_seq, made before it
+	 * loads control: it acknowledges this seq only having seen this
+	 * control word or a newer one. */
+	smp_store_release(&dig->bar->control_seq, ++dig->control_seq);
+	digitizer_ring_doorbell(dig, SRING_DMA_DOORBELL_CONTROL);
+	return dig->control_seq;
+}
+
+/* Whether the model acted on control word @seq or a later one. */
+static bool digitizer_acked(struct sring_digitizer *dig, u32 seq)
+{
+	/* Pairs with the model's store-release of control_ack after it
+	 * published the state that control word led to. */
+	return (s32)(smp_load_acquire(&dig->bar->control_ack) - seq) >= 0;
+}
+
+/*
+ * Waits until the model acted on control word @seq. The state interrupt
+ * wakes us; we look every 10 ms too, since an interrupt is only a hint
+ * (and one raised before a START was taken would be lost otherwise).
+ */
+static bool digitizer_wait_ack(struct sring_digitizer *dig, u32 seq,
+			       unsigned int ms)
+{
+	unsigned long deadline = jiffies + msecs_to_jiffies(ms);
+
+	while (!digitizer_acked(dig, seq)) {
+		if (time_after(jiffies, deadline))
+			return false;
+		wait_event_timeout(dig->state_wait, digitizer_acked(dig, seq),
+				   msecs_to_jiffies(10));
+	}
+	return true;
+}
+
 /*
  * The stream is over for the driver (sring ended it, or the model failed):
  * no more commits, and the model is told to stop at once, so it writes no
- * more into slots sring has discarded. ops->stop waits for STOPPED.
+ * more into slots sring has discarded. ops->stop waits for the stop.
  */
 static void digitizer_end(struct sring_digitizer *dig)
 {
 	lockdep_assert_held(&dig->lock);
 	dig->running = false;
-	/* Pairs with the model's load-acquire of control. */
-	smp_store_release(&dig->bar->control, SRING_DMA_CONTROL_STOP);
-	digitizer_ring_doorbell(dig, SRING_DMA_DOORBELL_CONTROL);
+	digitizer_control(dig, SRING_DMA_CONTROL_STOP);
 }
 
 static void digitizer_fail(struct sring_digitizer *dig, const char *why, u64 a,
@@ -252,9 +297,8 @@ static void digitizer_complete(struct sring_digitizer *dig,
 		return;
 	}
 	if (flags & SRING_DMA_COMP_DROPPED) {
-		/* Bounded: each is a call here, under dig->lock. The model reports
-		 * a run of drops as soon as a completion entry is free. */
-		if (c->blocks == 0 || c->blocks > DIGITIZER_MAX_DROP_RUN) {
+		/* Bounded by the protocol: each is a call here, under dig->lock. */
+		if (c->blocks == 0 || c->blocks > SRING_DMA_MAX_DROP_RUN) {
 			digitizer_fail(dig, "drop report of a bad count", c->blocks, 0);
 			return;
 		}
@@ -268,8 +312,9 @@ static void digitizer_complete(struct sring_digitizer *dig,
 		}
 		return;
 	}
-	if (dig->desc_done == dig->desc_prod) {
-		digitizer_fail(dig, "completion with no descriptor posted", c->tag, 0);
+	if (dig->desc_done == dig->desc_prod || c->blocks != 1) {
+		digitizer_fail(dig, "completion with no descriptor posted or of several blocks",
+			       c->tag, c->blocks);
 		return;
 	}
 	expected = dig->posted_position[dig->desc_done & DIGITIZER_RING_MASK];
@@ -302,17 +347,22 @@ static void digitizer_complete(struct sring_digitizer *dig,
 
 /*
  * Everything the model published: completions in order, then its state
- * (a FAILED model is reported after the blocks it completed before it
- * failed, so they stay committed), then fresh descriptors.
+ * (a model that failed or stopped on its own is reported after the blocks
+ * it completed before, so they stay committed), then fresh descriptors.
  */
 static void digitizer_serve(struct sring_digitizer *dig)
 {
 	struct sring_dma_completion c;
+	u32 state;
 	u64 prod;
 
 	lockdep_assert_held(&dig->lock);
 	if (!dig->running)
 		return;
+	/* State first: the model publishes its last completions before the
+	 * state that ends the stream, so the load of comp_prod below sees
+	 * every one of them. */
+	state = digitizer_model_state(dig);
 	/* Pairs with the model's store-release of comp_prod after it wrote
 	 * the entries and, for OK ones, the samples into guest RAM. */
 	prod = smp_load_acquire(&dig->bar->comp_prod);
@@ -333,8 +383,11 @@ static void digitizer_serve(struct sring_digitizer *dig)
 	smp_store_release(&dig->bar->comp_cons, dig->comp_cons);
 	if (!dig->running)
 		return;
-	if (digitizer_model_state(dig) == SRING_DMA_STATE_FAILED) {
-		dev_err(&dig->pdev->dev, "the model failed (error %u)\n",
+	/* Before the START is acknowledged the state may still be the one
+	 * before it; after, anything but RUNNING ends the stream. */
+	if (dig->confirmed && state != SRING_DMA_STATE_RUNNING) {
+		dev_err(&dig->pdev->dev, "the model %s (error %u)\n",
+			state == SRING_DMA_STATE_FAILED ? "failed" : "stopped on its own",
 			READ_ONCE(dig->bar->error));
 		sring_device_error(dig->ring);
 		digitizer_end(dig);
@@ -354,10 +407,11 @@ static void digitizer_serve_locked(struct sring_digitizer *dig)
 
 /*
  * Threaded handlers (IRQF_ONESHOT): one pass may commit and post 128 slots,
- * each with its DMA syncs; in a thread that work is preemptible, and a
- * guest that cannot keep up (the debug kernel under emulation) falls
- * behind and counts its losses instead of starving RCU in hard IRQ. The
- * vector stays masked while its thread runs, and interrupts that came
+ * each with its DMA syncs. A pass holds dig->lock with interrupts off, but
+ * between passes the vector is masked until the thread has run, so other
+ * tasks and RCU get the CPU: a guest that cannot keep up (the debug kernel
+ * under emulation) falls behind and counts its losses instead of
+ * livelocking in hard IRQ, which stalled RCU there. Interrupts that came
  * meanwhile are one more pass: the indexes say what is new.
  */
 static irqreturn_t digitizer_completion_irq(int irq, void *data)
@@ -381,34 +435,30 @@ static enum hrtimer_restart digitizer_retry_expired(struct hrtimer *timer)
 	return HRTIMER_NORESTART;
 }
 
-/* Waits for the model's state to be @state; false after the timeout. */
-static bool digitizer_wait_state(struct sring_digitizer *dig, u32 state)
-{
-	return wait_event_timeout(dig->state_wait,
-				  digitizer_model_state(dig) == state,
-				  msecs_to_jiffies(DIGITIZER_ANSWER_MS)) > 0;
-}
-
 /*
- * Tells a model that is not STOPPED to stop, and waits until it is: from
- * then on it writes nothing into guest RAM. Then takes the indexes back:
- * every completion is dropped (their slots were discarded by sring) and
+ * Stops the model and waits until it acknowledged the STOP: from then on
+ * it writes nothing into guest RAM. Then takes the indexes back: every
+ * completion is dropped (their slots were discarded by sring) and
  * desc_prod is set to the model's desc_cons (it abandoned what was
- * posted; and a bad index of ours is undone).
+ * posted; and a bad index of ours is undone). Those two come from outside
+ * but only ever pick a position in a ring (masked): nothing to check.
  */
-static int digitizer_halt(struct sring_digitizer *dig)
+static int digitizer_halt(struct sring_digitizer *dig, unsigned int ms)
 {
 	struct sring_dma_bar2 *bar = dig->bar;
+	u32 seq;
 
-	if (digitizer_model_state(dig) != SRING_DMA_STATE_STOPPED) {
-		/* Pairs with the model's load-acquire of control. */
-		smp_store_release(&bar->control, SRING_DMA_CONTROL_STOP);
-		digitizer_ring_doorbell(dig, SRING_DMA_DOORBELL_CONTROL);
-		if (!digitizer_wait_state(dig, SRING_DMA_STATE_STOPPED))
-			return -ETIMEDOUT;
-	}
+	/* Always a STOP of our own, also when the state reads STOPPED: a
+	 * START we gave up waiting for may not have been taken yet. */
 	spin_lock_irq(&dig->lock);
-	/* After the acquire of STOPPED: the model's final indexes. */
+	seq = digitizer_control(dig, SRING_DMA_CONTROL_STOP);
+	spin_unlock_irq(&dig->lock);
+	if (!digitizer_wait_ack(dig, seq, ms))
+		return -ETIMEDOUT;
+	if (digitizer_model_state(dig) != SRING_DMA_STATE_STOPPED)
+		return -EIO;	/* a model that breaks the protocol */
+	spin_lock_irq(&dig->lock);
+	/* After the acquire of control_ack: the model's final indexes. */
 	dig->comp_cons = READ_ONCE(bar->comp_prod);
 	dig->desc_prod = READ_ONCE(bar->desc_cons);
 	dig->desc_done = dig->desc_prod;
@@ -480,20 +530,29 @@ static int digitizer_start(struct sring_ring *ring)
 	struct sring_digitizer *dig = sring_priv(ring);
 	struct sring_dma_config *cfg = &dig->bar->config;
 	struct sring_config config;
+	u64 first_sample;
+	u32 seq;
 	int ret;
 
+	if (dig->dead) {
+		dev_err(&dig->pdev->dev,
+			"the model did not stop at the last stop: no new stream (reload the driver)\n");
+		return -EIO;
+	}
 	/* START may come before sring_register() has returned to probe. */
 	dig->ring = ring;
 	sring_get_config(ring, &config);
+	first_sample = sring_next_sample(ring);
+	/* A fault may have failed the model since the last stop. */
 	if (digitizer_model_state(dig) != SRING_DMA_STATE_STOPPED) {
-		ret = digitizer_halt(dig);
+		ret = digitizer_halt(dig, DIGITIZER_ANSWER_MS);
 		if (ret)
 			return ret;
 	}
 	/* Plain stores while the model is STOPPED: published by the
 	 * store-release of control below. */
 	cfg->sample_rate = config.sample_rate;
-	cfg->first_sample = sring_next_sample(ring);
+	cfg->first_sample = first_sample;
 	cfg->block_bytes = config.block_bytes;
 	cfg->pattern_seed = config.pattern_seed;
 	cfg->coalesce_blocks = coalesce_blocks;
@@ -508,28 +567,32 @@ static int digitizer_start(struct sring_ring *ring)
 
 	spin_lock_irq(&dig->lock);
 	dig->block_samples = (config.block_bytes - SRING_BLOCK_HEADER_SIZE) / 2;
-	dig->next_sample = cfg->first_sample;
+	dig->next_sample = first_sample;
 	dig->running = true;
+	dig->confirmed = false;
 	/* The first blocks find their descriptors waiting. */
 	digitizer_refill(dig);
-	/* Pairs with the model's load-acquire of control before it reads
-	 * the configuration, the windows and the indexes. */
-	smp_store_release(&dig->bar->control, SRING_DMA_CONTROL_START);
-	digitizer_ring_doorbell(dig, SRING_DMA_DOORBELL_CONTROL);
+	seq = digitizer_control(dig, SRING_DMA_CONTROL_START);
 	spin_unlock_irq(&dig->lock);
 
-	if (wait_event_timeout(dig->state_wait,
-			       digitizer_model_state(dig) != SRING_DMA_STATE_STOPPED,
-			       msecs_to_jiffies(DIGITIZER_ANSWER_MS)) == 0) {
+	/* On failure sring calls digitizer_stop(), whose STOP the model
+	 * sees instead of this START if it has not got to it yet. */
+	if (!digitizer_wait_ack(dig, seq, DIGITIZER_ANSWER_MS)) {
 		dev_err(&dig->pdev->dev, "the model did not answer START in %d ms\n",
 			DIGITIZER_ANSWER_MS);
 		return -ETIMEDOUT;
 	}
-	if (digitizer_model_state(dig) == SRING_DMA_STATE_FAILED) {
+	if (digitizer_model_state(dig) != SRING_DMA_STATE_RUNNING) {
 		dev_err(&dig->pdev->dev, "the model refused the start (error %u)\n",
 			READ_ONCE(dig->bar->error));
 		return -EINVAL;
 	}
+	spin_lock_irq(&dig->lock);
+	dig->confirmed = true;
+	/* A state interrupt served before this would have let a failure
+	 * that came meanwhile pass: look once more. */
+	digitizer_serve(dig);
+	spin_unlock_irq(&dig->lock);
 	return 0;
 }
 
@@ -545,17 +608,20 @@ static void digitizer_stop(struct sring_ring *ring)
 
 	spin_lock_irq(&dig->lock);
 	dig->running = false;
+	dig->confirmed = false;
 	spin_unlock_irq(&dig->lock);
 	hrtimer_cancel(&dig->retry);
-	if (digitizer_halt(dig)) {
+	if (digitizer_halt(dig, DIGITIZER_STOP_MS)) {
 		/*
-		 * A real device would lose bus mastering and get a function
-		 * reset here; the model cannot be made to: say so loudly.
+		 * A real device would get a function reset here. The model
+		 * cannot be made to stop: say so loudly and start no stream
+		 * on it again. (Not pci_clear_master(): the model ignores it,
+		 * and MSI-X, a bus-master write, would stop reaching us.)
 		 */
 		dev_err(&dig->pdev->dev,
 			"the model did not stop within %d ms: it may still write into the ring's memory\n",
-			DIGITIZER_ANSWER_MS);
-		pci_clear_master(dig->pdev);
+			DIGITIZER_STOP_MS);
+		dig->dead = true;
 	}
 	synchronize_irq(dig->irq_completion);
 	synchronize_irq(dig->irq_state);
@@ -565,7 +631,8 @@ static void digitizer_stop(struct sring_ring *ring)
 static int digitizer_model_fault(struct sring_digitizer *dig, u32 kind, u64 arg)
 {
 	struct sring_dma_fault *fault = &dig->bar->fault;
-	int waited, ret = 0;
+	unsigned long deadline = jiffies + msecs_to_jiffies(DIGITIZER_ANSWER_MS);
+	int ret = 0;
 
 	mutex_lock(&dig->fault_lock);
 	WRITE_ONCE(fault->kind, kind);
@@ -577,8 +644,8 @@ static int digitizer_model_fault(struct sring_digitizer *dig, u32 kind, u64 arg)
 	digitizer_ring_doorbell(dig, SRING_DMA_DOORBELL_CONTROL);
 	/* No interrupt for an acknowledgement: poll, it comes within one
 	 * pass of the model's loop. Pairs with its store-release. */
-	for (waited = 0; smp_load_acquire(&fault->ack_seq) != dig->fault_seq; waited++) {
-		if (waited >= DIGITIZER_ANSWER_MS) {
+	while (smp_load_acquire(&fault->ack_seq) != dig->fault_seq) {
+		if (time_after(jiffies, deadline)) {
 			ret = -ETIMEDOUT;
 			break;
 		}
@@ -838,9 +905,12 @@ static int digitizer_probe(struct pci_dev *pdev, const struct pci_device_id *id)
 		goto err_irq_completion;
 
 	pci_set_drvdata(pdev, dig);
+	/* Control words go on numbering from an earlier driver's (a model
+	 * already acknowledged its seq). */
+	dig->control_seq = READ_ONCE(dig->bar->control_seq);
 	/* A model left running by an earlier driver (a crash, a forced
 	 * unload) stops before anything is posted. */
-	ret = digitizer_halt(dig);
+	ret = digitizer_halt(dig, DIGITIZER_STOP_MS);
 	if (ret) {
 		dev_err(&pdev->dev, "the model does not answer\n");
 		goto err_irq_state;

@@ -176,6 +176,7 @@ const char* error_name(uint32_t error) {
     case SRING_DMA_ERR_BAD_INDEX: return "SRING_DMA_ERR_BAD_INDEX";
     case SRING_DMA_ERR_INJECTED: return "SRING_DMA_ERR_INJECTED";
     case SRING_DMA_ERR_BAD_CONTROL: return "SRING_DMA_ERR_BAD_CONTROL";
+    case SRING_DMA_ERR_DRIVER_STALLED: return "SRING_DMA_ERR_DRIVER_STALLED";
     case SRING_DMA_ERR_NOT_IN_RAM: return "SRING_DMA_ERR_NOT_IN_RAM";
     case SRING_DMA_ERR_NOT_IN_WINDOW: return "SRING_DMA_ERR_NOT_IN_WINDOW";
     case SRING_DMA_ERR_BAD_SEGMENTS: return "SRING_DMA_ERR_BAD_SEGMENTS";
@@ -262,6 +263,7 @@ class Connection {
   void raise(uint32_t v);
   void raise_completion();
   void handle_control(Clock::time_point now);
+  void act_on_control(uint32_t control, Clock::time_point now);
   void handle_fault(Clock::time_point now);
   void start_stream(Clock::time_point now);
   void stop_stream(uint32_t new_state, uint32_t error, Clock::time_point now, const std::string& why = {});
@@ -581,15 +583,25 @@ bool Connection::make_block(Clock::time_point now) {
   uint64_t space = 0;
   if (!descriptors_available(&available) || !completion_space(&space)) return false;
 
+  // One entry for the pending drops (reported first: completions are in
+  // the order the blocks were made), one for this block.
+  const uint64_t needed = 1 + (pending_blocks_ != 0 ? 1 : 0);
+  const bool dropped = available == 0 || space < needed;
+  // A run the protocol cannot report ends the stream before this block is
+  // made (blocks_due == written + dropped holds at FAILED).
+  if (dropped && pending_blocks_ >= SRING_DMA_MAX_DROP_RUN) {
+    stop_stream(SRING_DMA_STATE_FAILED, SRING_DMA_ERR_DRIVER_STALLED, now,
+                fmt::format("{} blocks dropped in a row with no completion entry free to report them",
+                            pending_blocks_));
+    return false;
+  }
+
   const uint64_t first = next_sample_;
   // The index runs on whatever happens to the block, as in the kernel's
   // simulated device: every sample is verifiable from its index alone.
   next_sample_ += block_samples_;
   ++blocks_made_;
   bump(bar_->counters.blocks_due);
-  // One entry for the pending drops (reported first: completions are in
-  // the order the blocks were made), one for this block.
-  const uint64_t needed = 1 + (pending_blocks_ != 0 ? 1 : 0);
   if (available == 0) {
     add_drop(first, bar_->counters.no_descriptor);
     return true;
@@ -806,9 +818,20 @@ void Connection::stop_stream(uint32_t new_state, uint32_t error, Clock::time_poi
 }
 
 void Connection::handle_control(Clock::time_point now) {
+  // Pairs with the driver's smp_store_release(control_seq), made after it
+  // wrote control: the control loaded below is that one or a newer one.
+  const uint32_t seq = load_acquire(bar_->control_seq);
   // Pairs with the driver's smp_store_release(control) after it wrote the
   // config and the windows.
   const uint32_t control = load_acquire(bar_->control);
+  act_on_control(control, now);
+  // Acted on (its state change, if any, published above): pairs with the
+  // driver's smp_load_acquire(control_ack). A STOP that a slow stop is
+  // still finishing is acknowledged once STOPPED.
+  if (!slow_stopping_) store_release(bar_->control_ack, seq);
+}
+
+void Connection::act_on_control(uint32_t control, Clock::time_point now) {
   switch (state_) {
     case SRING_DMA_STATE_STOPPED:
       if (control == SRING_DMA_CONTROL_START) start_stream(now);

@@ -58,7 +58,18 @@
  *                load-acquire(comp_cons) before it reuses the entry.
  *   control      driver writes config and windows (plain), then
  *                smp_store_release(control)        pairs with the model's
- *                load-acquire(control) before it reads config and windows.
+ *                load-acquire(control) before it reads config and windows;
+ *                then smp_store_release(control_seq, + 1): pairs with the
+ *                model's load-acquire(control_seq), which it makes before
+ *                it loads control.
+ *   control_ack  model acts on control (a state change published first),
+ *                then store-release(control_ack = the control_seq it
+ *                loaded)                           pairs with the driver's
+ *                smp_load_acquire(control_ack): once it equals the seq the
+ *                driver wrote, state says the outcome of that control word
+ *                (RUNNING or FAILED for START, STOPPED for STOP), never an
+ *                older one's. A STOP that a slow stop is still finishing is
+ *                acknowledged at STOPPED.
  *   state        model writes counters and error (relaxed), publishes the
  *                rings' final indexes, then
  *                store-release(state)              pairs with the driver's
@@ -70,7 +81,9 @@
  *                it has taken the request.
  *
  * Each index has a cache line of its own, so the two sides never write the
- * same line (no false sharing between the guest's vCPU and the model).
+ * same line (no false sharing between the guest's vCPU and the model),
+ * except the fault mailbox: one line for a request and its acknowledgement,
+ * which are rare.
  *
  * Lifetime of a stream:
  *   1. state is STOPPED. The driver drains the completion ring
@@ -84,7 +97,8 @@
  *      first_sample + k * samples .. + samples - 1, written or not, like
  *      the kernel's simulated device (the pattern stays verifiable from the
  *      index alone, across drops).
- *   3. The driver writes control = STOP and waits for state STOPPED. The
+ *   3. The driver writes control = STOP and waits until control_ack is
+ *      that write's control_seq (then state is STOPPED). The
  *      model stops taking descriptors, publishes what it completed, sets
  *      desc_cons = desc_prod (every descriptor still posted is abandoned,
  *      none will be written) and then state STOPPED. Only then may the
@@ -99,8 +113,9 @@
  *   4. FAILED (bad config, an injected failure, a driver index out of
  *      range) stops the model the same way; the driver acknowledges with
  *      control = STOP, which brings state to STOPPED.
- *   The driver writes nothing to control between STOP and seeing STOPPED
- *   (the model acts on the level of control, not on edges).
+ *   The model acts on the level of control, not on edges: a driver that
+ *   gave up waiting for a START writes STOP, and whenever the model gets
+ *   to control it sees STOP (and acknowledges it) rather than the START.
  */
 #ifndef _UAPI_SRING_DMA_MODEL_H
 #define _UAPI_SRING_DMA_MODEL_H
@@ -111,7 +126,7 @@
 #define SRING_DMA_VERSION	2U	/* 2: 256-entry rings, BAR2 of 128 KiB */
 
 /* Entries of the descriptor ring and of the completion ring (power of two).
- * 256: at 400 MS/s in 64 KiB blocks, 64 posted descriptors are 10 ms of
+ * 256: at 400 MS/s in 64 KiB blocks, 64 posted descriptors are 5 ms of
  * blocks, less than a host may keep a guest's vCPU from its interrupt. */
 #define SRING_DMA_RING_ENTRIES	256U
 /* Segments per descriptor: one sring slot (SRING_SLOT_MAX_SEGMENTS). */
@@ -124,6 +139,9 @@
 #define SRING_DMA_MAX_BLOCK_BYTES	(1U << 20)
 #define SRING_DMA_BLOCK_ALIGN		64U
 #define SRING_DMA_MAX_COALESCE_TIMEOUT_US	1000000U
+/* The most blocks one DROPPED completion reports: a driver calls
+ * sring_drop() once per block, so it may bound its work per entry. */
+#define SRING_DMA_MAX_DROP_RUN		65536U
 /* The smallest BAR2 the layout fits in (a power of two). */
 #define SRING_DMA_BAR2_MIN_SIZE		(128U * 1024)
 
@@ -156,6 +174,9 @@ enum sring_dma_error {
 	SRING_DMA_ERR_BAD_INDEX = 3,	/* desc_prod or comp_cons out of range */
 	SRING_DMA_ERR_INJECTED = 4,	/* SRING_DMA_FAULT_FAIL */
 	SRING_DMA_ERR_BAD_CONTROL = 5,	/* control neither START nor STOP */
+	/* A run of SRING_DMA_MAX_DROP_RUN drops, none reported: the driver
+	 * has taken no completion for that long. */
+	SRING_DMA_ERR_DRIVER_STALLED = 6,
 	/* Completion errors: the descriptor was refused, nothing written. */
 	SRING_DMA_ERR_NOT_IN_RAM = 16,	  /* a segment outside guest RAM */
 	SRING_DMA_ERR_NOT_IN_WINDOW = 17, /* checker: outside every window */
@@ -278,7 +299,8 @@ struct sring_dma_counters {
 	__u64 corrupted;	/* blocks corrupted on purpose */
 	/* Of blocks_dropped: made while the driver left no completion entry
 	 * free and still unreported when the stream stopped (the driver
-	 * never saw them: it drains completions before a stop, so 0). */
+	 * never saw them; 0 unless it stopped taking completions before the
+	 * stop, as a driver whose stream already ended does). */
 	__u64 drops_unreported;
 	__u64 reserved[7];
 };
@@ -309,13 +331,14 @@ struct sring_dma_bar2 {
 
 	/* 128: driver's control word (enum sring_dma_control). */
 	__u32 control;		/* store-release by the driver */
-	__u8 pad1[64 - 4];
+	__u32 control_seq;	/* store-release by the driver after control */
+	__u8 pad1[64 - 8];
 
 	/* 192: model's state. */
 	__u32 state;		/* enum sring_dma_state; store-release by the model */
 	__u32 error;		/* enum sring_dma_error; relaxed, before state */
 	__u32 start_count;	/* STARTs taken; relaxed, before state */
-	__u32 reserved0;
+	__u32 control_ack;	/* control_seq acted on; store-release after state */
 	__u8 pad2[64 - 16];
 
 	/* 256..511: the four ring indexes, a cache line each. */
@@ -378,6 +401,8 @@ SRING_DMA_OFFSET_IS(sring_dma_bar2, config, 64);
 SRING_DMA_OFFSET_IS(sring_dma_bar2, control, 128);
 SRING_DMA_OFFSET_IS(sring_dma_bar2, state, 192);
 SRING_DMA_OFFSET_IS(sring_dma_bar2, start_count, 200);
+SRING_DMA_OFFSET_IS(sring_dma_bar2, control_seq, 132);
+SRING_DMA_OFFSET_IS(sring_dma_bar2, control_ack, 204);
 SRING_DMA_OFFSET_IS(sring_dma_bar2, desc_prod, 256);
 SRING_DMA_OFFSET_IS(sring_dma_bar2, desc_cons, 320);
 SRING_DMA_OFFSET_IS(sring_dma_bar2, comp_prod, 384);
