@@ -104,7 +104,9 @@ dma_busy_ticks() {
 }
 dma_snapshot_counters() { cp /sys/bus/pci/devices/$dig_bdf/model_counters /tmp/model.bench; }
 dma_counter_delta() {
-  echo $(( $(dig_counter "$1") - $(awk -v k="$1" '$1 == k {print $2}' /tmp/model.bench) ))
+  # (0 when unreadable: busybox sh ends /init on an arithmetic error.)
+  before=$(awk -v k="$1" '$1 == k {print $2}' /tmp/model.bench 2>/dev/null)
+  echo $(( $(dig_counter "$1") - ${before:-0} ))
 }
 
 # A warm-up run, unpinned: where the interrupts land.

@@ -564,7 +564,8 @@ dma_scenarios() {
   fi
   grep sring_digitizer /proc/interrupts
   cat /sys/bus/pci/devices/$dig_bdf/model_counters | tr '\n' ' '; echo
-  [ "$(dig_counter start_count)" = 0 ] && [ "$(cat /sys/class/sring/$(dig_ring)/state)" != running ] &&
+  grep -qx "start_count 0" /sys/bus/pci/devices/$dig_bdf/model_counters &&
+    [ "$(cat /sys/class/sring/$(dig_ring)/state)" != running ] &&
     pass "digitizer: the model's counters are readable; nothing started yet" ||
     fail "digitizer: the model's counters are readable; nothing started yet"
 
@@ -607,14 +608,16 @@ dma_scenarios() {
   [ "$f1 $f2" = "0 0" ] && [ "$(dig_delta faults)" = 2 ] &&
     pass "digitizer: stall and burst through SRING_IOC_INJECT_FAULT reach the model" ||
     fail "digitizer: stall and burst through SRING_IOC_INJECT_FAULT reach the model ($f1 $f2, $(dig_delta faults) taken)"
+  dig_snapshot
   /acquire --device /dev/$(dig_ring) --rate 20M --duration 4 --allow-loss >/tmp/acq.log 2>&1 &
   acq=$!
   sleep 1; dig_fault "stall 300000"
   sleep 1; dig_fault "burst 200"
   wait $acq; rc=$?
   cat /tmp/acq.log
-  [ $rc = 0 ] && pass "digitizer: a 300 ms stall and a burst of 200 blocks mid-stream, every loss exact" ||
-    fail "digitizer: a 300 ms stall and a burst of 200 blocks mid-stream, every loss exact (exit $rc)"
+  [ $rc = 0 ] && [ "$(dig_delta faults)" = 2 ] &&
+    pass "digitizer: a 300 ms stall and a burst of 200 blocks mid-stream (sysfs), every loss exact" ||
+    fail "digitizer: a 300 ms stall and a burst of 200 blocks mid-stream (sysfs), every loss exact (exit $rc, $(dig_delta faults) taken)"
   # A corrupted block from the model: the consumer's verifier finds it.
   dig_snapshot
   /acquire --device /dev/$(dig_ring) --rate 20M --duration 3 >/tmp/acq.log 2>&1 &
@@ -647,8 +650,8 @@ dma_scenarios() {
     dig_acquire "digitizer: after the $bug, the next stream verifies" --rate 20M --duration 2
   done
 
-  # Queue depth 1 without coalescing, and 16 without: the driver keeps
-  # up, every loss exact, and every completion is an interrupt.
+  # Queue depth 1 without coalescing, and 16 without: blocks move, every
+  # loss is exact, and every completion is an interrupt.
   for qd in 1 16; do
     rmmod sring_digitizer
     if load_digitizer queue_depth=$qd coalesce_blocks=1; then
@@ -656,7 +659,8 @@ dma_scenarios() {
       dig_acquire "digitizer: queue depth $qd, no coalescing, 4 MS/s: every sample verified, every loss exact" \
         --rate 4M --duration 3 --allow-loss
       blocks=$(dig_delta blocks_written); irqs=$(dig_delta interrupts)
-      [ "$blocks" -gt 1000 ] && [ "$irqs" -ge "$blocks" ] &&
+      want_blocks=1000; [ $checkers = 1 ] && want_blocks=100
+      [ "$blocks" -gt $want_blocks ] && [ "$irqs" -ge "$blocks" ] &&
         pass "digitizer: queue depth $qd, an interrupt per completion ($irqs for $blocks blocks)" ||
         fail "digitizer: queue depth $qd, an interrupt per completion ($irqs for $blocks blocks)"
     else
@@ -667,9 +671,11 @@ dma_scenarios() {
 
   # A stop with DMA in flight: the model finishes its queue for 300 ms
   # after it saw STOP (slow-stop); the stop must wait for it, so once STOP
-  # returned not a byte of the ring changes.
+  # returned not a byte of the ring changes. At 1 MS/s the 128 posted
+  # 8 KiB slots last 520 ms: the model writes during all of the 300 ms, so
+  # a stop that returned early would see writes after it.
   dig_fault "slow-stop 300000"
-  if /kernel_test quiet-after-stop /dev/$(dig_ring) 20000000 >/tmp/quiet.log 2>&1; then
+  if /kernel_test quiet-after-stop /dev/$(dig_ring) 1000000 >/tmp/quiet.log 2>&1; then
     ms=$(sed -n 's/.*stop took \([0-9]*\) ms.*/\1/p' /tmp/quiet.log)
     cat /tmp/quiet.log
     [ "${ms:-0}" -ge 250 ] && pass "digitizer: a stop with DMA in flight waits for the engine ($ms ms); nothing written after" ||
