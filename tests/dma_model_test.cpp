@@ -1234,6 +1234,28 @@ TEST_F(DmaModelReconnectTest, ServesTheNextQemuFromACleanSlate) {
             "sring-dma-model: guest 2 connected\n");
 }
 
+TEST_F(DmaModelReconnectTest, ANewGuestRamFileIsRefused) {
+  // Guest 1 leaves; its RAM file is replaced by another of the same size
+  // (a new QEMU). The model must not write that guest's DMA into the file
+  // it mapped: it refuses the connection (EOF, no handshake) and says why.
+  guest.socket.reset();
+  ASSERT_EQ(::unlink(ram_path.c_str()), 0);
+  {
+    UniqueFd fd(::open(ram_path.c_str(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600));
+    ASSERT_TRUE(fd.valid()) << std::strerror(errno);
+    ASSERT_EQ(::ftruncate(fd.get(), static_cast<off_t>(kRamSize)), 0);
+  }
+  UniqueFd second = connect_socket(options.socket_path);
+  ASSERT_TRUE(second.valid()) << std::strerror(errno);
+  pollfd pfd{second.get(), POLLIN, 0};
+  ASSERT_EQ(::poll(&pfd, 1, 10000), 1) << "no answer from the model";
+  char byte = 0;
+  EXPECT_EQ(::recv(second.get(), &byte, 1, 0), 0) << "a handshake for a guest whose RAM the model does not map";
+  const auto refused = wait_lines("refused: ", 1);
+  ASSERT_EQ(refused.size(), 1u) << whole_log();
+  EXPECT_TRUE(contains(refused[0], "is not the one the model mapped")) << refused[0];
+}
+
 TEST_F(DmaModelReconnectTest, ASecondQemuWaitsInTheBacklogUntilTheFirstLeaves) {
   // Guest 1 is served (SetUp). A second QEMU's connect() succeeds: the
   // model still listens. It gets no handshake while guest 1 is there.

@@ -132,7 +132,17 @@ Expected<GuestRam> GuestRam::open(const std::string& path, uint64_t lowmem) {
   // would a device's DMA.
   void* addr = ::mmap(nullptr, length, PROT_READ | PROT_WRITE, MAP_SHARED, fd.get(), 0);
   if (addr == MAP_FAILED) return errno_error("cannot map the guest RAM file {}", path);
-  return GuestRam(Mapping(addr, length), lowmem);
+  return GuestRam(Mapping(addr, length), lowmem, st.st_dev, st.st_ino);
+}
+
+Status GuestRam::still_mapped(const std::string& path) const {
+  struct stat st {};
+  if (::stat(path.c_str(), &st) != 0) return errno_error("the guest RAM file {} is gone", path);
+  if (st.st_dev != device_ || st.st_ino != inode_ || static_cast<uint64_t>(st.st_size) != mapping_.size()) {
+    return make_error(ESTALE, "the guest RAM file {} is not the one the model mapped (another QEMU?): restart the model",
+                      path);
+  }
+  return ok();
 }
 
 uint8_t* GuestRam::translate(uint64_t gpa, uint64_t bytes) const {
@@ -1096,6 +1106,13 @@ Status Model::serve() {
       ::unlink(m.options.socket_path.c_str());
     }
     const uint64_t number = ++m.guests;
+    if (!first) {
+      // A re-plug must be the same guest: its RAM is what the model maps.
+      if (auto same = m.ram.still_mapped(m.options.ram_path); !same) {
+        emit(m.options, fmt::format("sring-dma-model: guest {} refused: {}", number, same.error().message));
+        continue;  // the client closes: QEMU's device_add fails with an error
+      }
+    }
     emit(m.options, fmt::format("sring-dma-model: guest {} connected", number));
     Expected<Connection::Ending> ended = [&] {
       // The connection, its BAR2 mapping and its engine end here, before

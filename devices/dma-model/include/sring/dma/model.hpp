@@ -29,6 +29,8 @@
 //   guest N: slow stop: ...           SRING_DMA_FAULT_SLOW_STOP began
 #pragma once
 
+#include <sys/types.h>
+
 #include <chrono>
 #include <cstdint>
 #include <functional>
@@ -80,10 +82,18 @@ class GuestRam {
   uint8_t* translate(uint64_t gpa, uint64_t bytes) const;
   uint64_t size() const { return mapping_.size(); }
 
+  // ok() if path still names the file that is mapped, at the same size: a
+  // guest that reconnects with another RAM file (a new QEMU) would have
+  // its DMA written into the old one.
+  Status still_mapped(const std::string& path) const;
+
  private:
-  GuestRam(Mapping mapping, uint64_t lowmem) : mapping_(std::move(mapping)), lowmem_(lowmem) {}
+  GuestRam(Mapping mapping, uint64_t lowmem, dev_t device, ino_t inode)
+      : mapping_(std::move(mapping)), lowmem_(lowmem), device_(device), inode_(inode) {}
   Mapping mapping_;
   uint64_t lowmem_ = 0;
+  dev_t device_ = 0;
+  ino_t inode_ = 0;
 };
 
 class Model {
