@@ -180,18 +180,7 @@ for rate in $dma_rates; do
     bench_run read $rate $run && ok_read=$((ok_read + 1))
     [ "$corrupted" = 0 ] || dma_runs_bad=$((dma_runs_bad + 1))
   done
-  echo "BENCH_RATE rate=$rate mmap_loss_free=$ok_mmap/3 read_loss_free=$ok_read/3"
-  # Two rates in a row without a single loss-free run of either path end
-  # the sweep (as in sring.mode=bench: one may be followed by one with).
-  if [ $ok_mmap = 0 ] && [ $ok_read = 0 ]; then
-    failed_rates=$((failed_rates + 1))
-  else
-    failed_rates=0
-  fi
-  if [ $failed_rates -ge 2 ]; then
-    echo "BENCH_INFO sweep ends: no loss-free run of either path at two rates in a row"
-    break
-  fi
+  rate_done $rate $ok_mmap $ok_read || break
 done
 bench_hook=""; bench_cpu=""; bench_tag=""
 

@@ -76,3 +76,21 @@ bench_run() {  # bench_run PATH RATE RUN
   # Loss-free: exit 0 and nothing lost or corrupted.
   [ $rc -eq 0 ] && [ "${lost:-x}" = 0 ] && [ "${corrupted:-x}" = 0 ]
 }
+
+# rate_done RATE OK_MMAP OK_READ: prints the rate's verdict line; false once
+# two rates in a row had no loss-free run of either path, which ends the
+# sweep (losses at high rates come from emulation stalls and are erratic:
+# one rate without a loss-free run may be followed by one with).
+failed_rates=0
+rate_done() {
+  echo "BENCH_RATE rate=$1 mmap_loss_free=$2/3 read_loss_free=$3/3"
+  if [ "$2" = 0 ] && [ "$3" = 0 ]; then
+    failed_rates=$((failed_rates + 1))
+  else
+    failed_rates=0
+  fi
+  if [ $failed_rates -ge 2 ]; then
+    echo "BENCH_INFO sweep ends: no loss-free run of either path at two rates in a row"
+    return 1
+  fi
+}

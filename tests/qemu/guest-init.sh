@@ -914,19 +914,7 @@ if [ "$mode" = bench ]; then
       bench_run mmap $rate $run && ok_mmap=$((ok_mmap + 1))
       bench_run read $rate $run && ok_read=$((ok_read + 1))
     done
-    echo "BENCH_RATE rate=$rate mmap_loss_free=$ok_mmap/3 read_loss_free=$ok_read/3"
-    # Losses at high rates come from emulation stalls and are erratic: one
-    # rate without a loss-free run may be followed by one with; two in a row
-    # end the sweep.
-    if [ $ok_mmap = 0 ] && [ $ok_read = 0 ]; then
-      failed_rates=$((failed_rates + 1))
-    else
-      failed_rates=0
-    fi
-    if [ $failed_rates -ge 2 ]; then
-      echo "BENCH_INFO sweep ends: no loss-free run of either path at two rates in a row"
-      break
-    fi
+    rate_done $rate $ok_mmap $ok_read || break
   done
   unload_sring || fail "modules unload"
   check_dmesg "bench"
