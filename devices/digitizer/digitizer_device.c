@@ -70,6 +70,8 @@
 #define DIGITIZER_STOP_MS	(SRING_MAX_FAULT_STALL_US / 1000 + DIGITIZER_ANSWER_MS)
 /* The ring was full with nothing posted: look for room again after this. */
 #define DIGITIZER_RETRY_NS	(500 * NSEC_PER_USEC)
+/* Completions and posts per hold of dig->lock with interrupts off. */
+#define DIGITIZER_BATCH		16
 
 
 static unsigned long ring_size = 4 * 1024 * 1024;
@@ -215,10 +217,12 @@ static void digitizer_fail(struct sring_digitizer *dig, const char *why, u64 a,
 	digitizer_end(dig);
 }
 
-/* Posts free slots until queue_depth are with the device. */
-static void digitizer_refill(struct sring_digitizer *dig)
+/* Posts free slots until queue_depth are with the device, at most
+ * @budget of them; true if the budget ran out first. */
+static bool digitizer_refill(struct sring_digitizer *dig, unsigned int budget)
 {
 	u64 prod = dig->desc_prod;
+	bool more = false;
 	struct sring_slot slot;
 	unsigned int i;
 	int ret;
@@ -233,12 +237,16 @@ static void digitizer_refill(struct sring_digitizer *dig)
 	while (prod - dig->desc_done < queue_depth) {
 		struct sring_dma_desc *desc = &dig->bar->desc[prod & DIGITIZER_RING_MASK];
 
+		if (budget-- == 0) {
+			more = true;
+			break;
+		}
 		ret = sring_reserve(dig->ring, &slot);
 		if (ret == -ENOSPC)
 			break;
 		if (ret) {		/* the ring left RUNNING */
 			digitizer_end(dig);
-			return;
+			return false;
 		}
 		/* Plain stores: published by the store-release of desc_prod. */
 		desc->tag = slot.position;
@@ -281,6 +289,7 @@ static void digitizer_refill(struct sring_digitizer *dig)
 	if (prod == dig->desc_done && dig->running)
 		hrtimer_start(&dig->retry, ns_to_ktime(DIGITIZER_RETRY_NS),
 			      HRTIMER_MODE_REL_SOFT);
+	return more;
 }
 
 /* One completion entry, in the order the model made the blocks. */
@@ -350,15 +359,17 @@ static void digitizer_complete(struct sring_digitizer *dig,
  * (a model that failed or stopped on its own is reported after the blocks
  * it completed before, so they stay committed), then fresh descriptors.
  */
-static void digitizer_serve(struct sring_digitizer *dig)
+static bool digitizer_serve(struct sring_digitizer *dig, unsigned int budget)
 {
 	struct sring_dma_completion c;
+	unsigned int done = 0;
+	bool more;
 	u32 state;
 	u64 prod;
 
 	lockdep_assert_held(&dig->lock);
 	if (!dig->running)
-		return;
+		return false;
 	/* State first: the model publishes its last completions before the
 	 * state that ends the stream, so the load of comp_prod below sees
 	 * every one of them. */
@@ -369,9 +380,9 @@ static void digitizer_serve(struct sring_digitizer *dig)
 	if (prod - dig->comp_cons > SRING_DMA_RING_ENTRIES) {
 		digitizer_fail(dig, "completion index out of range", prod,
 			       dig->comp_cons);
-		return;
+		return false;
 	}
-	while (dig->running && dig->comp_cons != prod) {
+	while (dig->running && dig->comp_cons != prod && done++ < budget) {
 		/* One copy, checked in the copy: the entry is shared memory. */
 		memcpy(&c, &dig->bar->comp[dig->comp_cons & DIGITIZER_RING_MASK],
 		       sizeof(c));
@@ -382,7 +393,13 @@ static void digitizer_serve(struct sring_digitizer *dig)
 	 * the entries read above. */
 	smp_store_release(&dig->bar->comp_cons, dig->comp_cons);
 	if (!dig->running)
-		return;
+		return false;
+	/* Completions left for the next batch: fresh descriptors meanwhile;
+	 * the state is for when they are all in. */
+	if (dig->comp_cons != prod) {
+		digitizer_refill(dig, budget);
+		return true;
+	}
 	/* Before the START is acknowledged the state may still be the one
 	 * before it; after, anything but RUNNING ends the stream. */
 	if (dig->confirmed && state != SRING_DMA_STATE_RUNNING) {
@@ -391,32 +408,44 @@ static void digitizer_serve(struct sring_digitizer *dig)
 			READ_ONCE(dig->bar->error));
 		sring_device_error(dig->ring);
 		digitizer_end(dig);
-		return;
+		return false;
 	}
-	digitizer_refill(dig);
+	more = digitizer_refill(dig, budget);
+	return more;
 }
 
-static void digitizer_serve_locked(struct sring_digitizer *dig)
+/* One batch under the lock; true if there is more to do. */
+static bool digitizer_serve_batch(struct sring_digitizer *dig)
 {
 	unsigned long flags;
+	bool more;
 
 	spin_lock_irqsave(&dig->lock, flags);
-	digitizer_serve(dig);
+	more = digitizer_serve(dig, DIGITIZER_BATCH);
 	spin_unlock_irqrestore(&dig->lock, flags);
+	return more;
+}
+
+/* In the interrupt threads: batch after batch, with a chance to schedule
+ * (and for RCU to see a quiescent state) between them. */
+static void digitizer_serve_all(struct sring_digitizer *dig)
+{
+	while (digitizer_serve_batch(dig))
+		cond_resched();
 }
 
 /*
- * Threaded handlers (IRQF_ONESHOT): one pass may commit and post 128 slots,
- * each with its DMA syncs. A pass holds dig->lock with interrupts off, but
- * between passes the vector is masked until the thread has run, so other
- * tasks and RCU get the CPU: a guest that cannot keep up (the debug kernel
- * under emulation) falls behind and counts its losses instead of
- * livelocking in hard IRQ, which stalled RCU there. Interrupts that came
- * meanwhile are one more pass: the indexes say what is new.
+ * Threaded handlers (IRQF_ONESHOT): a pass may commit and post 128 slots,
+ * each with its DMA syncs. It goes in batches of DIGITIZER_BATCH, each
+ * under dig->lock with interrupts off, and may schedule between them: a
+ * guest that cannot keep up (the debug kernel under emulation) falls behind
+ * and counts its losses instead of holding a CPU with interrupts off, which
+ * stalled RCU there. Interrupts that came meanwhile are one more pass: the
+ * indexes say what is new.
  */
 static irqreturn_t digitizer_completion_irq(int irq, void *data)
 {
-	digitizer_serve_locked(data);
+	digitizer_serve_all(data);
 	return IRQ_HANDLED;
 }
 
@@ -424,14 +453,15 @@ static irqreturn_t digitizer_state_irq(int irq, void *data)
 {
 	struct sring_digitizer *dig = data;
 
-	digitizer_serve_locked(dig);
+	digitizer_serve_all(dig);
 	wake_up(&dig->state_wait);
 	return IRQ_HANDLED;
 }
 
+/* Softirq: one batch; more is the next interrupt's or the timer's. */
 static enum hrtimer_restart digitizer_retry_expired(struct hrtimer *timer)
 {
-	digitizer_serve_locked(container_of(timer, struct sring_digitizer, retry));
+	digitizer_serve_batch(container_of(timer, struct sring_digitizer, retry));
 	return HRTIMER_NORESTART;
 }
 
@@ -571,7 +601,7 @@ static int digitizer_start(struct sring_ring *ring)
 	dig->running = true;
 	dig->confirmed = false;
 	/* The first blocks find their descriptors waiting. */
-	digitizer_refill(dig);
+	digitizer_refill(dig, queue_depth);
 	seq = digitizer_control(dig, SRING_DMA_CONTROL_START);
 	spin_unlock_irq(&dig->lock);
 
@@ -591,7 +621,7 @@ static int digitizer_start(struct sring_ring *ring)
 	dig->confirmed = true;
 	/* A state interrupt served before this would have let a failure
 	 * that came meanwhile pass: look once more. */
-	digitizer_serve(dig);
+	digitizer_serve(dig, SRING_DMA_RING_ENTRIES);
 	spin_unlock_irq(&dig->lock);
 	return 0;
 }
@@ -730,7 +760,7 @@ static ssize_t model_fault_store(struct device *dev, struct device_attribute *at
 	/* Posted now if the stream runs and a descriptor is free; else at
 	 * the next post. */
 	if (dig->running)
-		digitizer_refill(dig);
+		digitizer_refill(dig, queue_depth);
 	spin_unlock_irq(&dig->lock);
 	return count;
 }
