@@ -122,12 +122,14 @@ struct sring_digitizer {
 	struct mutex fault_lock;	/* one fault request at a time */
 	u64 fault_seq;			/* under fault_lock */
 	void *stray;			/* DIGITIZER_STRAY_ADDRESS's buffer */
+	/* The model did not stop: no new start. Set and read by ops->stop
+	 * and ops->start, which sring serialises under the ring's mutex. */
+	bool dead;
 
 	spinlock_t lock;
 	/* Under lock. */
 	bool running;
 	bool confirmed;			/* the model acknowledged this START */
-	bool dead;			/* the model did not stop: no new start */
 	u32 control_seq;		/* BAR2's, which only we write */
 	u32 block_samples;
 	u64 next_sample;		/* first sample of the next block due */
