@@ -21,6 +21,14 @@ import statistics
 import sys
 
 
+
+def number_or_none(text):
+    """A field's number, or None if it is missing or not a number."""
+    try:
+        return float(text)
+    except (TypeError, ValueError):
+        return None
+
 def mmm(values):
     if not values:
         return None
@@ -209,11 +217,6 @@ def qemu_dma(raw, prefix, command):
     rows, best = qemu_rows(runs, duration, max_seconds)
     ring_bytes = float(info.get("ring_bytes", "0"))
 
-    def num(text):
-        try:
-            return float(text)
-        except (TypeError, ValueError):
-            return None
 
     # What qemu_rows does not know: the driver's and the model's side, per rate and path.
     for row in rows:
@@ -221,15 +224,15 @@ def qemu_dma(raw, prefix, command):
             rs = runs[row["rate"]].get(path, [])
             d = row[path]
             d["loss_free_but_behind"] = sum(r.get("rc") == "0" and r.get("lost") == "0" and r.get("corrupted") == "0"
-                                            and (num(r.get("seconds")) or 0) > max_seconds for r in rs)
+                                            and (number_or_none(r.get("seconds")) or 0) > max_seconds for r in rs)
             # Runs that lost samples while the ring never filled: the model
             # had no descriptor (the driver, on the interrupt's CPU, late to
             # post), not a consumer behind.
             d["lossy_runs"] = sum(r.get("lost") not in ("0", None) for r in rs)
             d["lossy_runs_ring_not_full"] = sum(
-                r.get("lost") not in ("0", None) and num(r.get("high_water")) is not None and ring_bytes > 0
-                and num(r["high_water"]) < 0.9 * ring_bytes for r in rs)
-            d["irqs_per_gb"] = mmm([x for x in (num(r.get("irqs_per_gb")) for r in rs) if x is not None and x > 0])
+                r.get("lost") not in ("0", None) and number_or_none(r.get("high_water")) is not None and ring_bytes > 0
+                and number_or_none(r["high_water"]) < 0.9 * ring_bytes for r in rs)
+            d["irqs_per_gb"] = mmm([x for x in (number_or_none(r.get("irqs_per_gb")) for r in rs) if x is not None and x > 0])
             d["model_blocks_dropped"] = [int(r["model_dropped"]) if str(r.get("model_dropped", "")).lstrip("-").isdigit()
                                          else None for r in rs]
             d["model_blocks_written"] = [int(r["model_written"]) if str(r.get("model_written", "")).lstrip("-").isdigit()
@@ -237,11 +240,11 @@ def qemu_dma(raw, prefix, command):
             busy = []
             irq_on_consumer = 0
             for r in rs:
-                ticks = [num(x) for x in r.get("busy_ticks", "").split(",")]
-                gb = (num(r.get("samples")) or 0) * 2 / 1e9
+                ticks = [number_or_none(x) for x in r.get("busy_ticks", "").split(",")]
+                gb = (number_or_none(r.get("samples")) or 0) * 2 / 1e9
                 if len(ticks) == 2 and None not in ticks and gb > 0:
                     busy.append(sum(ticks) / 100 / gb)  # USER_HZ ticks
-                irqs = [num(x) for x in r.get("irqs", "").split(",")]
+                irqs = [number_or_none(x) for x in r.get("irqs", "").split(",")]
                 cpu = r.get("irq_cpu")
                 if len(irqs) == 2 and None not in irqs and cpu in ("0", "1") and irqs[1 - int(cpu)]:
                     irq_on_consumer += 1
@@ -612,14 +615,9 @@ def qemu_rings(raw, prefix, command):
             runs.setdefault((int(f["ring"]), parse_rate(f["rate"])), {}).setdefault(f["path"], []).append(f)
     duration = float(info.get("duration", "2"))
 
-    def num(text):
-        try:
-            return float(text)
-        except (TypeError, ValueError):
-            return None
 
     def per_run(r, rate):
-        samples, lost = num(r.get("samples")), num(r.get("lost"))
+        samples, lost = number_or_none(r.get("samples")), number_or_none(r.get("lost"))
         made = (samples + lost) if samples is not None and lost is not None else None
         return {"gb_per_s": float(r["mbps"]) / 1e3, "cpu_s_per_gb": float(r["cpu_s_per_gb"]),
                 "loss_fraction": (lost / made) if made else None,
@@ -629,7 +627,7 @@ def qemu_rings(raw, prefix, command):
     rows = []
     for ring, rate in sorted(runs):
         row = {"ring_bytes": ring, "rate": rate, "memory": memory.get(ring, {}).get("memory", "").replace(",", " "),
-               "load_s": num(memory.get(ring, {}).get("load_s"))}
+               "load_s": number_or_none(memory.get(ring, {}).get("load_s"))}
         by_run = {}
         for path in ("mmap", "read"):
             rs = sorted(runs[ring, rate].get(path, []), key=lambda r: int(r["run"]))

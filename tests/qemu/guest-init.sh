@@ -206,12 +206,13 @@ acquire_blocks() { awk '/^  blocks/ {gsub(",", "", $2); print $2}' /tmp/acq.log;
 # QEMU's edu device: find_edu sets edu_bdf (its PCI address); edu_ring
 # names the ring its driver registered; edu_acquire NAME ARGS... passes if
 # acquire on that ring exits 0.
-find_edu() {
-  edu_bdf=""
+# find_pci VENDOR DEVICE: the PCI address of such a device (the last one).
+find_pci() {
   for d in /sys/bus/pci/devices/*; do
-    [ "$(cat $d/vendor)" = 0x1234 ] && [ "$(cat $d/device)" = 0x11e8 ] && edu_bdf=$(basename $d)
-  done
+    [ "$(cat $d/vendor)" = $1 ] && [ "$(cat $d/device)" = $2 ] && basename $d
+  done | tail -n1
 }
+find_edu() { edu_bdf=$(find_pci 0x1234 0x11e8); }
 edu_ring() { ls /sys/bus/pci/devices/$edu_bdf/sring/ 2>/dev/null | head -n1; }
 # policy_outcome WHO RING POLICY: after a slow consumer under POLICY
 # (/tmp/acq.log), the stop policy stopped the device and the others really
@@ -472,12 +473,7 @@ edu_scenarios() {
 # completes by MSI-X. find_digitizer sets dig_bdf; dig_ring names its ring;
 # dig_counter NAME reads one of the model's counters; dig_acquire NAME
 # ARGS... passes if acquire on that ring exits 0.
-find_digitizer() {
-  dig_bdf=""
-  for d in /sys/bus/pci/devices/*; do
-    [ "$(cat $d/vendor)" = 0x1af4 ] && [ "$(cat $d/device)" = 0x1110 ] && dig_bdf=$(basename $d)
-  done
-}
+find_digitizer() { dig_bdf=$(find_pci 0x1af4 0x1110); }
 dig_ring() { ls /sys/bus/pci/devices/$dig_bdf/sring/ 2>/dev/null | head -n1; }
 # (0 when unreadable: busybox sh ends /init on an arithmetic error.)
 dig_counter() { v=$(awk -v k="$1" '$1 == k {print $2}' /sys/bus/pci/devices/$dig_bdf/model_counters 2>/dev/null); echo ${v:-0}; }
