@@ -35,6 +35,16 @@ def mmm(values):
     return {"min": min(values), "median": statistics.median(values), "max": max(values), "n": len(values)}
 
 
+def fell_behind(rows):
+    """The qemu reports' line on rates the device did not keep (not counted
+    loss-free), or "" if it kept them all."""
+    short = [f"{row['rate'] / 1e6:.0f} MS/s {p} ({row[p]['produced_fraction']['min']:.0%})" for row in rows
+             for p in ("mmap", "read") if row[p]["produced_fraction"] and row[p]["produced_fraction"]["min"] < 0.9]
+    if not short:
+        return ""
+    return "the device made less than 90% of the rate (it fell behind; not counted loss-free): " + ", ".join(short)
+
+
 def fmt_mmm(m, digits=1):
     if m is None:
         return "-"
@@ -169,11 +179,9 @@ def qemu(raw, prefix, command):
                     f"{m['loss_free_runs']}/{m['runs']:<5} {fmt_mmm(m['mb_per_s']):>20} {fmt_mmm(m['cpu_s_per_gb'], 2):>20} | "
                     f"{r['loss_free_runs']}/{r['runs']:<5} {fmt_mmm(r['mb_per_s']):>20} {fmt_mmm(r['cpu_s_per_gb'], 2):>20} | "
                     f"{fmt_mmm(row['cpu_ratio_read_over_mmap'], 2) + 'x':>20}\n")
-        short = [f"{row['rate'] / 1e6:.0f} MS/s {p} ({row[p]['produced_fraction']['min']:.0%})" for row in rows
-                 for p in ("mmap", "read") if row[p]["produced_fraction"] and row[p]["produced_fraction"]["min"] < 0.9]
+        short = fell_behind(rows)
         if short:
-            f.write("\nthe device made less than 90% of the rate (it fell behind; not counted loss-free): "
-                    + ", ".join(short) + "\n")
+            f.write("\n" + short + "\n")
         f.write("\nhighest rate loss-free in 3 of 3 runs: "
                 + ", ".join(f"{p} {best[p] / 1e6:.0f} MS/s" if best[p] else f"{p} none" for p in ("mmap", "read")))
         ratio = result["highest_loss_free_ratio_mmap_over_read"]
@@ -361,11 +369,9 @@ def qemu_dma(raw, prefix, command):
                      f"{r['loss_free_runs']}/{r['runs']:<5} {fmt_mmm(r['mb_per_s']):>20} {fmt_mmm(r['cpu_s_per_gb'], 2):>19} "
                      f"{med(r['irqs_per_gb']):>7} {med(r['guest_busy_s_per_gb'], 2):>9} | "
                      f"{fmt_mmm(row['cpu_ratio_read_over_mmap'], 2) + 'x':>19} | {drops:>15}")
-    short = [f"{row['rate'] / 1e6:.0f} MS/s {p} ({row[p]['produced_fraction']['min']:.0%})" for row in rows
-             for p in ("mmap", "read") if row[p]["produced_fraction"] and row[p]["produced_fraction"]["min"] < 0.9]
+    short = fell_behind(rows)
     if short:
-        lines += ["", "the device made less than 90% of the rate (it fell behind; not counted loss-free): "
-                  + ", ".join(short)]
+        lines += ["", short]
     behind = [f"{row['rate'] / 1e6:.0f} MS/s {p} ({row[p]['loss_free_but_behind']})" for row in rows
               for p in ("mmap", "read") if row[p]["loss_free_but_behind"]]
     if behind:
