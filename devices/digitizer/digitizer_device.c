@@ -563,7 +563,7 @@ static int digitizer_start(struct sring_ring *ring)
 	struct sring_dma_config *cfg = &dig->bar->config;
 	struct sring_config config;
 	u64 first_sample;
-	u32 seq;
+	u32 seq, state, error;
 	int ret;
 
 	if (dig->dead) {
@@ -614,12 +614,24 @@ static int digitizer_start(struct sring_ring *ring)
 			DIGITIZER_ANSWER_MS);
 		return -ETIMEDOUT;
 	}
-	if (digitizer_model_state(dig) != SRING_DMA_STATE_RUNNING) {
-		dev_err(&dig->pdev->dev, "the model refused the start (error %u)\n",
-			READ_ONCE(dig->bar->error));
+	/*
+	 * Refused means the model failed the START itself (its config or
+	 * windows) or never left STOPPED for it. A model found STOPPED after
+	 * our own STOP since (a stop-policy ring that filled before this
+	 * look: seen at 400 MS/s on a loaded host), or FAILED later in the
+	 * stream (served below), did start.
+	 */
+	spin_lock_irq(&dig->lock);
+	state = digitizer_model_state(dig);
+	error = READ_ONCE(dig->bar->error);
+	if ((state == SRING_DMA_STATE_FAILED &&
+	     (error == SRING_DMA_ERR_BAD_CONFIG || error == SRING_DMA_ERR_BAD_WINDOW)) ||
+	    (state == SRING_DMA_STATE_STOPPED && dig->control_seq == seq)) {
+		spin_unlock_irq(&dig->lock);
+		dev_err(&dig->pdev->dev, "the model refused the start (state %u, error %u)\n",
+			state, error);
 		return -EINVAL;
 	}
-	spin_lock_irq(&dig->lock);
 	dig->confirmed = true;
 	/* A state interrupt served before this would have let a failure
 	 * that came meanwhile pass: look once more. */
