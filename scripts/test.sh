@@ -11,9 +11,12 @@ passed=0; failed=0
 # Every stage's full output stays here (CI keeps the workspace's files).
 log_dir=${SRING_LOG_DIR:-$PWD/test-logs}
 rm -rf "$log_dir"; mkdir -p "$log_dir"
+failed_stages=()
 record() {  # record NAME TOTAL FAILED
   echo "== $1: $(( $2 - $3 )) passed, $3 failed"
   passed=$((passed + $2 - $3)); failed=$((failed + $3))
+  [ "$3" -gt 0 ] && failed_stages+=("$1: $3 failed")
+  return 0
 }
 
 run_bazel_tests() {  # run_bazel_tests NAME QUERY BAZEL_ARGS...
@@ -39,6 +42,13 @@ run_bazel_tests() {  # run_bazel_tests NAME QUERY BAZEL_ARGS...
     record "$name: bazel exited $rc (build failure?)" 1 1
   elif [ $rc -eq 3 ] && [ "$bad" -eq 0 ]; then
     record "$name: bazel reported failures the XML does not show" 1 1
+  fi
+  # Which targets failed, by name, for the recap at the end (a CI log may
+  # keep only its tail).
+  if [ $rc -ne 0 ]; then
+    grep -E '^//.* (FAILED|TIMEOUT|NO STATUS|FAILED TO BUILD|INCOMPLETE)' "$log_dir/bazel-$slug.log" |
+      sed "s|^|$name: |" >>"$log_dir/failed-targets.txt"
+    grep -E '^ERROR:' "$log_dir/bazel-$slug.log" | head -n 5 | sed "s|^|$name: |" >>"$log_dir/failed-targets.txt"
   fi
 }
 
@@ -186,5 +196,11 @@ if [ $rc -ne 0 ]; then
   tail -n 150 "$log_dir/qemu.log"
 fi
 
+# The recap: what failed, where a CI log's tail shows it.
+if [ "$failed" -ne 0 ]; then
+  echo "== failed:"
+  for stage in "${failed_stages[@]}"; do echo "   $stage"; done
+  [ -s "$log_dir/failed-targets.txt" ] && sed 's/^/   /' "$log_dir/failed-targets.txt"
+fi
 echo "sring: $passed passed, $failed failed"
 [ "$failed" -eq 0 ]
