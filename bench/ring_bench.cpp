@@ -817,7 +817,10 @@ RateRun rate_in_place_with(uint64_t sample_rate, uint64_t ring_size, uint32_t bl
   ring->set_wakeup_watermark(std::max<uint64_t>(wake_bytes, block_bytes));
   sring::Consumer consumer(*ring);
   consumer.set_release_step(how.release_step);
-  auto verify = how.prefetch ? count_mismatches_prefetching : sring::count_pattern_mismatches;
+  // The 16-bit verifier (verify.hpp also has one for a payload in any layout).
+  using Verify = uint64_t (*)(const uint16_t*, uint64_t, uint64_t, uint32_t);
+  const Verify verify =
+      how.prefetch ? count_mismatches_prefetching : static_cast<Verify>(sring::count_pattern_mismatches);
   device.begin();
   std::thread producer([&] {
     run.kept_rate = paced_producer(sample_rate, device.samples_per_block(), seconds, run,

@@ -30,6 +30,15 @@ int main() {
   sring::sim::SimDevice device(*host, config);
   auto ring = sring::Ring::attach(std::move(*host->duplicate_fd()), sring::Ring::Access::kConsumer);
   if (!ring) return std::fprintf(stderr, "%s\n", ring.error().message.c_str()), 2;
+  // The loop below reads s16 (as<int16_t>(), which throws sring::FormatMismatch
+  // on any other format): say so up front for a ring that carries another,
+  // e.g. a device configured by someone else (its producer page announces
+  // the layout). Several channels are fine: their values are all enveloped.
+  if (ring->layout().format != SRING_FMT_S16) {
+    return std::fprintf(stderr, "this example reads s16 samples; the ring carries %s\n",
+                        sring::describe(ring->layout()).c_str()),
+           2;
+  }
   sring::UniqueFd efd(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
   (void)device.set_eventfd(efd.get());
   (void)ring->use_eventfd(std::move(efd));

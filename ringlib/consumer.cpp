@@ -84,7 +84,7 @@ Expected<std::optional<Block>> Consumer::take() {
   std::optional<uint64_t> expected = accounting_.next_sample();
   if (!held_.empty()) expected = held_.back().first_sample() + held_.back().header().sample_count;
   const uint64_t lost = expected && header.first_sample > *expected ? header.first_sample - *expected : 0;
-  held_.emplace_back(header, cursor_->samples(), cursor_->block_begin(), lost);
+  held_.emplace_back(header, cursor_->payload(), cursor_->block_begin(), lost);
   handed_to_ = cursor_->position();
   return std::optional<Block>{held_.back()};
 }

@@ -6,6 +6,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "sring/format.hpp"
+
 namespace sring {
 
 sring_config default_device_config() {
@@ -14,6 +16,7 @@ sring_config default_device_config() {
   config.block_bytes = 8192;
   config.overrun_policy = SRING_OVERRUN_DROP_NEWEST;
   config.sample_format = SRING_FMT_U16;
+  config.channels = 1;
   config.pattern_seed = 1;
   config.flush_timeout_us = 2000;
   return config;
@@ -45,8 +48,32 @@ Status Device::control(unsigned long command, void* argument, const char* what) 
 }
 
 Status Device::configure(const sring_config& config) {
+  // What every driver refuses with a bare EINVAL (docs/abi.md,
+  // SRING_IOC_SET_CONFIG), said here with the reason; the rest (block size
+  // against the ring, rate, a format or layout this device cannot make) only
+  // the driver can judge.
+  if (config.flags != 0 || config.reserved0 != 0 || config.reserved1 != 0) {
+    return make_error(EINVAL, "cannot configure {}: flags and the reserved fields must be zero", path_);
+  }
+  if (config.channels > SRING_MAX_CHANNELS) {
+    return make_error(EINVAL, "cannot configure {}: {} channels, at most {}", path_, config.channels,
+                      SRING_MAX_CHANNELS);
+  }
+  if (sring_format_bits(config.sample_format) == 0 && config.sample_format < SRING_FMT_DEVICE_FIRST) {
+    return make_error(EINVAL, "cannot configure {}: sample format {} is neither a standard one nor in the "
+                      "device range from {:#x}", path_, config.sample_format, SRING_FMT_DEVICE_FIRST);
+  }
   sring_config copy = config;  // the ioctl takes a non-const pointer
-  return control(SRING_IOC_SET_CONFIG, &copy, "configure");
+  auto configured = control(SRING_IOC_SET_CONFIG, &copy, "configure");
+  if (!configured && configured.error().code == EINVAL) {
+    // Which setting the driver refused it does not say: give all of them.
+    const SampleLayout layout{config.sample_format, config.channels == 0 ? 1 : config.channels, 0};
+    return make_error(EINVAL, "{} refuses {} in blocks of {} bytes at {} frames/s, overrun policy {}, flush "
+                      "timeout {} us (EINVAL; docs/abi.md, SRING_IOC_SET_CONFIG, says what a device takes)",
+                      path_, describe(layout), config.block_bytes, config.sample_rate, config.overrun_policy,
+                      config.flush_timeout_us);
+  }
+  return configured;
 }
 
 Status Device::start() { return control(SRING_IOC_START, nullptr, "start"); }

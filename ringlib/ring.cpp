@@ -16,6 +16,7 @@
 #include <type_traits>
 
 #include "sring/detail/mapping.hpp"
+#include "sring/format.hpp"
 
 namespace sring {
 namespace {
@@ -107,11 +108,24 @@ Status validate_producer_identity(const sring_producer_page& page, uint64_t file
     return make_error(EPROTO, "block size {} is not a multiple of {} up to {} and half the ring",
                       page.block_bytes, SRING_BLOCK_ALIGN, SRING_MAX_BLOCK_BYTES);
   }
+  if (!SampleLayout::from_page(page).valid()) {
+    return make_error(EPROTO, "unknown sample layout: format {}, {} channels, {} bits", page.sample_format,
+                      page.channels, page.bits_per_sample);
+  }
   if (file_size != 0 && file_size != page.data_offset + page.ring_size) {
     return make_error(EPROTO, "ring file is {} bytes, its producer page says {}", file_size,
                       page.data_offset + page.ring_size);
   }
   return ok();
+}
+
+SampleLayout Ring::layout() const {
+  // Relaxed: configuration written while the device is stopped, published
+  // by its state store (load state with acquire first to pair with it).
+  const uint32_t channels = load_relaxed(kproducer_->channels);
+  const uint32_t bits = load_relaxed(kproducer_->bits_per_sample);
+  return SampleLayout{load_relaxed(kproducer_->sample_format), channels != 0 ? channels : 1u,
+                      bits != 0 ? bits : 16u};
 }
 
 Expected<const sring_block_header*> BlockCursor::next() {
@@ -136,11 +150,22 @@ Expected<const sring_block_header*> BlockCursor::next() {
     return make_error(EPROTO, "block at position {} claims {} bytes ({} left in the span)",
                       position(), total, left);
   }
-  if (header_.bytes_per_sample != 2 ||
-      (header_.sample_format != SRING_FMT_U16 && header_.sample_format != SRING_FMT_S16) ||
-      uint64_t{header_.sample_count} * 2 > total - SRING_BLOCK_HEADER_SIZE) {
-    return make_error(EPROTO, "block at position {} has {} samples of format {} in {} bytes",
-                      position(), header_.sample_count, header_.sample_format, total);
+  // A 1.3 producer leaves channels and bits_per_sample both zero (one
+  // channel of bytes_per_sample); a 1.4 one writes both. One without the
+  // other is neither, and its payload size cannot be trusted.
+  if ((header_.channels == 0) != (header_.bits_per_sample == 0)) {
+    return make_error(EPROTO, "block at position {} has channels {} and bits_per_sample {}: both or neither "
+                      "(a 1.3 producer) must be zero", position(), header_.channels, header_.bits_per_sample);
+  }
+  // The layout (docs/abi.md, "Sample formats"): a standard format with its
+  // own size, or a device's own with the size it declares; either way the
+  // payload fits in the block.
+  const SampleLayout layout = SampleLayout::from_header(header_);
+  if (!layout.valid() ||
+      header_.bytes_per_sample != (layout.bits_per_sample % 8 == 0 ? layout.bits_per_sample / 8 : 0) ||
+      layout.payload_bytes(header_.sample_count) > total - SRING_BLOCK_HEADER_SIZE) {
+    return make_error(EPROTO, "block at position {} has {} frames of {} ({} bits) in {} bytes", position(),
+                      header_.sample_count, describe(layout), layout.bits_per_sample, total);
   }
   block_offset_ = offset_;
   offset_ += total;

@@ -11,8 +11,9 @@ Expected<uint64_t> StreamConsumer::consume_available() {
   // overwrite-oldest a block taken back while we read it counts for nothing).
   return consumer_.consume_blocks(
       [&](const Block& block) {
-        corrupted_in_block_ = verify_ ? count_pattern_mismatches(block.samples().data(), block.first_sample(),
-                                                                 block.header().sample_count, seed)
+        // Any layout: the block's own (from its header), values counted.
+        corrupted_in_block_ = verify_ ? count_pattern_mismatches(block.payload().data(), block.layout(),
+                                                                 block.first_sample(), block.frames(), seed)
                                       : 0;
         return true;
       },

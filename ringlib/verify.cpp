@@ -1,6 +1,8 @@
 #include "sring/verify.hpp"
 
 #include <algorithm>
+#include <array>
+#include <cstring>
 
 #include "sring/sring_pattern.h"
 
@@ -40,6 +42,56 @@ uint64_t count_pattern_mismatches(const uint16_t* samples, uint64_t first, uint6
     samples += n;
     first += n;
     count -= n;
+  }
+  return mismatches;
+}
+
+namespace {
+
+// The 12-bit value of element k of a packed payload (sring_pattern.h).
+uint32_t packed12_at(const uint8_t* bytes, uint64_t k) {
+  const uint8_t* pair = bytes + k / 2 * 3;
+  return k % 2 == 0 ? pair[0] | (pair[1] & 0x0fu) << 8 : (pair[1] >> 4) | uint32_t{pair[2]} << 4;
+}
+
+}  // namespace
+
+uint64_t count_pattern_mismatches(const std::byte* payload, const SampleLayout& layout, uint64_t first_frame,
+                                  uint64_t frames, uint32_t seed) {
+  const uint64_t per_frame = uint64_t{layout.channels} * layout.components();
+  if (sring_pattern_format_bits(layout.format) != layout.bits_per_sample || layout.bits_per_sample == 0) {
+    return frames * per_frame;  // not a format the pattern defines: nothing can be right
+  }
+  if (layout.bits_per_sample / layout.components() == 16) {  // u16, s16, cs16: the base values themselves
+    return count_pattern_mismatches(reinterpret_cast<const uint16_t*>(payload), first_frame * per_frame,
+                                    frames * per_frame, seed);
+  }
+  // Batches of an even number of values, so a packed format's pairs stay
+  // aligned with the block's first value.
+  constexpr uint64_t kBatchValues = 4096;
+  const uint64_t batch_frames = std::max<uint64_t>(2, (kBatchValues / per_frame) & ~uint64_t{1});
+  std::array<uint8_t, kBatchValues * 4> expected;  // at most 4096 values of at most 32 bits
+  const uint64_t value_bits = layout.bits_per_sample / layout.components();
+  uint64_t mismatches = 0;
+  const auto* bytes = reinterpret_cast<const uint8_t*>(payload);
+  for (uint64_t done = 0; done < frames;) {
+    const uint64_t n = std::min(frames - done, batch_frames);
+    const uint64_t batch_bytes = layout.payload_bytes(n);
+    sring_pattern_fill_format(expected.data(), layout.format, layout.channels, first_frame + done,
+                              static_cast<uint32_t>(n), seed);
+    if (std::memcmp(bytes, expected.data(), batch_bytes) != 0) {
+      const uint64_t values = n * per_frame;
+      for (uint64_t k = 0; k < values; ++k) {
+        if (layout.format == SRING_FMT_SIM_PACKED12) {
+          mismatches += packed12_at(bytes, k) != packed12_at(expected.data(), k);
+        } else {
+          const uint64_t size = value_bits / 8;
+          mismatches += std::memcmp(bytes + k * size, expected.data() + k * size, size) != 0;
+        }
+      }
+    }
+    bytes += n * per_frame * value_bits / 8;  // n is even: whole bytes for packed12 too
+    done += n;
   }
   return mismatches;
 }

@@ -6,12 +6,16 @@
 
 #include <gtest/gtest.h>
 
+#include <bit>
+#include <complex>
 #include <cstring>
 #include <stdexcept>
 #include <vector>
 
 #include "sring/consumer.hpp"
 #include "sring/detail/barriers.hpp"
+#include "sring/format.hpp"
+#include "sring/sring_pattern.h"
 #include "sring/verify.hpp"
 #include "sring/sim/host_ring.hpp"
 #include "sring/sim/sim_device.hpp"
@@ -66,10 +70,12 @@ TEST(Consume, EveryBlockInOrderInPlace) {
     sequences.push_back(block.sequence());
     EXPECT_EQ(block.samples().size(), kBlockSamples);
     EXPECT_EQ(block.lost_before(), 0u);
-    // In place: a view of the ring's own memory, signed or not.
+    // In place: a view of the ring's own memory, as the block's own type
+    // (u16: a signed view of it is a FormatMismatch, see Formats below).
     EXPECT_GE(block.samples().data(), begin);
     EXPECT_LE(block.samples().data() + block.samples().size(), end);
-    EXPECT_EQ(static_cast<const void*>(block.as<int16_t>().data()), static_cast<const void*>(block.samples().data()));
+    EXPECT_EQ(static_cast<const void*>(block.payload().data()), static_cast<const void*>(block.samples().data()));
+    EXPECT_EQ(block.payload().size(), block.samples().size_bytes());
     corrupted += sring::count_pattern_mismatches(block.samples().data(), block.first_sample(),
                                                  block.samples().size(), 1);
   });
@@ -449,6 +455,138 @@ TEST(EndOfStream, NotWhileStoppedWithBlocksLeft) {
   EXPECT_TRUE(consumer.end_of_stream());
   EXPECT_TRUE(consumer.finish().exact());
   EXPECT_TRUE(consumer.snapshot().exact);
+}
+
+// --- Formats and channels: Block::as<T>() ---------------------------------
+
+// The value of element `e` as type T, from docs/abi.md ("The sample
+// pattern"), written without sring_pattern_value().
+template <typename T>
+T documented(uint64_t e, uint32_t seed) {
+  const uint16_t u = sring_pattern_sample(e, seed);
+  const auto as_float = [](uint16_t base) { return static_cast<float>(static_cast<int16_t>(base)) / 32768.0f; };
+  if constexpr (std::is_same_v<T, uint8_t>) return static_cast<uint8_t>(u >> 8);
+  else if constexpr (std::is_same_v<T, int8_t>) return static_cast<int8_t>(u >> 8);
+  else if constexpr (std::is_same_v<T, uint16_t>) return u;
+  else if constexpr (std::is_same_v<T, int16_t>) return static_cast<int16_t>(u);
+  else if constexpr (std::is_same_v<T, int32_t>) return static_cast<int32_t>(uint32_t{u} << 16 | u);
+  else if constexpr (std::is_same_v<T, float>) return as_float(u);
+  else if constexpr (std::is_same_v<T, sring::cs16>) {
+    return sring::cs16{static_cast<int16_t>(u), static_cast<int16_t>(sring_pattern_sample(e + 1, seed))};
+  } else {
+    return std::complex<float>(as_float(u), as_float(sring_pattern_sample(e + 1, seed)));
+  }
+}
+
+// Each format's one C++ type, from docs/abi.md's table (not format_of(),
+// which is under test).
+template <typename T>
+constexpr uint32_t documented_format() {
+  if constexpr (std::is_same_v<T, uint8_t>) return SRING_FMT_U8;
+  else if constexpr (std::is_same_v<T, int8_t>) return SRING_FMT_S8;
+  else if constexpr (std::is_same_v<T, uint16_t>) return SRING_FMT_U16;
+  else if constexpr (std::is_same_v<T, int16_t>) return SRING_FMT_S16;
+  else if constexpr (std::is_same_v<T, int32_t>) return SRING_FMT_S32;
+  else if constexpr (std::is_same_v<T, float>) return SRING_FMT_F32;
+  else if constexpr (std::is_same_v<T, sring::cs16>) return SRING_FMT_CS16;
+  else return SRING_FMT_CF32;
+}
+
+template <typename... Ts>
+struct TypeList {};
+using SampleTypes = TypeList<uint8_t, int8_t, uint16_t, int16_t, int32_t, float, sring::cs16, std::complex<float>>;
+
+// as<T>() for the block's own T: frames * channels values in place (its
+// data() is the payload's first byte, inside the acquired span), each the
+// documented pattern value; for every other T, FormatMismatch.
+template <typename T>
+void expect_view(const Block& block, const sring::BlockSpan& span, uint32_t seed) {
+  if (block.format() != documented_format<T>()) {
+    EXPECT_THROW((void)block.as<T>(), sring::FormatMismatch) << sring::format_name(documented_format<T>());
+    return;
+  }
+  const std::span<const T> values = block.as<T>();
+  ASSERT_EQ(values.size(), block.frames() * block.channels());
+  EXPECT_EQ(static_cast<const void*>(values.data()), static_cast<const void*>(block.payload().data()))
+      << "zero-copy: the view is the ring's memory";
+  EXPECT_GE(reinterpret_cast<const std::byte*>(values.data()), span.data);
+  EXPECT_LE(reinterpret_cast<const std::byte*>(values.data() + values.size()), span.data + span.bytes);
+  EXPECT_EQ(values.size_bytes(), block.payload().size());
+  const uint32_t components = sring_format_components(block.format());
+  const uint64_t first = block.first_sample() * block.channels();
+  for (size_t i = 0; i < values.size(); ++i) {
+    ASSERT_TRUE(values[i] == documented<T>((first + i) * components, seed)) << "value " << i;
+  }
+}
+
+template <typename... Ts>
+void expect_views(TypeList<Ts...>, const Block& block, const sring::BlockSpan& span, uint32_t seed) {
+  (expect_view<Ts>(block, span, seed), ...);
+}
+
+struct LayoutRig {
+  LayoutRig(uint32_t format, uint32_t channels) : host(std::move(*HostRing::create(kRingSize))), device(host, [&] {
+    SimConfig c = Rig::config(SRING_OVERRUN_DROP_NEWEST);
+    c.sample_format = format;
+    c.channels = channels;
+    return c;
+  }()) {
+    auto fd = host.duplicate_fd();
+    ring.emplace(std::move(*Ring::attach(std::move(*fd), Ring::Access::kConsumer)));
+    device.begin();
+  }
+  HostRing host;
+  SimDevice device;
+  std::optional<Ring> ring;
+};
+
+TEST(Formats, AsGivesTheBlocksOwnTypeInPlaceAndRefusesEveryOther) {
+  for (uint32_t format = 1; format <= SRING_FMT_LAST_STANDARD; ++format) {
+    for (uint32_t channels : {1u, 2u, 4u}) {
+      SCOPED_TRACE(sring::format_name(format) + " x " + std::to_string(channels));
+      LayoutRig rig(format, channels);
+      for (int i = 0; i < 3; ++i) ASSERT_EQ(rig.device.produce_block(), Produced::kWritten);
+      auto span = rig.ring->acquire();
+      ASSERT_TRUE(span.has_value());
+      EXPECT_EQ(rig.ring->layout(), rig.device.layout()) << "the producer page announces the layout";
+      Consumer consumer(*rig.ring);
+      uint64_t seen = 0;
+      auto n = consumer.consume([&](const Block& block) {
+        ++seen;
+        EXPECT_EQ(block.format(), format);
+        EXPECT_EQ(block.channels(), channels);
+        EXPECT_EQ(block.layout(), rig.device.layout());
+        EXPECT_EQ(block.frames(), rig.device.samples_per_block());
+        EXPECT_EQ(block.payload().size(), rig.device.layout().payload_bytes(block.frames()));
+        EXPECT_EQ(block.payload().data(), span->data + (block.position() - span->begin) + SRING_BLOCK_HEADER_SIZE)
+            << "the payload follows the block's header in the ring";
+        expect_views(SampleTypes{}, block, *span, 1);
+      });
+      ASSERT_TRUE(n.has_value()) << n.error().message;
+      EXPECT_EQ(seen, 3u);
+    }
+  }
+}
+
+// A device's own format has no C++ type: every as<T>() refuses it, and its
+// bytes are still there to move (payload()).
+TEST(Formats, ADeviceFormatHasOnlyItsPayload) {
+  LayoutRig rig(SRING_FMT_SIM_PACKED12, 3);
+  ASSERT_EQ(rig.device.produce_block(), Produced::kWritten);
+  auto span = rig.ring->acquire();
+  ASSERT_TRUE(span.has_value());
+  Consumer consumer(*rig.ring);
+  auto n = consumer.consume([&](const Block& block) {
+    EXPECT_EQ(block.layout().bits_per_sample, 12u);
+    EXPECT_EQ(block.payload().size(), (block.frames() * 3 * 12 + 7) / 8);
+    EXPECT_EQ(sring::count_pattern_mismatches(block.payload().data(), block.layout(), block.first_sample(),
+                                              block.frames(), 1),
+              0u);
+    expect_views(SampleTypes{}, block, *span, 1);
+    EXPECT_THROW((void)block.samples(), sring::FormatMismatch);
+  });
+  ASSERT_TRUE(n.has_value()) << n.error().message;
+  EXPECT_EQ(*n, 1u);
 }
 
 // A block header copy is validated before anything in it is used: a block

@@ -10,7 +10,9 @@
 #include <thread>
 #include <vector>
 
+#include "sring/format.hpp"
 #include "sring/pipeline.hpp"
+#include "sring/sring_pattern.h"
 #include "sring/stream.hpp"
 #include "sring/verify.hpp"
 #include "sring/sim/host_ring.hpp"
@@ -274,10 +276,15 @@ void consume_until_over(Acquisition& a, sring::StreamConsumer& consumer,
 // A whole acquisition with the producer flat out (it waits for room rather
 // than drop, so the result does not depend on this machine's speed or a
 // sanitizer's slowdown): every sample arrives, in order, and verifies.
-void acquire_and_check(sring::WaitStrategy strategy, unsigned workers) {
+// In any layout: the workers verify each block's payload in its own layout
+// (BlockDescriptor::layout()), and a cs16 one through its typed view too.
+void acquire_and_check(sring::WaitStrategy strategy, unsigned workers, uint32_t format = SRING_FMT_U16,
+                       uint32_t channels = 1) {
   SimConfig config;
   config.sample_rate = 0;
   config.block_bytes = 16384;
+  config.sample_format = format;
+  config.channels = channels;
   Acquisition a(4 << 20, config);
   ASSERT_TRUE(a.device.start(std::chrono::milliseconds(400)).has_value());
   sring::StreamCounters counters;
@@ -288,9 +295,20 @@ void acquire_and_check(sring::WaitStrategy strategy, unsigned workers) {
     counters = consumer.counters();
   } else {
     std::vector<std::atomic<uint64_t>> corrupted(workers);
+    std::atomic<uint64_t> wrong_views{0};
     sring::Pipeline pipeline(*a.ring, workers, [&](unsigned w, const sring::BlockDescriptor& d) {
-      corrupted[w].fetch_add(sring::count_pattern_mismatches(
-          d.samples().data(), d.header->first_sample, d.header->sample_count, 1));
+      corrupted[w].fetch_add(sring::count_pattern_mismatches(d.payload().data(), d.layout(),
+                                                             d.header->first_sample, d.header->sample_count, 1));
+      if (d.layout().format == SRING_FMT_CS16) {
+        const auto iq = d.as<sring::cs16>();
+        wrong_views += iq.size() != uint64_t{d.header->sample_count} * channels ||
+                       static_cast<const void*>(iq.data()) != static_cast<const void*>(d.payload().data());
+        try {
+          (void)d.as<int16_t>();
+          ++wrong_views;
+        } catch (const sring::FormatMismatch&) {
+        }
+      }
     });
     sring::StreamAccounting accounting;
     accounting.expect_start(0, 0);
@@ -300,6 +318,7 @@ void acquire_and_check(sring::WaitStrategy strategy, unsigned workers) {
     ASSERT_TRUE(run.has_value()) << run.error().message;
     for (auto& c : corrupted) accounting.add_corrupted(c.load());
     counters = accounting.counters();
+    EXPECT_EQ(wrong_views.load(), 0u);
   }
   a.device.join();
   const auto& p = a.host.producer();
@@ -318,6 +337,12 @@ TEST(Acquisition, SpinSingleThread) { acquire_and_check(sring::WaitStrategy::kSp
 TEST(Acquisition, HybridSingleThread) { acquire_and_check(sring::WaitStrategy::kHybrid, 0); }
 TEST(Acquisition, EventfdTwoWorkers) { acquire_and_check(sring::WaitStrategy::kEventfd, 2); }
 TEST(Acquisition, HybridThreeWorkers) { acquire_and_check(sring::WaitStrategy::kHybrid, 3); }
+TEST(Acquisition, EventfdTwoWorkersComplexTwoChannels) {
+  acquire_and_check(sring::WaitStrategy::kEventfd, 2, SRING_FMT_CS16, 2);
+}
+TEST(Acquisition, EventfdSingleThreadPacked12ThreeChannels) {
+  acquire_and_check(sring::WaitStrategy::kEventfd, 0, SRING_FMT_SIM_PACKED12, 3);
+}
 
 // Stress: the producer flat out into a small ring, with injected stalls,
 // bursts and an overrunning slow phase; whatever is lost is accounted exactly.

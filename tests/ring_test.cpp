@@ -8,7 +8,10 @@
 
 #include <cstring>
 
+#include "sring/device.hpp"
+#include "sring/format.hpp"
 #include "sring/ring.hpp"
+#include "sring/sring_pattern.h"
 #include "sring/stream.hpp"
 #include "sring/verify.hpp"
 #include "sring/sim/host_ring.hpp"
@@ -85,6 +88,81 @@ TEST(Attach, EachIdentityMismatchHasItsOwnError) {
     auto host = make_ring();
     host.producer().ring_size = 128 * 1024;  // the file holds only 64 KiB of data
     expect_attach_error(host, EPROTO, "ring file is");
+  }
+  {
+    auto host = make_ring();
+    host.producer().sample_format = 99;
+    expect_attach_error(host, EPROTO, "unknown sample layout: format 99");
+  }
+  {
+    auto host = make_ring();
+    host.producer().channels = SRING_MAX_CHANNELS + 1;
+    expect_attach_error(host, EPROTO, "257 channels");
+  }
+  {
+    auto host = make_ring();
+    host.producer().bits_per_sample = 12;  // not u16's
+    expect_attach_error(host, EPROTO, "12 bits");
+  }
+}
+
+// The producer page's layout: what a 1.4 producer writes, and a 1.3 page
+// (channels and bits_per_sample zero) read as one channel of 16 bits.
+TEST(Attach, LayoutOfTheProducerPage) {
+  auto host = make_ring();
+  SimDevice device(host, SimConfig{.sample_format = SRING_FMT_CF32, .channels = 3});
+  auto ring = attach(host);
+  ASSERT_TRUE(ring.has_value()) << ring.error().message;
+  EXPECT_EQ(ring->layout(), (sring::SampleLayout{SRING_FMT_CF32, 3, 64}));
+  EXPECT_EQ(host.producer().channels, 3u);
+  EXPECT_EQ(host.producer().bits_per_sample, 64u);
+
+  auto old = make_ring();
+  old.producer().channels = 0;
+  old.producer().bits_per_sample = 0;
+  old.producer().sample_format = SRING_FMT_S16;
+  auto from_old = attach(old);
+  ASSERT_TRUE(from_old.has_value()) << from_old.error().message;
+  EXPECT_EQ(from_old->layout(), (sring::SampleLayout{SRING_FMT_S16, 1, 16}));
+}
+
+// Device::configure() says what every driver would refuse before it asks
+// the driver; /dev/null stands in for the device (a character device that
+// answers every ioctl with ENOTTY), so a configuration that passes the
+// checks reaches the ioctl.
+TEST(Device, ConfigureRefusesReservedFieldsChannelsAndFormatsBeforeTheIoctl) {
+  auto device = sring::Device::open("/dev/null");
+  ASSERT_TRUE(device.has_value()) << device.error().message;
+  struct Case {
+    const char* what;
+    void (*change)(sring_config&);
+    const char* words;
+  } cases[] = {
+      {"reserved0", [](sring_config& c) { c.reserved0 = 1; }, "reserved"},
+      {"reserved1", [](sring_config& c) { c.reserved1 = 1; }, "reserved"},
+      {"flags", [](sring_config& c) { c.flags = 1; }, "flags"},
+      {"257 channels", [](sring_config& c) { c.channels = SRING_MAX_CHANNELS + 1; }, "257 channels"},
+      {"format 9", [](sring_config& c) { c.sample_format = SRING_FMT_LAST_STANDARD + 1; }, "sample format 9"},
+      {"format 0", [](sring_config& c) { c.sample_format = 0; }, "sample format 0"},
+  };
+  for (const auto& c : cases) {
+    sring_config config = sring::default_device_config();
+    c.change(config);
+    auto configured = device->configure(config);
+    ASSERT_FALSE(configured.has_value()) << c.what;
+    EXPECT_EQ(configured.error().code, EINVAL) << c.what << ": " << configured.error().message;
+    EXPECT_NE(configured.error().message.find(c.words), std::string::npos) << configured.error().message;
+  }
+  // What passes reaches the driver (here: /dev/null's ENOTTY): 0 channels
+  // (a 1.3 caller: 1), 256, a device format the driver may have declared.
+  for (auto change : {+[](sring_config& c) { c.channels = 0; }, +[](sring_config& c) { c.channels = 256; },
+                      +[](sring_config& c) { c.sample_format = SRING_FMT_SIM_PACKED12; }}) {
+    sring_config config = sring::default_device_config();
+    EXPECT_EQ(config.channels, 1u);
+    change(config);
+    auto configured = device->configure(config);
+    ASSERT_FALSE(configured.has_value());
+    EXPECT_EQ(configured.error().code, ENOTTY) << configured.error().message;
   }
 }
 
@@ -179,6 +257,30 @@ TEST(Acquire, LyingBlockHeadersAreRejected) {
       {"length below header", [](sring_block_header& h) { h.total_bytes = 0; }},
       {"too many samples", [](sring_block_header& h) { h.sample_count = 1u << 31; }},
       {"unknown format", [](sring_block_header& h) { h.sample_format = 99; }},
+      // ABI 1.4: formats, channels, bits (docs/abi.md, "Sample formats and channels").
+      {"format after the last standard one", [](sring_block_header& h) { h.sample_format = SRING_FMT_LAST_STANDARD + 1; }},
+      {"bits_per_sample not the format's", [](sring_block_header& h) { h.bits_per_sample = 8; }},
+      {"bits_per_sample not the format's, bytes agreeing",
+       [](sring_block_header& h) {
+         h.bits_per_sample = 8;
+         h.bytes_per_sample = 1;
+       }},
+      {"bytes_per_sample not bits / 8", [](sring_block_header& h) { h.bytes_per_sample = 1; }},
+      {"channels 0 from a 1.4 producer (bits set)", [](sring_block_header& h) { h.channels = 0; }},
+      {"bits 0 from a 1.4 producer (channels set)", [](sring_block_header& h) { h.bits_per_sample = 0; }},
+      {"more channels than SRING_MAX_CHANNELS",
+       [](sring_block_header& h) {
+         h.channels = SRING_MAX_CHANNELS + 1;
+         h.sample_count = 1;
+       }},
+      {"payload larger than the block (channels)", [](sring_block_header& h) { h.channels = 2; }},
+      {"payload larger than the block by one frame", [](sring_block_header& h) { h.sample_count += 1; }},
+      {"device format without bits", [](sring_block_header& h) {
+         h.sample_format = 0x8001;
+         h.bits_per_sample = 0;
+         h.channels = 0;
+         h.bytes_per_sample = 0;
+       }},
   };
   for (const auto& c : cases) {
     *header = good;
@@ -198,6 +300,82 @@ TEST(Acquire, LyingBlockHeadersAreRejected) {
   auto block = cursor.next();
   ASSERT_TRUE(block.has_value());
   EXPECT_NE(*block, nullptr);
+}
+
+// What the cursor accepts of the layouts: a 1.4 block of the simulator's,
+// a 1.3 block (channels and bits_per_sample zero: one channel of
+// bytes_per_sample), a full block to the last byte, and a device format it
+// does not know (its bits are the driver's to declare; it moves its bytes).
+TEST(Acquire, LayoutsTheCursorAccepts) {
+  auto host = make_ring();
+  SimConfig config;
+  config.sample_rate = 0;
+  SimDevice device(host, config);
+  device.begin();
+  ASSERT_EQ(device.produce_block(), sring::sim::Produced::kWritten);
+  auto ring = attach(host);
+  ASSERT_TRUE(ring.has_value());
+  auto* header = reinterpret_cast<sring_block_header*>(host.data());
+  const sring_block_header good = *header;
+  EXPECT_EQ(good.channels, 1u);
+  EXPECT_EQ(good.bits_per_sample, 16u);
+  const uint32_t payload_room = good.total_bytes - SRING_BLOCK_HEADER_SIZE;
+
+  struct Case {
+    const char* what;
+    void (*change)(sring_block_header&);
+    sring::SampleLayout layout;
+  } cases[] = {
+      {"as written", [](sring_block_header&) {}, {SRING_FMT_U16, 1, 16}},
+      {"a 1.3 header", [](sring_block_header& h) { h.channels = h.bits_per_sample = 0; }, {SRING_FMT_U16, 1, 16}},
+      {"a 1.3 s16 header",
+       [](sring_block_header& h) {
+         h.sample_format = SRING_FMT_S16;
+         h.channels = h.bits_per_sample = 0;
+       },
+       {SRING_FMT_S16, 1, 16}},
+      {"4 channels of u8 filling the block",
+       [](sring_block_header& h) {
+         h.sample_format = SRING_FMT_U8;
+         h.channels = 4;
+         h.bits_per_sample = 8;
+         h.bytes_per_sample = 1;
+         h.sample_count = (h.total_bytes - SRING_BLOCK_HEADER_SIZE) / 4;
+       },
+       {SRING_FMT_U8, 4, 8}},
+      {"another driver's 20-bit format, 3 channels",
+       [](sring_block_header& h) {
+         h.sample_format = 0x8123;
+         h.channels = 3;
+         h.bits_per_sample = 20;
+         h.bytes_per_sample = 0;
+         h.sample_count = (h.total_bytes - SRING_BLOCK_HEADER_SIZE) * 8 / 60;
+       },
+       {0x8123, 3, 20}},
+      {"256 channels of cf32",
+       [](sring_block_header& h) {
+         h.sample_format = SRING_FMT_CF32;
+         h.channels = SRING_MAX_CHANNELS;
+         h.bits_per_sample = 64;
+         h.bytes_per_sample = 8;
+         h.sample_count = (h.total_bytes - SRING_BLOCK_HEADER_SIZE) / (8 * SRING_MAX_CHANNELS);
+       },
+       {SRING_FMT_CF32, SRING_MAX_CHANNELS, 64}},
+  };
+  for (const auto& c : cases) {
+    *header = good;
+    c.change(*header);
+    auto span = ring->acquire();
+    ASSERT_TRUE(span.has_value());
+    sring::BlockCursor cursor(*span, ring->max_block_bytes());
+    auto block = cursor.next();
+    ASSERT_TRUE(block.has_value()) << c.what << ": " << block.error().message;
+    ASSERT_NE(*block, nullptr) << c.what;
+    const sring::SampleLayout layout = sring::SampleLayout::from_header(cursor.header());
+    EXPECT_EQ(layout, c.layout) << c.what;
+    EXPECT_LE(layout.payload_bytes(cursor.header().sample_count), payload_room) << c.what;
+    EXPECT_EQ(cursor.payload(), span->data + SRING_BLOCK_HEADER_SIZE) << c.what;
+  }
 }
 
 TEST(Release, PublishesTailAndRefusesForeignPositions) {

@@ -57,12 +57,14 @@
 
 #define SRING_MAGIC		0x474e5253U	/* "SRNG" in memory, little endian */
 #define SRING_ABI_VERSION_MAJOR	1
-#define SRING_ABI_VERSION_MINOR	3	/* 1.1: counters and end of stream exact;
+#define SRING_ABI_VERSION_MINOR	4	/* 1.1: counters and end of stream exact;
 					 * 1.2: states FAILED and REMOVED, device
 					 * flags in blocks;
 					 * 1.3: tails checked as block boundaries,
 					 * poll() readable at the end of a stream,
-					 * faults SRING_FAULT_RECLAIM_RACE, _FAIL */
+					 * faults SRING_FAULT_RECLAIM_RACE, _FAIL;
+					 * 1.4: sample formats 8/32-bit, float,
+					 * complex, device-owned; channels */
 #define SRING_ABI_VERSION \
 	((SRING_ABI_VERSION_MAJOR << 16) | SRING_ABI_VERSION_MINOR)
 #define SRING_ABI_MAJOR(v)	((v) >> 16)
@@ -113,10 +115,71 @@
  * Its documentation says what they mean; 0 from the simulated devices. */
 #define SRING_BLOCK_F_DEVICE_MASK	0xffff0000U
 
+/*
+ * Sample formats (docs/abi.md, "Sample formats"). Everything is little
+ * endian. A complex sample is I then Q. A block holds sample_count *frames*:
+ * one sample of each of `channels` channels, interleaved (frame 0 channel 0,
+ * frame 0 channel 1, ...). The payload of a block is
+ * sring_payload_bytes(sample_count, channels, bits_per_sample) bytes.
+ */
 enum sring_sample_format {
-	SRING_FMT_U16 = 1,	/* 16-bit unsigned, little endian */
-	SRING_FMT_S16 = 2,	/* 16-bit two's complement, little endian */
+	SRING_FMT_U16 = 1,	/* 16-bit unsigned */
+	SRING_FMT_S16 = 2,	/* 16-bit two's complement */
+	/* 1.4 */
+	SRING_FMT_U8 = 3,	/* 8-bit unsigned */
+	SRING_FMT_S8 = 4,	/* 8-bit two's complement */
+	SRING_FMT_S32 = 5,	/* 32-bit two's complement */
+	SRING_FMT_F32 = 6,	/* IEEE 754 binary32 */
+	SRING_FMT_CS16 = 7,	/* complex: I, Q, each 16-bit two's complement */
+	SRING_FMT_CF32 = 8,	/* complex: I, Q, each IEEE 754 binary32 */
 };
+#define SRING_FMT_LAST_STANDARD	SRING_FMT_CF32
+/* 1.4: formats from here to 0xffff belong to the device driver (a 12-bit
+ * packed converter, a vendor's framing): sring checks only their size, which
+ * the driver declares (bits_per_sample, below); the driver's documentation
+ * says what they are. The simulated devices' own 12-bit packed format,
+ * SRING_FMT_SIM_PACKED12, is in sring_pattern.h. */
+#define SRING_FMT_DEVICE_FIRST	0x8000U
+#define SRING_FMT_DEVICE_LAST	0xffffU
+
+/* 1.4: the most channels in a frame. */
+#define SRING_MAX_CHANNELS	256U
+
+/* Bits of one sample of one channel in a standard format (a complex sample:
+ * I and Q together); 0 for anything else. */
+static inline __u32 sring_format_bits(__u32 format)
+{
+	switch (format) {
+	case SRING_FMT_U8:
+	case SRING_FMT_S8:
+		return 8;
+	case SRING_FMT_U16:
+	case SRING_FMT_S16:
+		return 16;
+	case SRING_FMT_S32:
+	case SRING_FMT_F32:
+	case SRING_FMT_CS16:
+		return 32;
+	case SRING_FMT_CF32:
+		return 64;
+	default:
+		return 0;
+	}
+}
+
+/* Values per sample: 2 (I, Q) for the complex formats, else 1. */
+static inline __u32 sring_format_components(__u32 format)
+{
+	return format == SRING_FMT_CS16 || format == SRING_FMT_CF32 ? 2 : 1;
+}
+
+/* Bytes of samples in a block of @frames frames: whole bytes, rounded up
+ * (a packed format may end in a partial byte). */
+static inline __u64 sring_payload_bytes(__u64 frames, __u32 channels,
+					__u32 bits_per_sample)
+{
+	return (frames * channels * bits_per_sample + 7) / 8;
+}
 
 struct sring_block_header {
 	__u32 magic;		/* SRING_BLOCK_MAGIC */
@@ -126,11 +189,15 @@ struct sring_block_header {
 	__u64 first_sample;	/* index of the first sample since reset */
 	__u64 timestamp_ns;	/* CLOCK_MONOTONIC when the block completed */
 	__u64 lost_samples;	/* samples dropped just before this one (F_GAP) */
-	__u32 sample_count;	/* samples in this block */
+	__u32 sample_count;	/* frames in this block (1.4: a frame is one
+				 * sample of each channel) */
 	__u16 sample_format;	/* enum sring_sample_format */
-	__u16 bytes_per_sample;	/* 2 for the 16-bit formats */
+	__u16 bytes_per_sample;	/* bits_per_sample / 8, 0 if not whole */
 	__u32 flags;		/* SRING_BLOCK_F_* */
-	__u32 reserved0;	/* zero */
+	__u16 channels;		/* 1.4: channels per frame; 0 from a 1.3
+				 * producer, meaning 1 */
+	__u16 bits_per_sample;	/* 1.4: bits of one sample of one channel;
+				 * 0 from a 1.3 producer: 8 * bytes_per_sample */
 	__u64 reserved1;	/* zero */
 };
 
@@ -184,7 +251,9 @@ struct sring_producer_page {
 	__u32 block_bytes;	/* bytes per block, header included */
 	__u32 sample_format;	/* enum sring_sample_format */
 	__u32 pattern_seed;	/* seed of the sample pattern (sring_pattern.h) */
-	__u32 reserved1;
+	__u16 channels;		/* 1.4: channels per frame (0 before 1.4: 1) */
+	__u16 bits_per_sample;	/* 1.4: bits of one sample of one channel
+				 * (0 before 1.4: 16) */
 	__u8 pad0[128 - 72];
 
 	/* Offset 128, its own cache lines: the producer position. */
@@ -249,7 +318,10 @@ struct sring_config {
 	__u32 pattern_seed;
 	__u32 flush_timeout_us;	/* wake a waiting consumer below watermark */
 	__u32 flags;		/* zero */
-	__u64 reserved[2];	/* zero */
+	__u32 channels;		/* 1.4: 1 to SRING_MAX_CHANNELS; 0 means 1 (a
+				 * 1.3 caller's zeroed reserved field) */
+	__u32 reserved0;	/* zero */
+	__u64 reserved1;	/* zero */
 };
 
 struct sring_stats {
@@ -324,6 +396,9 @@ SRING_OFFSET_IS(sring_block_header, sample_count, 40);
 SRING_OFFSET_IS(sring_block_header, sample_format, 44);
 SRING_OFFSET_IS(sring_block_header, bytes_per_sample, 46);
 SRING_OFFSET_IS(sring_block_header, flags, 48);
+SRING_OFFSET_IS(sring_block_header, channels, 52);
+SRING_OFFSET_IS(sring_block_header, bits_per_sample, 54);
+SRING_OFFSET_IS(sring_block_header, reserved1, 56);
 
 SRING_OFFSET_IS(sring_producer_page, abi_version, 4);
 SRING_OFFSET_IS(sring_producer_page, page_size, 8);
@@ -336,6 +411,8 @@ SRING_OFFSET_IS(sring_producer_page, sample_rate, 48);
 SRING_OFFSET_IS(sring_producer_page, block_bytes, 56);
 SRING_OFFSET_IS(sring_producer_page, sample_format, 60);
 SRING_OFFSET_IS(sring_producer_page, pattern_seed, 64);
+SRING_OFFSET_IS(sring_producer_page, channels, 68);
+SRING_OFFSET_IS(sring_producer_page, bits_per_sample, 70);
 SRING_OFFSET_IS(sring_producer_page, head, 128);
 SRING_OFFSET_IS(sring_producer_page, blocks_produced, 256);
 SRING_OFFSET_IS(sring_producer_page, samples_dropped, 280);
@@ -349,6 +426,9 @@ SRING_OFFSET_IS(sring_consumer_page, wakeup_watermark, 16);
 SRING_STATIC_ASSERT(sizeof(struct sring_consumer_page) == 64,
 		    "consumer page struct is 64 bytes");
 
+SRING_OFFSET_IS(sring_config, flags, 28);
+SRING_OFFSET_IS(sring_config, channels, 32);
+SRING_OFFSET_IS(sring_config, reserved1, 40);
 SRING_STATIC_ASSERT(sizeof(struct sring_info) == 72, "sring_info is 72 bytes");
 SRING_STATIC_ASSERT(sizeof(struct sring_config) == 48, "sring_config is 48 bytes");
 SRING_STATIC_ASSERT(sizeof(struct sring_stats) == 128, "sring_stats is 128 bytes");

@@ -4,7 +4,7 @@
 //
 //   sring::Consumer consumer(ring);
 //   auto n = consumer.consume([&](const sring::Block& block) {
-//     for (int16_t s : block.as<int16_t>()) sum += s;   // in place, no copy
+//     for (int16_t s : block.as<int16_t>()) sum += s;   // in place, no copy (an s16 ring)
 //   });
 //
 // or, waiting until the end of the stream:
@@ -31,46 +31,61 @@
 #include <type_traits>
 
 #include "sring/accounting.hpp"
+#include "sring/format.hpp"
 #include "sring/ring.hpp"
 
 namespace sring {
 
 class Block {
  public:
-  Block(const sring_block_header& header, const uint16_t* samples, uint64_t position,
-        uint64_t lost_before)
-      : header_(header), samples_(samples), position_(position), lost_before_(lost_before) {}
+  Block(const sring_block_header& header, const std::byte* payload, uint64_t position, uint64_t lost_before)
+      : header_(header),
+        layout_(SampleLayout::from_header(header)),
+        payload_(payload),
+        position_(position),
+        lost_before_(lost_before) {}
 
   // The validated copy of the header: it cannot change under the caller.
   const sring_block_header& header() const { return header_; }
   uint64_t sequence() const { return header_.sequence; }
+  // Index of the block's first frame since the reset (a frame is one
+  // sample of each channel: docs/abi.md, "Sample formats").
   uint64_t first_sample() const { return header_.first_sample; }
   uint64_t timestamp_ns() const { return header_.timestamp_ns; }
   uint32_t flags() const { return header_.flags; }
   // Ring position of the block's header, and just after the block.
   uint64_t position() const { return position_; }
   uint64_t end_position() const { return position_ + header_.total_bytes; }
-  // Samples missing right before this block (the loss rule: a jump in
-  // first_sample, whether the producer dropped them or took them back).
+  // Samples (frames) missing right before this block (the loss rule: a
+  // jump in first_sample, whether the producer dropped them or took them back).
   uint64_t lost_before() const { return lost_before_; }
 
-  // The samples, in place in the ring, as stored (16 bits each).
-  std::span<const uint16_t> samples() const { return {samples_, header_.sample_count}; }
-  // The same memory as signed samples (SRING_FMT_S16) or unsigned ones.
+  // Format, channels and bits per sample, and the frames in this block.
+  const SampleLayout& layout() const { return layout_; }
+  uint32_t format() const { return layout_.format; }
+  uint32_t channels() const { return layout_.channels; }
+  uint64_t frames() const { return header_.sample_count; }
+  // The samples' bytes, in place in the ring, in any format (a device's
+  // own included): layout().payload_bytes(frames()) of them.
+  std::span<const std::byte> payload() const { return {payload_, layout_.payload_bytes(frames())}; }
+  // The samples in place as the block's own type: frames() * channels()
+  // values, frame by frame (sring/format.hpp has the types). A T that is
+  // not the block's format throws FormatMismatch: for (int16_t s :
+  // block.as<int16_t>()) on an s16 block; on a u16 block it throws.
   template <typename T>
   std::span<const T> as() const {
-    static_assert(std::is_same_v<T, int16_t> || std::is_same_v<T, uint16_t>,
-                  "sring samples are 16-bit: as<int16_t>() or as<uint16_t>()");
-    return {reinterpret_cast<const T*>(samples_), header_.sample_count};
+    return typed_view<T>(payload_, frames(), layout_);
   }
+  // as<uint16_t>(): the format of ABI 1.0, kept for its callers.
+  std::span<const uint16_t> samples() const { return as<uint16_t>(); }
 
  private:
   sring_block_header header_;
-  const uint16_t* samples_;
+  SampleLayout layout_;
+  const std::byte* payload_;
   uint64_t position_;
   uint64_t lost_before_;
 };
-
 
 // A stream's accounting in one snapshot: what this consumer was given, what
 // is missing, and what the producer says it made and dropped. The C API's

@@ -18,8 +18,9 @@
 
 namespace sring {
 
-// What a device runs with until configured: 20 MS/s of 16-bit samples in
-// 8 KiB blocks, drop-newest, a 2 ms flush timeout.
+// What a device runs with until configured: 20 MS/s of one channel of u16
+// in 8 KiB blocks, drop-newest, a 2 ms flush timeout. Set sample_format and
+// channels for another layout (docs/abi.md, "Sample formats and channels").
 sring_config default_device_config();
 
 class Device {
@@ -29,7 +30,11 @@ class Device {
 
   // Each says what failed and why; a device that is gone (ENODEV: unbound,
   // unplugged, its driver unloaded) is an error for all but stop().
-  [[nodiscard]] Status configure(const sring_config& config);  // while stopped
+  // While stopped. Flags and reserved fields other than zero, more than
+  // SRING_MAX_CHANNELS channels and a format number that is neither standard
+  // nor in the device range are refused here (EINVAL, nothing sent); what
+  // the driver refuses (EINVAL) comes back with the configuration it got.
+  [[nodiscard]] Status configure(const sring_config& config);
   [[nodiscard]] Status start();
   // Stops the device; a device that is gone has stopped already.
   [[nodiscard]] Status stop();

@@ -48,6 +48,7 @@
 #include <boost/lockfree/spsc_queue.hpp>
 
 #include "sring/error.hpp"
+#include "sring/format.hpp"
 #include "sring/ring.hpp"
 
 namespace sring {
@@ -64,15 +65,17 @@ struct BlockDescriptor {
   uint64_t end_position = 0;                   // ring position just after it
   uint64_t sequence = 0;
 
-  // Its samples, in place (16 bits each), as stored or as signed/unsigned
-  // values: the same views sring::Block gives.
-  std::span<const uint16_t> samples() const { return {block_samples(block), header->sample_count}; }
+  // Its samples in place: the same views sring::Block gives (as<T>()
+  // throws FormatMismatch unless T is the block's format).
+  SampleLayout layout() const { return SampleLayout::from_header(*header); }
+  std::span<const std::byte> payload() const {
+    return {block_payload(block), layout().payload_bytes(header->sample_count)};
+  }
   template <typename T>
   std::span<const T> as() const {
-    static_assert(std::is_same_v<T, int16_t> || std::is_same_v<T, uint16_t>,
-                  "sring samples are 16-bit: as<int16_t>() or as<uint16_t>()");
-    return {reinterpret_cast<const T*>(block_samples(block)), header->sample_count};
+    return typed_view<T>(block_payload(block), header->sample_count, layout());
   }
+  std::span<const uint16_t> samples() const { return as<uint16_t>(); }
 };
 
 // A contiguous run of whole blocks handed to one worker: ring positions

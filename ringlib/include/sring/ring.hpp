@@ -21,6 +21,7 @@
 #include "sring/sring_abi.h"
 #include "sring/detail/barriers.hpp"
 #include "sring/error.hpp"
+#include "sring/format.hpp"
 #include "sring/unique_fd.hpp"
 
 namespace sring {
@@ -82,17 +83,15 @@ class BlockCursor {
 
   // The next block, nullptr at the end of the span, or an error. The pointer
   // is into the ring: its fields are stable while the block is held, except
-  // under overwrite-oldest, where only header() and samples() may be used.
+  // under overwrite-oldest, where only header() and payload() may be used.
   [[nodiscard]] Expected<const sring_block_header*> next();
   // The validated copy of the header of the block next() returned last: the
   // only view of it that cannot change under the caller.
   const sring_block_header& header() const { return header_; }
-  // Its samples, in place: header().sample_count of them, always within the
+  // Its samples, in place: header().sample_count frames, always within the
   // span (under overwrite-oldest their values mean something only if the
   // release that follows says the block was not overwritten).
-  const uint16_t* samples() const {
-    return reinterpret_cast<const uint16_t*>(span_.data + block_offset_ + SRING_BLOCK_HEADER_SIZE);
-  }
+  const std::byte* payload() const { return span_.data + block_offset_ + SRING_BLOCK_HEADER_SIZE; }
   // Ring position of the block next() returned last (valid after a block).
   uint64_t block_begin() const { return span_.begin + block_offset_; }
   uint64_t position() const { return span_.begin + offset_; }
@@ -105,10 +104,9 @@ class BlockCursor {
   sring_block_header header_{};
 };
 
-// The samples of a validated block.
-[[nodiscard]] inline const uint16_t* block_samples(const sring_block_header* block) {
-  return reinterpret_cast<const uint16_t*>(reinterpret_cast<const std::byte*>(block) +
-                                           SRING_BLOCK_HEADER_SIZE);
+// The payload (samples) of a validated block.
+[[nodiscard]] inline const std::byte* block_payload(const sring_block_header* block) {
+  return reinterpret_cast<const std::byte*>(block) + SRING_BLOCK_HEADER_SIZE;
 }
 
 // A ring's three regions, already mapped in this process (see
@@ -170,6 +168,12 @@ class Ring {
   // counters with load_relaxed(): they are monotonic statistics.
   const sring_producer_page& producer() const { return *kproducer_; }
   uint32_t state() const { return load_acquire(kproducer_->state); }
+  // The sample layout the producer page announces (format, channels, bits
+  // per sample; a 1.3 producer's zeros read as one channel of 16 bits): the
+  // blocks' from the device's start on. Configuration, so it changes only
+  // while the device is stopped; every block carries its own layout too
+  // (Block::layout()), which is the one to read its payload with.
+  [[nodiscard]] SampleLayout layout() const;
   uint64_t head() const {
     // Pairs with the producer's smp_store_release(head) after it wrote the
     // blocks: everything below head is visible after this load.

@@ -1,6 +1,7 @@
 // The single-threaded consume loop of the tools and tests: every block
-// available, its samples verified in place against the pattern, gaps
-// accounted, released. A Consumer (consumer.hpp) underneath handles the
+// available, its samples verified in place against the pattern (in the
+// block's own format and channels; corrupted_samples counts wrong values,
+// a complex sample being two), gaps accounted, released. A Consumer (consumer.hpp) underneath handles the
 // overrun policies; this adds the verification.
 #pragma once
 
