@@ -164,6 +164,8 @@ Expected<HostRing> HostRing::create(uint64_t ring_size, const std::string& name,
   p.state = SRING_STATE_STOPPED;
   p.block_bytes = 8192;
   p.sample_format = SRING_FMT_U16;
+  p.channels = 1;
+  p.bits_per_sample = 16;
   ring.kconsumer_->wakeup_watermark = 1;
   return ring;
 }

@@ -21,13 +21,38 @@ constexpr int kReclaimAttempts = 64;
 // cannot keep the producer thread spinning.
 constexpr std::chrono::microseconds kFlushMinPeriod{100};
 
+constexpr char kFormats[] = "u8, s8, u16, s16, s32, f32, cs16, cf32 or sim-packed12";
+
 uint64_t monotonic_ns() {
   timespec ts{};
   ::clock_gettime(CLOCK_MONOTONIC, &ts);
   return static_cast<uint64_t>(ts.tv_sec) * 1'000'000'000u + static_cast<uint64_t>(ts.tv_nsec);
 }
 
+// The layout's bits per sample, whether or not the configuration holds.
+SampleLayout configured_layout(const SimConfig& config) {
+  return SampleLayout{config.sample_format, config.channels, sring_pattern_format_bits(config.sample_format)};
+}
+
+// The byte inject_corruption() flips: the first byte of the payload's middle
+// value, a byte of that value alone (in sim-packed12 an even value's first
+// byte), so that exactly one value is wrong in any layout.
+uint64_t corrupted_byte(const SampleLayout& layout, uint64_t frames) {
+  const uint64_t values = frames * layout.channels * layout.components();
+  const uint64_t middle = values / 2;
+  if (layout.format == SRING_FMT_SIM_PACKED12) return middle / 2 * 3;
+  return middle * (layout.bits_per_sample / layout.components() / 8);
+}
+
 }  // namespace
+
+std::optional<SampleLayout> sim_layout(uint32_t format, uint32_t channels) {
+  if (format == SRING_FMT_SIM_PACKED12) {
+    if (channels == 0 || channels > SRING_MAX_CHANNELS) return std::nullopt;
+    return SampleLayout{format, channels, SRING_FMT_SIM_PACKED12_BITS};
+  }
+  return SampleLayout::standard(format, channels);
+}
 
 Status validate_config(const SimConfig& config, uint64_t ring_size) {
   if (config.block_bytes < SRING_BLOCK_HEADER_SIZE + SRING_BLOCK_ALIGN ||
@@ -42,8 +67,17 @@ Status validate_config(const SimConfig& config, uint64_t ring_size) {
   if (config.overrun_policy > SRING_OVERRUN_STOP) {
     return make_error(EINVAL, "unknown overrun policy {}", config.overrun_policy);
   }
-  if (config.sample_format != SRING_FMT_U16 && config.sample_format != SRING_FMT_S16) {
-    return make_error(EINVAL, "unknown sample format {}", config.sample_format);
+  const std::optional<SampleLayout> layout = sim_layout(config.sample_format, config.channels);
+  if (!layout && sring_pattern_format_bits(config.sample_format) == 0) {
+    return make_error(EINVAL, "sample format {} ({}) is not one the simulator makes: {}", config.sample_format,
+                      format_name(config.sample_format), kFormats);
+  }
+  if (!layout) {
+    return make_error(EINVAL, "{} channels: a frame has 1 to {}", config.channels, SRING_MAX_CHANNELS);
+  }
+  if (layout->frames_per_block(config.block_bytes) == 0) {
+    return make_error(EINVAL, "a block of {} bytes has no room for one frame of {} ({} bits)", config.block_bytes,
+                      describe(*layout), layout->frame_bits());
   }
   // The kernel device's bounds (sring_abi.h), so both producers refuse alike.
   if (config.sample_rate > SRING_MAX_SAMPLE_RATE) {
@@ -62,6 +96,7 @@ sring_config to_device_config(const SimConfig& config) {
   c.block_bytes = config.block_bytes;
   c.overrun_policy = config.overrun_policy;
   c.sample_format = config.sample_format;
+  c.channels = config.channels;
   c.pattern_seed = config.pattern_seed;
   c.flush_timeout_us = static_cast<uint32_t>(config.flush_timeout.count());
   return c;
@@ -72,7 +107,8 @@ SimDevice::SimDevice(HostRing& ring, SimConfig config)
       kproducer_(ring.producer()),
       kconsumer_(ring.consumer()),
       config_(config),
-      samples_per_block_((config.block_bytes - SRING_BLOCK_HEADER_SIZE) / 2) {
+      layout_(configured_layout(config)),
+      samples_per_block_(static_cast<uint32_t>(layout_.frames_per_block(config.block_bytes))) {
   // Continue an existing stream (a ring may be restarted without a reset):
   // the counters are the stream's position, as in the kernel, because
   // blocks_produced and samples_produced are the sequence and first sample
@@ -84,7 +120,9 @@ SimDevice::SimDevice(HostRing& ring, SimConfig config)
   last_tail_ = load_acquire(kconsumer_.tail);  // pairs with the consumer's release of tail
   if (head_ - last_tail_ > ring_.ring_size()) last_tail_ = head_;
   uniform_from_ = head_;
-  publish_config();
+  // A configuration start() will refuse is not published: the page keeps
+  // the last good one.
+  if (validate_config(config_, ring_.ring_size())) publish_config();
 }
 
 SimDevice::~SimDevice() {
@@ -113,6 +151,8 @@ void SimDevice::publish_config() {
   store_relaxed(kproducer_.sample_rate, config_.sample_rate);
   store_relaxed(kproducer_.block_bytes, config_.block_bytes);
   store_relaxed(kproducer_.sample_format, config_.sample_format);
+  store_relaxed(kproducer_.channels, static_cast<__u16>(layout_.channels));
+  store_relaxed(kproducer_.bits_per_sample, static_cast<__u16>(layout_.bits_per_sample));
   store_relaxed(kproducer_.pattern_seed, config_.pattern_seed);
 }
 
@@ -296,7 +336,7 @@ bool SimDevice::next_recorded() {
     bump(kproducer_.blocks_dropped, blocks);
     bump(kproducer_.samples_dropped, samples);
   }
-  if (recorded_->samples == nullptr) {
+  if (recorded_->payload == nullptr) {
     replay_ended_ = true;
     recorded_.reset();
     return false;
@@ -339,18 +379,25 @@ Produced SimDevice::produce_block() {
   if (!reclaimed) in_overrun_ = false;
 
   auto* block = reinterpret_cast<sring_block_header*>(ring_.data() + (head_ & (size - 1)));
-  auto* samples = reinterpret_cast<uint16_t*>(block + 1);
+  auto* payload = reinterpret_cast<std::byte*>(block + 1);
   if (recorded_) {
-    std::memcpy(samples, recorded_->samples, samples_per_block_ * sizeof(uint16_t));
+    std::memcpy(payload, recorded_->payload, layout_.payload_bytes(samples_per_block_));
     recorded_.reset();
+  } else if (fill_ && layout_.bits_per_sample / layout_.components() == 16) {
+    // u16, s16, cs16: the values are the pattern's 16-bit elements.
+    const uint64_t per_frame = uint64_t{layout_.channels} * layout_.components();
+    fill_(reinterpret_cast<uint16_t*>(payload), next_sample_ * per_frame,
+          static_cast<uint32_t>(samples_per_block_ * per_frame), config_.pattern_seed);
   } else {
-    if (fill_) fill_(samples, next_sample_, samples_per_block_, config_.pattern_seed);
-    else sring_pattern_fill(samples, next_sample_, samples_per_block_, config_.pattern_seed);
+    // The configuration was validated (start()): the format is one the
+    // pattern defines.
+    (void)sring_pattern_fill_format(payload, layout_.format, layout_.channels, next_sample_, samples_per_block_,
+                                    config_.pattern_seed);
   }
   uint32_t corrupt = corrupt_blocks_.load(std::memory_order_relaxed);
   while (corrupt > 0 && !corrupt_blocks_.compare_exchange_weak(corrupt, corrupt - 1)) {
   }
-  if (corrupt > 0) samples[samples_per_block_ / 2] ^= 0x5a5a;
+  if (corrupt > 0) payload[corrupted_byte(layout_, samples_per_block_)] ^= std::byte{0x5a};
 
   sring_block_header header{};
   header.magic = SRING_BLOCK_MAGIC;
@@ -360,8 +407,10 @@ Produced SimDevice::produce_block() {
   header.timestamp_ns = monotonic_ns();
   header.lost_samples = pending_lost_;
   header.sample_count = samples_per_block_;
-  header.sample_format = static_cast<uint16_t>(config_.sample_format);
-  header.bytes_per_sample = 2;
+  header.sample_format = static_cast<uint16_t>(layout_.format);
+  header.bytes_per_sample = static_cast<uint16_t>(layout_.bits_per_sample % 8 == 0 ? layout_.bits_per_sample / 8 : 0);
+  header.channels = static_cast<uint16_t>(layout_.channels);
+  header.bits_per_sample = static_cast<uint16_t>(layout_.bits_per_sample);
   header.flags = (pending_lost_ ? SRING_BLOCK_F_GAP : 0) |
                  (pending_overrun_ ? SRING_BLOCK_F_OVERRUN : 0);
   std::memcpy(block, &header, sizeof(header));
@@ -474,7 +523,8 @@ void SimDevice::stall(std::chrono::microseconds length, Clock::time_point end_ti
 void SimDevice::run(std::chrono::nanoseconds duration) {
   const auto start = Clock::now();
   const bool paced = config_.sample_rate != 0;
-  // Block k completes when its last sample has been taken.
+  // Block k completes when its last frame has been taken (the rate counts
+  // frames, whatever the channels).
   auto due = [&](uint64_t k) {
     const long double ns = static_cast<long double>(k + 1) * samples_per_block_ * 1e9L /
                            static_cast<long double>(config_.sample_rate);

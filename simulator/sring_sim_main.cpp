@@ -27,11 +27,17 @@
 namespace {
 
 constexpr char kUsage[] =
-    "usage: sring-sim --socket PATH [--rate SAMPLES_PER_S] [--duration SECONDS]\n"
+    "usage: sring-sim --socket PATH [--rate FRAMES_PER_S] [--duration SECONDS]\n"
+    "                 [--format NAME] [--channels N]\n"
     "                 [--block-size BYTES] [--ring-size BYTES] [--policy drop|overwrite|stop]\n"
     "                 [--seed N] [--accept-timeout SECONDS] [--pages 4k|huge|auto]\n"
-    "       sring-sim --socket PATH --replay FILE [--rate SAMPLES_PER_S] [--ring-size BYTES]\n"
+    "       sring-sim --socket PATH --replay FILE [--rate FRAMES_PER_S] [--ring-size BYTES]\n"
     "                 [--policy drop|stop] [--duration SECONDS] [--pages 4k|huge|auto]\n"
+    "\n"
+    "--format: u8, s8, u16 (the default), s16, s32, f32, cs16, cf32, or the simulator's own\n"
+    "12-bit packed sim-packed12 (docs/abi.md, \"Sample formats and channels\"). --channels: 1 (the\n"
+    "default) to 256, interleaved in each frame. --rate counts frames (one sample of each\n"
+    "channel) per second. A replay takes its format and channels from the recording.\n"
     "\n"
     "--pages: what the ring's data lives in. 4k (the default): 4 KiB pages in the ring file\n"
     "itself, which every consumer written from docs/abi.md maps. huge: 2 MiB hugetlb pages\n"
@@ -57,6 +63,8 @@ int main(int argc, char** argv) {
   std::string replay_path;
   std::optional<uint64_t> rate;
   std::optional<uint32_t> policy;
+  std::optional<uint32_t> format;
+  std::optional<uint32_t> channels;
   bool duration_given = false;
   sim::RingPages pages = sim::RingPages::k4K;
   cli::Args args(argc, argv);
@@ -97,6 +105,21 @@ int main(int argc, char** argv) {
       auto v = cli::parse_overrun_policy(*value);
       if (!v) return fail(v.error());
       policy = *v;
+    } else if (option == "--format") {
+      auto v = parse_format(*value);
+      if (!v) {
+        return fail(make_error(EINVAL, "--format {}: not a format (u8, s8, u16, s16, s32, f32, cs16, cf32, "
+                                       "sim-packed12)",
+                               *value));
+      }
+      format = *v;
+    } else if (option == "--channels") {
+      auto v = cli::parse_count(*value, option);
+      if (!v) return fail(v.error());
+      if (*v == 0 || *v > SRING_MAX_CHANNELS) {
+        return fail(make_error(EINVAL, "--channels {}: 1 to {}", *value, SRING_MAX_CHANNELS));
+      }
+      channels = static_cast<uint32_t>(*v);
     } else if (option == "--seed") {
       auto v = cli::parse_count(*value, option);
       if (!v) return fail(v.error());
@@ -120,6 +143,12 @@ int main(int argc, char** argv) {
   }
 
   std::unique_ptr<sim::RecordingSource> replay;
+  if (!replay_path.empty() && (format || channels)) {
+    fmt::print(stderr, "sring-sim: --replay plays the recording's format and channels: no --format or --channels\n");
+    return 2;
+  }
+  if (format) config.sample_format = *format;
+  if (channels) config.channels = *channels;
   if (!replay_path.empty()) {
     auto source = sim::RecordingSource::open(replay_path);
     if (!source) return fail(source.error());
@@ -177,7 +206,7 @@ int main(int argc, char** argv) {
   }
   device.join();
   const auto& p = ring->producer();
-  fmt::print(stderr, "sring-sim: produced {} blocks ({} samples), dropped {} blocks ({} samples)\n",
+  fmt::print(stderr, "sring-sim: produced {} blocks ({} frames), dropped {} blocks ({} frames)\n",
              load_relaxed(p.blocks_produced), load_relaxed(p.samples_produced),
              load_relaxed(p.blocks_dropped), load_relaxed(p.samples_dropped));
   // Wait for the consumer to hang up, so the ring outlives its reading.

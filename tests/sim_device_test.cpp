@@ -6,11 +6,17 @@
 
 #include <gtest/gtest.h>
 
+#include <string>
 #include <thread>
+#include <utility>
+#include <vector>
 
 #include "sring/consumer.hpp"
 #include "sring/detail/barriers.hpp"
+#include "sring/format.hpp"
 #include "sring/ring.hpp"
+#include "sring/sring_pattern.h"
+#include "sring/verify.hpp"
 #include "sring/stream.hpp"
 #include "sring/sim/host_ring.hpp"
 #include "sring/sim/sim_device.hpp"
@@ -517,6 +523,163 @@ TEST(Config, BadConfigurationsAreRefused) {
   c.overrun_policy = SRING_OVERRUN_STOP;
   EXPECT_TRUE(sring::sim::validate_config(c, kRing).has_value());
   EXPECT_FALSE(HostRing::create(100'000).has_value()) << "not a power of two";
+}
+
+// --- Formats and channels (docs/abi.md, "Sample formats and channels") ---
+
+// Every layout the simulator makes: each standard format with 1, 2 and 4
+// channels, its own 12-bit packed one with 1 (an odd value count per block
+// in kLayoutBlock) and 3.
+std::vector<std::pair<uint32_t, uint32_t>> every_layout() {
+  std::vector<std::pair<uint32_t, uint32_t>> layouts;
+  for (uint32_t format = 1; format <= SRING_FMT_LAST_STANDARD; ++format) {
+    for (uint32_t channels : {1u, 2u, 4u}) layouts.emplace_back(format, channels);
+  }
+  layouts.emplace_back(SRING_FMT_SIM_PACKED12, 1);
+  layouts.emplace_back(SRING_FMT_SIM_PACKED12, 3);
+  return layouts;
+}
+
+// 8192 bytes of payload: 5461 values of 12 bits (an odd number, the last
+// byte half used), whole frames of every other layout.
+constexpr uint32_t kLayoutBlock = 8192 + 64;
+
+struct LayoutFixture {
+  LayoutFixture(uint32_t format, uint32_t channels)
+      : host(std::move(*HostRing::create(128 * 1024))), device(host, [&] {
+          SimConfig c;
+          c.block_bytes = kLayoutBlock;
+          c.sample_rate = 0;
+          c.sample_format = format;
+          c.channels = channels;
+          return c;
+        }()) {
+    device.begin();
+    auto fd = host.duplicate_fd();
+    ring.emplace(std::move(*Ring::attach(std::move(*fd), Ring::Access::kConsumer)));
+  }
+  HostRing host;
+  SimDevice device;
+  std::optional<Ring> ring;
+};
+
+// The headers and the producer page say the layout, each block holds as
+// many whole frames as fit, first_sample counts frames, and the payload is
+// the pattern in that layout.
+TEST(Formats, EveryLayoutHasItsHeadersPageAndPattern) {
+  for (const auto& [format, channels] : every_layout()) {
+    SCOPED_TRACE(sring::format_name(format) + " x " + std::to_string(channels));
+    LayoutFixture f(format, channels);
+    const uint32_t bits = format == SRING_FMT_SIM_PACKED12 ? 12 : sring_format_bits(format);
+    const uint64_t frames = uint64_t{kLayoutBlock - SRING_BLOCK_HEADER_SIZE} * 8 / (channels * bits);
+    EXPECT_EQ(f.device.samples_per_block(), frames);
+    const auto& page = f.host.producer();
+    EXPECT_EQ(page.sample_format, format);
+    EXPECT_EQ(page.channels, channels);
+    EXPECT_EQ(page.bits_per_sample, bits);
+    for (int i = 0; i < 3; ++i) ASSERT_EQ(f.device.produce_block(), Produced::kWritten);
+    for (uint64_t k = 0; k < 3; ++k) {
+      const auto* block = reinterpret_cast<const sring_block_header*>(f.host.data() + k * kLayoutBlock);
+      EXPECT_EQ(block->sample_format, format);
+      EXPECT_EQ(block->channels, channels);
+      EXPECT_EQ(block->bits_per_sample, bits);
+      EXPECT_EQ(block->bytes_per_sample, bits % 8 == 0 ? bits / 8 : 0);
+      EXPECT_EQ(block->sample_count, frames);
+      EXPECT_EQ(block->first_sample, k * frames);
+      EXPECT_EQ(block->reserved1, 0u);
+      const uint64_t payload = sring_payload_bytes(frames, channels, bits);
+      EXPECT_LE(payload, kLayoutBlock - SRING_BLOCK_HEADER_SIZE);
+      EXPECT_GT((frames + 1) * channels * bits, uint64_t{kLayoutBlock - SRING_BLOCK_HEADER_SIZE} * 8)
+          << "another frame would not fit";
+      EXPECT_EQ(sring::count_pattern_mismatches(reinterpret_cast<const std::byte*>(block + 1),
+                                                sring::SampleLayout{format, channels, bits}, block->first_sample,
+                                                block->sample_count, 1),
+                0u);
+    }
+    EXPECT_EQ(page.samples_produced, 3 * frames) << "counters count frames";
+    sring::StreamConsumer consumer(*f.ring, true);
+    consumer.accounting().expect_start(0, 0);
+    ASSERT_EQ(*consumer.consume_available(), 3u);
+    EXPECT_EQ(consumer.counters().samples, 3 * frames);
+    EXPECT_EQ(consumer.counters().corrupted_samples, 0u);
+  }
+}
+
+// inject_corruption() flips one payload byte: exactly one wrong value per
+// corrupted block, in any layout, and the verifier sees it.
+TEST(Formats, CorruptionIsOneWrongValueInEveryLayout) {
+  for (const auto& [format, channels] : every_layout()) {
+    SCOPED_TRACE(sring::format_name(format) + " x " + std::to_string(channels));
+    LayoutFixture f(format, channels);
+    f.device.inject_corruption(2);
+    for (int i = 0; i < 4; ++i) ASSERT_EQ(f.device.produce_block(), Produced::kWritten);
+    sring::StreamConsumer consumer(*f.ring, true);
+    ASSERT_EQ(*consumer.consume_available(), 4u);
+    EXPECT_EQ(consumer.counters().corrupted_samples, 2u);
+  }
+}
+
+TEST(Formats, RefusedLayoutsSayWhyAndChangeNothing) {
+  HostRing host = std::move(*HostRing::create(kRing));
+  struct Case {
+    SimConfig config;
+    const char* words;
+  } cases[] = {
+      {SimConfig{.sample_format = 0}, "not one the simulator makes"},
+      {SimConfig{.sample_format = SRING_FMT_LAST_STANDARD + 1}, "not one the simulator makes"},
+      {SimConfig{.sample_format = 0x8001}, "device-0x8001"},
+      {SimConfig{.channels = 0}, "0 channels"},
+      {SimConfig{.channels = SRING_MAX_CHANNELS + 1}, "257 channels"},
+      {SimConfig{.sample_format = SRING_FMT_SIM_PACKED12, .channels = SRING_MAX_CHANNELS + 1}, "257 channels"},
+      {SimConfig{.sample_format = SRING_FMT_SIM_PACKED12, .channels = 0}, "0 channels"},
+      // 64 bytes of payload; a frame of 256 channels of cf32 is 2048.
+      {SimConfig{.block_bytes = 128, .sample_format = SRING_FMT_CF32, .channels = 256}, "no room for one frame"},
+      {SimConfig{.block_bytes = 128, .sample_format = SRING_FMT_S32, .channels = 17}, "no room for one frame"},
+  };
+  for (const auto& c : cases) {
+    auto valid = sring::sim::validate_config(c.config, kRing);
+    ASSERT_FALSE(valid.has_value()) << c.words;
+    EXPECT_EQ(valid.error_code(), std::errc::invalid_argument);
+    EXPECT_NE(valid.error().message.find(c.words), std::string::npos) << valid.error().message;
+    SimDevice device(host, c.config);
+    EXPECT_EQ(host.producer().sample_format, uint32_t{SRING_FMT_U16}) << "a refused layout is not published";
+    EXPECT_EQ(host.producer().channels, 1u);
+    EXPECT_EQ(host.producer().bits_per_sample, 16u);
+    auto started = device.start(std::chrono::milliseconds(1));
+    ASSERT_FALSE(started.has_value()) << c.words;
+    EXPECT_EQ(started.error_code(), std::errc::invalid_argument);
+  }
+  // The edges that fit: 256 channels, one frame exactly filling a block.
+  for (const SimConfig& fits : {SimConfig{.channels = 256}, SimConfig{.block_bytes = 128, .sample_format = SRING_FMT_S32, .channels = 16},
+                                SimConfig{.block_bytes = 128, .sample_format = SRING_FMT_SIM_PACKED12, .channels = 42}}) {
+    EXPECT_TRUE(sring::sim::validate_config(fits, kRing).has_value());
+  }
+  sring_config device_config = sring::sim::to_device_config(SimConfig{.sample_format = SRING_FMT_CS16, .channels = 4});
+  EXPECT_EQ(device_config.sample_format, uint32_t{SRING_FMT_CS16});
+  EXPECT_EQ(device_config.channels, 4u);
+  EXPECT_EQ(device_config.reserved0, 0u);
+  EXPECT_EQ(device_config.reserved1, 0u);
+}
+
+// The rate counts frames: 4 channels at 1,016,000 frames/s in blocks of
+// 1016 frames is 1000 blocks a second, not a quarter of that.
+TEST(Formats, PacingCountsFrames) {
+  HostRing host = std::move(*HostRing::create(1 << 20));
+  SimConfig config;
+  config.block_bytes = 8192;  // 8128 bytes: 1016 frames of 4 x u16
+  config.channels = 4;
+  config.sample_rate = 1'016'000;
+  SimDevice device(host, config);
+  ASSERT_EQ(device.samples_per_block(), 1016u);
+  ASSERT_TRUE(device.start(std::chrono::milliseconds(200)).has_value());
+  device.join();
+  // The schedule is fixed from the start (late blocks come out as a burst,
+  // or are dropped in the full ring, and count as made): every block due
+  // within the 200 ms is made, however busy the machine.
+  const uint64_t blocks = host.producer().blocks_produced;
+  EXPECT_GE(blocks, 199u);
+  EXPECT_LE(blocks, 200u);
+  EXPECT_EQ(host.producer().samples_produced, blocks * 1016);
 }
 
 }  // namespace

@@ -13,11 +13,16 @@
 #include <chrono>
 #include <cstring>
 #include <optional>
+#include <ostream>
+#include <string>
 #include <thread>
+#include <vector>
 
 #include "sring/accounting.hpp"
 #include "sring/detail/barriers.hpp"
+#include "sring/format.hpp"
 #include "sring/ring.hpp"
+#include "sring/sring_pattern.h"
 #include "sring/verify.hpp"
 #include "tests/conformance/producer.hpp"
 
@@ -54,14 +59,20 @@ class DocumentedConsumer {
   // kept; a block that does not check out is a test failure unless the
   // producer reclaimed it (overwrite-oldest) while we read it.
   uint64_t consume_now() {
+    if (broken_) return 0;  // failed once already: the stream cannot be read past that block
     auto span = ring_.acquire();
     if (!span) {
       ADD_FAILURE() << span.error().message;
       return 0;
     }
-    const uint32_t seed = load_relaxed(ring_.producer().pattern_seed);
-    const bool overwritable =
-        load_relaxed(ring_.producer().overrun_policy) == SRING_OVERRUN_OVERWRITE_OLDEST;
+    const sring_producer_page& page = ring_.producer();
+    const uint32_t seed = load_relaxed(page.pattern_seed);
+    const bool overwritable = load_relaxed(page.overrun_policy) == SRING_OVERRUN_OVERWRITE_OLDEST;
+    // Configuration: unchanged while the device runs (no test reconfigures
+    // a running one). Both producers are 1.4: they write channels and bits.
+    const uint32_t page_format = load_relaxed(page.sample_format);
+    const uint32_t page_channels = load_relaxed(page.channels);
+    const uint32_t page_bits = load_relaxed(page.bits_per_sample);
     uint64_t offset = 0;
     uint64_t kept = 0;
     while (offset < span->bytes) {
@@ -71,13 +82,24 @@ class DocumentedConsumer {
       sring_block_header header;
       std::memcpy(&header, span->data + offset, sizeof(header));
       const uint64_t left = span->bytes - offset;
+      // The layout (docs/abi.md, "Sample formats and channels"): 1 to 256
+      // channels; a standard format's own bits, or a device format's
+      // declared ones; bytes_per_sample bits / 8 or 0; the producer page's
+      // layout; a payload of sring_payload_bytes() that fits in the block.
+      const uint32_t bits = header.bits_per_sample;
+      const uint32_t standard_bits = sring_format_bits(header.sample_format);
+      const bool layout_valid =
+          header.channels >= 1 && header.channels <= SRING_MAX_CHANNELS &&
+          (standard_bits != 0 ? bits == standard_bits : header.sample_format >= SRING_FMT_DEVICE_FIRST && bits != 0) &&
+          header.bytes_per_sample == (bits % 8 == 0 ? bits / 8 : 0) && header.sample_format == page_format &&
+          header.channels == page_channels && bits == page_bits;
       const bool valid = header.magic == SRING_BLOCK_MAGIC && header.total_bytes >= 128 &&
                          header.total_bytes % SRING_BLOCK_ALIGN == 0 &&
-                         header.total_bytes <= SRING_MAX_BLOCK_BYTES && header.total_bytes <= left &&
-                         uint64_t{header.sample_count} * 2 <= header.total_bytes - SRING_BLOCK_HEADER_SIZE &&
-                         header.bytes_per_sample == 2 && header.sample_format == SRING_FMT_U16 &&
+                         header.total_bytes <= SRING_MAX_BLOCK_BYTES && header.total_bytes <= left && layout_valid &&
+                         sring_payload_bytes(header.sample_count, header.channels, bits) <=
+                             header.total_bytes - SRING_BLOCK_HEADER_SIZE &&
                          (header.flags & ~uint32_t{SRING_BLOCK_F_GAP | SRING_BLOCK_F_OVERRUN}) == 0 &&
-                         header.reserved0 == 0 && header.reserved1 == 0;
+                         header.reserved1 == 0;
       if (!valid) {
         // Check after use: only a block the producer took back may be torn.
         if (overwritable && ring_.shared_tail() - position - 1 < ring_.head() - position) {
@@ -85,12 +107,19 @@ class DocumentedConsumer {
           return kept;  // acquire() again resumes from the producer's tail
         }
         ADD_FAILURE() << "invalid block header at position " << position << " (magic " << header.magic
-                      << ", " << header.total_bytes << " bytes, " << header.sample_count << " samples)";
+                      << ", " << header.total_bytes << " bytes, " << header.sample_count << " frames of format "
+                      << header.sample_format << " x " << header.channels << " channels, " << bits
+                      << " bits, bytes_per_sample " << header.bytes_per_sample << ")";
         EXPECT_TRUE(ring_.release(position).has_value());
+        // One failure, not one per look until a deadline: every later call
+        // would meet the same block.
+        broken_ = true;
         return kept;
       }
-      const auto* samples = reinterpret_cast<const uint16_t*>(span->data + offset + SRING_BLOCK_HEADER_SIZE);
-      const uint64_t bad = count_pattern_mismatches(samples, header.first_sample, header.sample_count, seed);
+      const std::byte* payload = span->data + offset + SRING_BLOCK_HEADER_SIZE;
+      const uint64_t bad = count_pattern_mismatches(
+          payload, SampleLayout{header.sample_format, header.channels, bits}, header.first_sample,
+          header.sample_count, seed);
       const ReleaseResult released = ring_.release(position + header.total_bytes).value();
       if (released.overwritten()) {
         ++discarded_;  // reclaimed while we read it: it counts as lost
@@ -119,10 +148,10 @@ class DocumentedConsumer {
   // everything up to it released.
   void drain_to_end() {
     const auto deadline = Clock::now() + 20s;
-    while (Clock::now() < deadline) {
+    while (Clock::now() < deadline && !broken_) {
       if (ring_.state() != SRING_STATE_RUNNING) {
         const uint64_t final_head = ring_.head();
-        while (ring_.tail() != final_head && Clock::now() < deadline) consume_now();
+        while (ring_.tail() != final_head && Clock::now() < deadline && !broken_) consume_now();
         EXPECT_EQ(ring_.tail(), final_head);
         EXPECT_EQ(ring_.head(), final_head) << "nothing is published after the stop";
         return;
@@ -130,7 +159,7 @@ class DocumentedConsumer {
       consume_now();
       std::this_thread::sleep_for(1ms);
     }
-    ADD_FAILURE() << "the producer did not stop within 20 s";
+    if (!broken_) ADD_FAILURE() << "the producer did not stop within 20 s";
   }
 
   const StreamAccounting& accounting() const { return accounting_; }
@@ -145,6 +174,7 @@ class DocumentedConsumer {
   std::optional<sring_block_header> last_;
   uint64_t gaps_ = 0;
   uint64_t discarded_ = 0;
+  bool broken_ = false;  // met a block that does not check out
 };
 
 // A snapshot of the producer page's counters (relaxed loads).
@@ -205,6 +235,8 @@ TEST(Conformance, ResetStartsAtZeroWithTheConfigurationPublished) {
   EXPECT_EQ(load_relaxed(p.pattern_seed), setup.pattern_seed);
   EXPECT_EQ(load_relaxed(p.overrun_policy), setup.overrun_policy);
   EXPECT_EQ(load_relaxed(p.sample_format), uint32_t{SRING_FMT_U16});
+  EXPECT_EQ(load_relaxed(p.channels), 1u) << "1.4: the page says the channels and bits";
+  EXPECT_EQ(load_relaxed(p.bits_per_sample), 16u);
   EXPECT_EQ(ring.head(), ring.shared_tail()) << "a reset empties the ring";
   EXPECT_EQ(ring.head() % SRING_BLOCK_ALIGN, 0u);
   const Counters zero(p);
@@ -221,7 +253,7 @@ TEST(Conformance, ResetStartsAtZeroWithTheConfigurationPublished) {
   auto span = ring.acquire();
   ASSERT_TRUE(span.has_value());
   ASSERT_GE(span->bytes, 8u * setup.block_bytes);
-  const uint32_t samples_per_block = (setup.block_bytes - SRING_BLOCK_HEADER_SIZE) / 2;
+  const uint32_t samples_per_block = (setup.block_bytes - SRING_BLOCK_HEADER_SIZE) / 2;  // one channel of u16
   for (uint64_t k = 0; k < 8; ++k) {
     sring_block_header h;
     std::memcpy(&h, span->data + k * setup.block_bytes, sizeof(h));
@@ -231,6 +263,8 @@ TEST(Conformance, ResetStartsAtZeroWithTheConfigurationPublished) {
     EXPECT_EQ(h.first_sample, k * samples_per_block) << "first_sample starts at 0 after a reset";
     EXPECT_EQ(h.sample_count, samples_per_block);
     EXPECT_EQ(h.bytes_per_sample, 2u);
+    EXPECT_EQ(h.channels, 1u);
+    EXPECT_EQ(h.bits_per_sample, 16u);
     EXPECT_EQ(h.flags, 0u);
     EXPECT_EQ(h.lost_samples, 0u);
     EXPECT_NE(h.timestamp_ns, 0u);
@@ -245,6 +279,151 @@ TEST(Conformance, ResetStartsAtZeroWithTheConfigurationPublished) {
   EXPECT_EQ(end.samples_produced, consumer.last()->first_sample + consumer.last()->sample_count)
       << "samples_produced is the next first_sample";
 }
+
+// --- Every layout (docs/abi.md, "Sample formats and channels") ---------
+
+struct Layout {
+  uint32_t format;
+  uint32_t channels;
+};
+
+std::string layout_name(const Layout& layout) {
+  std::string name = format_name(layout.format) + "x" + std::to_string(layout.channels);
+  for (char& c : name) {
+    if (c == '-') c = '_';
+  }
+  return name;
+}
+
+void PrintTo(const Layout& layout, std::ostream* out) { *out << layout_name(layout); }
+
+uint32_t bits_of(uint32_t format) {
+  return format == SRING_FMT_SIM_PACKED12 ? SRING_FMT_SIM_PACKED12_BITS : sring_format_bits(format);
+}
+
+// 8192 bytes of payload: whole frames of every standard layout, an odd
+// number of 12-bit values for one channel of sim-packed12 (its last byte
+// half used). It does not divide the ring: blocks straddle its end.
+constexpr uint32_t kLayoutBlockBytes = 8192 + SRING_BLOCK_HEADER_SIZE;
+
+// What a simulated device puts in a block: as many whole frames as fit.
+uint32_t frames_per_block(const Layout& layout) {
+  return static_cast<uint32_t>(uint64_t{kLayoutBlockBytes - SRING_BLOCK_HEADER_SIZE} * 8 /
+                               (uint64_t{layout.channels} * bits_of(layout.format)));
+}
+
+std::vector<Layout> every_layout() {
+  std::vector<Layout> layouts;
+  for (uint32_t format = 1; format <= SRING_FMT_LAST_STANDARD; ++format) {
+    for (uint32_t channels : {1u, 2u, 4u}) layouts.push_back({format, channels});
+  }
+  for (uint32_t channels : {1u, 2u, 4u}) layouts.push_back({SRING_FMT_SIM_PACKED12, channels});
+  return layouts;
+}
+
+class LayoutTest : public ::testing::TestWithParam<Layout> {};
+
+// Configured through the producer's own interface (the simulator's config,
+// the device's SRING_IOC_SET_CONFIG), the ring announces the layout in its
+// producer page before the start and in every block header; each block
+// holds whole frames, first_sample and the counters count frames, every
+// value is the pattern, and the stream's accounting is exact. About 1000
+// blocks a second, a few dozen blocks: cheap under QEMU's emulation too.
+TEST_P(LayoutTest, HeadersPayloadPatternAndAccounting) {
+  const Layout layout = GetParam();
+  const uint32_t bits = bits_of(layout.format);
+  const uint32_t frames = frames_per_block(layout);
+  RingSetup setup;
+  setup.block_bytes = kLayoutBlockBytes;
+  setup.sample_format = layout.format;
+  setup.channels = layout.channels;
+  setup.sample_rate = uint64_t{frames} * 1000;
+  Ring ring = prepared(setup);
+  const auto& p = ring.producer();
+  EXPECT_EQ(load_relaxed(p.sample_format), layout.format) << "configuration is there before the start";
+  EXPECT_EQ(load_relaxed(p.channels), layout.channels);
+  EXPECT_EQ(load_relaxed(p.bits_per_sample), bits);
+  EXPECT_EQ(ring.layout(), (SampleLayout{layout.format, layout.channels, bits}));
+
+  constexpr uint64_t kBlocks = 24;
+  ASSERT_TRUE(producer().start().has_value());
+  ASSERT_TRUE(wait_for_data(ring, kBlocks * setup.block_bytes));
+  ASSERT_TRUE(producer().stop().has_value());
+  auto span = ring.acquire();
+  ASSERT_TRUE(span.has_value());
+  ASSERT_GE(span->bytes, kBlocks * setup.block_bytes);
+  for (uint64_t k = 0; k < kBlocks; ++k) {
+    sring_block_header h;
+    std::memcpy(&h, span->data + k * setup.block_bytes, sizeof(h));
+    ASSERT_EQ(h.magic, SRING_BLOCK_MAGIC) << "block " << k;
+    EXPECT_EQ(h.total_bytes, setup.block_bytes);
+    EXPECT_EQ(h.sequence, k);
+    EXPECT_EQ(h.sample_format, layout.format);
+    EXPECT_EQ(h.channels, layout.channels);
+    EXPECT_EQ(h.bits_per_sample, bits);
+    EXPECT_EQ(h.bytes_per_sample, bits % 8 == 0 ? bits / 8 : 0) << "0 for a packed format";
+    EXPECT_EQ(h.sample_count, frames) << "as many whole frames as fit";
+    EXPECT_EQ(h.first_sample, k * frames) << "first_sample counts frames";
+    EXPECT_EQ(h.flags, 0u);
+    EXPECT_EQ(h.reserved1, 0u);
+    EXPECT_LE(sring_payload_bytes(h.sample_count, h.channels, h.bits_per_sample),
+              h.total_bytes - SRING_BLOCK_HEADER_SIZE);
+  }
+  DocumentedConsumer consumer(ring);
+  consumer.drain_to_end();
+  const Counters end(p);
+  EXPECT_EQ(consumer.counters().corrupted_samples, 0u) << "every value is the pattern";
+  EXPECT_EQ(end.blocks_dropped, 0u);
+  EXPECT_EQ(end.samples_produced, end.blocks_produced * frames) << "counters count frames";
+  EXPECT_EQ(consumer.counters().samples, end.samples_produced);
+  EXPECT_TRUE(consumer.accounting().finish(p).exact());
+}
+
+INSTANTIATE_TEST_SUITE_P(EveryLayout, LayoutTest, ::testing::ValuesIn(every_layout()),
+                         [](const auto& info) { return layout_name(info.param); });
+
+class LayoutOverrunTest : public ::testing::TestWithParam<Layout> {};
+
+// A full ring under drop-newest in layouts of every size class (8, 32, 64
+// bits, packed 12, several channels): drops are whole blocks of frames,
+// flagged on the next block, and the stream stays exact. One ring's worth
+// of blocks each (a 4 MiB ring in the kernel: about 500).
+TEST_P(LayoutOverrunTest, DropsAreWholeBlocksOfFramesAndTheStreamStaysExact) {
+  const Layout layout = GetParam();
+  const uint32_t frames = frames_per_block(layout);
+  RingSetup setup;
+  setup.block_bytes = kLayoutBlockBytes;
+  setup.sample_format = layout.format;
+  setup.channels = layout.channels;
+  setup.sample_rate = uint64_t{frames} * 4000;
+  Ring ring = prepared(setup);
+  DocumentedConsumer consumer(ring);
+  ASSERT_TRUE(producer().start().has_value());
+  ASSERT_TRUE(wait_for_data(ring, ring.ring_size() - setup.block_bytes));
+  // Until some blocks are dropped (about 80 in 20 ms; a loaded machine may
+  // hold the producer back longer).
+  const auto deadline = Clock::now() + 10s;
+  while (load_relaxed(ring.producer().blocks_dropped) < 8 && Clock::now() < deadline) {
+    std::this_thread::sleep_for(1ms);
+  }
+  consumer.consume_now();
+  ASSERT_TRUE(producer().stop().has_value());
+  consumer.drain_to_end();
+  const Counters end(ring.producer());
+  const StreamCounters& c = consumer.counters();
+  EXPECT_GT(end.blocks_dropped, 0u) << "the test must really overrun the ring";
+  EXPECT_EQ(end.samples_dropped, end.blocks_dropped * frames) << "a dropped block is its frames";
+  EXPECT_EQ(end.samples_produced, end.blocks_produced * frames);
+  EXPECT_EQ(c.flagged_lost_samples, c.lost_samples) << "every drop is flagged on the next block";
+  EXPECT_EQ(c.corrupted_samples, 0u);
+  EXPECT_EQ(c.samples + end.samples_dropped, end.samples_produced);
+  EXPECT_TRUE(consumer.accounting().finish(ring.producer()).exact());
+}
+
+INSTANTIATE_TEST_SUITE_P(SizeClasses, LayoutOverrunTest,
+                         ::testing::Values(Layout{SRING_FMT_S8, 1}, Layout{SRING_FMT_CS16, 4},
+                                           Layout{SRING_FMT_CF32, 2}, Layout{SRING_FMT_SIM_PACKED12, 1}),
+                         [](const auto& info) { return layout_name(info.param); });
 
 class PolicyTest : public ::testing::TestWithParam<uint32_t> {};
 

@@ -31,7 +31,8 @@ class DeviceProducer final : public TestProducer {
     config.sample_rate = setup.sample_rate;
     config.block_bytes = setup.block_bytes;
     config.overrun_policy = setup.overrun_policy;
-    config.sample_format = SRING_FMT_U16;
+    config.sample_format = setup.sample_format;
+    config.channels = setup.channels;
     config.pattern_seed = setup.pattern_seed;
     config.flush_timeout_us = setup.flush_timeout_us;
     if (::ioctl(fd.get(), SRING_IOC_SET_CONFIG, &config) != 0) return errno_error("SRING_IOC_SET_CONFIG");

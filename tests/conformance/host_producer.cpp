@@ -28,6 +28,8 @@ class HostProducer final : public TestProducer {
     config.sample_rate = setup.sample_rate;
     config.block_bytes = setup.block_bytes;
     config.overrun_policy = setup.overrun_policy;
+    config.sample_format = setup.sample_format;
+    config.channels = setup.channels;
     config.pattern_seed = setup.pattern_seed;
     config.flush_timeout = std::chrono::microseconds(setup.flush_timeout_us);
     if (auto valid = sim::validate_config(config, ring_.ring_size()); !valid) return valid.error();

@@ -18,6 +18,10 @@ struct RingSetup {
   uint64_t sample_rate = 20'000'000;
   uint32_t block_bytes = 8192;
   uint32_t overrun_policy = SRING_OVERRUN_DROP_NEWEST;
+  // Any standard format or SRING_FMT_SIM_PACKED12 (both simulated devices
+  // make them all), 1 to 256 channels.
+  uint32_t sample_format = SRING_FMT_U16;
+  uint32_t channels = 1;
   uint32_t pattern_seed = 7;
   uint32_t flush_timeout_us = 2000;
 };

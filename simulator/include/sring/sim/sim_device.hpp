@@ -1,6 +1,9 @@
 // The user-space simulated sampling device: the twin of the kernel's, for
 // host tests. It writes blocks of the sring pattern into a HostRing at a set
-// sample rate, as a digitizer's DMA completions would, applies the overrun
+// sample rate, as a digitizer's DMA completions would, in any standard
+// sample format or its own 12-bit packed one (SRING_FMT_SIM_PACKED12), with
+// 1 to 256 interleaved channels (docs/abi.md, "Sample formats and
+// channels"); applies the overrun
 // policy when the ring is full, marks every loss in band and in the
 // counters, and signals the consumer's eventfd only when it asked for it.
 //
@@ -19,20 +22,34 @@
 #include <thread>
 
 #include "sring/detail/barriers.hpp"
+#include "sring/format.hpp"
 #include "sring/unique_fd.hpp"
 #include "sring/sim/host_ring.hpp"
 
 namespace sring::sim {
 
 struct SimConfig {
-  uint64_t sample_rate = 20'000'000;  // samples/s; 0: flat out, waiting for space
+  // Frames per second (a frame: one sample of each channel); 0: flat out,
+  // waiting for space.
+  uint64_t sample_rate = 20'000'000;
   uint32_t block_bytes = 8192;        // header included, multiple of 64
   uint32_t overrun_policy = SRING_OVERRUN_DROP_NEWEST;
+  // Any standard format (SRING_FMT_*) or SRING_FMT_SIM_PACKED12.
   uint32_t sample_format = SRING_FMT_U16;
+  uint32_t channels = 1;              // 1 to SRING_MAX_CHANNELS
   uint32_t pattern_seed = 1;
   std::chrono::microseconds flush_timeout{2000};  // wake below the watermark after this
 };
 
+// The layout of the blocks a format and channel count make: a standard
+// format's, or sring_pattern.h's 12-bit packed one; nullopt for any other
+// format, and for 0 or more than SRING_MAX_CHANNELS channels.
+[[nodiscard]] std::optional<SampleLayout> sim_layout(uint32_t format, uint32_t channels);
+
+// Refuses (EINVAL, saying why) what the kernel device would: a bad block
+// size, policy, rate or flush timeout, a format the simulator cannot make,
+// a channel count outside 1 .. SRING_MAX_CHANNELS, a block too small for one
+// frame.
 [[nodiscard]] Status validate_config(const SimConfig& config, uint64_t ring_size);
 // The same settings as a device configuration (SRING_IOC_SET_CONFIG), for
 // tools that drive either producer from one set of options.
@@ -48,10 +65,12 @@ class SampleSource {
   struct Recorded {
     uint64_t sequence = 0;      // the block's place in the recorded stream
     uint64_t first_sample = 0;
-    // samples_per_block() samples; nullptr marks the end of the recording,
-    // where sequence and first_sample are the recorded stream's final
-    // blocks_produced and samples_produced (losses after the last block).
-    const uint16_t* samples = nullptr;
+    // The payload of samples_per_block() frames in the device's layout
+    // (layout().payload_bytes(samples_per_block()) bytes); nullptr marks the
+    // end of the recording, where sequence and first_sample are the
+    // recorded stream's final blocks_produced and samples_produced (losses
+    // after the last block).
+    const void* payload = nullptr;
   };
   virtual ~SampleSource() = default;
   // The next recorded block (or the end marker); nullopt after the end.
@@ -74,13 +93,17 @@ class SimDevice {
   ~SimDevice();
 
   // Samples from `source` instead of the pattern (before start()). Its
-  // blocks must hold samples_per_block() samples each.
+  // blocks must hold samples_per_block() frames each, in layout().
   void set_source(std::unique_ptr<SampleSource> source) { source_ = std::move(source); }
 
   // How the device writes the pattern into a block (before start()): by
-  // default sring_pattern_fill(). A benchmark sets a fill with non-temporal
-  // stores to model a DMA engine, which writes whole lines without first
-  // reading them into a CPU cache. The fill must write exactly the pattern.
+  // default sring_pattern_fill_format(). A benchmark sets a fill with
+  // non-temporal stores to model a DMA engine, which writes whole lines
+  // without first reading them into a CPU cache. The fill must write exactly
+  // the pattern. It is used for the formats whose values are the pattern's
+  // 16-bit base values (u16, s16, cs16), called with the block's first
+  // element and its element count (sring_pattern.h); the other formats
+  // always take sring_pattern_fill_format().
   using PatternFill = void (*)(uint16_t* dst, uint64_t first, uint32_t count, uint32_t seed);
   void set_pattern_fill(PatternFill fill) { fill_ = fill; }
 
@@ -128,7 +151,11 @@ class SimDevice {
   // producer thread is not running, or from that thread.
   void set_reclaim_hook(std::function<void()> hook) { reclaim_hook_ = std::move(hook); }
 
+  // Frames in each block (a frame is one sample of each channel; the name
+  // is ABI 1.0's, whose frames were single samples).
   uint32_t samples_per_block() const { return samples_per_block_; }
+  // The blocks' format, channels and bits per sample.
+  const SampleLayout& layout() const { return layout_; }
   // Any thread: a relaxed snapshot of the producer thread's position.
   uint64_t next_sample() const { return next_sample_.load(); }
 
@@ -167,6 +194,7 @@ class SimDevice {
   sring_producer_page& kproducer_;
   sring_consumer_page& kconsumer_;
   SimConfig config_;
+  SampleLayout layout_;  // of config_; channels 0 (no frame fits) if config_ is refused
   uint32_t samples_per_block_;
   UniqueFd eventfd_;
 
@@ -192,7 +220,7 @@ class SimDevice {
   std::atomic<uint32_t> corrupt_blocks_{0};
   std::thread thread_;
   std::unique_ptr<SampleSource> source_;
-  PatternFill fill_ = nullptr;  // null: sring_pattern_fill()
+  PatternFill fill_ = nullptr;  // null: sring_pattern_fill_format()
   std::optional<SampleSource::Recorded> recorded_;  // the replayed block to make next
   bool replay_ended_ = false;
   std::function<void()> reclaim_hook_;  // set_reclaim_hook(), tests only
