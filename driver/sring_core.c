@@ -21,6 +21,7 @@
 #include <linux/ioport.h>
 #include <linux/kernel.h>
 #include <linux/log2.h>
+#include <linux/math64.h>
 #include <linux/mm.h>
 #include <linux/module.h>
 #include <linux/poll.h>
@@ -93,10 +94,31 @@ static const char *sring_policy_name(u32 policy)
 /* Configuration                                                       */
 /* ------------------------------------------------------------------ */
 
+u32 sring_format_bits_of(const struct sring_ring *ring, u32 format)
+{
+	unsigned int i;
+
+	if (format < SRING_FMT_DEVICE_FIRST)
+		return sring_format_bits(format);
+	for (i = 0; i < ring->nr_formats; i++)
+		if (ring->formats[i].format == format)
+			return ring->formats[i].bits_per_sample;
+	return 0;
+}
+
+/* A 1.3 caller's zeroed field, and a 1.4 caller's 0, mean one channel. */
+static u32 sring_config_channels(const struct sring_config *config)
+{
+	return config->channels ? config->channels : 1;
+}
+
 static int sring_validate_config(const struct sring_ring *ring,
 				 const struct sring_config *config)
 {
-	if (config->flags || config->reserved[0] || config->reserved[1])
+	u32 bits, channels;
+	u64 frame_bytes;
+
+	if (config->flags || config->reserved0 || config->reserved1)
 		return -EINVAL;
 	if (config->block_bytes < SRING_BLOCK_HEADER_SIZE + SRING_BLOCK_ALIGN ||
 	    config->block_bytes % SRING_BLOCK_ALIGN ||
@@ -113,14 +135,45 @@ static int sring_validate_config(const struct sring_ring *ring,
 	}
 	if (config->overrun_policy > SRING_OVERRUN_STOP)
 		return -EINVAL;
-	if (config->sample_format != SRING_FMT_U16 &&
-	    config->sample_format != SRING_FMT_S16)
+	bits = sring_format_bits_of(ring, config->sample_format);
+	if (!bits) {
+		dev_info_ratelimited(&ring->dev,
+				     "sample format %#x: neither a standard format nor one this ring's driver declared\n",
+				     config->sample_format);
+		return -EINVAL;
+	}
+	channels = sring_config_channels(config);
+	if (channels > SRING_MAX_CHANNELS)
 		return -EINVAL;
 	if (config->sample_rate > SRING_MAX_SAMPLE_RATE)
 		return -EINVAL;
 	if (config->flush_timeout_us > SRING_MAX_FLUSH_TIMEOUT_US)
 		return -EINVAL;
+	/* A block holds whole frames, at least one. */
+	frame_bytes = sring_payload_bytes(1, channels, bits);
+	if (frame_bytes > config->block_bytes - SRING_BLOCK_HEADER_SIZE) {
+		dev_info_ratelimited(&ring->dev,
+				     "a frame of %u channels of format %#x (%u bits each) is %llu bytes: blocks of %u bytes hold %u\n",
+				     channels, config->sample_format, bits, frame_bytes,
+				     config->block_bytes,
+				     config->block_bytes - SRING_BLOCK_HEADER_SIZE);
+		return -EINVAL;
+	}
 	return 0;
+}
+
+/*
+ * Makes @config the ring's: ring->lock held, stopped, validated. Under
+ * prod_lock too, since the producer's calls read it; then mirrored into
+ * the producer page.
+ */
+static void sring_apply_config(struct sring_ring *ring,
+			       const struct sring_config *config)
+{
+	spin_lock_irq(&ring->prod_lock);
+	ring->config = *config;
+	ring->bits_per_sample = sring_format_bits_of(ring, config->sample_format);
+	spin_unlock_irq(&ring->prod_lock);
 }
 
 /* Mirrors the configuration into the producer page; ring->lock held, stopped. */
@@ -133,6 +186,8 @@ static void sring_publish_config(struct sring_ring *ring)
 	WRITE_ONCE(kprod->block_bytes, ring->config.block_bytes);
 	WRITE_ONCE(kprod->sample_format, ring->config.sample_format);
 	WRITE_ONCE(kprod->pattern_seed, ring->config.pattern_seed);
+	WRITE_ONCE(kprod->channels, ring->config.channels);
+	WRITE_ONCE(kprod->bits_per_sample, ring->bits_per_sample);
 }
 
 static bool sring_running(struct sring_ring *ring)
@@ -672,6 +727,8 @@ static long sring_ioctl(struct file *file, unsigned int cmd, unsigned long arg)
 		ret = sring_validate_config(ring, &config);
 		if (ret)
 			break;
+		/* Stored, and shown to the device, as what it means. */
+		config.channels = sring_config_channels(&config);
 		/* A device that ended the stream by itself (stop policy,
 		 * failure) is stopped before it is reconfigured. */
 		sring_stop_device(ring);
@@ -679,9 +736,7 @@ static long sring_ioctl(struct file *file, unsigned int cmd, unsigned long arg)
 			ret = ring->ops->configure(ring, &config);
 		if (ret)
 			break;
-		spin_lock_irq(&ring->prod_lock);
-		ring->config = config;
-		spin_unlock_irq(&ring->prod_lock);
+		sring_apply_config(ring, &config);
 		sring_publish_config(ring);
 		break;
 	}
@@ -772,6 +827,10 @@ SRING_COUNTER_ATTR(high_water, high_water);
 SRING_COUNTER_ATTR(head, head);
 SRING_COUNTER_ATTR(sample_rate, sample_rate);
 SRING_COUNTER_ATTR(block_bytes, block_bytes);
+/* 1.4: the layout, as numbers (ringstat names them). */
+SRING_COUNTER_ATTR(sample_format, sample_format);
+SRING_COUNTER_ATTR(channels, channels);
+SRING_COUNTER_ATTR(bits_per_sample, bits_per_sample);
 
 /* tail, fill and bytes_consumed: the tail GET_STATS reports, the one the
  * producer accepts now. */
@@ -883,6 +942,9 @@ static struct attribute *sring_attrs[] = {
 	&dev_attr_bytes_consumed.attr,
 	&dev_attr_sample_rate.attr,
 	&dev_attr_block_bytes.attr,
+	&dev_attr_sample_format.attr,
+	&dev_attr_channels.attr,
+	&dev_attr_bits_per_sample.attr,
 	&dev_attr_state.attr,
 	&dev_attr_overrun_policy.attr,
 	&dev_attr_ring_size.attr,
@@ -925,6 +987,41 @@ static void sring_ring_release(struct device *dev)
 	kfree(ring);
 }
 
+/* The driver's own formats: in the device range, sized, none twice. */
+static int sring_check_device_formats(struct device *dev,
+				      const struct sring_ring_params *params)
+{
+	const struct sring_device_format *formats = params->formats;
+	unsigned int i, j;
+
+	if (params->nr_formats > SRING_MAX_DEVICE_FORMATS ||
+	    (params->nr_formats && !formats)) {
+		dev_err(dev, "sring: %u device formats: at most %u, in an array\n",
+			params->nr_formats, SRING_MAX_DEVICE_FORMATS);
+		return -EINVAL;
+	}
+	for (i = 0; i < params->nr_formats; i++) {
+		if (formats[i].format < SRING_FMT_DEVICE_FIRST ||
+		    formats[i].format > SRING_FMT_DEVICE_LAST ||
+		    !formats[i].bits_per_sample ||
+		    formats[i].bits_per_sample > SRING_DEVICE_FORMAT_MAX_BITS) {
+			dev_err(dev, "sring: device format %#x of %u bits: must be %#x to %#x, of 1 to %u bits\n",
+				formats[i].format, formats[i].bits_per_sample,
+				SRING_FMT_DEVICE_FIRST, SRING_FMT_DEVICE_LAST,
+				SRING_DEVICE_FORMAT_MAX_BITS);
+			return -EINVAL;
+		}
+		for (j = 0; j < i; j++) {
+			if (formats[j].format == formats[i].format) {
+				dev_err(dev, "sring: device format %#x declared twice\n",
+					formats[i].format);
+				return -EINVAL;
+			}
+		}
+	}
+	return 0;
+}
+
 static int sring_check_ring_params(struct device *dev,
 				   const struct sring_ring_params *params)
 {
@@ -939,12 +1036,13 @@ static int sring_check_ring_params(struct device *dev,
 			size, SRING_MIN_RING_SIZE);
 		return -EINVAL;
 	}
-	return 0;
+	return sring_check_device_formats(dev, params);
 }
 
 struct sring_ring *sring_register(struct device *parent,
 				  const struct sring_ring_params *params)
 {
+	struct sring_config default_config;
 	struct sring_ring *ring;
 	int minor, ret;
 
@@ -965,6 +1063,10 @@ struct sring_ring *sring_register(struct device *parent,
 	ring->priv = params->priv;
 	ring->params_flags = params->flags;
 	ring->ring_size = params->ring_size;
+	if (params->nr_formats)
+		memcpy(ring->formats, params->formats,
+		       params->nr_formats * sizeof(*params->formats));
+	ring->nr_formats = params->nr_formats;
 	ring->device_stopped = true;	/* never started */
 	mutex_init(&ring->lock);
 	mutex_init(&ring->read_lock);
@@ -972,13 +1074,14 @@ struct sring_ring *sring_register(struct device *parent,
 	init_waitqueue_head(&ring->monitor_waitq);
 	sring_producer_init(ring);
 	if (params->default_config)
-		ring->config = *params->default_config;
+		default_config = *params->default_config;
 	else
-		ring->config = (struct sring_config) {
+		default_config = (struct sring_config) {
 			.sample_rate = 20000000,
 			.block_bytes = 8192,
 			.overrun_policy = SRING_OVERRUN_DROP_NEWEST,
 			.sample_format = SRING_FMT_U16,
+			.channels = 1,
 			.pattern_seed = 1,
 			.flush_timeout_us = SRING_DEFAULT_FLUSH_US,
 		};
@@ -998,18 +1101,22 @@ struct sring_ring *sring_register(struct device *parent,
 	if (ret)
 		goto err_put;
 	/* The configuration a START without SET_CONFIG runs with: checked
-	 * like any other, by us (on this memory) and by the device. */
-	ret = sring_validate_config(ring, &ring->config);
-	if (!ret && ring->ops->configure) {
-		mutex_lock(&ring->lock);
-		ret = ring->ops->configure(ring, &ring->config);
-		mutex_unlock(&ring->lock);
+	 * like any other, by us (on this memory) and by the device. Nothing
+	 * reads ring->config before this: /dev/sringN comes after. */
+	ret = sring_validate_config(ring, &default_config);
+	default_config.channels = sring_config_channels(&default_config);
+	mutex_lock(&ring->lock);
+	if (!ret && ring->ops->configure)
+		ret = ring->ops->configure(ring, &default_config);
+	if (!ret) {
+		sring_apply_config(ring, &default_config);
+		sring_publish_config(ring);
 	}
+	mutex_unlock(&ring->lock);
 	if (ret) {
 		dev_err(parent, "sring: the default configuration is refused: %d\n", ret);
 		goto err_put;
 	}
-	sring_publish_config(ring);
 	spin_lock_irq(&ring->prod_lock);
 	sring_producer_reset(ring, initial_position & ~(u64)(SRING_BLOCK_ALIGN - 1));
 	spin_unlock_irq(&ring->prod_lock);
@@ -1079,6 +1186,40 @@ void sring_get_config(struct sring_ring *ring, struct sring_config *config)
 	spin_unlock_irqrestore(&ring->prod_lock, irqflags);
 }
 EXPORT_SYMBOL_GPL(sring_get_config);
+
+/* Whole frames in a block of @block_bytes: payload bits over frame bits. */
+static u32 sring_frames_in(u32 block_bytes, u32 channels, u32 bits)
+{
+	if (!bits || block_bytes <= SRING_BLOCK_HEADER_SIZE)
+		return 0;
+	return div_u64((u64)(block_bytes - SRING_BLOCK_HEADER_SIZE) * 8,
+		       channels * bits);
+}
+
+u32 sring_slot_frames(struct sring_ring *ring)
+{
+	unsigned long irqflags;
+	u32 frames;
+
+	spin_lock_irqsave(&ring->prod_lock, irqflags);
+	frames = sring_frames_in(ring->config.block_bytes, ring->config.channels,
+				 ring->bits_per_sample);
+	spin_unlock_irqrestore(&ring->prod_lock, irqflags);
+	return frames;
+}
+EXPORT_SYMBOL_GPL(sring_slot_frames);
+
+u32 sring_config_frames(struct sring_ring *ring,
+			const struct sring_config *config)
+{
+	u32 channels = sring_config_channels(config);
+
+	if (channels > SRING_MAX_CHANNELS)
+		return 0;
+	return sring_frames_in(config->block_bytes, channels,
+			       sring_format_bits_of(ring, config->sample_format));
+}
+EXPORT_SYMBOL_GPL(sring_config_frames);
 
 /* ------------------------------------------------------------------ */
 /* Module load and unload                                              */

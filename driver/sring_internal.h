@@ -88,6 +88,10 @@ struct sring_ring {
 	const struct sring_device_ops *ops;
 	void *priv;
 	u32 params_flags;		/* SRING_RING_* */
+	/* The driver's own formats (sring_ring_params.formats), copied at
+	 * register: constant until the last close. */
+	struct sring_device_format formats[SRING_MAX_DEVICE_FORMATS];
+	unsigned int nr_formats;
 
 	/* Ring memory: constant from register to the last close. */
 	struct page *prod_page;
@@ -111,7 +115,12 @@ struct sring_ring {
 	unsigned long flags;		/* SRING_RING_* bits below */
 	bool gone;			/* unregistered; under lock */
 	bool device_stopped;		/* ops->stop ran since ops->start; under lock */
-	struct sring_config config;	/* under lock; producer copies at start */
+	/* Under lock to change, and under prod_lock too: the producer reads
+	 * them (a commit's capacity check and header). channels is never 0
+	 * here (a user's 0 is stored as 1); bits_per_sample is that of
+	 * config.sample_format (sring_format_bits_of()). */
+	struct sring_config config;
+	u32 bits_per_sample;
 
 	spinlock_t prod_lock;
 	/* Producer state, under prod_lock. */
@@ -173,6 +182,10 @@ ssize_t sring_memory_show(struct sring_ring *ring, char *buf);
 /* sring_core.c: the region reserved at boot. */
 phys_addr_t sring_reserved_alloc(u64 size);
 void sring_reserved_free(phys_addr_t phys, u64 size);
+
+/* sring_core.c: bits of one sample of one channel in @format, a standard
+ * one or the driver's own; 0 if the ring does not offer it. */
+u32 sring_format_bits_of(const struct sring_ring *ring, u32 format);
 
 /* sring_producer.c: the producer core behind the device API. */
 void sring_producer_init(struct sring_ring *ring);

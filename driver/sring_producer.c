@@ -47,17 +47,18 @@ static struct sring_block_header *sring_block_at(struct sring_ring *ring,
 }
 
 /*
- * The device made a block: it takes the next sequence number and sample
+ * The device made a block: it takes the next sequence number and frame
  * indices whether it is written or lost, so that blocks_produced and
- * samples_produced always equal the sequence and first_sample of the next
- * block (docs/abi.md, "Counters").
+ * samples_produced (frames, as every sample count of ABI 1.4) always equal
+ * the sequence and first_sample of the next block (docs/abi.md,
+ * "Counters").
  */
-static void sring_block_made(struct sring_ring *ring, u32 samples)
+static void sring_block_made(struct sring_ring *ring, u32 frames)
 {
 	ring->sequence++;
-	ring->next_sample += samples;
+	ring->next_sample += frames;
 	sring_counter_add(&ring->kprod->blocks_produced, 1);
-	sring_counter_add(&ring->kprod->samples_produced, samples);
+	sring_counter_add(&ring->kprod->samples_produced, frames);
 }
 
 /* An overrun episode starts at the first loss after a block that fit. */
@@ -523,11 +524,6 @@ void sring_producer_end(struct sring_ring *ring, u32 state)
 	sring_producer_wake(ring);
 }
 
-static u32 sring_block_capacity(const struct sring_ring *ring)
-{
-	return (ring->config.block_bytes - SRING_BLOCK_HEADER_SIZE) / 2;
-}
-
 int sring_reserve(struct sring_ring *ring, struct sring_slot *slot)
 {
 	unsigned long irqflags;
@@ -585,17 +581,17 @@ out:
 EXPORT_SYMBOL_GPL(sring_reserve);
 
 /* A block made with nowhere to go: lost, counted, flagged on the next. */
-static void sring_lose_block(struct sring_ring *ring, u32 samples)
+static void sring_lose_block(struct sring_ring *ring, u32 frames)
 {
 	sring_note_overrun(ring);
 	ring->pending_overrun = true;
-	ring->pending_lost += samples;
-	sring_block_made(ring, samples);
+	ring->pending_lost += frames;
+	sring_block_made(ring, frames);
 	sring_counter_add(&ring->kprod->blocks_dropped, 1);
-	sring_counter_add(&ring->kprod->samples_dropped, samples);
+	sring_counter_add(&ring->kprod->samples_dropped, frames);
 }
 
-int sring_drop(struct sring_ring *ring, u32 samples)
+int sring_drop(struct sring_ring *ring, u32 frames)
 {
 	unsigned long irqflags;
 	int ret = 0;
@@ -610,20 +606,21 @@ int sring_drop(struct sring_ring *ring, u32 samples)
 		sring_producer_end(ring, SRING_STATE_OVERRUN_STOPPED);
 		ret = -EPIPE;
 	} else {
-		sring_lose_block(ring, samples);
+		sring_lose_block(ring, frames);
 	}
 	spin_unlock_irqrestore(&ring->prod_lock, irqflags);
 	return ret;
 }
 EXPORT_SYMBOL_GPL(sring_drop);
 
-int sring_commit(struct sring_ring *ring, u64 position, u32 samples,
+int sring_commit(struct sring_ring *ring, u64 position, u32 frames,
 		 ktime_t timestamp, u32 flags)
 {
 	struct sring_block_header *block;
-	u32 need, capacity;
+	u32 need, channels, bits;
 	unsigned long irqflags;
-	__u16 *data;
+	u64 payload_bytes;
+	u8 *payload;
 	int ret = 0;
 
 	spin_lock_irqsave(&ring->prod_lock, irqflags);
@@ -632,12 +629,16 @@ int sring_commit(struct sring_ring *ring, u64 position, u32 samples,
 		goto out;
 	}
 	need = ring->config.block_bytes;
-	capacity = sring_block_capacity(ring);
+	channels = ring->config.channels;
+	bits = ring->bits_per_sample;
+	/* Whatever the format: the frames' bytes fit the slot. */
+	payload_bytes = sring_payload_bytes(frames, channels, bits);
 	if (position != ring->head || ring->reserved - ring->head < need ||
-	    samples == 0 || samples > capacity || (flags & ~SRING_COMMIT_FLAGS)) {
+	    frames == 0 || payload_bytes > need - SRING_BLOCK_HEADER_SIZE ||
+	    (flags & ~SRING_COMMIT_FLAGS)) {
 		dev_err_ratelimited(&ring->dev,
-				    "commit of %u samples at %llu (flags %#x) out of order or too large: head %llu, reserved %llu; stream failed\n",
-				    samples, position, flags, ring->head,
+				    "commit of %u frames at %llu (flags %#x) out of order or too large: head %llu, reserved %llu; stream failed\n",
+				    frames, position, flags, ring->head,
 				    ring->reserved);
 		sring_producer_end(ring, SRING_STATE_FAILED);
 		ret = -EINVAL;
@@ -656,10 +657,13 @@ int sring_commit(struct sring_ring *ring, u64 position, u32 samples,
 		sring_sync_pieces(ring, pieces, n, false);
 	}
 	block = sring_block_at(ring, position);
-	data = (__u16 *)((u8 *)block + SRING_BLOCK_HEADER_SIZE);
+	payload = (u8 *)block + SRING_BLOCK_HEADER_SIZE;
 	if (ring->corrupt_blocks) {
+		/* One byte in the middle of the payload, as a bad transfer
+		 * would: inside one value of every format (two neighbouring
+		 * 12-bit ones may share it), so every verifier must see it. */
 		ring->corrupt_blocks--;
-		data[samples / 2] ^= 0x5a5a;
+		payload[payload_bytes / 2] ^= 0x5a;
 	}
 	block->magic = SRING_BLOCK_MAGIC;
 	block->total_bytes = need;
@@ -667,16 +671,17 @@ int sring_commit(struct sring_ring *ring, u64 position, u32 samples,
 	block->first_sample = ring->next_sample;
 	block->timestamp_ns = ktime_to_ns(timestamp);
 	block->lost_samples = ring->pending_lost;
-	block->sample_count = samples;
+	block->sample_count = frames;
 	block->sample_format = ring->config.sample_format;
-	block->bytes_per_sample = 2;
+	block->bytes_per_sample = bits % 8 ? 0 : bits / 8;
 	block->flags = flags |
 		       (ring->pending_lost ? SRING_BLOCK_F_GAP : 0) |
 		       (ring->pending_overrun ? SRING_BLOCK_F_OVERRUN : 0);
-	block->reserved0 = 0;
+	block->channels = channels;
+	block->bits_per_sample = bits;
 	block->reserved1 = 0;
 
-	sring_block_made(ring, samples);
+	sring_block_made(ring, frames);
 	ring->pending_lost = 0;
 	ring->pending_overrun = false;
 	sring_publish(ring, position + need, sring_accepted_tail(ring));

@@ -509,6 +509,15 @@ static int digitizer_configure(struct sring_ring *ring,
 	struct sring_digitizer *dig = sring_priv(ring);
 	u64 max_rate = READ_ONCE(dig->bar->max_sample_rate);
 
+	/* The model writes the pattern's 16-bit values, one channel: u16, or
+	 * the same values read as s16. */
+	if ((config->sample_format != SRING_FMT_U16 &&
+	     config->sample_format != SRING_FMT_S16) || config->channels != 1) {
+		dev_info_ratelimited(&dig->pdev->dev,
+				     "format %#x with %u channels: the model makes 16-bit samples (u16, s16) of one channel only\n",
+				     config->sample_format, config->channels);
+		return -EINVAL;
+	}
 	if (config->sample_rate > max_rate) {
 		dev_info(&dig->pdev->dev,
 			 "%llu samples/s: the model was started with --max-rate %llu\n",
@@ -598,7 +607,7 @@ static int digitizer_start(struct sring_ring *ring)
 	}
 
 	spin_lock_irq(&dig->lock);
-	dig->block_samples = (config.block_bytes - SRING_BLOCK_HEADER_SIZE) / 2;
+	dig->block_samples = sring_slot_frames(ring);
 	dig->next_sample = first_sample;
 	dig->running = true;
 	dig->confirmed = false;

@@ -18,6 +18,10 @@
  * verifies went through the device, the DMA mask, the IOMMU if any and the
  * cache maintenance of the DMA API.
  *
+ * The converter it plays makes 16-bit samples of one channel: u16 or s16
+ * (the same pattern, read as either), nothing else; configure refuses
+ * other formats and channel counts.
+ *
  * Pacing: with sample_rate 0 the engine runs flat out and waits for room
  * when the ring is full. With a rate, a block is due every
  * block_samples / rate seconds, as from a converter with a fixed clock; a
@@ -107,7 +111,7 @@ struct sring_edu {
 	/* Under lock. */
 	bool running;
 	struct sring_config config;	/* copied at start */
-	u32 block_samples;
+	u32 block_samples;		/* of a full slot: sring_slot_frames() */
 	ktime_t start;
 	u64 blocks_made;		/* since start: the pacing schedule */
 	u64 next_sample;		/* first sample of the next block made */
@@ -322,9 +326,18 @@ static int edu_configure(struct sring_ring *ring,
 			 const struct sring_config *config)
 {
 	struct sring_edu *edu = sring_priv(ring);
-	u64 max_rate = div_u64((u64)(edu_block_capacity_bytes(config) / 2) *
-			       NSEC_PER_SEC, edu_block_ns(config));
+	u64 max_rate;
 
+	/* The staging buffer holds the pattern's 16-bit values, one channel. */
+	if ((config->sample_format != SRING_FMT_U16 &&
+	     config->sample_format != SRING_FMT_S16) || config->channels != 1) {
+		dev_info_ratelimited(&edu->pdev->dev,
+				     "format %#x with %u channels: the edu converter makes 16-bit samples (u16, s16) of one channel only\n",
+				     config->sample_format, config->channels);
+		return -EINVAL;
+	}
+	max_rate = div_u64((u64)sring_config_frames(ring, config) * NSEC_PER_SEC,
+			   edu_block_ns(config));
 	if (config->sample_rate > max_rate) {
 		dev_info(&edu->pdev->dev,
 			 "%llu samples/s with %u-byte blocks: the edu engine moves at most %llu\n",
@@ -342,7 +355,7 @@ static int edu_start(struct sring_ring *ring)
 	/* START may come before sring_register() has returned to probe. */
 	edu->ring = ring;
 	sring_get_config(ring, &edu->config);
-	edu->block_samples = edu_block_capacity_bytes(&edu->config) / 2;
+	edu->block_samples = sring_slot_frames(ring);
 	edu->next_sample = sring_next_sample(ring);
 	edu->start = ktime_get();
 	edu->blocks_made = 0;

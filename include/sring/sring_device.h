@@ -29,18 +29,24 @@
  *                    ring was full): counted and flagged per the policy.
  *
  * Slots are block_bytes long (from the configuration, header included):
- * every slot's capacity is block_bytes - SRING_BLOCK_HEADER_SIZE bytes, and
- * a full block holds capacity / 2 samples (both formats are 16-bit). They
- * are handed out in ring order, and held slots count as used: the ring is
+ * every slot's capacity is block_bytes - SRING_BLOCK_HEADER_SIZE bytes. A
+ * block counts frames (one sample of each of the configured channels, in the
+ * configured format: sring_abi.h, "Sample formats"); a full block holds
+ * sring_slot_frames() of them, capacity * 8 / (channels * bits_per_sample)
+ * rounded down: ask for it, never compute it from a sample size of your
+ * own. The formats a ring offers are the standard ones (which the driver's
+ * configure refuses where its hardware cannot make them) and those the
+ * driver declares in sring_ring_params.formats. Slots are handed out in
+ * ring order, and held slots count as used: the ring is
  * full when committed data plus held slots leave no room for one more.
  * Commit the oldest held slot first; commits and drops must come in the
  * order the device made the blocks (a drop while slots are held flags the
  * next block committed, whichever slot it is in).
  *
- * sring numbers the samples itself: first_sample of a block is the count of
- * samples in every block made since the reset, committed or dropped. A
+ * sring numbers the frames itself: first_sample of a block is the count of
+ * frames in every block made since the reset, committed or dropped. A
  * device that generates samples (a simulator) keeps its own count in step:
- * sring_next_sample() at start, plus the samples of each successful commit
+ * sring_next_sample() at start, plus the frames of each successful commit
  * or drop.
  *
  * Ring sizes are powers of two; block sizes are multiples of 64 that need
@@ -63,7 +69,8 @@
  *                                     process context, may sleep.
  *   sring_reserve(), sring_commit(), sring_drop(), sring_device_error(),
  *   sring_ring_running(), sring_next_sample(), sring_get_config(),
- *   sring_priv(), sring_minor(), sring_dma_extents():
+ *   sring_slot_frames(), sring_config_frames(), sring_priv(),
+ *   sring_minor(), sring_dma_extents():
  *                                     any context, hard IRQ included; they
  *                                     never sleep. They serialise on the
  *                                     ring's producer lock (irqsave); the
@@ -152,12 +159,21 @@ struct sring_device_ops {
 	/*
 	 * Optional. The user asks for @config, already checked by sring:
 	 * block_bytes a multiple of 64, at least 128, at most 1 MiB, half
-	 * the ring and what SRING_SLOT_MAX_SEGMENTS allows on its memory; a known policy and format; sample_rate at most 1 GS/s (0:
-	 * as fast as possible); flush_timeout_us at most 10 s. Return 0 to
-	 * accept it or -EINVAL/-EOPNOTSUPP if the device cannot do it. The ring
-	 * is stopped and so is the device: stop has run since the last start,
-	 * also when the stream ended by itself. Also called at register for the default configuration
+	 * the ring and what SRING_SLOT_MAX_SEGMENTS allows on its memory; a
+	 * known policy; a standard format or one of the driver's own
+	 * (sring_ring_params.formats); channels 1 to SRING_MAX_CHANNELS (a
+	 * 0 from the user arrives here as 1); at least one frame per block;
+	 * sample_rate (frames per second) at most 1 GS/s (0: as fast as
+	 * possible); flush_timeout_us at most 10 s. Return 0 to accept it or
+	 * -EINVAL/-EOPNOTSUPP if the device cannot do it: refuse every
+	 * format and channel count the hardware cannot make (sring offers
+	 * all the standard formats; a driver without configure must make
+	 * them all). The ring is stopped and so is the device: stop has run
+	 * since the last start, also when the stream ended by itself. Also
+	 * called at register for the default configuration
 	 * (sring_ring_params.default_config): refusing it fails the register.
+	 * sring_config_frames() gives the frames a full block holds under
+	 * @config.
 	 */
 	int (*configure)(struct sring_ring *ring,
 			 const struct sring_config *config);
@@ -193,6 +209,24 @@ struct sring_device_ops {
  * devices that cannot take a scatter-gather list. */
 #define SRING_RING_RESERVED_MEMORY	(1U << 1)
 
+/*
+ * A sample format of the driver's own (a 12-bit packed converter, a
+ * vendor's framing), in the device range of sring_abi.h
+ * (SRING_FMT_DEVICE_FIRST to SRING_FMT_DEVICE_LAST). sring knows only its
+ * size: @bits_per_sample bits per sample of one channel, 1 to
+ * SRING_DEVICE_FORMAT_MAX_BITS (what the block header's field holds); a
+ * block of F frames of C channels holds sring_payload_bytes(F, C, bits)
+ * bytes. The driver's documentation says what the bits mean.
+ */
+struct sring_device_format {
+	u32 format;
+	u32 bits_per_sample;
+};
+
+/* The most formats a driver may declare, and the widest sample. */
+#define SRING_MAX_DEVICE_FORMATS	16
+#define SRING_DEVICE_FORMAT_MAX_BITS	0xffffU
+
 struct sring_ring_params {
 	u64 ring_size;		/* bytes of data, a power of two >= 64 KiB */
 	u32 flags;		/* SRING_RING_* */
@@ -202,9 +236,17 @@ struct sring_ring_params {
 	 * (checked like one, configure included, against the memory the ring
 	 * got: on fragmented memory a large default block may not fit a
 	 * slot's segments, and the register fails with a message saying
-	 * so). NULL: 20 MS/s, 8 KiB blocks, drop-newest, U16, seed 1, 2 ms
-	 * flush timeout. */
+	 * so). NULL: 20 MS/s, 8 KiB blocks, drop-newest, U16, one channel,
+	 * seed 1, 2 ms flush timeout. */
 	const struct sring_config *default_config;
+	/* Optional: the driver's own formats, which SET_CONFIG then accepts
+	 * besides the standard ones: nr_formats (at most
+	 * SRING_MAX_DEVICE_FORMATS) entries, each in the device range, of 1 to
+	 * SRING_DEVICE_FORMAT_MAX_BITS bits, none twice. Copied at register
+	 * (the array may live on the stack); a bad one fails the register
+	 * with -EINVAL and a message saying which. */
+	const struct sring_device_format *formats;
+	unsigned int nr_formats;
 };
 
 /*
@@ -231,6 +273,18 @@ void *sring_priv(const struct sring_ring *ring);
 int sring_minor(const struct sring_ring *ring);	/* N of /dev/sringN */
 /* The configuration a start runs with (valid from ops->start to the next). */
 void sring_get_config(struct sring_ring *ring, struct sring_config *config);
+/*
+ * Frames a full slot holds under the configuration a start runs with (valid
+ * from ops->start to the next, as sring_get_config()): the most a commit may
+ * hold, and the size of a full block for sring_drop().
+ */
+u32 sring_slot_frames(struct sring_ring *ring);
+/*
+ * The same for @config, e.g. in ops->configure for a rate check: 0 for a
+ * format the ring does not offer. Channels 0 counts as 1.
+ */
+u32 sring_config_frames(struct sring_ring *ring,
+			const struct sring_config *config);
 /* Index of the first sample of the next block the device makes: where a
  * device that generates samples (a simulator) continues after a start. */
 u64 sring_next_sample(struct sring_ring *ring);
@@ -258,24 +312,26 @@ int sring_reserve(struct sring_ring *ring, struct sring_slot *slot);
 #define SRING_COMMIT_FLAGS	SRING_BLOCK_F_DEVICE_MASK
 
 /*
- * The slot at @position (the oldest held; sring checks it) holds @samples
- * samples, 1 to capacity / 2 (fewer is a short block, e.g. at a stop),
- * completed at @timestamp (CLOCK_MONOTONIC, when the device finished it).
- * Returns 0, -EPIPE if the ring left RUNNING (every held slot is
- * discarded), or -EINVAL for a position out of order, a bad count or
+ * The slot at @position (the oldest held; sring checks it) holds @frames
+ * frames, 1 to sring_slot_frames() (fewer is a short block, e.g. at a
+ * stop), written from the slot's start in the configured format and
+ * channels, completed at @timestamp (CLOCK_MONOTONIC, when the device
+ * finished it). sring writes the header: the count, format, channels and
+ * sample size. Returns 0, -EPIPE if the ring left RUNNING (every held slot
+ * is discarded), or -EINVAL for a position out of order, a bad count or
  * flags outside SRING_COMMIT_FLAGS (a driver bug: the stream ends with
  * state FAILED and every held slot is discarded).
  */
-int sring_commit(struct sring_ring *ring, u64 position, u32 samples,
+int sring_commit(struct sring_ring *ring, u64 position, u32 frames,
 		 ktime_t timestamp, u32 flags);
 
 /*
- * The device made a block of @samples samples (normally capacity / 2) with
- * no slot for it. Returns 0 if it was counted as lost, -EPIPE if the
+ * The device made a block of @frames frames (normally sring_slot_frames())
+ * with no slot for it. Returns 0 if it was counted as lost, -EPIPE if the
  * stream ended (stop policy: the device must make no more blocks) or was
  * not running.
  */
-int sring_drop(struct sring_ring *ring, u32 samples);
+int sring_drop(struct sring_ring *ring, u32 frames);
 
 /* The device failed: the stream ends with state SRING_STATE_FAILED. */
 void sring_device_error(struct sring_ring *ring);

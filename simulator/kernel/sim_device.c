@@ -9,6 +9,11 @@
  * slot free, the block it made is dropped. With queue_depth > 1 it keeps
  * that many slots reserved ahead, as a descriptor-based engine does.
  *
+ * It makes every standard format and its own 12-bit packed one
+ * (SRING_FMT_SIM_PACKED12, declared to sring as a device format), with any
+ * number of channels: the pattern defines them all. The rate counts frames
+ * (one sample of each channel) per second, as a converter's clock does.
+ *
  * The timer runs in softirq context (HRTIMER_MODE_ABS_SOFT): the work per
  * tick is bounded. sim->lock guards the simulator's own state against the
  * fault-injection ioctl.
@@ -47,6 +52,11 @@ module_param(late_commit_ms, uint, 0444);
 MODULE_PARM_DESC(late_commit_ms,
 		 "Testing: in stop, wait this long, then try to commit a held slot, as a completion that races the stop would; sring must refuse it (default 0: off)");
 
+static unsigned int bad_declaration;
+module_param(bad_declaration, uint, 0444);
+MODULE_PARM_DESC(bad_declaration,
+		 "Testing: declare the device formats wrongly, which sring must refuse at register: 1 a format outside the device range, 2 one of 0 bits, 3 one twice, 4 more than sring takes (default 0: off)");
+
 static bool reserved;
 module_param(reserved, bool, 0444);
 MODULE_PARM_DESC(reserved,
@@ -68,11 +78,11 @@ struct sring_sim {
 	spinlock_t lock;
 	/* Copied at start, constant while running. */
 	struct sring_config config;
-	u32 block_samples;
+	u32 block_frames;		/* of a full slot: sring_slot_frames() */
 	/* Under lock. */
 	ktime_t start;
 	u64 blocks_made;	/* since start: the pacing schedule */
-	u64 next_sample;	/* index of the next sample the "ADC" makes */
+	u64 next_sample;	/* index of the next frame the "ADC" makes */
 	ktime_t stall_until;
 	u32 burst_blocks;
 	/* Slots reserved ahead, oldest first: the "descriptor queue". */
@@ -91,9 +101,9 @@ static unsigned int sring_sims_registered;
 /* When block k (counting from 0 at start) completes, relative to start. */
 static u64 sring_sim_due_ns(const struct sring_sim *sim, u64 k)
 {
-	/* (k + 1) * samples * 1e9 overflows 64 bits after days: use the
+	/* (k + 1) * frames * 1e9 overflows 64 bits after days: use the
 	 * 128-bit intermediate of mul_u64_u64_div_u64(). */
-	return mul_u64_u64_div_u64((k + 1) * sim->block_samples, NSEC_PER_SEC,
+	return mul_u64_u64_div_u64((k + 1) * sim->block_frames, NSEC_PER_SEC,
 				   sim->config.sample_rate);
 }
 
@@ -131,19 +141,27 @@ static enum sring_sim_made sring_sim_make_block(struct sring_sim *sim,
 	if (!sim->queued) {
 		if (sim->config.sample_rate == 0)
 			return SIM_NO_SPACE;	/* flat out waits for room */
-		if (sring_drop(sim->ring, sim->block_samples))
+		if (sring_drop(sim->ring, sim->block_frames))
 			return SIM_ENDED;	/* stop policy: the stream ended */
-		sim->next_sample += sim->block_samples;
+		sim->next_sample += sim->block_frames;
 		return SIM_MADE;
 	}
 	slot = &sim->queue[sim->queue_first];
-	sring_pattern_fill(slot->cpu_addr, sim->next_sample, sim->block_samples,
-			   sim->config.pattern_seed);
-	if (sring_commit(sim->ring, slot->position, sim->block_samples, now, 0))
+	if (sring_pattern_fill_format(slot->cpu_addr, sim->config.sample_format,
+				      sim->config.channels, sim->next_sample,
+				      sim->block_frames, sim->config.pattern_seed)) {
+		/* A format sring should not have let through: say so, and
+		 * publish nothing the pattern does not define. */
+		pr_err_ratelimited("sring%d: format %#x: the pattern does not define it\n",
+				   sring_minor(sim->ring), sim->config.sample_format);
+		sring_device_error(sim->ring);
+		return SIM_ENDED;
+	}
+	if (sring_commit(sim->ring, slot->position, sim->block_frames, now, 0))
 		return SIM_ENDED;
 	sim->queue_first = (sim->queue_first + 1) % SRING_SIM_MAX_QUEUE_DEPTH;
 	sim->queued--;
-	sim->next_sample += sim->block_samples;
+	sim->next_sample += sim->block_frames;
 	return SIM_MADE;
 }
 
@@ -215,7 +233,7 @@ static int sring_sim_start(struct sring_ring *ring)
 	/* START may come before sring_register() has returned to init. */
 	sim->ring = ring;
 	sring_get_config(ring, &sim->config);
-	sim->block_samples = (sim->config.block_bytes - SRING_BLOCK_HEADER_SIZE) / 2;
+	sim->block_frames = sring_slot_frames(ring);
 	/* The pattern continues where the ring's stream is. */
 	sim->next_sample = sring_next_sample(ring);
 	sim->start = now;
@@ -246,17 +264,19 @@ static void sring_sim_stop(struct sring_ring *ring)
 
 		msleep(late_commit_ms);
 		ret = sring_commit(ring, sim->queue[sim->queue_first].position,
-				   sim->block_samples, ktime_get(), 0);
+				   sim->block_frames, ktime_get(), 0);
 		pr_info("sring%d: late commit after the stop: %d\n",
 			sring_minor(ring), ret);
 	}
 }
 
 /*
- * Any configuration sring accepted suits the simulated device, but only
- * while its engine is off (docs/device-api.md: configure runs on a stopped
- * device): a real one may be reprogramming its registers. Refusing here
- * makes the core's side of that contract testable.
+ * Any configuration sring accepted suits the simulated device: sring offers
+ * the standard formats and the one it declared, and the pattern defines
+ * them all (so sring's own refusal of other formats is what the tests see).
+ * But only while its engine is off (docs/device-api.md: configure runs on a
+ * stopped device): a real one may be reprogramming its registers. Refusing
+ * here makes the core's side of that contract testable.
  */
 static int sring_sim_configure(struct sring_ring *ring,
 			       const struct sring_config *config)
@@ -269,6 +289,38 @@ static int sring_sim_configure(struct sring_ring *ring,
 		return -EBUSY;
 	}
 	return 0;
+}
+
+/*
+ * Its own format, besides the standard ones: 12-bit samples, packed. On
+ * the stack of init (sring copies it at register), or declared wrongly on
+ * purpose (bad_declaration). Returns how many.
+ */
+static unsigned int sring_sim_declare(struct sring_device_format *formats)
+{
+	unsigned int i;
+
+	formats[0].format = SRING_FMT_SIM_PACKED12;
+	formats[0].bits_per_sample = SRING_FMT_SIM_PACKED12_BITS;
+	switch (bad_declaration) {
+	case 1:
+		formats[0].format = SRING_FMT_CS16;
+		return 1;
+	case 2:
+		formats[0].bits_per_sample = 0;
+		return 1;
+	case 3:
+		formats[1] = formats[0];
+		return 2;
+	case 4:
+		for (i = 1; i <= SRING_MAX_DEVICE_FORMATS; i++) {
+			formats[i].format = SRING_FMT_SIM_PACKED12 + i;
+			formats[i].bits_per_sample = 8;
+		}
+		return SRING_MAX_DEVICE_FORMATS + 1;
+	default:
+		return 1;
+	}
 }
 
 static int sring_sim_inject(struct sring_ring *ring,
@@ -318,6 +370,7 @@ static int __init sring_sim_init(void)
 			 (reserved ? SRING_RING_RESERVED_MEMORY : 0),
 		.ops = &sring_sim_ops,
 	};
+	struct sring_device_format formats[SRING_MAX_DEVICE_FORMATS + 1];
 	unsigned int i;
 	int ret;
 
@@ -331,6 +384,8 @@ static int __init sring_sim_init(void)
 		       SRING_SIM_MAX_DEVICES);
 		return -EINVAL;
 	}
+	params.formats = formats;
+	params.nr_formats = sring_sim_declare(formats);
 	sring_sims = kcalloc(nr_rings, sizeof(*sring_sims), GFP_KERNEL);
 	if (!sring_sims)
 		return -ENOMEM;

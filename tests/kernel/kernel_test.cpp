@@ -12,6 +12,7 @@
 //   kernel_test fragment MIB KEEP                 hold 1 page in KEEP of MIB MiB, mlocked
 //   kernel_test quiet-after-stop DEVICE RATE      once STOP returns, no byte of the ring changes
 //   kernel_test verify-limit SECONDS [BYTES]      the CPU's verify-only limit (no device, one thread)
+//   kernel_test refused-formats DEVICE            a 16-bit one-channel device refuses other layouts
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
@@ -66,7 +67,7 @@ TEST(Load, DeviceAndSysfsAppear) {
   // fills it with the CPU, so it has no DMA segments.
   EXPECT_EQ(sysfs("memory"), "pages chunks=1 order10=1");
   EXPECT_EQ(sysfs_u64("ring_size"), 4u << 20);
-  EXPECT_EQ(sysfs("abi_version"), "1.3");
+  EXPECT_EQ(sysfs("abi_version"), "1.4");
   EXPECT_EQ(sysfs("consumer"), "0");
   EXPECT_FALSE(sysfs("version").empty());
 }
@@ -99,7 +100,9 @@ TEST(Open, OneConsumerManyMonitors) {
 TEST(Ioctl, BadArgumentsChangeNothing) {
   UniqueFd fd = open_device(O_RDWR);
   ASSERT_TRUE(fd.valid());
-  const sring_config good = default_config();
+  // One channel said as such: GET_CONFIG gives back what SET_CONFIG took.
+  sring_config good = default_config();
+  good.channels = 1;
   prepare(fd.get(), good);
 
   EXPECT_EQ(::ioctl(fd.get(), _IO(SRING_IOC_MAGIC, 0x7f)), -1);
@@ -119,7 +122,9 @@ TEST(Ioctl, BadArgumentsChangeNothing) {
       {"rate", [](sring_config& c) { c.sample_rate = ~0ull; }},
       {"flush", [](sring_config& c) { c.flush_timeout_us = ~0u; }},
       {"flags", [](sring_config& c) { c.flags = 1; }},
-      {"reserved", [](sring_config& c) { c.reserved[1] = 1; }},
+      {"reserved0", [](sring_config& c) { c.reserved0 = 1; }},
+      {"reserved1", [](sring_config& c) { c.reserved1 = 1; }},
+      {"channels", [](sring_config& c) { c.channels = SRING_MAX_CHANNELS + 1; }},
   };
   for (const auto& c : cases) {
     sring_config bad = good;
@@ -640,7 +645,15 @@ int fuzz(double seconds, uint64_t seed) {
         config.sample_rate = rng() % 4 == 0 ? rng() : rng() % 200'000'000;
         config.overrun_policy = static_cast<uint32_t>(rng() % 4);
         config.flush_timeout_us = static_cast<uint32_t>(rng() % 20000);
-        if (rng() % 8 == 0) config.reserved[0] = rng();
+        if (rng() % 8 == 0) config.reserved0 = static_cast<uint32_t>(rng());
+        if (rng() % 8 == 0) config.reserved1 = rng();
+        // Every format the device makes, some it does not, any channels.
+        if (rng() % 2) {
+          const uint32_t formats[] = {SRING_FMT_U8, SRING_FMT_S32, SRING_FMT_CF32, SRING_FMT_SIM_PACKED12,
+                                      0x8001, 9, static_cast<uint32_t>(rng())};
+          config.sample_format = formats[rng() % std::size(formats)];
+          config.channels = static_cast<uint32_t>(rng() % 4 ? rng() % 9 : rng() % 300);
+        }
         ::ioctl(fd, SRING_IOC_SET_CONFIG, &config);
         const unsigned long next[] = {SRING_IOC_START, SRING_IOC_STOP, SRING_IOC_RESET};
         ::ioctl(fd, next[rng() % 3]);
@@ -758,6 +771,63 @@ int inject_fault(const char* device, uint32_t kind, uint64_t arg) {
     std::printf("%s\n", errno == EINVAL ? "EINVAL" : errno == EOPNOTSUPP ? "EOPNOTSUPP" : strerror(errno));
   }
   return 0;
+}
+
+// `kernel_test refused-formats DEVICE`, for the devices that make only
+// 16-bit samples of one channel (sring_edu, sring_digitizer): stops the
+// device, then asks for cs16, two channels of u16, u8, and the simulated
+// devices' own format (which these drivers never declared). Each must fail
+// with EINVAL and leave GET_CONFIG and the producer page as they were;
+// then s16 and u16 of one channel (the field's 0 and 1) are still taken.
+// Prints one line per request; exit 0 if all went as expected.
+int refused_formats(const char* device) {
+  UniqueFd fd(::open(device, O_RDWR | O_CLOEXEC));
+  if (!fd.valid()) {
+    std::printf("open %s: %s\n", device, strerror(errno));
+    return 2;
+  }
+  const long page_size = ::sysconf(_SC_PAGESIZE);
+  void* mapped = ::mmap(nullptr, page_size, PROT_READ, MAP_SHARED, fd.get(), 0);
+  sring_config before{};
+  if (mapped == MAP_FAILED || ::ioctl(fd.get(), SRING_IOC_STOP) != 0 ||
+      ::ioctl(fd.get(), SRING_IOC_GET_CONFIG, &before) != 0) {
+    std::printf("refused-formats: %s\n", strerror(errno));
+    return 2;
+  }
+  const auto* producer = static_cast<const sring_producer_page*>(mapped);
+  int problems = 0;
+  auto ask = [&](const char* what, uint32_t format, uint32_t channels, bool accept) {
+    sring_config config = before;
+    config.sample_format = format;
+    config.channels = channels;
+    errno = 0;
+    const int rc = ::ioctl(fd.get(), SRING_IOC_SET_CONFIG, &config);
+    const int error = rc == 0 ? 0 : errno;
+    sring_config now{};
+    ::ioctl(fd.get(), SRING_IOC_GET_CONFIG, &now);
+    bool ok;
+    if (accept) {
+      ok = rc == 0 && now.sample_format == format && now.channels == 1 && producer->channels == 1 &&
+           producer->bits_per_sample == 16;
+    } else {
+      ok = rc == -1 && error == EINVAL && std::memcmp(&now, &before, sizeof(now)) == 0 &&
+           producer->sample_format == before.sample_format && producer->channels == (before.channels ? before.channels : 1);
+    }
+    std::printf("%s: %s: %s\n", ok ? "ok" : "FAILED", what,
+                rc == 0 ? "accepted" : error == EINVAL ? "EINVAL" : strerror(error));
+    if (!ok) ++problems;
+  };
+  ask("cs16 x 1 refused", SRING_FMT_CS16, 1, false);
+  ask("u16 x 2 refused", SRING_FMT_U16, 2, false);
+  ask("u8 x 1 refused", SRING_FMT_U8, 1, false);
+  ask("sim-packed12 x 1 refused (not this driver's format)", SRING_FMT_SIM_PACKED12, 1, false);
+  ask("s16 x 1 taken", SRING_FMT_S16, 1, true);
+  ask("u16 x 0 (one channel) taken", SRING_FMT_U16, 0, true);
+  // As it was, for the scenarios after this one.
+  if (::ioctl(fd.get(), SRING_IOC_SET_CONFIG, &before) != 0) ++problems;
+  ::munmap(mapped, page_size);
+  std::printf("refused-formats: %s\n", problems ? "FAILED" : "all as expected");
+  return problems ? 1 : 0;
 }
 
 // The stream position after a run with the module parameter
@@ -1022,6 +1092,7 @@ int main(int argc, char** argv) {
     return verify_limit(std::stod(argv[2]), argc == 4 ? std::stoull(argv[3]) : uint64_t{4} << 20);
   }
   if (mode == "fragment" && argc == 4) return fragment(std::stoull(argv[2]), std::stoull(argv[3]));
+  if (mode == "refused-formats" && argc == 3) return refused_formats(argv[2]);
   if (mode == "inject" && argc == 5) {
     return inject_fault(argv[2], static_cast<uint32_t>(std::stoul(argv[3])), std::stoull(argv[4]));
   }

@@ -436,6 +436,16 @@ edu_scenarios() {
     faults="$faults $(/kernel_test inject /dev/$(edu_ring) 4 1)"
     [ "$faults" = "EINVAL EINVAL EOPNOTSUPP 0 0" ] && pass "edu: fault kinds and bounds checked by the core ($faults)" ||
       fail "edu: fault kinds and bounds checked by the core ($faults, expected EINVAL EINVAL EOPNOTSUPP 0 0)"
+    # Its converter makes 16-bit samples of one channel: cs16 and two
+    # channels are refused by the driver (saying what was asked), the sim's
+    # own format by the core; nothing changes. u16 and s16 still go.
+    if /kernel_test refused-formats /dev/$(edu_ring) >/tmp/formats.log 2>&1 &&
+       dmesg | grep -q "format 0x7 with 1 channels: the edu converter" &&
+       dmesg | grep -q "format 0x1 with 2 channels: the edu converter"; then
+      pass "edu: cs16, two channels, u8 and another driver's format refused; the configuration unchanged"
+    else
+      cat /tmp/formats.log; fail "edu: cs16, two channels, u8 and another driver's format refused; the configuration unchanged"
+    fi
     # The device goes away under a consumer asleep in eventfd (PCI remove),
     # then under one asleep in poll() (driver unbind); each time it comes
     # back (rescan, bind) as a new ring that works.
@@ -607,6 +617,16 @@ dma_scenarios() {
   [ "$f1 $f2" = "0 0" ] && [ "$(dig_delta faults)" = 2 ] &&
     pass "digitizer: stall and burst through SRING_IOC_INJECT_FAULT reach the model" ||
     fail "digitizer: stall and burst through SRING_IOC_INJECT_FAULT reach the model ($f1 $f2, $(dig_delta faults) taken)"
+  # The model writes 16-bit samples of one channel: the driver refuses cs16
+  # and two channels (saying what was asked), the core the sim's own
+  # format; nothing changes.
+  if /kernel_test refused-formats /dev/$(dig_ring) >/tmp/formats.log 2>&1 &&
+     dmesg | grep -q "format 0x7 with 1 channels: the model" &&
+     dmesg | grep -q "format 0x1 with 2 channels: the model"; then
+    pass "digitizer: cs16, two channels, u8 and another driver's format refused; the configuration unchanged"
+  else
+    cat /tmp/formats.log; fail "digitizer: cs16, two channels, u8 and another driver's format refused; the configuration unchanged"
+  fi
   dig_snapshot
   /acquire --device /dev/$(dig_ring) --rate 20M --duration 4 --allow-loss >/tmp/acq.log 2>&1 &
   acq=$!
@@ -858,6 +878,26 @@ if insmod /sring_sim.ko 2>/dev/null; then
 else
   pass "a device driver without the core is refused"
 fi
+# A driver that declares its own sample formats wrongly is refused at
+# register (sring_sim's bad_declaration), saying why, leaving no ring.
+if insmod /sring.ko; then
+  for bad in "1 device format 0x7 of 12 bits: must be 0x8000 to 0xffff" \
+             "2 device format 0x8000 of 0 bits: must be" \
+             "3 device format 0x8000 declared twice" \
+             "4 17 device formats: at most 16"; do
+    n=${bad%% *}; says=${bad#* }
+    if insmod /sring_sim.ko bad_declaration=$n 2>/dev/null; then
+      rmmod sring_sim; fail "sring refuses a driver's bad format declaration ($says)"
+    elif dmesg | grep -q "sring: $says" && [ ! -e /dev/sring0 ]; then
+      pass "sring refuses a driver's bad format declaration ($says)"
+    else
+      dmesg | tail -n 5; fail "sring refuses a driver's bad format declaration ($says), saying so, leaving no ring"
+    fi
+  done
+  rmmod sring
+else
+  fail "the core loads (for the bad format declarations)"
+fi
 if load_sring && [ -c /dev/sring0 ]; then
   pass "core and simulated device load, /dev/sring0 appears"
 else
@@ -996,6 +1036,24 @@ if grep '"state":"running"' /tmp/rs.json | sed -n 's/.*"samples_per_s":\([0-9]*\
 else
   fail "ringstat shows the 20 MS/s rate"
 fi
+# A layout of ABI 1.4 through the whole kernel path: acquire configures
+# cs16 x 2 by ioctl and verifies every value, sysfs and ringstat show the
+# layout, and ringstat's MS/s counts frames (10 M frames/s = 40 MB/s).
+/ringstat --json -i 0.5 -c 8 sring0 >/tmp/rs-layout.json 2>&1 &
+stat_pid=$!
+run_acquire "cs16 x 2 channels at 10 M frames/s through the driver, every value verified" \
+  --rate 10M --duration 3 --format cs16 --channels 2
+wait $stat_pid
+layout_sysfs="$(cat /sys/class/sring/sring0/sample_format) $(cat /sys/class/sring/sring0/channels) $(cat /sys/class/sring/sring0/bits_per_sample)"
+[ "$layout_sysfs" = "7 2 32" ] && pass "sysfs shows the layout (sample_format channels bits_per_sample: $layout_sysfs)" ||
+  fail "sysfs shows the layout cs16 x 2 (7 2 32), not $layout_sysfs"
+if grep '"state":"running"' /tmp/rs-layout.json | grep '"format":"cs16","channels":2,"bits_per_sample":32' |
+   sed -n 's/.*"samples_per_s":\([0-9]*\).*/\1/p' | awk '$1 >= 9000000 && $1 <= 11000000 { found = 1 } END { exit !found }'; then
+  pass "ringstat shows cs16 x 2 at 10 M frames/s"
+else
+  cat /tmp/rs-layout.json; fail "ringstat shows cs16 x 2 at 10 M frames/s"
+fi
+/acquire --device /dev/sring0 --format u16 --channels 1 --rate 1M --duration 0.2 >/dev/null 2>&1
 if /ringstat --once sring9 >/tmp/rs9.log 2>&1; then
   fail "ringstat on a missing ring exits non-zero"
 else
