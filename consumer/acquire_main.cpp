@@ -1,5 +1,6 @@
-// acquire: take samples from an sring ring, verify every one in place, and
-// say at the end whether anything was lost or corrupted.
+// acquire: take samples from an sring ring, verify every one in place (any
+// format, any channel count: every value of every frame), and say at the
+// end whether anything was lost or corrupted.
 //
 //   acquire --sim                    the simulated device on a thread, in-process
 //   acquire --sim-socket PATH        a ring made by an sring-sim process
@@ -44,7 +45,8 @@ using Clock = std::chrono::steady_clock;
 
 constexpr char kUsage[] =
     "usage: acquire (--sim | --sim-socket PATH | --device PATH) [options]\n"
-    "  --rate SAMPLES_PER_S   sample rate, k/M/G suffixes (default 20M; 0: flat out)\n"
+    "  --rate FRAMES_PER_S    frames (one sample of each channel) per second, k/M/G suffixes\n"
+    "                         (default 20M; 0: flat out)\n"
     "  --duration SECONDS     how long to acquire (default 5)\n"
     "  --block-size BYTES     block size, header included (default 8K)\n"
     "  --ring-size BYTES      ring size for --sim (default 4M)\n"
@@ -52,12 +54,16 @@ constexpr char kUsage[] =
     "  --wait STRATEGY        eventfd, poll, spin, hybrid (default eventfd)\n"
     "  --watermark BYTES      wake-up watermark (default 1/8 of the ring)\n"
     "  --workers N            verify on N worker threads (default 0: on the reader)\n"
+    "  --format NAME          sample format for --sim and --device: u8 s8 u16 s16 s32 f32 cs16\n"
+    "                         cf32 sim-packed12, or a device's own as a number (default u16)\n"
+    "  --channels N           channels per frame for --sim and --device, 1 to 256 (default 1)\n"
     "  --seed N               pattern seed (default 1)\n"
     "  --no-verify            do not check samples\n"
     "  --slow-us N            sleep N microseconds per batch (a slow consumer)\n"
     "  --read                 with --device: copy blocks out with read() (the baseline)\n"
     "  --allow-loss           exit 0 if every lost sample is accounted for exactly\n"
-    "  --version              print the version and ABI version\n";
+    "  --version              print the version and ABI version\n"
+    "\"samples\" and MS/s in the figures count frames; MB/s counts bytes of samples.\n";
 
 struct Options {
   SourceOptions source;  // source.sim, source.ring_size, source.wait: see session.hpp
@@ -168,10 +174,10 @@ Expected<RunResult> run_pipeline(Ring& ring, const Options& options, const Clock
   const bool verify = options.verify;
   Pipeline pipeline(ring, options.workers, [&](unsigned worker, const BlockDescriptor& d) {
     if (!verify) return;
-    // The validated header copy, not the ring's: the sample count cannot
-    // change between the cursor's check and this read.
-    tallies[worker].corrupted +=
-        count_pattern_mismatches(d.samples().data(), d.header->first_sample, d.header->sample_count, seed);
+    // The validated header copy, not the ring's: the frame count and the
+    // layout cannot change between the cursor's check and this read.
+    tallies[worker].corrupted += count_pattern_mismatches(d.payload().data(), d.layout(), d.header->first_sample,
+                                                          d.header->sample_count, seed);
   });
   StreamAccounting accounting;
   accounting.expect_start(0, 0);
@@ -222,8 +228,10 @@ Expected<RunResult> run_read(Ring& ring, const Options& options, const Clock::ti
       if (*block == nullptr) break;
       accounting.on_block(**block);
       if (options.verify) {
-        accounting.add_corrupted(count_pattern_mismatches(block_samples(*block), (*block)->first_sample,
-                                                          (*block)->sample_count, seed));
+        // The cursor's validated copy of the header: its layout and count.
+        const sring_block_header& header = cursor.header();
+        accounting.add_corrupted(count_pattern_mismatches(cursor.payload(), SampleLayout::from_header(header),
+                                                          header.first_sample, header.sample_count, seed));
       }
     }
     if (options.slow_us > 0) std::this_thread::sleep_for(std::chrono::microseconds(options.slow_us));
@@ -289,17 +297,23 @@ int main(int argc, char** argv) {
   const uint64_t dropped = end.dropped_samples;
   const uint64_t signals = load_relaxed(p.wakeups);
   const uint64_t bad_tails = load_relaxed(p.bad_tails);
-  const double sample_bytes = static_cast<double>(c.samples) * 2;
+  // Every block has the ring's layout (the cursor checks each header).
+  const SampleLayout layout = SampleLayout::from_page(p);
+  const double sample_bytes = static_cast<double>(layout.payload_bytes(c.samples));
   const uint32_t policy = load_relaxed(p.overrun_policy);
 
-  fmt::print("acquire: {} | rate {} | block {} B | policy {} | wait {} | workers {}\n",
-             session.description,
+  fmt::print("acquire: {} | {} | rate {} | block {} B | policy {} | wait {} | workers {}\n",
+             session.description, describe(layout),
              load_relaxed(p.sample_rate) ? fmt::format("{:.2f} MS/s", load_relaxed(p.sample_rate) / 1e6)
                                          : std::string("flat out"),
              load_relaxed(p.block_bytes), cli::overrun_policy_name(policy), to_string(options.source.wait),
              options.workers);
   fmt::print("  samples        {:>16}  ({})\n", with_commas(c.samples),
-             options.verify ? "each verified in place" : "not verified");
+             options.verify ? (layout.channels * layout.components() == 1
+                                   ? std::string("each verified in place")
+                                   : fmt::format("frames of {} values, each verified in place",
+                                                 layout.channels * layout.components()))
+                            : std::string("not verified"));
   fmt::print("  bytes          {:>16}\n", with_commas(static_cast<uint64_t>(sample_bytes)));
   fmt::print("  throughput     {:>16.1f} MB/s  ({:.2f} MS/s over {:.2f} s)\n",
              sample_bytes / seconds / 1e6, static_cast<double>(c.samples) / seconds / 1e6, seconds);
@@ -326,7 +340,7 @@ int main(int argc, char** argv) {
   }
 
   std::vector<std::string> problems;
-  if (c.corrupted_samples) problems.push_back(fmt::format("{} corrupted samples", c.corrupted_samples));
+  if (c.corrupted_samples) problems.push_back(fmt::format("{} corrupted values", c.corrupted_samples));
   if (c.out_of_order) problems.push_back(fmt::format("{} blocks out of order", c.out_of_order));
   if (bad_tails) problems.push_back(fmt::format("the producer refused {} tails", bad_tails));
   // What the producer dropped must be exactly what the consumer misses.

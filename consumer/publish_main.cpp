@@ -22,6 +22,7 @@
 #include "ringlib/error_format.hpp"
 #include "sring/consumer.hpp"
 #include "sring/device.hpp"
+#include "sring/format.hpp"
 #include "sring/net.hpp"
 #include "sring/ring.hpp"
 #include "sring/sim/host_ring.hpp"
@@ -35,10 +36,14 @@ using Clock = std::chrono::steady_clock;
 constexpr char kUsage[] =
     "usage: sring-publish (--sim | --device PATH) --bind ENDPOINT [options]\n"
     "  --pattern push|pub     PUSH to load-balanced workers (default) or PUB to monitors\n"
-    "  --rate SAMPLES_PER_S   sample rate, k/M/G suffixes (default 20M; 0: flat out)\n"
+    "  --rate FRAMES_PER_S    frames (one sample of each channel) per second, k/M/G suffixes\n"
+    "                         (default 20M; 0: flat out)\n"
     "  --duration SECONDS     how long to acquire (default 5)\n"
     "  --block-size BYTES     block size, header included (default 8K)\n"
     "  --ring-size BYTES      ring size for --sim (default 4M)\n"
+    "  --format NAME          sample format: u8 s8 u16 s16 s32 f32 cs16 cf32 sim-packed12, or a\n"
+    "                         device's own as a number (default u16)\n"
+    "  --channels N           channels per frame, 1 to 256 (default 1)\n"
     "  --seed N               pattern seed (default 1)\n"
     "  --hwm MESSAGES         send high-water mark per peer (default 1000)\n"
     "  --wait-peers N         wait (up to 30 s) for N peers before starting the device\n"
@@ -92,6 +97,17 @@ Expected<Options> parse_options(int argc, char** argv) {
     } else if (option == "--seed") {
       auto v = count(); if (!v) return v.error();
       options.sim_config.pattern_seed = static_cast<uint32_t>(*v);
+    } else if (option == "--format") {
+      auto v = parse_format(*value);
+      if (!v) return make_error(EINVAL, "unknown sample format '{}' (u8, s8, u16, s16, s32, f32, cs16, cf32, "
+                                        "sim-packed12, or a device's own format as a number)", *value);
+      options.sim_config.sample_format = *v;
+    } else if (option == "--channels") {
+      auto v = count();
+      if (!v || *v == 0 || *v > SRING_MAX_CHANNELS) {
+        return make_error(EINVAL, "--channels takes 1 to {}", SRING_MAX_CHANNELS);
+      }
+      options.sim_config.channels = static_cast<uint32_t>(*v);
     } else if (option == "--hwm") {
       auto v = count(); if (!v || *v == 0 || *v > 1'000'000) return make_error(EINVAL, "--hwm takes 1 to 1M");
       options.hwm = static_cast<int>(*v);
@@ -256,7 +272,9 @@ int main(int argc, char** argv) {
              "unsent_blocks={} unsent_samples={} sent_blocks={} sent_samples={} peers_left={}\n",
              end.blocks_produced, end.samples_produced, end.blocks_dropped, end.samples_dropped, end.blocks_unsent,
              end.samples_unsent, end.blocks_sent, end.samples_sent, *peers_left);
-  fmt::print("publish: {:.1f} MB/s of samples sent over {:.2f} s\n", end.samples_sent * 2 / seconds / 1e6, seconds);
+  fmt::print("publish: {:.1f} MB/s of samples ({}) sent over {:.2f} s\n",
+             static_cast<double>(publisher.payload_bytes_sent()) / seconds / 1e6,
+             describe(SampleLayout::from_page(ring.producer())), seconds);
   if (end.blocks_sent + end.blocks_unsent + end.blocks_dropped != end.blocks_produced) {
     fmt::print("publish: FAIL: sent + unsent + dropped != produced\n");
     return 1;

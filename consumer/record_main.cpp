@@ -49,11 +49,15 @@ constexpr char kUsage[] =
     "usage: sring-record (--sim | --sim-socket PATH | --device PATH) --output FILE [options]\n"
     "       sring-record --check FILE [--no-verify]\n"
     "  -o, --output FILE      the recording (created or truncated)\n"
-    "  --rate SAMPLES_PER_S   sample rate, k/M/G suffixes (default 20M; 0: flat out)\n"
+    "  --rate FRAMES_PER_S    sample rate in frames (one sample of each channel) per second,\n"
+    "                         k/M/G suffixes (default 20M; 0: flat out)\n"
     "  --duration SECONDS     how long to record (default 5; SIGINT/SIGTERM end it early)\n"
     "  --block-size BYTES     block size, header included (default 8K; a multiple of 4K allows O_DIRECT)\n"
     "  --ring-size BYTES      ring size for --sim (default 4M)\n"
     "  --policy drop|stop     overrun policy (default drop; overwrite is refused)\n"
+    "  --format NAME          sample format for --sim and --device: u8 s8 u16 s16 s32 f32 cs16 cf32\n"
+    "                         sim-packed12, or a device's own as a number (default u16)\n"
+    "  --channels N           channels per frame for --sim and --device, 1 to 256 (default 1)\n"
     "  --seed N               pattern seed (default 1)\n"
     "  --wait STRATEGY        eventfd, poll, spin, hybrid (default eventfd)\n"
     "  --max-run BYTES        largest write (default 1M, at most a quarter of the ring)\n"
@@ -62,7 +66,8 @@ constexpr char kUsage[] =
     "  --allow-loss           exit 0 if every lost sample is accounted for exactly\n"
     "  --check FILE           read a recording, verify it, say what it holds\n"
     "  --no-verify            with --check: do not compare samples with the pattern\n"
-    "  --version              print the version and ABI version\n";
+    "  --version              print the version and ABI version\n"
+    "Any layout is recorded as it is in the ring; \"samples\" in the figures count frames.\n";
 
 struct Options {
   SourceOptions source;
@@ -143,26 +148,6 @@ uint64_t clock_ns(clockid_t clock) {
   return static_cast<uint64_t>(ts.tv_sec) * 1'000'000'000u + static_cast<uint64_t>(ts.tv_nsec);
 }
 
-recording::FileHeader make_header(const Ring& ring, const std::string& description) {
-  const auto& p = ring.producer();
-  recording::FileHeader header{};
-  std::memcpy(header.magic, recording::kFileMagic, sizeof(header.magic));
-  header.version = recording::kFormatVersion;
-  header.header_bytes = recording::kHeaderBytes;
-  header.trailer_bytes = recording::kTrailerBytes;
-  header.block_bytes = load_relaxed(p.block_bytes);
-  header.sample_rate = load_relaxed(p.sample_rate);
-  header.sample_format = load_relaxed(p.sample_format);
-  header.pattern_seed = load_relaxed(p.pattern_seed);
-  header.overrun_policy = load_relaxed(p.overrun_policy);
-  header.abi_version = load_relaxed(p.abi_version);
-  header.ring_size = ring.ring_size();
-  header.start_realtime_ns = clock_ns(CLOCK_REALTIME);
-  header.start_monotonic_ns = clock_ns(CLOCK_MONOTONIC);
-  std::strncpy(header.source, description.c_str(), sizeof(header.source) - 1);
-  return header;
-}
-
 // What happened to the blocks the ring gave the recorder.
 struct Tally {
   uint64_t blocks_not_stored = 0;
@@ -180,9 +165,10 @@ int record(const Options& options) {
     return runtime_error(make_error(EINVAL, "the ring's policy is overwrite-oldest: it cannot be recorded "
                                             "(blocks would be rewritten while they are written)"));
   }
-  const recording::FileHeader header = make_header(ring, session.description);
+  const recording::FileHeader header = recording::make_file_header(ring, session.description);
   const uint64_t block_bytes = header.block_bytes;
-  const uint64_t samples_per_block = (block_bytes - SRING_BLOCK_HEADER_SIZE) / 2;
+  const SampleLayout layout = recording::header_layout(header);
+  const uint64_t frames_per_block = layout.frames_per_block(header.block_bytes);
   // Runs of at most a quarter of the ring: the producer keeps three
   // quarters to fill while a run is written.
   const uint64_t max_run_blocks =
@@ -238,11 +224,13 @@ int record(const Options& options) {
         run_position = block.position();
       }
       ++count;
-      if (block.header().total_bytes != block_bytes || block.header().sample_count != samples_per_block ||
-          block.position() != run_position + (count - 1) * block_bytes) {
-        bad_block = make_error(EPROTO, "block {} is {} bytes with {} samples, the recording takes whole blocks of {}",
-                               block.sequence(), block.header().total_bytes, block.header().sample_count,
-                               block_bytes);
+      if (block.header().total_bytes != block_bytes || block.frames() != frames_per_block ||
+          block.layout() != layout || block.position() != run_position + (count - 1) * block_bytes) {
+        bad_block = make_error(EPROTO,
+                               "block {} is {} bytes with {} frames of {}, the recording takes whole blocks of {} "
+                               "bytes, {} frames of {}",
+                               block.sequence(), block.header().total_bytes, block.frames(),
+                               describe(block.layout()), block_bytes, frames_per_block, describe(layout));
         break;
       }
     }
@@ -265,7 +253,7 @@ int record(const Options& options) {
         stop_producer(true);
       }
       tally.blocks_not_stored += count - stored;
-      tally.samples_not_stored += (count - stored) * samples_per_block;
+      tally.samples_not_stored += (count - stored) * frames_per_block;
       // Only now, written (or given up on), may the producer have them back.
       auto done = consumer.done(count);
       if (!done) return runtime_error(done.error());
@@ -298,10 +286,10 @@ int record(const Options& options) {
   trailer.write_errno = tally.write_error ? tally.write_error->code : 0;
   trailer.end_reason = static_cast<uint32_t>(tally.reason);
   trailer.stop_realtime_ns = clock_ns(CLOCK_REALTIME);
-  const Status finished = writer->finish(trailer, samples_per_block);
+  const Status finished = writer->finish(trailer, frames_per_block);
 
   const uint64_t stored_bytes = writer->blocks_stored() * block_bytes;
-  fmt::print("sring-record: {} -> {} ({})\n", session.description, options.output,
+  fmt::print("sring-record: {} -> {} ({}; {})\n", session.description, options.output, describe(layout),
              writer->direct() ? "O_DIRECT, no copy" : "buffered: copied into the page cache");
   fmt::print("  stored         {:>16} blocks  {:>16} samples\n", trailer.blocks_stored, trailer.samples_stored);
   fmt::print("  rate           {:>16.1f} MB/s  over {:.2f} s\n", stored_bytes / seconds / 1e6, seconds);
@@ -348,12 +336,16 @@ int check(const Options& options) {
   if (!file) return runtime_error(file.error());
   const recording::CheckReport r = recording::check(*file, options.verify);
   const auto& h = file->header();
-  fmt::print("sring-record --check {}: format {}, {} B blocks, {} samples/s, seed {}, source {}\n",
-             options.check, h.version, h.block_bytes, h.sample_rate, h.pattern_seed,
-             std::string(h.source, strnlen(h.source, sizeof(h.source))));
+  fmt::print("sring-record --check {}: recording version {}, {}, {} B blocks ({} frames), {} frames/s, seed {}, "
+             "source {}\n",
+             options.check, h.version, describe(file->layout()), h.block_bytes, file->frames_per_block(),
+             h.sample_rate, h.pattern_seed, std::string(h.source, strnlen(h.source, sizeof(h.source))));
   fmt::print("  blocks         {:>16}\n", r.blocks);
+  // "samples" are frames; the values compared are frames x channels (x 2
+  // for I and Q).
   fmt::print("  samples        {:>16}  ({})\n", r.samples,
-             r.verified ? fmt::format("{} not the pattern", r.corrupted_samples) : std::string("not verified"));
+             r.verified ? fmt::format("{} values, {} not the pattern", r.values, r.corrupted_values)
+                        : (r.not_verified_reason.empty() ? std::string("not verified") : r.not_verified_reason));
   fmt::print("  gaps           {:>16}  ({} samples, {} blocks missing between stored blocks)\n", r.gaps,
              r.missing_samples, r.missing_blocks);
   if (r.partial_bytes) fmt::print("  partial block  {:>16} bytes after the last complete block\n", r.partial_bytes);
@@ -369,7 +361,7 @@ int check(const Options& options) {
     fmt::print("  trailer        {:>16}  (cut short: readable up to its last complete block)\n", "missing");
   }
   if (!r.problem.empty()) fmt::print("  problem        {}\n", r.problem);
-  if (r.corrupted_samples || r.bad_blocks || (r.has_trailer && !(r.accounting_exact && r.trailer_matches))) {
+  if (r.corrupted_values || r.bad_blocks || (r.has_trailer && !(r.accounting_exact && r.trailer_matches))) {
     fmt::print("  result         FAIL\n");
     return 1;
   }

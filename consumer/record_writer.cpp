@@ -2,7 +2,10 @@
 
 #include <fcntl.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
+
+#include <algorithm>
 
 #include <cstring>
 #include <memory>
@@ -19,11 +22,46 @@ struct alignas(kDirectAlign) PageBuffer {
 };
 static_assert(kHeaderBytes == kTrailerBytes);
 
+uint64_t clock_ns(clockid_t clock) {
+  timespec ts{};
+  ::clock_gettime(clock, &ts);
+  return static_cast<uint64_t>(ts.tv_sec) * 1'000'000'000u + static_cast<uint64_t>(ts.tv_nsec);
+}
+
 }  // namespace
+
+FileHeader make_file_header(const Ring& ring, std::string_view source) {
+  const sring_producer_page& p = ring.producer();
+  FileHeader header{};
+  std::memcpy(header.magic, kFileMagic, sizeof(header.magic));
+  header.version = kFormatVersion;
+  header.header_bytes = kHeaderBytes;
+  header.trailer_bytes = kTrailerBytes;
+  header.block_bytes = load_relaxed(p.block_bytes);
+  header.sample_rate = load_relaxed(p.sample_rate);
+  // The layout as the ring declares it: a 1.3 producer's zeros read as one
+  // 16-bit channel (SampleLayout::from_page()), written out explicitly.
+  const SampleLayout layout = SampleLayout::from_page(p);
+  header.sample_format = layout.format;
+  header.channels = layout.channels;
+  header.bits_per_sample = layout.bits_per_sample;
+  header.pattern_seed = load_relaxed(p.pattern_seed);
+  header.overrun_policy = load_relaxed(p.overrun_policy);
+  header.abi_version = load_relaxed(p.abi_version);
+  header.ring_size = ring.ring_size();
+  header.start_realtime_ns = clock_ns(CLOCK_REALTIME);
+  header.start_monotonic_ns = clock_ns(CLOCK_MONOTONIC);
+  std::copy_n(source.data(), std::min(source.size(), sizeof(header.source) - 1), header.source);
+  return header;
+}
 
 Expected<RecordingWriter> RecordingWriter::create(const std::string& path, const FileHeader& header,
                                                   bool try_direct) {
   if (auto valid = validate_header(header); !valid) return valid.error();
+  if (header.version != kFormatVersion) {
+    return make_error(EINVAL, "the writer writes recording format version {}, not {}", kFormatVersion,
+                      header.version);
+  }
   RecordingWriter writer;
   writer.path_ = path;
   writer.block_bytes_ = header.block_bytes;
@@ -87,11 +125,11 @@ Status RecordingWriter::append(const std::byte* blocks, uint64_t count) {
   return status;
 }
 
-Status RecordingWriter::finish(FileTrailer& trailer, uint64_t samples_per_block) {
+Status RecordingWriter::finish(FileTrailer& trailer, uint64_t frames_per_block) {
   auto page = std::make_unique<PageBuffer>();
   for (;;) {
     trailer.blocks_stored = blocks_stored_;
-    trailer.samples_stored = blocks_stored_ * samples_per_block;
+    trailer.samples_stored = blocks_stored_ * frames_per_block;
     std::memcpy(page->bytes, &trailer, sizeof(trailer));
     uint64_t written = 0;
     Status status = write_at(page->bytes, kTrailerBytes, end_of_blocks(), written);
@@ -109,7 +147,7 @@ Status RecordingWriter::finish(FileTrailer& trailer, uint64_t samples_per_block)
     blocks_stored_ -= give_back;
     blocks_given_back_ += give_back;
     trailer.blocks_not_stored += give_back;
-    trailer.samples_not_stored += give_back * samples_per_block;
+    trailer.samples_not_stored += give_back * frames_per_block;
     if (::ftruncate(fd_.get(), static_cast<off_t>(end_of_blocks())) != 0) {
       return errno_error("cannot shorten {} to make room for the trailer", path_);
     }

@@ -13,16 +13,25 @@
 #include <cstddef>
 #include <cstdint>
 #include <string>
+#include <string_view>
 
 #include "sring/error.hpp"
 #include "sring/recording.hpp"
+#include "sring/ring.hpp"
 #include "sring/unique_fd.hpp"
 
 namespace sring::recording {
 
+// The file header of a recording of `ring` (format version kFormatVersion):
+// block size, rate, layout (format, channels, bits per sample; a 1.3
+// producer's zeros written out as one 16-bit channel), seed, policy and ABI
+// version from its producer page, the clocks now, and `source`.
+[[nodiscard]] FileHeader make_file_header(const Ring& ring, std::string_view source);
+
 class RecordingWriter {
  public:
-  // Creates (truncates) path and writes the header. try_direct: use
+  // Creates (truncates) path and writes the header, which must be of the
+  // current version (kFormatVersion) and valid. try_direct: use
   // O_DIRECT if the block size allows it and the file system takes it;
   // direct() says whether it did.
   [[nodiscard]] static Expected<RecordingWriter> create(const std::string& path, const FileHeader& header,
@@ -37,8 +46,9 @@ class RecordingWriter {
   // Writes the trailer after the last block stored and syncs the file. If
   // the disk is full, gives back blocks from the end until the trailer fits
   // (trailer.blocks_not_stored etc. are updated from blocks_given_back());
-  // fills blocks_stored and samples_stored itself.
-  [[nodiscard]] Status finish(FileTrailer& trailer, uint64_t samples_per_block);
+  // fills blocks_stored and samples_stored (frames: every block is full,
+  // frames_per_block each) itself.
+  [[nodiscard]] Status finish(FileTrailer& trailer, uint64_t frames_per_block);
 
   bool direct() const { return direct_; }
   uint64_t blocks_stored() const { return blocks_stored_; }

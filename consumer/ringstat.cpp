@@ -39,12 +39,28 @@ class SysfsSource final : public RingSource {
         {"high_water", &s.high_water},       {"fill", &s.fill},
     };
     for (const auto& field : fields) {
-      auto value = text(field.file);
+      auto value = number(field.file);
       if (!value) return value.error();
-      const char* end = value->data() + value->size();
-      if (std::from_chars(value->data(), end, *field.into).ec != std::errc()) {
-        return make_error(EPROTO, "{}: {} holds '{}', not a number", name_, field.file, *value);
+      *field.into = *value;
+    }
+    // The layout (ABI 1.4): a module without these files is older, and its
+    // rings are 16-bit, one channel; say "?" rather than guess u16 or s16.
+    s.layout.reset();
+    if (exists("sample_format")) {
+      uint64_t layout_fields[3] = {};
+      const char* files[3] = {"sample_format", "channels", "bits_per_sample"};
+      for (int i = 0; i < 3; ++i) {
+        auto value = number(files[i]);
+        if (!value) return value.error();
+        layout_fields[i] = *value;
       }
+      SampleLayout layout{static_cast<uint32_t>(layout_fields[0]), static_cast<uint32_t>(layout_fields[1]),
+                          static_cast<uint32_t>(layout_fields[2])};
+      if (!layout.valid()) {
+        return make_error(EPROTO, "{}: sysfs says format {}, {} channels, {} bits per sample: not a valid layout",
+                          name_, layout_fields[0], layout_fields[1], layout_fields[2]);
+      }
+      s.layout = layout;
     }
     return s;
   }
@@ -57,6 +73,21 @@ class SysfsSource final : public RingSource {
       return make_error(ENODEV, "{} is gone (was the sring module unloaded?)", name_);
     }
     return line;
+  }
+  Expected<uint64_t> number(const char* file) {
+    auto value = text(file);
+    if (!value) return value.error();
+    uint64_t result = 0;
+    const char* end = value->data() + value->size();
+    auto [rest, ec] = std::from_chars(value->data(), end, result);
+    if (ec != std::errc() || rest != end || value->empty()) {
+      return make_error(EPROTO, "{}: {} holds '{}', not a number", name_, file, *value);
+    }
+    return result;
+  }
+  bool exists(const char* file) const {
+    struct stat st {};
+    return ::stat((dir_ + "/" + file).c_str(), &st) == 0;
   }
 
   std::string name_;
@@ -90,6 +121,8 @@ class FileSource final : public RingSource {
     s.bad_tails = p.bad_tails;
     s.high_water = p.high_water;
     s.fill = std::min(s.head - s.tail, s.ring_size);
+    // A 1.3 producer's zeros read as one 16-bit channel.
+    s.layout = SampleLayout::from_page(ring_.producer());
     return s;
   }
 
@@ -135,8 +168,10 @@ Report make_report(const std::string& name, const std::optional<Snapshot>& befor
   r.new_drops = *dropped;
   r.new_bad_tails = *bad_tails;
   if (r.seconds <= 0) return r;
+  // samples_produced counts frames; bytes per frame from the layout (16 bits,
+  // one channel, for a module that does not say).
   r.samples_per_s = *samples / r.seconds;
-  r.mb_per_s = r.samples_per_s * now.bytes_per_sample / 1e6;
+  r.mb_per_s = r.samples_per_s * static_cast<double>(now.layout.value_or(SampleLayout{}).frame_bits()) / 8 / 1e6;
   // The consumer's tail is user-written; a backwards move is its bug, not a rate.
   r.consumed_mb_per_s = forward_delta(before->tail, now.tail).value_or(0) / r.seconds / 1e6;
   r.wakeups_per_s = *wakeups / r.seconds;
@@ -178,6 +213,13 @@ Expected<std::unique_ptr<RingSource>> open_source(const std::string& spec,
   return source;
 }
 
+std::string layout_label(const std::optional<SampleLayout>& layout) {
+  if (!layout) return "?";
+  std::string label = format_name(layout->format);
+  if (layout->channels != 1) label += fmt::format(" x {}", layout->channels);
+  return label;
+}
+
 std::string fill_bar(uint64_t fill, uint64_t size, int width) {
   const int filled =
       size ? static_cast<int>(std::min<uint64_t>(width, (fill * width + size - 1) / size)) : 0;
@@ -189,21 +231,25 @@ std::string format_json(const Report& r) {
   // Stable field names: scripts and dashboards depend on them.
   return fmt::format(
       "{{\"ring\":\"{}\",\"interval_s\":{:.3f},\"state\":\"{}\",\"reset\":{},"
+      "\"format\":{},\"channels\":{},\"bits_per_sample\":{},"
       "\"samples_per_s\":{:.0f},\"mb_per_s\":{:.3f},\"consumed_mb_per_s\":{:.3f},"
       "\"fill_bytes\":{},\"fill_pct\":{:.2f},\"high_water_bytes\":{},\"lag_bytes\":{},"
       "\"ring_size\":{},\"samples_produced\":{},\"blocks_produced\":{},"
       "\"samples_dropped\":{},\"blocks_dropped\":{},\"new_dropped_samples\":{},"
       "\"overruns\":{},\"wakeups\":{},\"wakeups_per_s\":{:.1f},\"bad_tails\":{},"
       "\"head\":{},\"tail\":{}}}",
-      r.name, r.seconds, s.state, r.reset ? "true" : "false", r.samples_per_s, r.mb_per_s,
+      r.name, r.seconds, s.state, r.reset ? "true" : "false",
+      s.layout ? fmt::format("\"{}\"", format_name(s.layout->format)) : std::string("null"),
+      s.layout ? fmt::format("{}", s.layout->channels) : std::string("null"),
+      s.layout ? fmt::format("{}", s.layout->bits_per_sample) : std::string("null"), r.samples_per_s, r.mb_per_s,
       r.consumed_mb_per_s, s.fill, percent(s.fill, s.ring_size), s.high_water, r.lag, s.ring_size,
       s.samples_produced, s.blocks_produced, s.samples_dropped, s.blocks_dropped, r.new_drops,
       s.overruns, s.wakeups, r.wakeups_per_s, s.bad_tails, s.head, s.tail);
 }
 
 std::string format_header() {
-  return fmt::format("{:<10} {:<15} {:>8} {:>8} {:>8}  {:<14} {:>6} {:>6} {:>8} {:>12} {:>8} {:>8} {:>7}",
-                     "ring", "state", "MB/s", "MS/s", "out MB/s", "fill", "fill%", "high%", "lag",
+  return fmt::format("{:<10} {:<15} {:<14} {:>8} {:>8} {:>8}  {:<14} {:>6} {:>6} {:>8} {:>12} {:>8} {:>8} {:>7}",
+                     "ring", "state", "layout", "MB/s", "MS/s", "out MB/s", "fill", "fill%", "high%", "lag",
                      "dropped", "overruns", "wake/s", "badtail");
 }
 
@@ -213,8 +259,8 @@ std::string format_line(const Report& r, bool with_bar) {
   const std::string msps = r.reset ? "reset" : fmt::format("{:.2f}", r.samples_per_s / 1e6);
   const std::string out = r.reset ? "reset" : fmt::format("{:.1f}", r.consumed_mb_per_s);
   const std::string bar = with_bar ? fill_bar(s.fill, s.ring_size, 12) : std::string(14, ' ');
-  return fmt::format("{:<10} {:<15} {:>8} {:>8} {:>8}  {:<14} {:>5.1f}% {:>5.1f}% {:>8} {:>12} {:>8} {:>8.0f} {:>7}",
-                     r.name, s.state, rate, msps, out, bar, percent(s.fill, s.ring_size),
+  return fmt::format("{:<10} {:<15} {:<14} {:>8} {:>8} {:>8}  {:<14} {:>5.1f}% {:>5.1f}% {:>8} {:>12} {:>8} {:>8.0f} {:>7}",
+                     r.name, s.state, layout_label(s.layout), rate, msps, out, bar, percent(s.fill, s.ring_size),
                      percent(s.high_water, s.ring_size), human_bytes(r.lag), s.samples_dropped,
                      s.overruns, r.wakeups_per_s, s.bad_tails);
 }

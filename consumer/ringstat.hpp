@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "sring/error.hpp"
+#include "sring/format.hpp"
 
 namespace sring::stat {
 
@@ -29,7 +30,11 @@ struct Snapshot {
   uint64_t bad_tails = 0;
   uint64_t high_water = 0;
   uint64_t fill = 0;         // head - tail, bytes, at most ring_size
-  uint32_t bytes_per_sample = 2;
+  // Format and channels: from the producer page of a ring file, from sysfs
+  // (sample_format, channels, bits_per_sample) for a kernel ring; nullopt
+  // when sysfs has no such files (a module before ABI 1.4, whose rings are
+  // all 16-bit, one channel: rates in bytes count that).
+  std::optional<SampleLayout> layout = SampleLayout{};
   std::chrono::steady_clock::time_point taken;
 };
 
@@ -40,8 +45,8 @@ struct Report {
   double seconds = 0;        // real elapsed time between the two readings
   bool reset = false;        // a counter went backwards: the ring was reset
   bool first = false;        // no earlier reading: no rates yet
-  double samples_per_s = 0;  // produced
-  double mb_per_s = 0;       // produced, 1e6 bytes per second
+  double samples_per_s = 0;  // produced, in frames (one sample of each channel): "MS/s"
+  double mb_per_s = 0;       // produced, 1e6 bytes of samples per second
   double consumed_mb_per_s = 0;
   double wakeups_per_s = 0;
   uint64_t new_drops = 0;       // samples dropped during the interval
@@ -73,6 +78,8 @@ Expected<std::unique_ptr<RingSource>> open_source(const std::string& spec,
 std::vector<std::string> list_kernel_rings(const std::string& sysfs_root);
 
 // Presentation.
+// "cs16 x 2", "u16", "?" (unknown): the layout column.
+std::string layout_label(const std::optional<SampleLayout>& layout);
 std::string fill_bar(uint64_t fill, uint64_t size, int width);
 std::string format_json(const Report& report);
 std::string format_header();

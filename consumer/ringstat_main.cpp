@@ -27,7 +27,11 @@ constexpr char kUsage[] =
     "  --json       one JSON object per ring per interval\n"
     "  --once       one report after one interval (same as -c 1)\n"
     "  RING         sring0, /dev/sring0 or a ring file (default: all kernel rings)\n"
-    "  --version    print the version and ABI version\n";
+    "  --version    print the version and ABI version\n"
+    "Columns: layout is the sample format and channels (\"cs16 x 2\": complex 16-bit, two\n"
+    "channels; \"?\" from a module before ABI 1.4). MS/s is millions of frames per second (a\n"
+    "frame is one sample of each channel); MB/s is bytes of samples (frames x channels x\n"
+    "sample size); out MB/s is what the consumer released.\n";
 
 volatile std::sig_atomic_t interrupted = 0;
 

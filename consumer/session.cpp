@@ -8,6 +8,7 @@
 #include <fmt/format.h>
 
 #include "ringlib/error_format.hpp"
+#include "sring/format.hpp"
 #include "sring/sim/fd_passing.hpp"
 
 namespace sring {
@@ -18,7 +19,8 @@ Expected<bool> parse_source_option(std::string_view option, cli::Args& args, Sou
     return true;
   }
   static constexpr std::string_view kWithValue[] = {"--sim-socket", "--device", "--rate",   "--block-size",
-                                                    "--ring-size",  "--policy", "--seed",   "--wait"};
+                                                    "--ring-size",  "--policy", "--seed",   "--wait",
+                                                    "--format",     "--channels"};
   if (std::find(std::begin(kWithValue), std::end(kWithValue), option) == std::end(kWithValue)) return false;
   auto value = args.value(option);
   if (!value) return value.error();
@@ -41,6 +43,23 @@ Expected<bool> parse_source_option(std::string_view option, cli::Args& args, Sou
     auto v = cli::parse_overrun_policy(*value);
     if (!v) return v.error();
     source.sim.overrun_policy = *v;
+  } else if (option == "--format") {
+    auto v = parse_format(*value);
+    if (!v) {
+      return make_error(EINVAL, "unknown sample format '{}' (u8, s8, u16, s16, s32, f32, cs16, cf32, sim-packed12, "
+                                "or a device's own format as a number)",
+                        *value);
+    }
+    source.sim.sample_format = *v;
+    source.layout_given = true;
+  } else if (option == "--channels") {
+    auto v = cli::parse_count(*value, option);
+    if (!v) return v.error();
+    if (*v == 0 || *v > SRING_MAX_CHANNELS) {
+      return make_error(EINVAL, "--channels takes 1 to {}, not {}", SRING_MAX_CHANNELS, *value);
+    }
+    source.sim.channels = static_cast<uint32_t>(*v);
+    source.layout_given = true;
   } else if (option == "--seed") {
     auto v = cli::parse_count(*value, option);
     if (!v) return v.error();
@@ -75,6 +94,12 @@ Status open_session(const SourceOptions& options, Session& session) {
       return ok();
     }
     case Source::kSimSocket: {
+      // The sring-sim process made its ring already: asking for another
+      // layout here would silently get its own.
+      if (options.layout_given) {
+        return make_error(EINVAL, "--format and --channels set up --sim and --device; an sring-sim process "
+                                  "takes them itself (sring-sim --format NAME --channels N)");
+      }
       auto socket = sim::connect_unix(options.path, std::chrono::milliseconds(30'000));
       if (!socket) return socket.error();
       auto handover = sim::receive_ring(socket->get(), nullptr);

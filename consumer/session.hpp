@@ -26,11 +26,13 @@ struct SourceOptions {
   sim::SimConfig sim;
   uint64_t ring_size = 4 << 20;  // --sim
   WaitStrategy wait = WaitStrategy::kEventfd;
+  bool layout_given = false;  // --format or --channels: sim.sample_format, sim.channels
 };
 
 // The source options acquire and sring-record share: --sim, --sim-socket
 // PATH, --device PATH, --rate, --block-size, --ring-size, --policy, --seed,
-// --wait. true if `option` is one of them (its value taken from args),
+// --wait, --format, --channels (the last two for --sim and --device, whose
+// configuration they set; an sring-sim process has its own). true if `option` is one of them (its value taken from args),
 // false if it is not, or an error that names the option.
 Expected<bool> parse_source_option(std::string_view option, cli::Args& args, SourceOptions& source);
 

@@ -1,5 +1,6 @@
 // sring-subscribe: receive blocks from sring-publish over ZeroMQ, verify
-// every sample (the pattern seed comes with each block), and apply the
+// every value in the block's own layout (format and channels come with each
+// block's header, the pattern seed with its prefix), and apply the
 // end-of-stream rule with the publisher's final counters (docs/streaming.md).
 //
 //   sring-subscribe --connect tcp://host:5555 --pattern push   a worker: its share of the stream
@@ -11,6 +12,7 @@
 // them silence for --timeout (a dead publisher or a cut link).
 #include <chrono>
 #include <cstdio>
+#include <optional>
 #include <string>
 #include <thread>
 
@@ -32,12 +34,16 @@ constexpr char kUsage[] =
     "  --timeout SECONDS      give up after this long without a message (default 30)\n"
     "  --hwm MESSAGES         receive high-water mark (default 1000)\n"
     "  --slow-us N            sleep N microseconds per block (a slow worker)\n"
-    "  --no-verify            do not check samples\n";
+    "  --no-verify            do not check samples\n"
+    "Blocks of any format and channel count are verified value by value; \"samples\" in the\n"
+    "figures count frames (one sample of each channel), \"values\" what was compared.\n";
 
-void print_figures(const NetSubscriber& subscriber, uint64_t corrupted) {
+void print_figures(const NetSubscriber& subscriber, uint64_t values, uint64_t corrupted,
+                   const std::optional<SampleLayout>& layout) {
   const StreamCounters& c = subscriber.accounting().counters();
-  fmt::print("subscribe: blocks={} samples={} corrupted={} out_of_order={}", c.blocks, c.samples, corrupted,
-             c.out_of_order);
+  fmt::print("subscribe: blocks={} samples={} values={} corrupted={} out_of_order={} format={} channels={}",
+             c.blocks, c.samples, values, corrupted, c.out_of_order,
+             layout ? format_name(layout->format) : std::string("none"), layout ? layout->channels : 0);
   if (auto accounting = subscriber.finish()) {
     const NetEnd& e = *subscriber.end();
     fmt::print(" missing_blocks={} missing_samples={} produced_blocks={} produced_samples={} dropped_blocks={} "
@@ -104,14 +110,16 @@ int main(int argc, char** argv) {
     return 2;
   }
   NetSubscriber& subscriber = **connected;
+  uint64_t values = 0;
   uint64_t corrupted = 0;
+  std::optional<SampleLayout> layout;  // of the first block; every other must be the same
   auto last_message = Clock::now();
   const auto timeout = std::chrono::milliseconds(static_cast<int64_t>(timeout_s * 1e3));
   for (;;) {
     auto got = subscriber.receive(std::chrono::milliseconds(100));
     if (!got) {
       fmt::print(stderr, "sring-subscribe: from {}: {}\n", endpoint, got.error().message);
-      print_figures(subscriber, corrupted);
+      print_figures(subscriber, values, corrupted, layout);
       return 2;
     }
     if (*got == NetSubscriber::Got::kEnd) break;
@@ -121,24 +129,32 @@ int main(int argc, char** argv) {
                    "sring-subscribe: nothing from {} for {} s: the publisher is gone or the link is down; "
                    "no end of stream, so what is below is not final\n",
                    endpoint, timeout_s);
-        print_figures(subscriber, corrupted);
+        print_figures(subscriber, values, corrupted, layout);
         return 2;
       }
       continue;
     }
     last_message = Clock::now();
     const NetBlock& block = subscriber.block();
+    if (!layout) layout = block.layout;
+    if (block.layout != *layout) {
+      fmt::print(stderr, "sring-subscribe: from {}: block {} is {}, the stream began as {}\n", endpoint,
+                 block.header.sequence, describe(block.layout), describe(*layout));
+      print_figures(subscriber, values, corrupted, layout);
+      return 2;
+    }
     if (verify) {
-      corrupted += count_pattern_mismatches(block.samples.data(), block.header.first_sample,
-                                            block.header.sample_count, block.pattern_seed);
+      values += block.frames() * block.layout.channels * block.layout.components();
+      corrupted += count_pattern_mismatches(block.payload.data(), block.layout, block.header.first_sample,
+                                            block.frames(), block.pattern_seed);
     }
     if (slow_us > 0) std::this_thread::sleep_for(std::chrono::microseconds(slow_us));
   }
-  print_figures(subscriber, corrupted);
+  print_figures(subscriber, values, corrupted, layout);
   const auto accounting = subscriber.finish();
   const StreamCounters& c = subscriber.accounting().counters();
   if (corrupted || c.out_of_order) {
-    fmt::print("subscribe: FAIL: {} corrupted samples, {} blocks out of order\n", corrupted, c.out_of_order);
+    fmt::print("subscribe: FAIL: {} corrupted values, {} blocks out of order\n", corrupted, c.out_of_order);
     return 1;
   }
   if (pattern == NetPattern::kPushPull) {

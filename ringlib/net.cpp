@@ -10,7 +10,7 @@ namespace sring {
 
 namespace {
 
-// libzmq's free callback for a samples part sent in place. It runs where
+// libzmq's free callback for a payload part sent in place. It runs where
 // libzmq lets go of the message: its I/O thread once written to the kernel,
 // the sending thread for a message PUB drops at its HWM, a receiver's thread
 // for inproc. It only marks the block: release, so that libzmq's last read
@@ -34,6 +34,15 @@ uint64_t power_of_two_at_least(uint64_t n) {
   uint64_t p = 1;
   while (p < n) p <<= 1;
   return p;
+}
+
+// The alignment a layout's C++ type needs (sring/format.hpp): a payload
+// that libzmq hands out at another address is copied before as<T>() reads
+// it. A device's own format has no type: bytes.
+size_t payload_alignment(const SampleLayout& layout) {
+  if (layout.is_device_format()) return 1;
+  const uint32_t value_bits = layout.bits_per_sample / layout.components();
+  return value_bits >= 32 ? 4 : value_bits / 8;
 }
 
 // Every monitor needs an inproc address of its own.
@@ -110,12 +119,14 @@ Expected<bool> NetPublisher::send_pending() {
     // libzmq's HWM counts whole messages, so a second part after an
     // accepted first one is not refused in practice; if it were, the block
     // stays pending with its first part sent and goes on the next try.
-    if (!socket_.send(pending.samples, zmq::send_flags::dontwait)) return false;
+    const size_t payload_bytes = pending.payload.size();
+    if (!socket_.send(pending.payload, zmq::send_flags::dontwait)) return false;
+    payload_bytes_sent_ += payload_bytes;
   } catch (const zmq::error_t& e) {
     return zmq_failure(e, "sending a block failed");
   }
   ++blocks_sent_;
-  samples_sent_ += pending.sample_count;
+  samples_sent_ += pending.frames;
   pending_.reset();
   return true;
 }
@@ -138,13 +149,18 @@ Expected<uint64_t> NetPublisher::pump(uint64_t max_blocks) {
     // before this send; libzmq's hand-over to its I/O thread orders that
     // store before the callback's.
     NetBlockPrefix prefix{block.header(), kNetWireVersion, pattern_seed_};
+    // Wire version 2: the layout always spelled out, a 1.3 producer's
+    // zeros included (Block::layout() read them as one 16-bit channel).
+    prefix.header.sample_format = static_cast<__u16>(block.layout().format);
+    prefix.header.channels = static_cast<__u16>(block.layout().channels);
+    prefix.header.bits_per_sample = static_cast<__u16>(block.layout().bits_per_sample);
+    const std::span<const std::byte> payload = block.payload();
     Pending pending{
         zmq::message_t(&prefix, sizeof prefix),  // 72 bytes: copied
-        // The samples in place in the ring: libzmq calls mark_freed() when
-        // it no longer needs them.
-        zmq::message_t(const_cast<uint16_t*>(block.samples().data()), block.samples().size_bytes(), &mark_freed,
-                       &freed),
-        false, block.header().sample_count};
+        // The payload in place in the ring: libzmq calls mark_freed() when
+        // it no longer needs it.
+        zmq::message_t(const_cast<std::byte*>(payload.data()), payload.size(), &mark_freed, &freed), false,
+        block.header().sample_count};
     pending_.emplace(std::move(pending));
     auto went = send_pending();
     if (!went) return went.error();
@@ -152,6 +168,14 @@ Expected<uint64_t> NetPublisher::pump(uint64_t max_blocks) {
     ++sent;
   }
   return sent;
+}
+
+std::string NetPublisher::bound_endpoint() const {
+  try {
+    return socket_.get(zmq::sockopt::last_endpoint);
+  } catch (const zmq::error_t&) {
+    return {};
+  }
 }
 
 void NetPublisher::wait_writable(std::chrono::milliseconds timeout) {
@@ -185,7 +209,7 @@ Expected<uint64_t> NetPublisher::abandon_rest() {
   if (pending_) {
     if (pending_->prefix_sent) return make_error(EBUSY, "a block is half sent: it cannot be abandoned");
     ++blocks_unsent_;
-    samples_unsent_ += pending_->sample_count;
+    samples_unsent_ += pending_->frames;
     pending_.reset();  // runs mark_freed() here
     ++abandoned;
   }
@@ -297,44 +321,65 @@ Expected<NetSubscriber::Got> NetSubscriber::receive(std::chrono::milliseconds ti
         drain();
         return make_error(EPROTO, "a {}-byte message that is not an sring end of stream", prefix_.size());
       }
+      if (end.wire_version != kNetWireVersion) {
+        return make_error(EPROTO, "an end of stream of wire version {}: this subscriber speaks version {} only",
+                          end.wire_version, kNetWireVersion);
+      }
       end_ = end;
       return Got::kEnd;
     }
     if (prefix_.size() != sizeof(NetBlockPrefix) || !prefix_.more()) {
       drain();
       return make_error(EPROTO, "a message that is not an sring block: first part {} bytes{}", prefix_.size(),
-                        prefix_.more() ? "" : ", no samples part");
+                        prefix_.more() ? "" : ", no payload part");
     }
     NetBlockPrefix prefix;
     std::memcpy(&prefix, prefix_.data(), sizeof prefix);
-    (void)socket_.recv(samples_, zmq::recv_flags::none);
-    if (samples_.more()) {
+    (void)socket_.recv(payload_, zmq::recv_flags::none);
+    if (payload_.more()) {
       zmq::message_t rest;
       bool more = true;
       while (more && socket_.recv(rest, zmq::recv_flags::none)) more = rest.more();
       return make_error(EPROTO, "an sring block message with more than two parts");
     }
     const sring_block_header& header = prefix.header;
-    if (header.magic != SRING_BLOCK_MAGIC || prefix.wire_version != kNetWireVersion) {
-      return make_error(EPROTO, "a block with magic {:#x}, wire version {} (expected {:#x}, {})", header.magic,
-                        prefix.wire_version, SRING_BLOCK_MAGIC, kNetWireVersion);
+    if (header.magic != SRING_BLOCK_MAGIC) {
+      return make_error(EPROTO, "a block with magic {:#x} (expected {:#x})", header.magic, SRING_BLOCK_MAGIC);
     }
-    if (samples_.size() != uint64_t{header.sample_count} * 2) {
-      return make_error(EPROTO, "block {}: {} samples in the header, {} bytes of samples received",
-                        header.sequence, header.sample_count, samples_.size());
+    if (prefix.wire_version != kNetWireVersion) {
+      return make_error(EPROTO,
+                        "a block of wire version {}: this subscriber speaks version {} only (version 1 is "
+                        "sring before ABI 1.4: run the same sring release at both ends)",
+                        prefix.wire_version, kNetWireVersion);
+    }
+    // Version 2 spells the layout out: no zero read as a default here.
+    const SampleLayout layout{header.sample_format, header.channels, header.bits_per_sample};
+    const uint32_t bytes_per_sample = layout.bits_per_sample % 8 == 0 ? layout.bits_per_sample / 8 : 0;
+    if (!layout.valid() || header.bytes_per_sample != bytes_per_sample) {
+      return make_error(EPROTO,
+                        "block {}: no valid layout in its header (format {}, {} channels, {} bits, {} bytes per "
+                        "sample)",
+                        header.sequence, format_name(header.sample_format), header.channels,
+                        header.bits_per_sample, header.bytes_per_sample);
+    }
+    if (payload_.size() != layout.payload_bytes(header.sample_count)) {
+      return make_error(EPROTO, "block {}: {} frames of {} in the header are {} bytes, {} bytes of payload received",
+                        header.sequence, header.sample_count, describe(layout),
+                        layout.payload_bytes(header.sample_count), payload_.size());
     }
     // libzmq may hand a large message out of its receive buffer in place, at
-    // any byte offset: 16-bit samples at an odd address are copied aligned.
-    const uint16_t* samples = static_cast<const uint16_t*>(samples_.data());
-    if (reinterpret_cast<uintptr_t>(samples_.data()) % alignof(uint16_t) != 0) {
-      aligned_samples_.resize(header.sample_count);
-      std::memcpy(aligned_samples_.data(), samples_.data(), samples_.size());
-      samples = aligned_samples_.data();
+    // any byte offset: a payload misaligned for its sample type is copied.
+    const std::byte* payload = static_cast<const std::byte*>(payload_.data());
+    if (reinterpret_cast<uintptr_t>(payload) % payload_alignment(layout) != 0) {
+      aligned_payload_.resize((payload_.size() + sizeof(uint64_t) - 1) / sizeof(uint64_t));
+      std::memcpy(aligned_payload_.data(), payload, payload_.size());
+      payload = reinterpret_cast<const std::byte*>(aligned_payload_.data());
       ++realigned_blocks_;
     }
     const std::optional<uint64_t> expected = accounting_.next_sample();
     block_.header = header;
-    block_.samples = {samples, header.sample_count};
+    block_.layout = layout;
+    block_.payload = {payload, payload_.size()};
     block_.lost_before = expected && header.first_sample > *expected ? header.first_sample - *expected : 0;
     block_.pattern_seed = prefix.pattern_seed;
     accounting_.on_block(header);

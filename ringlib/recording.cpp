@@ -8,6 +8,7 @@
 #include <cstring>
 
 #include "ringlib/error_format.hpp"
+#include "sring/sring_pattern.h"
 #include "sring/verify.hpp"
 
 namespace sring::recording {
@@ -16,23 +17,46 @@ Status validate_header(const FileHeader& header) {
   if (std::memcmp(header.magic, kFileMagic, sizeof(kFileMagic)) != 0) {
     return make_error(EINVAL, "not an sring recording (no SRINGREC magic)");
   }
-  if (header.version != kFormatVersion) {
-    return make_error(EINVAL, "recording format version {} (this reader knows {})", header.version,
-                      kFormatVersion);
+  if (header.version != kFormatVersion && header.version != kOldestFormatVersion) {
+    return make_error(EINVAL, "recording format version {}: this reader knows versions {} and {}", header.version,
+                      kOldestFormatVersion, kFormatVersion);
   }
   if (header.header_bytes != kHeaderBytes || header.trailer_bytes != kTrailerBytes) {
-    return make_error(EINVAL, "header of {} bytes and trailer of {} bytes (version 1 has {} and {})",
-                      header.header_bytes, header.trailer_bytes, kHeaderBytes, kTrailerBytes);
+    return make_error(EINVAL, "header of {} bytes and trailer of {} bytes (version {} has {} and {})",
+                      header.header_bytes, header.trailer_bytes, header.version, kHeaderBytes, kTrailerBytes);
   }
   if (header.block_bytes < SRING_BLOCK_HEADER_SIZE + SRING_BLOCK_ALIGN ||
       header.block_bytes % SRING_BLOCK_ALIGN != 0 || header.block_bytes > SRING_MAX_BLOCK_BYTES) {
     return make_error(EINVAL, "block size {} in the file header is not a valid sring block size",
                       header.block_bytes);
   }
-  if (header.sample_format != SRING_FMT_U16 && header.sample_format != SRING_FMT_S16) {
-    return make_error(EINVAL, "unknown sample format {} in the file header", header.sample_format);
+  if (header.version == kOldestFormatVersion) {
+    // Before ABI 1.4 a recording could only be 16-bit, one channel.
+    if (header.sample_format != SRING_FMT_U16 && header.sample_format != SRING_FMT_S16) {
+      return make_error(EINVAL, "unknown sample format {} in a version 1 file header (u16 or s16 only)",
+                        header.sample_format);
+    }
+    return ok();
+  }
+  const SampleLayout layout = header_layout(header);
+  if (!layout.valid()) {
+    return make_error(EINVAL,
+                      "the file header's layout is not valid: format {} ({}), {} channels, {} bits per sample "
+                      "(a standard format has its own size, a device's own format 1 to 65535 bits; 1 to {} "
+                      "channels)",
+                      header.sample_format, format_name(header.sample_format), header.channels,
+                      header.bits_per_sample, SRING_MAX_CHANNELS);
+  }
+  if (layout.frames_per_block(header.block_bytes) == 0) {
+    return make_error(EINVAL, "a frame of {} ({} bits) does not fit a block of {} bytes", describe(layout),
+                      layout.frame_bits(), header.block_bytes);
   }
   return ok();
+}
+
+SampleLayout header_layout(const FileHeader& header) {
+  if (header.version == kOldestFormatVersion) return SampleLayout{header.sample_format, 1, 16};
+  return SampleLayout{header.sample_format, header.channels, header.bits_per_sample};
 }
 
 Expected<RecordingFile> RecordingFile::open(const std::string& path) {
@@ -55,6 +79,7 @@ Expected<RecordingFile> RecordingFile::open(const std::string& path) {
   if (auto valid = validate_header(file.header_); !valid) {
     return make_error(valid.error().code, "{}: {}", path, valid.error().message);
   }
+  file.layout_ = header_layout(file.header_);
   const auto* bytes = static_cast<const std::byte*>(addr);
   const uint64_t block_bytes = file.header_.block_bytes;
   // The trailer is where the blocks end, and only there: a file whose tail
@@ -77,8 +102,8 @@ const sring_block_header& RecordingFile::block(uint64_t index) const {
   return *reinterpret_cast<const sring_block_header*>(bytes + kHeaderBytes + index * header_.block_bytes);
 }
 
-const uint16_t* RecordingFile::samples(uint64_t index) const {
-  return reinterpret_cast<const uint16_t*>(&block(index) + 1);
+const std::byte* RecordingFile::payload(uint64_t index) const {
+  return reinterpret_cast<const std::byte*>(&block(index)) + SRING_BLOCK_HEADER_SIZE;
 }
 
 CheckReport check(const RecordingFile& file, bool verify) {
@@ -91,17 +116,44 @@ CheckReport check(const RecordingFile& file, bool verify) {
   // sequence 0, sample 0, so a loss before the first stored block counts.
   uint64_t next_sequence = 0;
   uint64_t next_sample = 0;
+  const SampleLayout& layout = file.layout();
+  // The pattern is defined for the standard formats and the simulated
+  // devices' own; another device's format cannot be compared with it.
+  if (verify && sring_pattern_format_bits(layout.format) != layout.bits_per_sample) {
+    report.verified = false;
+    report.not_verified_reason =
+        fmt::format("the test pattern has no format {}: only the size of its blocks was checked",
+                    format_name(layout.format));
+  }
+  // What a block of this layout says its sample size is (docs/abi.md).
+  const uint32_t bytes_per_sample = layout.bits_per_sample % 8 == 0 ? layout.bits_per_sample / 8 : 0;
+  const uint64_t payload_capacity = header.block_bytes - SRING_BLOCK_HEADER_SIZE;
   for (uint64_t i = 0; i < file.blocks(); ++i) {
     sring_block_header block;
     std::memcpy(&block, &file.block(i), sizeof(block));
-    const bool well_formed = block.magic == SRING_BLOCK_MAGIC && block.total_bytes == header.block_bytes &&
-                             block.sample_format == header.sample_format && block.bytes_per_sample == 2 &&
-                             uint64_t{block.sample_count} * 2 <= block.total_bytes - SRING_BLOCK_HEADER_SIZE;
-    if (!well_formed || block.sequence < next_sequence || block.first_sample < next_sample) {
+    // A version 1 block has 0 for channels and bits: from_header() reads
+    // those as one 16-bit channel, which the version 1 layout is.
+    const SampleLayout block_layout = SampleLayout::from_header(block);
+    std::string wrong;
+    if (block.magic != SRING_BLOCK_MAGIC) {
+      wrong = fmt::format("has magic {:#x}, not a block's", block.magic);
+    } else if (block.total_bytes != header.block_bytes) {
+      wrong = fmt::format("is {} bytes, the file's blocks {}", block.total_bytes, header.block_bytes);
+    } else if (block_layout != layout || block.bytes_per_sample != bytes_per_sample) {
+      wrong = fmt::format("is {} ({} bits, {} bytes per sample), the file header says {} ({} bits)",
+                          describe(block_layout), block_layout.bits_per_sample, block.bytes_per_sample,
+                          describe(layout), layout.bits_per_sample);
+    } else if (layout.payload_bytes(block.sample_count) > payload_capacity) {
+      wrong = fmt::format("says {} frames of {}: {} bytes, more than its {}", block.sample_count,
+                          describe(layout), layout.payload_bytes(block.sample_count), payload_capacity);
+    } else if (block.sequence < next_sequence || block.first_sample < next_sample) {
+      wrong = fmt::format("out of order (sequence {}, frame {} after {}, {})", block.sequence, block.first_sample,
+                          next_sequence, next_sample);
+    }
+    if (!wrong.empty()) {
       report.bad_blocks = file.blocks() - i;
-      report.problem = fmt::format("block {} (file offset {}) is {}: reading stops there", i,
-                                   kHeaderBytes + i * header.block_bytes,
-                                   well_formed ? "out of order" : "not a valid block");
+      report.problem = fmt::format("block {} (file offset {}) {}: reading stops there", i,
+                                   kHeaderBytes + i * header.block_bytes, wrong);
       break;
     }
     if (block.first_sample != next_sample) {
@@ -111,9 +163,10 @@ CheckReport check(const RecordingFile& file, bool verify) {
     }
     ++report.blocks;
     report.samples += block.sample_count;
-    if (verify) {
-      report.corrupted_samples +=
-          count_pattern_mismatches(file.samples(i), block.first_sample, block.sample_count, header.pattern_seed);
+    if (report.verified) {
+      report.values += uint64_t{block.sample_count} * layout.channels * layout.components();
+      report.corrupted_values += count_pattern_mismatches(file.payload(i), block_layout, block.first_sample,
+                                                          block.sample_count, header.pattern_seed);
     }
     next_sequence = block.sequence + 1;
     next_sample = block.first_sample + block.sample_count;

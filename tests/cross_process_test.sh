@@ -35,3 +35,20 @@ else
   run_once --pages auto
   grep -q "using 4 KiB pages" "$dir/sim.err"
 fi
+# Another layout: complex 16-bit samples of two channels (sring-sim --format
+# cs16 --channels 2), verified on two worker threads: every value of every
+# frame (I and Q of both channels). 1 s at 5 M frames/s in blocks of 1016
+# frames: 4921 whole blocks.
+rm -f "$dir/sim.sock"
+"$sim" --socket "$dir/sim.sock" --duration 1 --rate 5M --format cs16 --channels 2 2>"$dir/sim.err" &
+sim_pid=$!
+rc=0; out=$("$acquire" --sim-socket "$dir/sim.sock" --wait hybrid --workers 2) || rc=$?
+echo "$out"
+test "$rc" -eq 0
+wait $sim_pid
+cat "$dir/sim.err"
+grep -q "| cs16 x 2 channels |" <<<"$out"
+grep -q "frames of 4 values, each verified in place" <<<"$out"
+grep -q "result         OK: every sample verified, none lost" <<<"$out"
+samples=$(awk '/^  samples/ {gsub(",", "", $2); print $2}' <<<"$out")
+test "$samples" -eq $((4921 * 1016))

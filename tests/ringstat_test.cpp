@@ -1,12 +1,15 @@
 // ringstat's logic: rates from counter deltas over real elapsed time,
 // resets shown as resets, wrap-around of free-running counters, the sysfs
-// reader against a fake sysfs tree, and the ring-file reader.
+// reader against a fake sysfs tree, and the ring-file reader; the layout
+// (format and channels, "cs16 x 2") shown, MS/s in frames and MB/s in bytes
+// of that layout.
 #include <gtest/gtest.h>
 
 #include <filesystem>
 #include <fstream>
 
 #include "consumer/ringstat.hpp"
+#include "sring/sring_pattern.h"
 #include "sring/sim/host_ring.hpp"
 
 namespace {
@@ -47,6 +50,35 @@ TEST(Report, RatesUseTheRealElapsedTime) {
   EXPECT_DOUBLE_EQ(r.consumed_mb_per_s, 20.0);
   EXPECT_DOUBLE_EQ(r.wakeups_per_s, 100);
   EXPECT_EQ(r.new_drops, 400u);
+}
+
+// MS/s counts frames; MB/s is frames x channels x sample size.
+TEST(Report, RatesInFramesAndBytesOfTheLayout) {
+  const auto t0 = std::chrono::steady_clock::now();
+  Snapshot a = snap(0, 0, t0);
+  Snapshot b = snap(20'000'000, 4096, t0 + 1s);
+  a.layout = b.layout = sring::SampleLayout{SRING_FMT_CS16, 2, 32};  // 8 bytes a frame
+  const auto r = sring::stat::make_report("sring0", a, b);
+  EXPECT_DOUBLE_EQ(r.samples_per_s, 20'000'000);
+  EXPECT_DOUBLE_EQ(r.mb_per_s, 160.0);
+  const std::string line = sring::stat::format_line(r, false);
+  EXPECT_NE(line.find("cs16 x 2"), std::string::npos) << line;
+  EXPECT_NE(line.find(" 160.0 "), std::string::npos) << line;
+  EXPECT_NE(line.find(" 20.00 "), std::string::npos) << line;
+  const std::string json = sring::stat::format_json(r);
+  for (const char* field : {"\"format\":\"cs16\"", "\"channels\":2", "\"bits_per_sample\":32", "\"mb_per_s\":160.000"}) {
+    EXPECT_NE(json.find(field), std::string::npos) << field << " in " << json;
+  }
+  EXPECT_NE(sring::stat::format_header().find("layout"), std::string::npos);
+
+  b.layout = sring::SampleLayout{SRING_FMT_SIM_PACKED12, 3, 12};  // 4.5 bytes a frame
+  EXPECT_DOUBLE_EQ(sring::stat::make_report("sring0", a, b).mb_per_s, 90.0);
+  b.layout.reset();  // a module that does not say: 16-bit, one channel
+  const auto unknown = sring::stat::make_report("sring0", a, b);
+  EXPECT_DOUBLE_EQ(unknown.mb_per_s, 40.0);
+  EXPECT_EQ(sring::stat::layout_label(b.layout), "?");
+  EXPECT_NE(sring::stat::format_json(unknown).find("\"format\":null,\"channels\":null"), std::string::npos);
+  EXPECT_EQ(sring::stat::layout_label(sring::SampleLayout{}), "u16");
 }
 
 TEST(Report, ResetIsNotANegativeRate) {
@@ -130,6 +162,28 @@ TEST_F(FakeSysfs, ReadsEveryFieldAndNoticesADisappearingRing) {
   EXPECT_NE(gone.error().message.find("unloaded"), std::string::npos);
 }
 
+TEST_F(FakeSysfs, TheLayoutFromSysfsOrUnknown) {
+  auto source = sring::stat::open_source("sring0", root_);
+  ASSERT_TRUE(source.has_value()) << source.error().message;
+  auto before = (*source)->read();
+  ASSERT_TRUE(before.has_value()) << before.error().message;
+  EXPECT_FALSE(before->layout.has_value()) << "no sample_format file: a module before ABI 1.4";
+
+  write("sring0", "sample_format", "8");
+  write("sring0", "channels", "4");
+  write("sring0", "bits_per_sample", "64");
+  auto s = (*source)->read();
+  ASSERT_TRUE(s.has_value()) << s.error().message;
+  ASSERT_TRUE(s->layout.has_value());
+  EXPECT_EQ(*s->layout, (sring::SampleLayout{SRING_FMT_CF32, 4, 64}));
+  EXPECT_EQ(sring::stat::layout_label(s->layout), "cf32 x 4");
+
+  write("sring0", "bits_per_sample", "16");  // cf32 is 64 bits
+  auto bad = (*source)->read();
+  ASSERT_FALSE(bad.has_value());
+  EXPECT_NE(bad.error().message.find("not a valid layout"), std::string::npos) << bad.error().message;
+}
+
 TEST_F(FakeSysfs, MissingRingIsAClearError) {
   auto missing = sring::stat::open_source("sring7", root_);
   ASSERT_FALSE(missing.has_value());
@@ -154,6 +208,28 @@ TEST(FileSource, ReadsAHostRingWithoutDisturbingIt) {
   EXPECT_EQ(s->samples_produced, 4064u);
   EXPECT_EQ(host->consumer().tail, 0u);
   EXPECT_EQ(host->consumer().need_wakeup, 0u);
+}
+
+TEST(FileSource, TheLayoutFromTheProducerPage) {
+  auto host = sring::sim::HostRing::create(64 * 1024);
+  ASSERT_TRUE(host.has_value());
+  const std::string path = "/proc/self/fd/" + std::to_string(host->fd());
+  auto source = sring::stat::open_source(path, "/nonexistent");
+  ASSERT_TRUE(source.has_value()) << source.error().message;
+  // A 1.3 producer's page: channels and bits 0, one 16-bit channel.
+  host->producer().sample_format = SRING_FMT_S16;
+  auto old = (*source)->read();
+  ASSERT_TRUE(old.has_value());
+  EXPECT_EQ(sring::stat::layout_label(old->layout), "s16");
+  host->producer().sample_format = SRING_FMT_CS16;
+  host->producer().channels = 2;
+  host->producer().bits_per_sample = 32;
+  auto s = (*source)->read();
+  ASSERT_TRUE(s.has_value());
+  ASSERT_TRUE(s->layout.has_value());
+  EXPECT_EQ(*s->layout, (sring::SampleLayout{SRING_FMT_CS16, 2, 32}));
+  const auto r = sring::stat::make_report(path, std::nullopt, *s);
+  EXPECT_NE(sring::stat::format_line(r, true).find("cs16 x 2"), std::string::npos);
 }
 
 }  // namespace

@@ -2,13 +2,19 @@
 // sends each block of a ring without copying its samples, and a subscriber
 // that keeps the same loss accounting as a local consumer.
 //
-// On the wire (little endian, the host's layout; wire version 1):
+// On the wire (little endian, the host's layout; wire version 2):
 //   a block   two parts: [NetBlockPrefix: the 64-byte block header, then the
-//             wire version and the stream's pattern seed] [the samples,
-//             sample_count * 2 bytes, sent from the ring in place]
+//             wire version and the stream's pattern seed] [the payload,
+//             sring_payload_bytes(sample_count, channels, bits_per_sample)
+//             bytes, sent from the ring in place]
 //   the end   one part: [NetEnd] with the producer's final counters and what
 //             the publisher took from the ring but never sent.
-// The first part's size and magic say which it is.
+// The first part's size and magic say which it is. In wire version 2 (ABI
+// 1.4) the header's sample_format, channels, bits_per_sample and
+// bytes_per_sample always say the block's layout: the publisher writes a
+// 1.3 producer's zeros out as one 16-bit channel, and a subscriber refuses
+// a header without them. Version 1 (16-bit samples, one channel) and
+// version 2 peers refuse each other with an error naming both versions.
 //
 // Threads: a NetPublisher and a NetSubscriber belong to the thread that
 // made them. libzmq frees a sent samples part on its own I/O thread; that
@@ -31,21 +37,23 @@
 #include "sring/accounting.hpp"
 #include "sring/consumer.hpp"
 #include "sring/error.hpp"
+#include "sring/format.hpp"
 #include "sring/sring_abi.h"
 
 namespace sring {
 
-inline constexpr uint32_t kNetWireVersion = 1;
+inline constexpr uint32_t kNetWireVersion = 2;
 inline constexpr uint32_t kNetEndMagic = 0x444e4553U;  // "SEND" in memory
 
 struct NetBlockPrefix {
-  sring_block_header header;
+  sring_block_header header;  // its layout fields always set (wire version 2)
   uint32_t wire_version = kNetWireVersion;
   uint32_t pattern_seed = 0;
 };
 static_assert(sizeof(NetBlockPrefix) == SRING_BLOCK_HEADER_SIZE + 8);
 
-// The publisher's final message. blocks/samples_produced and _dropped are
+// The publisher's final message (samples_* count frames, as the ring's
+// counters do). blocks/samples_produced and _dropped are
 // the producer page's final counters (read after it stopped); _unsent are
 // the blocks the publisher took from the ring and never sent (a send error,
 // or no peer would take them before --drain-timeout); _sent the rest.
@@ -98,6 +106,8 @@ class NetPublisher {
   // ring until it goes: the ring fills and the producer drops, counted at
   // the ring. Returns the number of blocks sent.
   [[nodiscard]] Expected<uint64_t> pump(uint64_t max_blocks = 64);
+  // The address bound, with the port libzmq chose for "tcp://127.0.0.1:*".
+  [[nodiscard]] std::string bound_endpoint() const;
   // A block is waiting for libzmq to take it (the last send was EAGAIN).
   bool backed_up() const { return pending_.has_value(); }
   // Waits until the socket can take a message, or the timeout.
@@ -116,7 +126,8 @@ class NetPublisher {
   [[nodiscard]] Expected<int> send_end(NetEnd end, std::chrono::milliseconds timeout);
 
   uint64_t blocks_sent() const { return blocks_sent_; }
-  uint64_t samples_sent() const { return samples_sent_; }
+  uint64_t samples_sent() const { return samples_sent_; }  // frames
+  uint64_t payload_bytes_sent() const { return payload_bytes_sent_; }
   uint64_t blocks_unsent() const { return blocks_unsent_; }
   uint64_t samples_unsent() const { return samples_unsent_; }
   // Taken from the ring and its space not yet released: pending, held by
@@ -141,9 +152,9 @@ class NetPublisher {
 
   struct Pending {
     zmq::message_t prefix;
-    zmq::message_t samples;
+    zmq::message_t payload;
     bool prefix_sent = false;
-    uint32_t sample_count = 0;
+    uint32_t frames = 0;
   };
 
   Consumer& consumer_;
@@ -161,6 +172,7 @@ class NetPublisher {
   std::optional<Pending> pending_;
   uint64_t blocks_sent_ = 0;
   uint64_t samples_sent_ = 0;
+  uint64_t payload_bytes_sent_ = 0;
   uint64_t blocks_unsent_ = 0;
   uint64_t samples_unsent_ = 0;
   int peers_ = 0;
@@ -170,13 +182,22 @@ class NetPublisher {
   zmq::socket_t socket_;
 };
 
-// A block as received: the header and the samples in the received message
-// (valid until the next receive()).
+// A block as received: the header, its layout, and the payload in the
+// received message (valid until the next receive()).
 struct NetBlock {
   sring_block_header header;
-  std::span<const uint16_t> samples;
-  uint64_t lost_before = 0;  // the loss rule against the block received before
+  SampleLayout layout;                 // from the header: format, channels, bits per sample
+  std::span<const std::byte> payload;  // layout.payload_bytes(frames()) bytes
+  uint64_t lost_before = 0;  // frames: the loss rule against the block received before
   uint32_t pattern_seed = 0;
+
+  uint64_t frames() const { return header.sample_count; }
+  // The samples as the block's own type (sring/format.hpp); FormatMismatch
+  // for another T. The payload is aligned for it (see realigned_blocks()).
+  template <typename T>
+  std::span<const T> as() const {
+    return typed_view<T>(payload.data(), frames(), layout);
+  }
 };
 
 struct NetSubscriberOptions {
@@ -204,7 +225,8 @@ class NetSubscriber {
   [[nodiscard]] Expected<Got> receive(std::chrono::milliseconds timeout);
   const NetBlock& block() const { return block_; }
   const std::optional<NetEnd>& end() const { return end_; }
-  // Blocks libzmq delivered at an odd address, copied to be read as 16-bit.
+  // Blocks libzmq delivered at an address not aligned for their sample type
+  // (an odd one for 16-bit samples), copied so that as<T>() may read them.
   uint64_t realigned_blocks() const { return realigned_blocks_; }
 
   // The stream is known to begin at sequence 0, sample 0 (a publisher
@@ -221,8 +243,8 @@ class NetSubscriber {
 
   zmq::socket_t socket_;
   zmq::message_t prefix_;
-  zmq::message_t samples_;
-  std::vector<uint16_t> aligned_samples_;  // a block received at an odd address, copied
+  zmq::message_t payload_;
+  std::vector<uint64_t> aligned_payload_;  // a block received misaligned for its type, copied
   uint64_t realigned_blocks_ = 0;
   NetBlock block_{};
   StreamAccounting accounting_;
