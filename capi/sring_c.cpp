@@ -7,14 +7,18 @@
 #include <cerrno>
 #include <chrono>
 #include <cstddef>
+#include <map>
 #include <memory>
 #include <new>
 #include <optional>
+#include <span>
 #include <string>
 
 #include "sring/consumer.hpp"
 #include "sring/device.hpp"
+#include "sring/format.hpp"
 #include "sring/ring.hpp"
+#include "sring/sring_pattern.h"
 
 struct sring_consumer {
   std::optional<sring::Device> device;  // a kernel device: control
@@ -65,6 +69,38 @@ int device_call(struct sring_consumer* ring, const char* done_by_producer, Call 
   }
   if (auto done = call(*ring->device); !done) return ring->fail(done.error());
   return 0;
+}
+
+// What sring.h's struct sring_block says of a block: its header, its
+// layout and payload, and the 16-bit view for the formats that are 16-bit
+// values (NULL for the others: see sring.h).
+sring_block to_c_block(const sring::Block& block) {
+  const sring::SampleLayout& layout = block.layout();
+  const std::span<const std::byte> payload = block.payload();
+  sring_block out{};
+  out.header = block.header();
+  const bool sixteen_bit_values = layout.format == SRING_FMT_U16 || layout.format == SRING_FMT_S16;
+  out.samples = sixteen_bit_values ? reinterpret_cast<const uint16_t*>(payload.data()) : nullptr;
+  out.lost_before = block.lost_before();
+  out.payload = payload.data();
+  out.payload_bytes = payload.size();
+  out.frames = block.frames();
+  out.format = layout.format;
+  out.channels = layout.channels;
+  out.bits_per_sample = layout.bits_per_sample;
+  return out;
+}
+
+// sring_consume() and sring_consume_blocks(): `give` is called with each
+// block and says whether to go on.
+template <typename Give>
+int64_t consume_with(struct sring_consumer* ring, Give give, uint64_t max_blocks) {
+  if (const int busy = ring->busy_if_held("sring_consume"); busy < 0) return busy;
+  // One look at head: what is available now, not what keeps arriving while
+  // a slow callback works (the caller's loop would never regain control).
+  auto n = ring->consumer->consume([&](const sring::Block& block) { return give(to_c_block(block)); }, max_blocks);
+  if (!n) return ring->fail(n.error());
+  return static_cast<int64_t>(*n);
 }
 
 }  // namespace
@@ -143,16 +179,14 @@ int sring_reset(struct sring_consumer* ring) {
 
 int64_t sring_consume(struct sring_consumer* ring, sring_block_fn fn, void* user, uint64_t max_blocks) {
   if (!ring || !fn) return -EINVAL;
-  if (const int busy = ring->busy_if_held("sring_consume"); busy < 0) return busy;
-  // One look at head: what is available now, not what keeps arriving while
-  // a slow callback works (the caller's loop would never regain control).
-  auto n = ring->consumer->consume(
-      [&](const sring::Block& block) {
-        return fn(&block.header(), block.samples().data(), block.lost_before(), user) == 0;
-      },
+  return consume_with(
+      ring, [&](const sring_block& block) { return fn(&block.header, block.samples, block.lost_before, user) == 0; },
       max_blocks);
-  if (!n) return ring->fail(n.error());
-  return static_cast<int64_t>(*n);
+}
+
+int64_t sring_consume_blocks(struct sring_consumer* ring, sring_block_view_fn fn, void* user, uint64_t max_blocks) {
+  if (!ring || !fn) return -EINVAL;
+  return consume_with(ring, [&](const sring_block& block) { return fn(&block, user) == 0; }, max_blocks);
 }
 
 int64_t sring_peek(struct sring_consumer* ring, struct sring_block* blocks, uint64_t max_blocks) {
@@ -187,10 +221,7 @@ int64_t sring_peek(struct sring_consumer* ring, struct sring_block* blocks, uint
   }
   const uint64_t given = std::min<uint64_t>(consumer.held(), max_blocks);
   for (uint64_t i = 0; i < given; ++i) {
-    const sring::Block& block = consumer.held_block(i);
-    blocks[i].header = block.header();
-    blocks[i].samples = block.samples().data();
-    blocks[i].lost_before = block.lost_before();
+    blocks[i] = to_c_block(consumer.held_block(i));
   }
   return static_cast<int64_t>(given);
 }
@@ -250,5 +281,38 @@ int sring_get_counters(struct sring_consumer* ring, struct sring_counters* out) 
 }
 
 uint64_t sring_ring_size(const struct sring_consumer* ring) { return ring ? ring->ring->ring_size() : 0; }
+
+const char* sring_format_name(uint32_t format) {
+  // The names format.hpp gives, kept for the life of the library so that C
+  // gets static strings; a device's own format has no name here.
+  try {
+    static const std::map<uint32_t, std::string> names = [] {
+      std::map<uint32_t, std::string> known;
+      for (uint32_t f = 1; f <= SRING_FMT_LAST_STANDARD; ++f) known.emplace(f, sring::format_name(f));
+      known.emplace(SRING_FMT_SIM_PACKED12, sring::format_name(SRING_FMT_SIM_PACKED12));
+      return known;
+    }();
+    const auto name = names.find(format);
+    return name != names.end() ? name->second.c_str() : nullptr;
+  } catch (const std::bad_alloc&) {
+    return nullptr;  // no exception crosses into C; the next call tries again
+  }
+}
+
+int sring_parse_format(const char* name, uint32_t* format) {
+  if (!name || !format) return -EINVAL;
+  const auto parsed = sring::parse_format(name);
+  if (!parsed) {
+    try {
+      g_open_error = std::string("unknown sample format '") + name +
+                     "': u8, s8, u16, s16, s32, f32, cs16, cf32, sim-packed12, or a device's own number";
+    } catch (const std::bad_alloc&) {
+      g_open_error.clear();
+    }
+    return -EINVAL;
+  }
+  *format = *parsed;
+  return 0;
+}
 
 }  // extern "C"

@@ -11,7 +11,7 @@ with sring.open(sys.argv[1]) if len(sys.argv) > 1 else sring.simulate() as ring:
     threading.Timer(1.0, ring.stop).start()             # acquire for one second
     power, low, high = np.zeros(2049), 0, 0
     for block in ring.blocks():                          # read-only views of the ring
-        x = block.samples.astype(np.float32)
+        x = block.samples[:, 0].astype(np.float32)      # (frames, channels): channel 0
         power += np.abs(np.fft.rfft(x)) ** 2
         low, high = min(low, x.min()), max(high, x.max())
     c = ring.counters()

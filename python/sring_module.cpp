@@ -1,7 +1,8 @@
 // The Python binding: `import sring`. A Ring is one consumer of a device
 // (/dev/sringN), of a ring handed over by an sring-sim process, or of an
 // in-process simulated device; its blocks come out as read-only numpy
-// arrays that are views of the ring itself (zero-copy).
+// arrays that are views of the ring itself (zero-copy), shaped by the
+// block's sample format and channels (array_shape(), below).
 //
 // The one rule numpy needs: memory a view points at must not be given back
 // to the producer while the view lives. Each Block object is the base of
@@ -147,6 +148,67 @@ struct Session {
   }
 };
 
+// How a block's samples look in numpy, by their layout (docs/abi.md,
+// "Sample formats"): one row per frame, one column per channel.
+//   u8 s8 u16 s16 s32 f32   uint8 .. float32   (frames, channels)
+//   cf32                    complex64          (frames, channels)
+//   cs16                    int16              (frames, channels, 2): I, Q
+//   a device's own format   uint8              (payload_bytes,): its bytes
+// numpy has no complex int16. Plain int16 with I and Q on the last axis
+// keeps integer arithmetic exact and converts in one step,
+// x.astype(np.float32).view(np.complex64)[..., 0]; a structured dtype
+// {i, q} would do neither.
+struct ArrayShape {
+  py::dtype dtype;
+  std::vector<py::ssize_t> shape;
+  std::vector<py::ssize_t> strides;  // C order: the payload is contiguous
+};
+
+ArrayShape array_shape(const sring::SampleLayout& layout, uint64_t frames) {
+  auto rows = [&](py::dtype dtype, std::vector<py::ssize_t> inner) {
+    std::vector<py::ssize_t> shape{static_cast<py::ssize_t>(frames), static_cast<py::ssize_t>(layout.channels)};
+    shape.insert(shape.end(), inner.begin(), inner.end());
+    std::vector<py::ssize_t> strides(shape.size());
+    py::ssize_t stride = dtype.itemsize();
+    for (size_t axis = shape.size(); axis-- > 0;) {
+      strides[axis] = stride;
+      stride *= shape[axis];
+    }
+    return ArrayShape{std::move(dtype), std::move(shape), std::move(strides)};
+  };
+  switch (layout.format) {
+    case SRING_FMT_U8: return rows(py::dtype::of<uint8_t>(), {});
+    case SRING_FMT_S8: return rows(py::dtype::of<int8_t>(), {});
+    case SRING_FMT_U16: return rows(py::dtype::of<uint16_t>(), {});
+    case SRING_FMT_S16: return rows(py::dtype::of<int16_t>(), {});
+    case SRING_FMT_S32: return rows(py::dtype::of<int32_t>(), {});
+    case SRING_FMT_F32: return rows(py::dtype::of<float>(), {});
+    case SRING_FMT_CF32: return rows(py::dtype("complex64"), {});
+    case SRING_FMT_CS16: return rows(py::dtype::of<int16_t>(), {2});
+    default:
+      return ArrayShape{py::dtype::of<uint8_t>(), {static_cast<py::ssize_t>(layout.payload_bytes(frames))}, {1}};
+  }
+}
+
+py::array read_only(py::array array) {
+  array.attr("flags").attr("writeable") = false;
+  return array;
+}
+
+// A read-only copy of a payload, shaped as its view would be: for
+// overwrite-oldest (checked after the copy) and for blocks received over the
+// network (libzmq reuses the message).
+py::array copied(const sring::SampleLayout& layout, uint64_t frames, const void* payload) {
+  ArrayShape shape = array_shape(layout, frames);
+  py::array copy(shape.dtype, shape.shape, shape.strides);
+  if (static_cast<uint64_t>(copy.nbytes()) != layout.payload_bytes(frames)) {
+    throw std::logic_error("sring: an array of " + std::to_string(copy.nbytes()) + " bytes for a payload of " +
+                           std::to_string(layout.payload_bytes(frames)));
+  }
+  std::memcpy(copy.mutable_data(), payload, layout.payload_bytes(frames));
+  return read_only(std::move(copy));
+}
+
 struct PyBlock {
   PyBlock() = default;
   PyBlock(const PyBlock&) = delete;
@@ -161,20 +223,31 @@ struct PyBlock {
   std::shared_ptr<Session> session;
   bool pinned = false;
   sring_block_header header;
-  const uint16_t* samples = nullptr;  // in the ring; null when copied
+  sring::SampleLayout layout;
+  const std::byte* payload = nullptr;  // in the ring; null when copied
   uint64_t position = 0;
   uint64_t lost_before = 0;
-  std::optional<py::array> copy;  // overwrite-oldest: checked copy of the samples
+  std::optional<py::array> copy;  // overwrite-oldest, network: a copy shaped as the view
 
-  py::dtype dtype() const {
-    return header.sample_format == SRING_FMT_S16 ? py::dtype::of<int16_t>() : py::dtype::of<uint16_t>();
-  }
+  uint64_t frames() const { return header.sample_count; }
+  uint64_t payload_bytes() const { return layout.payload_bytes(frames()); }
 };
 
-py::array read_only(py::array array) {
-  array.attr("flags").attr("writeable") = false;
-  return array;
+// The samples of a Block object, shaped by its layout: a view of the ring
+// based on the Block (the ring space stays unreleased while the view, or
+// any view of it, lives), or its copy.
+py::array samples_of(py::object self) {
+  auto& b = self.cast<PyBlock&>();
+  if (b.copy) return *b.copy;
+  ArrayShape shape = array_shape(b.layout, b.frames());
+  return read_only(py::array(shape.dtype, shape.shape, shape.strides, b.payload, self));
 }
+
+// What Block.array(dtype) throws when dtype is not the samples' own.
+class FormatMismatch : public std::invalid_argument {
+ public:
+  using std::invalid_argument::invalid_argument;
+};
 
 // One step of iteration: the next block, waiting up to `timeout` (none:
 // until the end of the stream). nullopt: the stream ended, or the timeout.
@@ -209,16 +282,16 @@ std::optional<py::object> next_block(const std::shared_ptr<Session>& s, std::opt
       owner->header = block.header();
       owner->position = block.position();
       owner->lost_before = block.lost_before();
+      owner->layout = block.layout();
       if (s->overwrite()) {
         // The producer may take this memory back at any time: copy, then
         // release, and keep the copy only if the release says it was intact.
-        py::array copy(owner->dtype(), std::vector<py::ssize_t>{static_cast<py::ssize_t>(block.samples().size())});
-        std::memcpy(copy.mutable_data(), block.samples().data(), block.samples().size_bytes());
+        py::array copy = copied(block.layout(), block.frames(), block.payload().data());
         if (checked(s->consumer->done(1)) == 0) continue;  // taken back while copied: not given
-        owner->copy = read_only(std::move(copy));
+        owner->copy = std::move(copy);
         return py::cast(std::move(owner));
       }
-      owner->samples = block.samples().data();
+      owner->payload = block.payload().data();
       // Pinned and held before done(1), which may release: the block's own
       // memory must not go in the release that counts it.
       s->pinned.emplace(block.position(), block.header().total_bytes);
@@ -270,58 +343,94 @@ uint32_t policy_from(const py::handle& value) {
   return *policy;
 }
 
+// A format by name ("u8" ... "cf32", "sim-packed12") or number (a device's
+// own, which its driver documents).
 uint32_t format_from(const py::handle& value) {
   if (py::isinstance<py::int_>(value)) return value.cast<uint32_t>();
   const auto name = value.cast<std::string>();
-  if (name == "u16") return SRING_FMT_U16;
-  if (name == "s16") return SRING_FMT_S16;
-  throw py::value_error("sample_format: 'u16' or 's16', not '" + name + "'");
+  const auto format = sring::parse_format(name);
+  if (!format) {
+    throw py::value_error("sample_format: u8, s8, u16, s16, s32, f32, cs16, cf32, sim-packed12 or a device's "
+                          "own format number, not '" + name + "'");
+  }
+  return *format;
 }
+
+// Bits of one sample of one channel where they are known from the format
+// alone: the standard formats and the simulated devices' 12-bit packed one;
+// 0 for another device's own (its driver declares them on the ring).
+uint32_t known_bits(uint32_t format) { return sring_pattern_format_bits(format); }
 
 // Keyword arguments onto a configuration; unknown names are an error.
 void apply(sring_config& c, const py::kwargs& kwargs) {
   if (kwargs.contains("block_bytes") && kwargs.contains("block_samples")) {
     throw py::value_error("block_bytes or block_samples, not both");
   }
+  std::optional<uint64_t> block_frames;
   for (const auto& [key, value] : kwargs) {
     const auto name = key.cast<std::string>();
     if (name == "sample_rate") {
       const double rate = value.cast<double>();
       if (!std::isfinite(rate) || rate < 0 || rate > double(SRING_MAX_SAMPLE_RATE)) {
         throw py::value_error("sample_rate: 0 (flat out) to " + std::to_string(SRING_MAX_SAMPLE_RATE) +
-                              " samples/s, not " + py::str(value).cast<std::string>());
+                              " frames/s, not " + py::str(value).cast<std::string>());
       }
       c.sample_rate = static_cast<uint64_t>(std::llround(rate));
     } else if (name == "block_bytes") {
       c.block_bytes = value.cast<uint32_t>();
     } else if (name == "block_samples") {
-      // Header plus samples, rounded up to the 64-byte multiple blocks are.
-      const uint64_t bytes = SRING_BLOCK_HEADER_SIZE + 2 * value.cast<uint64_t>();
-      c.block_bytes = static_cast<uint32_t>((bytes + 63) / 64 * 64);
+      block_frames = value.cast<uint64_t>();  // once format and channels are known
     } else if (name == "overrun_policy") {
       c.overrun_policy = policy_from(value);
     } else if (name == "sample_format") {
       c.sample_format = format_from(value);
+    } else if (name == "channels") {
+      const int64_t channels = value.cast<int64_t>();
+      if (channels < 1 || channels > SRING_MAX_CHANNELS) {
+        throw py::value_error("channels: 1 to " + std::to_string(SRING_MAX_CHANNELS) + ", not " +
+                              std::to_string(channels));
+      }
+      c.channels = static_cast<uint32_t>(channels);
     } else if (name == "pattern_seed") {
       c.pattern_seed = value.cast<uint32_t>();
     } else if (name == "flush_timeout_us") {
       c.flush_timeout_us = value.cast<uint32_t>();
     } else {
       throw py::type_error("configure(): unknown setting '" + name +
-                           "' (sample_rate, block_bytes, block_samples, overrun_policy, sample_format, "
+                           "' (sample_rate, block_bytes, block_samples, overrun_policy, sample_format, channels, "
                            "pattern_seed, flush_timeout_us)");
     }
   }
+  if (block_frames) {
+    // Frames, whatever order the settings came in: header plus the
+    // payload of that many frames, rounded up to the 64-byte multiple
+    // blocks are.
+    const uint32_t bits = known_bits(c.sample_format);
+    if (bits == 0) {
+      throw py::value_error("block_samples: the size of format " + sring::format_name(c.sample_format) +
+                            " is its driver's; give block_bytes");
+    }
+    const uint64_t bytes = SRING_BLOCK_HEADER_SIZE + sring_payload_bytes(*block_frames, c.channels ? c.channels : 1, bits);
+    if (bytes > SRING_MAX_BLOCK_BYTES) {
+      throw py::value_error("block_samples: " + std::to_string(*block_frames) + " frames make blocks of more than " +
+                            std::to_string(SRING_MAX_BLOCK_BYTES) + " bytes");
+    }
+    c.block_bytes = static_cast<uint32_t>((bytes + SRING_BLOCK_ALIGN - 1) / SRING_BLOCK_ALIGN * SRING_BLOCK_ALIGN);
+  }
 }
 
-
-py::dict config_dict(const sring_config& c) {
+// A configuration as Ring.config() gives it; bits_per_sample 0: not known
+// (another device's own format, not yet on the ring): None.
+py::dict config_dict(const sring_config& c, uint32_t bits_per_sample) {
+  const sring::SampleLayout layout{c.sample_format, c.channels ? c.channels : 1u, bits_per_sample};
   py::dict d;
   d["sample_rate"] = c.sample_rate;
   d["block_bytes"] = c.block_bytes;
-  d["block_samples"] = (c.block_bytes - SRING_BLOCK_HEADER_SIZE) / 2;
+  d["block_samples"] = bits_per_sample ? py::cast(layout.frames_per_block(c.block_bytes)) : py::none();
   d["overrun_policy"] = std::string(sring::cli::overrun_policy_name(c.overrun_policy));
-  d["sample_format"] = c.sample_format == SRING_FMT_S16 ? "s16" : "u16";
+  d["sample_format"] = sring::format_name(c.sample_format);
+  d["channels"] = layout.channels;
+  d["bits_per_sample"] = bits_per_sample ? py::cast(bits_per_sample) : py::none();
   d["pattern_seed"] = c.pattern_seed;
   d["flush_timeout_us"] = c.flush_timeout_us;
   return d;
@@ -370,17 +479,26 @@ PyRing connect_simulator(const std::string& socket_path, double timeout) {
   return r;
 }
 
+// The simulated device's settings from a device configuration (what
+// apply() edits).
+sring::sim::SimConfig sim_config_from(const sring_config& c) {
+  sring::sim::SimConfig config;
+  config.sample_rate = c.sample_rate;
+  config.block_bytes = c.block_bytes;
+  config.overrun_policy = c.overrun_policy;
+  config.sample_format = c.sample_format;
+  config.channels = c.channels ? c.channels : 1;
+  config.pattern_seed = c.pattern_seed;
+  config.flush_timeout = std::chrono::microseconds(c.flush_timeout_us);
+  return config;
+}
+
 PyRing simulate(uint64_t ring_size, const py::kwargs& kwargs) {
   PyRing r;
   auto& s = *r.session;
   sring_config c = sring::sim::to_device_config(sring::sim::SimConfig{});
   apply(c, kwargs);
-  s.sim_config.sample_rate = c.sample_rate;
-  s.sim_config.block_bytes = c.block_bytes;
-  s.sim_config.overrun_policy = c.overrun_policy;
-  s.sim_config.sample_format = c.sample_format;
-  s.sim_config.pattern_seed = c.pattern_seed;
-  s.sim_config.flush_timeout = std::chrono::microseconds(c.flush_timeout_us);
+  s.sim_config = sim_config_from(c);
   check(sring::sim::validate_config(s.sim_config, ring_size));
   s.host.emplace(checked(sring::sim::HostRing::create(ring_size)));
   auto ring = checked(sring::Ring::attach(checked(s.host->duplicate_fd()), sring::Ring::Access::kConsumer));
@@ -526,9 +644,8 @@ std::optional<py::object> next_net_block(PySubscriber& s) {
       owner->header = block.header;
       owner->position = block.header.sequence;
       owner->lost_before = block.lost_before;
-      py::array copy(owner->dtype(), std::vector<py::ssize_t>{static_cast<py::ssize_t>(block.samples.size())});
-      std::memcpy(copy.mutable_data(), block.samples.data(), block.samples.size_bytes());
-      owner->copy = read_only(std::move(copy));
+      owner->layout = block.layout;
+      owner->copy = copied(block.layout, block.frames(), block.payload.data());
       s.pattern_seed = block.pattern_seed;
       return py::cast(std::move(owner));
     }
@@ -584,32 +701,73 @@ PYBIND11_MODULE(_sring, m) {
   m.doc() = "sring: zero-copy consumer of an sring ring, blocks as numpy views";
   m.attr("SRING_ABI_VERSION") = std::to_string(SRING_ABI_VERSION_MAJOR) + "." + std::to_string(SRING_ABI_VERSION_MINOR);
 
+  // Block.array(dtype=...) asked for a dtype that is not the samples' own.
+  py::register_exception<FormatMismatch>(m, "FormatMismatch", PyExc_ValueError);
+
   py::class_<PyBlock>(m, "Block", "One block of samples; valid as long as it or a view of it is alive.")
       .def_property_readonly("sequence", [](const PyBlock& b) { return b.header.sequence; })
-      .def_property_readonly("first_sample", [](const PyBlock& b) { return b.header.first_sample; })
+      .def_property_readonly("first_sample", [](const PyBlock& b) { return b.header.first_sample; },
+                             "index of the block's first frame since the reset")
       .def_property_readonly("timestamp_ns", [](const PyBlock& b) { return b.header.timestamp_ns; })
       .def_property_readonly("flags", [](const PyBlock& b) { return b.header.flags; })
-      .def_property_readonly("sample_count", [](const PyBlock& b) { return b.header.sample_count; })
+      .def_property_readonly("sample_count", [](const PyBlock& b) { return b.header.sample_count; },
+                             "frames in the block (a frame is one sample of each channel)")
+      .def_property_readonly("frames", &PyBlock::frames, "frames in the block: samples.shape[0] (sample_count)")
+      .def_property_readonly("format", [](const PyBlock& b) { return sring::format_name(b.layout.format); },
+                             "the sample format's name: 'u8', 's8', 'u16', 's16', 's32', 'f32', 'cs16', 'cf32', "
+                             "'sim-packed12', or 'device-0x8001' for another device's own")
+      .def_property_readonly("channels", [](const PyBlock& b) { return b.layout.channels; },
+                             "channels per frame: samples.shape[1]")
+      .def_property_readonly("bits_per_sample", [](const PyBlock& b) { return b.layout.bits_per_sample; },
+                             "bits of one sample of one channel (cs16: 32, I and Q)")
+      .def_property_readonly("payload_bytes", &PyBlock::payload_bytes, "bytes of samples in the block")
       .def_property_readonly("position", [](const PyBlock& b) { return b.position; },
                              "ring position of the block's header")
       .def_property_readonly("lost_before", [](const PyBlock& b) { return b.lost_before; },
-                             "samples missing right before this block")
+                             "samples (frames) missing right before this block")
       .def_property_readonly(
-          "samples",
+          "samples", &samples_of,
+          "read-only numpy array of the samples, one row per frame, one column per channel:\n"
+          "  u8 s8 u16 s16 s32 f32: uint8 int8 uint16 int16 int32 float32, shape (frames, channels)\n"
+          "  cf32: complex64, shape (frames, channels)\n"
+          "  cs16: int16, shape (frames, channels, 2), I then Q on the last axis\n"
+          "  a device's own format (sim-packed12, ...): uint8, its payload bytes, shape (payload_bytes,)\n"
+          "numpy has no complex int16: plain int16 keeps integer arithmetic exact, and "
+          "x.astype(np.float32).view(np.complex64)[..., 0] gives complex64 (frames, channels); a structured "
+          "dtype would allow neither. One channel is shape (frames, 1) too: x[:, 0] is that channel. "
+          "A view of the ring (zero-copy), or under overwrite-oldest (and from sring.subscribe) a checked copy.")
+      .def(
+          "array",
+          [](py::object self, py::object dtype) -> py::array {
+            py::array samples = samples_of(self);
+            if (dtype.is_none()) return samples;
+            const py::dtype wanted = py::dtype::from_args(dtype);
+            if (!wanted.equal(samples.dtype())) {
+              const auto& b = self.cast<PyBlock&>();
+              auto name = [](const py::dtype& d) { return d.attr("name").cast<std::string>(); };
+              throw FormatMismatch("the block is " + sring::describe(b.layout) + ": its samples are " +
+                                   name(samples.dtype()) + ", not " + name(wanted) +
+                                   " (nothing is converted in place: samples.astype() makes a converted copy)");
+            }
+            return samples;
+          },
+          py::arg("dtype") = py::none(),
+          "the samples (as `samples`), checking that `dtype` is theirs: sring.FormatMismatch (a ValueError) if "
+          "it is not, as C++'s Block::as<T>() throws. Nothing is converted or copied.")
+      .def_property_readonly(
+          "payload",
           [](py::object self) -> py::array {
             auto& b = self.cast<PyBlock&>();
-            if (b.copy) return *b.copy;
-            // A view of the ring, based on this Block: the ring space stays
-            // unreleased while the view (or any view of it) lives.
-            return read_only(py::array(b.dtype(), {static_cast<py::ssize_t>(b.header.sample_count)},
-                                       {py::ssize_t{2}}, b.samples, self));
+            if (b.copy) return read_only(b.copy->attr("reshape")(-1).attr("view")(py::dtype::of<uint8_t>()));
+            return read_only(py::array(py::dtype::of<uint8_t>(), {static_cast<py::ssize_t>(b.payload_bytes())},
+                                       {py::ssize_t{1}}, b.payload, self));
           },
-          "read-only numpy array of the samples: a view of the ring (zero-copy), or under overwrite-oldest a "
-          "checked copy")
+          "read-only uint8 numpy array of the block's payload bytes, in any format (a view of the ring as "
+          "`samples` is)")
       .def("__repr__", [](const PyBlock& b) {
         return "<sring.Block sequence=" + std::to_string(b.header.sequence) +
                " first_sample=" + std::to_string(b.header.first_sample) +
-               " samples=" + std::to_string(b.header.sample_count) + ">";
+               " frames=" + std::to_string(b.header.sample_count) + " " + sring::describe(b.layout) + ">";
       });
 
   py::class_<Blocks>(m, "Blocks")
@@ -635,24 +793,34 @@ PYBIND11_MODULE(_sring, m) {
               }
                sring_config c = sring::sim::to_device_config(s.sim_config);
                apply(c, kwargs);
-               sring::sim::SimConfig next = s.sim_config;
-               next.sample_rate = c.sample_rate;
-               next.block_bytes = c.block_bytes;
-               next.overrun_policy = c.overrun_policy;
-               next.sample_format = c.sample_format;
-               next.pattern_seed = c.pattern_seed;
-               next.flush_timeout = std::chrono::microseconds(c.flush_timeout_us);
+               const sring::sim::SimConfig next = sim_config_from(c);
                check(sring::sim::validate_config(next, s.ring->ring_size()));
                s.sim_config = next;
              } else {
                raise(sring::Error{EOPNOTSUPP, "a ring from sring-sim is configured by sring-sim"});
              }
-           })
+           },
+           "set any of: sample_rate (frames/s), block_bytes or block_samples (frames per block, whatever "
+           "order the settings come in), overrun_policy ('drop', 'overwrite', 'stop'), sample_format ('u8', "
+           "'s8', 'u16', 's16', 's32', 'f32', 'cs16', 'cf32', 'sim-packed12', or a device's own format "
+           "number), channels (1 to 256), pattern_seed, flush_timeout_us; ValueError for a bad value, and "
+           "nothing changes")
       .def("config",
            [](PyRing& r) {
              auto& s = r.s();
-             if (s.device) return config_dict(checked(s.device->config()));
-             if (s.host && !s.sim_ran) return config_dict(sring::sim::to_device_config(s.sim_config));
+             if (s.device) {
+               const sring_config c = checked(s.device->config());
+               // A device's own format: the size its driver declared on the
+               // ring, once configured.
+               const sring::SampleLayout on_ring = sring::SampleLayout::from_page(s.ring->producer());
+               uint32_t bits = known_bits(c.sample_format);
+               if (bits == 0 && on_ring.format == c.sample_format) bits = on_ring.bits_per_sample;
+               return config_dict(c, bits);
+             }
+             if (s.host && !s.sim_ran) {
+               const sring_config c = sring::sim::to_device_config(s.sim_config);
+               return config_dict(c, known_bits(c.sample_format));
+             }
              const auto& p = s.ring->producer();
              sring_config c{};
              c.sample_rate = sring::load_relaxed(p.sample_rate);
@@ -660,8 +828,13 @@ PYBIND11_MODULE(_sring, m) {
              c.overrun_policy = sring::load_relaxed(p.overrun_policy);
              c.sample_format = sring::load_relaxed(p.sample_format);
              c.pattern_seed = sring::load_relaxed(p.pattern_seed);
-             return config_dict(c);
-           })
+             const sring::SampleLayout layout = sring::SampleLayout::from_page(p);
+             c.channels = layout.channels;
+             return config_dict(c, layout.bits_per_sample);
+           },
+           "the configuration: the settings of configure(), with sample_format by name, channels, "
+           "bits_per_sample and block_samples (frames per block; None for a device's own format whose size "
+           "is not known yet)")
       .def(
           "start",
           [](PyRing& r, std::optional<double> duration) {

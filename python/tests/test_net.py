@@ -36,8 +36,9 @@ def test_pull_worker_verifies_every_sample_and_accounts_exactly():
         blocks = samples = 0
         next_sample = 0
         for block in sub:
-            x = block.samples
-            assert x.dtype == np.uint16 and x.shape == (block.sample_count,)
+            assert (block.format, block.channels) == ("u16", 1)
+            x = block.samples[:, 0]  # shape (frames, channels): the one channel
+            assert block.samples.dtype == np.uint16 and block.samples.shape == (block.sample_count, 1)
             assert not x.flags.writeable
             if blocks == 0:
                 assert sub.pattern_seed == SEED, "the stream's seed, carried by each block"
@@ -100,7 +101,7 @@ def test_a_slow_worker_makes_the_ring_drop_and_the_accounting_stays_exact():
         sub = sring.subscribe(endpoint, pattern="pull", timeout=20, hwm=4)
         gaps = 0
         for block in sub:
-            assert np.array_equal(block.samples, sring.pattern(block.first_sample, block.sample_count, SEED))
+            assert np.array_equal(block.samples[:, 0], sring.pattern(block.first_sample, block.sample_count, SEED))
             gaps += block.lost_before > 0
             time.sleep(0.002)
         out, _ = publisher.communicate(timeout=30)
@@ -113,3 +114,35 @@ def test_a_slow_worker_makes_the_ring_drop_and_the_accounting_stays_exact():
     assert c["samples_dropped"] > 0 and gaps > 0, c
     assert c["samples"] + c["missing_samples"] == c["samples_produced"], c
     assert c["missing_samples"] == c["samples_dropped"] and c["exact"], c
+
+
+@pytest.mark.parametrize("name,channels", [("cs16", 2), ("f32", 4), ("sim-packed12", 3)])
+def test_formats_and_channels_arrive_shaped_as_a_rings_blocks(name, channels):
+    # Over the wire in another layout: each block's copy has the dtype and
+    # shape of a ring's block, every value is the pattern (numpy, from
+    # docs/abi.md), and the accounting is exact.
+    from pattern_numpy import FORMATS, expected
+    endpoint = f"tcp://127.0.0.1:{free_port()}"
+    publisher = subprocess.Popen(
+        [PUBLISH, "--sim", "--bind", endpoint, "--pattern", "push", "--wait-peers", "1", "--duration", "0.3",
+         "--rate", "1M", "--seed", str(SEED), "--format", name, "--channels", str(channels)],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        sub = sring.subscribe(endpoint, pattern="pull", timeout=20)
+        blocks = 0
+        for block in sub:
+            assert (block.format, block.channels, block.bits_per_sample) == (name, channels, FORMATS[name][1])
+            want = expected(name, channels, block.first_sample, block.frames, SEED)
+            x = block.samples
+            assert x.dtype == want.dtype and x.shape == want.shape and not x.flags.writeable
+            assert x.nbytes == block.payload_bytes
+            assert np.array_equal(x.view(np.uint8), want.view(np.uint8)), f"block {block.sequence}"
+            blocks += 1
+        out, _ = publisher.communicate(timeout=30)
+    finally:
+        if publisher.poll() is None:
+            publisher.kill()
+            publisher.wait()
+    assert publisher.returncode == 0, out
+    c = sub.counters()
+    assert blocks > 0 and c["blocks"] == blocks and c["exact"], c

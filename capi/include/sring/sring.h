@@ -21,6 +21,13 @@
  * A struct sring_consumer belongs to one thread at a time; the blocks of
  * sring_peek() may be read from any thread until the owning thread
  * releases them.
+ *
+ * Sample formats and channels (ABI 1.4, docs/abi.md "Sample formats"): a
+ * block holds header.sample_count *frames*, one sample of each channel,
+ * interleaved. struct sring_block says how to read them (format, channels,
+ * bits_per_sample, frames) and where (payload, payload_bytes); the old
+ * samples pointer is there only for the 16-bit formats (u16, s16). A
+ * device's configuration takes channels in struct sring_config (0 means 1).
  */
 #ifndef SRING_SRING_H
 #define SRING_SRING_H
@@ -37,7 +44,8 @@ struct sring_consumer;
 
 #define SRING_ALL UINT64_MAX
 
-/* One snapshot of a stream's accounting (docs/abi.md). */
+/* One snapshot of a stream's accounting (docs/abi.md). Every "samples"
+ * here counts frames (one sample of each channel), as the header does. */
 struct sring_counters {
 	/* What this consumer was given. */
 	uint64_t blocks;
@@ -60,9 +68,14 @@ struct sring_counters {
 
 /*
  * Called for each block, in order, with the validated copy of its header
- * and its samples in place (header->sample_count of them, valid until the
- * callback returns). lost_before: samples missing right before it. Return 0
- * to go on, anything else to stop after this block (it counts as given).
+ * and its samples in place (valid until the callback returns). lost_before:
+ * samples (frames) missing right before it. Return 0 to go on, anything
+ * else to stop after this block (it counts as given).
+ *
+ * samples is that of struct sring_block (below): the block's 16-bit values
+ * for u16 and s16 (header->sample_count * channels of them), NULL for every
+ * other format. A callback for any format is an sring_block_view_fn, given
+ * to sring_consume_blocks().
  */
 typedef int (*sring_block_fn)(const struct sring_block_header *header,
 			      const uint16_t *samples, uint64_t lost_before,
@@ -80,7 +93,9 @@ int sring_open(const char *path, struct sring_consumer **ring);
  * producer signals, or -1 (then sring_wait() polls). Takes both fds. */
 int sring_attach_fd(int ring_fd, int event_fd, struct sring_consumer **ring);
 void sring_close(struct sring_consumer *ring);
-/* Why the last call on this ring failed; never NULL. */
+/* Why the last call on this ring failed; never NULL. With NULL: why this
+ * thread's last sring_open(), sring_attach_fd() or sring_parse_format()
+ * failed. */
 const char *sring_last_error(const struct sring_consumer *ring);
 
 /* Device control (-EOPNOTSUPP on a ring file). A reset starts the stream
@@ -128,12 +143,45 @@ struct sring_block {
 	/* The validated copy of the block's header: it cannot change, and it
 	 * stays valid as long as this struct does. */
 	struct sring_block_header header;
-	/* The samples, in place in the ring (header.sample_count of them):
-	 * valid until the block is released. */
+	/* The samples as 16-bit values, in place in the ring, for the formats
+	 * whose values are 16-bit (u16, s16): frames * channels of them. NULL
+	 * for every other format, so that code written for ABI 1.0's u16 rings
+	 * fails at once instead of misreading 8-bit, 32-bit or complex data;
+	 * payload is the same memory for every format. */
 	const uint16_t *samples;
-	/* Samples missing right before this block, as in sring_block_fn. */
+	/* Samples (frames) missing right before this block, as in
+	 * sring_block_fn. */
 	uint64_t lost_before;
+	/* 1.4: the samples' bytes in place, in any format: payload_bytes of
+	 * them, sring_payload_bytes(frames, channels, bits_per_sample) (whole
+	 * bytes, rounded up). Frame f, channel c is value f * channels + c:
+	 *   u8 uint8_t, s8 int8_t, u16 uint16_t, s16 int16_t, s32 int32_t,
+	 *   f32 float, cs16 two int16_t (I, Q), cf32 two float (I, Q);
+	 * a device's own format (>= SRING_FMT_DEVICE_FIRST) is what its
+	 * driver documents. Valid until the block is released (the callback
+	 * returns, for sring_consume_blocks()). Aligned to 64 bytes. */
+	const void *payload;
+	uint64_t payload_bytes;
+	/* The block's layout, as the header says it (a 1.3 producer's zero
+	 * channels and bits_per_sample read as 1 and 8 * bytes_per_sample). */
+	uint64_t frames;		/* header.sample_count */
+	uint32_t format;		/* enum sring_sample_format, or a device's */
+	uint32_t channels;		/* 1 to SRING_MAX_CHANNELS */
+	uint32_t bits_per_sample;	/* of one sample of one channel */
+	uint32_t reserved0;		/* zero */
+	/* (1.4 added the fields from payload on: a caller's array of
+	 * struct sring_block must be built against this header.) */
 };
+
+/*
+ * sring_consume() for any format: fn gets each block as a struct sring_block
+ * (the one of batch mode), in order, valid until fn returns. Return 0 to go
+ * on, anything else to stop after this block (it counts as given). Returns
+ * what sring_consume() returns.
+ */
+typedef int (*sring_block_view_fn)(const struct sring_block *block, void *user);
+int64_t sring_consume_blocks(struct sring_consumer *ring, sring_block_view_fn fn,
+			     void *user, uint64_t max_blocks);
 
 /* Fills blocks[] with the oldest blocks not yet released that are available
  * now (one look at the ring: blocks that arrive meanwhile wait for the next
@@ -147,10 +195,10 @@ struct sring_block {
 int64_t sring_peek(struct sring_consumer *ring, struct sring_block *blocks,
 		   uint64_t max_blocks);
 /* Releases the oldest count blocks held (peeked and not yet released):
- * they count as given, their samples pointers are no longer valid, and the
- * producer may reuse their space. The rest stay held, their entries in
- * blocks[] still valid. count 0 does nothing. Returns 0, or -EINVAL if
- * count is more than are held, or -ESTALE if the producer took some of
+ * they count as given, their samples and payload pointers are no longer
+ * valid, and the producer may reuse their space. The rest stay held, their
+ * entries in blocks[] still valid. count 0 does nothing. Returns 0, or
+ * -EINVAL if count is more than are held, or -ESTALE if the producer took some of
  * them back before they were released: possible only if a ring file's
  * producer restarted under overwrite-oldest while they were held. Then
  * those blocks are not counted as given (overwritten_while_read; their
@@ -166,6 +214,21 @@ int sring_wait(struct sring_consumer *ring, int64_t timeout_ns);
 int sring_end_of_stream(struct sring_consumer *ring);
 int sring_get_counters(struct sring_consumer *ring, struct sring_counters *counters);
 uint64_t sring_ring_size(const struct sring_consumer *ring);
+
+/*
+ * Sample format names, as the tools take them (--format): "u8", "s8",
+ * "u16", "s16", "s32", "f32", "cs16", "cf32", and "sim-packed12" for the
+ * simulated devices' own SRING_FMT_SIM_PACKED12 (sring_pattern.h).
+ * sring_format_name()
+ * returns a static string, or NULL for a format it does not know (another
+ * device's own: its driver names it). sring_parse_format() takes those
+ * names, or a number (decimal or 0x hex, 1 to 0xffff) for a device's own
+ * format: 0 and *format set, or -EINVAL and *format untouched (then
+ * sring_last_error(NULL) says why).
+ * sring_format_bits() (sring_abi.h) gives a standard format's bits.
+ */
+const char *sring_format_name(uint32_t format);
+int sring_parse_format(const char *name, uint32_t *format);
 
 #ifdef __cplusplus
 }
