@@ -21,7 +21,7 @@ prefix=/usr/local
 if [ "${1:-}" = "--prefix" ]; then prefix=$2; fi
 version=$(sed -n 's/^#define SRING_VERSION "\(.*\)"/\1/p' include/sring/sring_version.h)
 
-bazel build //ringlib //ringlib:verify //simulator:usersim //consumer:acquire //consumer:ringstat \
+bazel build //ringlib //ringlib:verify //ringlib:format //simulator:usersim //consumer:acquire //consumer:ringstat \
   //simulator:sring-sim //capi:libsring.so.1 2>&1 | grep -E '^(ERROR|FAILED)' && exit 1
 
 mkdir -p "$prefix"/{bin,lib/pkgconfig,include/sring/detail,include/sring/sim} \
@@ -32,9 +32,9 @@ install -m 0644 ringlib/include/sring/*.hpp "$prefix/include/sring/"
 install -m 0644 ringlib/include/sring/detail/*.hpp "$prefix/include/sring/detail/"
 install -m 0644 simulator/include/sring/sim/*.hpp "$prefix/include/sring/sim/"
 
-# One static library from Bazel's three archives.
+# One static library from Bazel's four archives.
 archives=()
-for a in ringlib/libringlib ringlib/libverify simulator/libusersim; do
+for a in ringlib/libringlib ringlib/libverify ringlib/libformat simulator/libusersim; do
   if [ -f "bazel-bin/$a.a" ]; then archives+=("bazel-bin/$a.a"); else archives+=("bazel-bin/$a.pic.a"); fi
 done
 rm -f "$prefix/lib/libringlib.a"
