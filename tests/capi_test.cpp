@@ -1,11 +1,17 @@
 // The C API against the user-space simulator's ring file: every block given
 // in order with its samples in place, the loss accounting exact at the end
-// in every policy, a callback that stops early, clear errors.
+// in every policy, a callback that stops early, clear errors; every sample
+// format and channel count described and read in place (ABI 1.4).
 #include <sys/eventfd.h>
 #include <unistd.h>
 
+#include <cstring>
+#include <string>
+#include <vector>
+
 #include <gtest/gtest.h>
 
+#include "sring/sring_pattern.h"
 #include "sring/verify.hpp"
 #include "sring/sim/host_ring.hpp"
 #include "sring/sim/sim_device.hpp"
@@ -36,17 +42,20 @@ int on_block(const sring_block_header* header, const uint16_t* samples, uint64_t
 }
 
 struct Rig {
-  explicit Rig(uint32_t policy) : host(std::move(*HostRing::create(64 * 1024))), device(host, config(policy)) {
+  explicit Rig(uint32_t policy) : Rig(config(policy)) {}
+  explicit Rig(const SimConfig& config) : host(std::move(*HostRing::create(64 * 1024))), device(host, config) {
     const int efd = ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
     EXPECT_TRUE(device.set_eventfd(efd).has_value());
     EXPECT_EQ(sring_attach_fd(host.duplicate_fd()->release(), efd, &ring), 0) << sring_last_error(nullptr);
   }
   ~Rig() { sring_close(ring); }
-  static SimConfig config(uint32_t policy) {
+  static SimConfig config(uint32_t policy, uint32_t format = SRING_FMT_U16, uint32_t channels = 1) {
     SimConfig c;
     c.sample_rate = 1'000'000;
     c.block_bytes = 4096;
     c.overrun_policy = policy;
+    c.sample_format = format;
+    c.channels = channels;
     return c;
   }
   HostRing host;
@@ -360,6 +369,252 @@ TEST(CApiBatchCalls, BlocksTakenBackWhileHeldAreNotGiven) {
   EXPECT_EQ(counters.blocks_produced, 23u);
   EXPECT_EQ(counters.exact, 1u) << counters.missing_samples << " missing, " << counters.samples_dropped
                                 << " dropped";
+}
+
+// ---- Sample formats and channels (ABI 1.4) ----
+
+struct Layout {
+  uint32_t format;
+  uint32_t channels;
+};
+
+std::string layout_name(const testing::TestParamInfo<Layout>& info) {
+  std::string name = sring_format_name(info.param.format);
+  for (char& c : name) {
+    if (c == '-') c = '_';
+  }
+  return name + "_x" + std::to_string(info.param.channels);
+}
+
+template <typename T>
+T read_value(const void* payload, uint64_t index) {
+  T value;
+  std::memcpy(&value, static_cast<const unsigned char*>(payload) + index * sizeof(T), sizeof(T));
+  return value;
+}
+
+// Element e of the stream (docs/abi.md): its 16-bit base value, from
+// sring_pattern.h's one-channel pattern of ABI 1.0 alone.
+int16_t base(uint64_t element, uint32_t seed) { return static_cast<int16_t>(sring_pattern_sample(element, seed)); }
+uint16_t ubase(uint64_t element, uint32_t seed) { return sring_pattern_sample(element, seed); }
+float scaled(uint64_t element, uint32_t seed) { return static_cast<float>(base(element, seed)) / 32768.0f; }
+
+// Values of the block, read through struct sring_block as a C caller
+// would (its payload as the format's type), that are not the pattern. The
+// expected values are computed here from the base pattern, with the FPU
+// for the floats: independent of ringlib's verifier and of the
+// simulator's sring_pattern_fill_format().
+uint64_t wrong_values(const sring_block& b, uint32_t seed) {
+  uint64_t wrong = 0;
+  const uint64_t values = b.frames * b.channels;  // samples: one per channel per frame
+  for (uint64_t v = 0; v < values; ++v) {
+    const uint64_t frame_first = b.header.first_sample * b.channels;
+    const uint64_t e = frame_first + v;  // element of a real sample
+    bool ok = false;
+    switch (b.format) {
+      case SRING_FMT_U8: ok = read_value<uint8_t>(b.payload, v) == ubase(e, seed) >> 8; break;
+      case SRING_FMT_S8: ok = read_value<int8_t>(b.payload, v) == static_cast<int8_t>(ubase(e, seed) >> 8); break;
+      case SRING_FMT_U16: ok = read_value<uint16_t>(b.payload, v) == ubase(e, seed); break;
+      case SRING_FMT_S16: ok = read_value<int16_t>(b.payload, v) == base(e, seed); break;
+      case SRING_FMT_S32:
+        ok = read_value<int32_t>(b.payload, v) ==
+             static_cast<int32_t>(uint32_t{ubase(e, seed)} << 16 | ubase(e, seed));
+        break;
+      case SRING_FMT_F32: ok = read_value<float>(b.payload, v) == scaled(e, seed); break;
+      case SRING_FMT_CS16:  // I, Q: elements 2v, 2v + 1 of the frame's run
+        ok = read_value<int16_t>(b.payload, 2 * v) == base(2 * e, seed) &&
+             read_value<int16_t>(b.payload, 2 * v + 1) == base(2 * e + 1, seed);
+        break;
+      case SRING_FMT_CF32:
+        ok = read_value<float>(b.payload, 2 * v) == scaled(2 * e, seed) &&
+             read_value<float>(b.payload, 2 * v + 1) == scaled(2 * e + 1, seed);
+        break;
+      case SRING_FMT_SIM_PACKED12: {  // two in three bytes, from the block's first
+        const auto* bytes = static_cast<const unsigned char*>(b.payload) + v / 2 * 3;
+        const uint32_t got = v % 2 == 0 ? bytes[0] | (bytes[1] & 0xfu) << 8 : bytes[1] >> 4 | uint32_t{bytes[2]} << 4;
+        ok = got == ubase(e, seed) >> 4u;
+        break;
+      }
+      default: break;
+    }
+    wrong += ok ? 0 : 1;
+  }
+  return wrong;
+}
+
+// Bits of one sample of one channel: the standard formats' and the
+// simulated devices' own 12-bit packed one.
+uint32_t layout_bits(uint32_t format) {
+  return format == SRING_FMT_SIM_PACKED12 ? SRING_FMT_SIM_PACKED12_BITS : sring_format_bits(format);
+}
+
+struct LayoutTally {
+  uint64_t blocks = 0;
+  uint64_t frames = 0;
+  uint64_t wrong = 0;
+  uint64_t lost = 0;
+  uint64_t next_frame = 0;  // first_sample the next block must have, less what was lost
+  bool contiguous = true;   // first_sample == previous end + lost_before, every block
+  uint64_t bad_descriptions = 0;
+  Layout expected{};
+  uint32_t block_bytes = 0;
+};
+
+// Everything struct sring_block says of a block, against the configuration.
+void tally_layout_block(LayoutTally& t, const sring_block& b) {
+  const uint32_t bits = layout_bits(t.expected.format);
+  const uint64_t frame_bits = uint64_t{t.expected.channels} * bits;
+  const bool described =
+      b.format == t.expected.format && b.channels == t.expected.channels && b.bits_per_sample == bits && bits != 0 &&
+      b.frames == b.header.sample_count && b.frames == (t.block_bytes - SRING_BLOCK_HEADER_SIZE) * 8 / frame_bits &&
+      b.payload_bytes == (b.frames * frame_bits + 7) / 8 &&
+      b.payload_bytes <= b.header.total_bytes - SRING_BLOCK_HEADER_SIZE && b.header.channels == b.channels &&
+      b.header.bits_per_sample == bits && b.header.sample_format == b.format && b.reserved0 == 0 &&
+      reinterpret_cast<uintptr_t>(b.payload) % SRING_BLOCK_ALIGN == 0 &&
+      // The 16-bit view only where the values are 16-bit, and then the payload.
+      (b.format == SRING_FMT_U16 || b.format == SRING_FMT_S16 ? static_cast<const void*>(b.samples) == b.payload
+                                                              : b.samples == nullptr);
+  t.bad_descriptions += described ? 0 : 1;
+  t.contiguous &= b.header.first_sample == t.next_frame + b.lost_before;
+  t.next_frame = b.header.first_sample + b.frames;
+  t.wrong += wrong_values(b, 1);
+  t.lost += b.lost_before;
+  t.frames += b.frames;
+  ++t.blocks;
+}
+
+int tally_layout_view(const sring_block* block, void* user) {
+  tally_layout_block(*static_cast<LayoutTally*>(user), *block);
+  return 0;
+}
+
+class CApiLayouts : public testing::TestWithParam<Layout> {};
+
+// Three rounds of more blocks than the ring holds (drop-newest: some are
+// lost), drained by callback or in batches, then the end of the stream:
+// every value read in place is the pattern, every block is described as
+// configured, and the accounting is exact.
+TEST_P(CApiLayouts, EveryValueReadInPlaceAndEverySampleAccounted) {
+  const Layout layout = GetParam();
+  for (const bool batch : {false, true}) {
+    SCOPED_TRACE(batch ? "sring_peek" : "sring_consume_blocks");
+    Rig rig(Rig::config(SRING_OVERRUN_DROP_NEWEST, layout.format, layout.channels));
+    ASSERT_NE(rig.ring, nullptr);
+    LayoutTally tally;
+    tally.expected = layout;
+    tally.block_bytes = 4096;
+    rig.device.begin();
+    auto drain = [&] {
+      if (!batch) {
+        ASSERT_GE(sring_consume_blocks(rig.ring, tally_layout_view, &tally, SRING_ALL), 0) << sring_last_error(rig.ring);
+        return;
+      }
+      sring_block blocks[4];
+      for (int64_t n; (n = sring_peek(rig.ring, blocks, 4)) != 0;) {
+        ASSERT_GT(n, 0) << sring_last_error(rig.ring);
+        for (int64_t i = 0; i < n; ++i) tally_layout_block(tally, blocks[i]);
+        ASSERT_EQ(sring_release(rig.ring, static_cast<uint64_t>(n)), 0) << sring_last_error(rig.ring);
+      }
+    };
+    for (int round = 0; round < 3; ++round) {
+      for (int i = 0; i < 20; ++i) (void)rig.device.produce_block();  // 16 fit
+      drain();
+    }
+    rig.device.end();
+    drain();
+    ASSERT_EQ(sring_end_of_stream(rig.ring), 1);
+    sring_counters c{};
+    ASSERT_EQ(sring_get_counters(rig.ring, &c), 0);
+    EXPECT_EQ(tally.bad_descriptions, 0u) << "blocks whose struct sring_block is not the configured layout";
+    EXPECT_EQ(tally.wrong, 0u) << "values that are not the pattern";
+    EXPECT_TRUE(tally.contiguous) << "first_sample counts frames, lost_before too";
+    EXPECT_GT(c.samples_dropped, 0u) << "losses must happen for their accounting to be checked";
+    EXPECT_EQ(c.blocks, tally.blocks);
+    EXPECT_EQ(c.samples, tally.frames) << "counters count frames";
+    // Missing: before the blocks given, and after the last one (the last
+    // round's drops).
+    EXPECT_EQ(c.missing_samples, tally.lost + (c.samples_produced - tally.next_frame));
+    EXPECT_EQ(c.samples + c.samples_dropped, c.samples_produced);
+    EXPECT_EQ(c.samples_produced, c.blocks_produced * ((4096 - SRING_BLOCK_HEADER_SIZE) * 8 /
+                                                       (uint64_t{layout.channels} * layout_bits(layout.format))));
+    EXPECT_EQ(c.exact, 1u) << c.missing_samples << " missing, " << c.samples_dropped << " dropped";
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(Formats, CApiLayouts,
+                         testing::Values(Layout{SRING_FMT_U8, 1}, Layout{SRING_FMT_S32, 1}, Layout{SRING_FMT_CS16, 2},
+                                         Layout{SRING_FMT_CF32, 4}, Layout{SRING_FMT_S8, 3},
+                                         Layout{SRING_FMT_F32, 2}, Layout{SRING_FMT_S16, 3},
+                                         Layout{SRING_FMT_U16, 1}, Layout{SRING_FMT_SIM_PACKED12, 3}),
+                         layout_name);
+
+// Code written for ABI 1.0 reads samples as header->sample_count 16-bit
+// values: on a complex ring it gets NULL, not 32-bit data misread; on a
+// 16-bit ring of several channels it gets the interleaved values.
+TEST(CApiLayoutCalls, OldCallbackGetsSamplesOnlyFor16BitFormats) {
+  struct Seen {
+    uint64_t blocks = 0;
+    uint64_t with_samples = 0;
+    uint64_t wrong = 0;
+  };
+  auto on_old_block = [](const sring_block_header* header, const uint16_t* samples, uint64_t, void* user) {
+    auto* seen = static_cast<Seen*>(user);
+    ++seen->blocks;
+    if (samples) {
+      ++seen->with_samples;
+      const uint64_t values = uint64_t{header->sample_count} * header->channels;
+      seen->wrong += sring::count_pattern_mismatches(samples, header->first_sample * header->channels, values, 1);
+    }
+    return 0;
+  };
+  {
+    Rig rig(Rig::config(SRING_OVERRUN_DROP_NEWEST, SRING_FMT_CS16, 1));
+    rig.device.begin();
+    for (int i = 0; i < 3; ++i) ASSERT_EQ(rig.device.produce_block(), sring::sim::Produced::kWritten);
+    Seen seen;
+    EXPECT_EQ(sring_consume(rig.ring, on_old_block, &seen, SRING_ALL), 3) << sring_last_error(rig.ring);
+    EXPECT_EQ(seen.blocks, 3u);
+    EXPECT_EQ(seen.with_samples, 0u) << "cs16: samples is NULL";
+  }
+  {
+    Rig rig(Rig::config(SRING_OVERRUN_DROP_NEWEST, SRING_FMT_U16, 2));
+    rig.device.begin();
+    for (int i = 0; i < 3; ++i) ASSERT_EQ(rig.device.produce_block(), sring::sim::Produced::kWritten);
+    Seen seen;
+    EXPECT_EQ(sring_consume(rig.ring, on_old_block, &seen, SRING_ALL), 3) << sring_last_error(rig.ring);
+    EXPECT_EQ(seen.with_samples, 3u) << "u16 x 2: samples are its 16-bit values";
+    EXPECT_EQ(seen.wrong, 0u);
+  }
+}
+
+TEST(CApiLayoutCalls, FormatNamesAndParsing) {
+  const std::vector<std::pair<uint32_t, std::string>> names = {
+      {SRING_FMT_U8, "u8"},   {SRING_FMT_S8, "s8"},     {SRING_FMT_U16, "u16"},   {SRING_FMT_S16, "s16"},
+      {SRING_FMT_S32, "s32"}, {SRING_FMT_F32, "f32"},   {SRING_FMT_CS16, "cs16"}, {SRING_FMT_CF32, "cf32"},
+      {SRING_FMT_SIM_PACKED12, "sim-packed12"}};
+  for (const auto& [format, name] : names) {
+    ASSERT_NE(sring_format_name(format), nullptr) << format;
+    EXPECT_EQ(std::string(sring_format_name(format)), name);
+    uint32_t parsed = 0;
+    EXPECT_EQ(sring_parse_format(name.c_str(), &parsed), 0) << name;
+    EXPECT_EQ(parsed, format) << name;
+  }
+  EXPECT_EQ(sring_format_name(0), nullptr);
+  EXPECT_EQ(sring_format_name(SRING_FMT_LAST_STANDARD + 1), nullptr);
+  EXPECT_EQ(sring_format_name(0x8001), nullptr) << "another device's own format: its driver names it";
+  uint32_t parsed = 0;
+  EXPECT_EQ(sring_parse_format("0x8001", &parsed), 0);
+  EXPECT_EQ(parsed, 0x8001u) << "a device's own format by number";
+  for (const char* bad : {"u12", "", "U16", "cs16 ", "0", "0x10000", "complex"}) {
+    parsed = 12345;
+    EXPECT_EQ(sring_parse_format(bad, &parsed), -EINVAL) << "'" << bad << "'";
+    EXPECT_EQ(parsed, 12345u) << "untouched on error: '" << bad << "'";
+  }
+  (void)sring_parse_format("u12", &parsed);
+  EXPECT_NE(std::string(sring_last_error(nullptr)).find("unknown sample format 'u12'"), std::string::npos)
+      << sring_last_error(nullptr);
+  EXPECT_EQ(sring_parse_format(nullptr, &parsed), -EINVAL);
+  EXPECT_EQ(sring_parse_format("u8", nullptr), -EINVAL);
 }
 
 TEST(CApiCalls, ErrorsAreNegativeErrnoWithASentence) {
