@@ -173,6 +173,20 @@ removal_scenarios() {
 checkers=0
 dmesg | grep -q "KernelAddressSanitizer initialized" && checkers=1
 
+# refused_formats NAME DEV ENGINE: a driver whose engine makes one channel
+# of 16-bit samples refuses cs16 and two channels (its message names what
+# was asked and ENGINE), the core the sim's own format and u8 is refused;
+# the configuration is left unchanged (kernel_test refused-formats).
+refused_formats() {
+  if /kernel_test refused-formats "$2" >/tmp/formats.log 2>&1 &&
+     dmesg | grep -q "format 0x7 with 1 channels: $3" &&
+     dmesg | grep -q "format 0x1 with 2 channels: $3"; then
+    pass "$1: cs16, two channels, u8 and another driver's format refused; the configuration unchanged"
+  else
+    cat /tmp/formats.log; fail "$1: cs16, two channels, u8 and another driver's format refused; the configuration unchanged"
+  fi
+}
+
 run_acquire() {  # run_acquire NAME ARGS...: passes if acquire exits 0
   name="$1"; shift
   if [ $checkers = 1 ] && ! echo "$*" | grep -q -- --allow-loss; then
@@ -439,13 +453,7 @@ edu_scenarios() {
     # Its converter makes 16-bit samples of one channel: cs16 and two
     # channels are refused by the driver (saying what was asked), the sim's
     # own format by the core; nothing changes. u16 and s16 still go.
-    if /kernel_test refused-formats /dev/$(edu_ring) >/tmp/formats.log 2>&1 &&
-       dmesg | grep -q "format 0x7 with 1 channels: the edu converter" &&
-       dmesg | grep -q "format 0x1 with 2 channels: the edu converter"; then
-      pass "edu: cs16, two channels, u8 and another driver's format refused; the configuration unchanged"
-    else
-      cat /tmp/formats.log; fail "edu: cs16, two channels, u8 and another driver's format refused; the configuration unchanged"
-    fi
+    refused_formats edu /dev/$(edu_ring) "the edu converter"
     # The device goes away under a consumer asleep in eventfd (PCI remove),
     # then under one asleep in poll() (driver unbind); each time it comes
     # back (rescan, bind) as a new ring that works.
@@ -620,13 +628,7 @@ dma_scenarios() {
   # The model writes 16-bit samples of one channel: the driver refuses cs16
   # and two channels (saying what was asked), the core the sim's own
   # format; nothing changes.
-  if /kernel_test refused-formats /dev/$(dig_ring) >/tmp/formats.log 2>&1 &&
-     dmesg | grep -q "format 0x7 with 1 channels: the model" &&
-     dmesg | grep -q "format 0x1 with 2 channels: the model"; then
-    pass "digitizer: cs16, two channels, u8 and another driver's format refused; the configuration unchanged"
-  else
-    cat /tmp/formats.log; fail "digitizer: cs16, two channels, u8 and another driver's format refused; the configuration unchanged"
-  fi
+  refused_formats digitizer /dev/$(dig_ring) "the model"
   dig_snapshot
   /acquire --device /dev/$(dig_ring) --rate 20M --duration 4 --allow-loss >/tmp/acq.log 2>&1 &
   acq=$!
