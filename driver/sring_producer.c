@@ -660,10 +660,11 @@ int sring_commit(struct sring_ring *ring, u64 position, u32 frames,
 	payload = (u8 *)block + SRING_BLOCK_HEADER_SIZE;
 	if (ring->corrupt_blocks) {
 		/* One byte in the middle of the payload, as a bad transfer
-		 * would: inside one value of every format (two neighbouring
-		 * 12-bit ones may share it), so every verifier must see it. */
+		 * would: the first byte of one value, so exactly one value
+		 * is wrong in every format (the simulator does the same). */
 		ring->corrupt_blocks--;
-		payload[payload_bytes / 2] ^= 0x5a;
+		payload[sring_corrupt_byte(frames, channels, bits,
+					   sring_format_components(ring->config.sample_format))] ^= 0x5a;
 	}
 	block->magic = SRING_BLOCK_MAGIC;
 	block->total_bytes = need;

@@ -34,16 +34,6 @@ SampleLayout configured_layout(const SimConfig& config) {
   return SampleLayout{config.sample_format, config.channels, sring_pattern_format_bits(config.sample_format)};
 }
 
-// The byte inject_corruption() flips: the first byte of the payload's middle
-// value, a byte of that value alone (in sim-packed12 an even value's first
-// byte), so that exactly one value is wrong in any layout.
-uint64_t corrupted_byte(const SampleLayout& layout, uint64_t frames) {
-  const uint64_t values = frames * layout.channels * layout.components();
-  const uint64_t middle = values / 2;
-  if (layout.format == SRING_FMT_SIM_PACKED12) return middle / 2 * 3;
-  return middle * (layout.bits_per_sample / layout.components() / 8);
-}
-
 }  // namespace
 
 std::optional<SampleLayout> sim_layout(uint32_t format, uint32_t channels) {
@@ -397,7 +387,11 @@ Produced SimDevice::produce_block() {
   uint32_t corrupt = corrupt_blocks_.load(std::memory_order_relaxed);
   while (corrupt > 0 && !corrupt_blocks_.compare_exchange_weak(corrupt, corrupt - 1)) {
   }
-  if (corrupt > 0) payload[corrupted_byte(layout_, samples_per_block_)] ^= std::byte{0x5a};
+  if (corrupt > 0) {
+    // Exactly one value wrong, as the kernel's fault does (sring_pattern.h).
+    payload[sring_corrupt_byte(samples_per_block_, layout_.channels, layout_.bits_per_sample, layout_.components())] ^=
+        std::byte{0x5a};
+  }
 
   sring_block_header header{};
   header.magic = SRING_BLOCK_MAGIC;

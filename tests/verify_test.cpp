@@ -104,6 +104,22 @@ TEST(VerifyPayload, EveryFlippedByteIsOneWrongValueInEveryLayout) {
   }
 }
 
+// SRING_FAULT_CORRUPT's byte (sring_corrupt_byte, both producers) xor
+// 0x5a is exactly one wrong value in every layout and frame count, packed12's
+// shared bytes included: the fault's "one value" promise (docs/abi.md).
+TEST(VerifyPayload, TheCorruptFaultsByteIsOneWrongValueInEveryLayout) {
+  for (const sring::SampleLayout& layout : every_layout()) {
+    for (const uint32_t frames : {1u, 2u, 3u, 127u, 128u, 2731u}) {
+      SCOPED_TRACE(sring::describe(layout) + ", " + std::to_string(frames) + " frames");
+      std::vector<std::byte> payload = payload_of(layout, 1000, frames, 3);
+      const uint64_t at = sring_corrupt_byte(frames, layout.channels, layout.bits_per_sample, layout.components());
+      ASSERT_LT(at, payload.size());
+      payload[at] ^= std::byte{0x5a};
+      EXPECT_EQ(sring::count_pattern_mismatches(payload.data(), layout, 1000, frames, 3), 1u);
+    }
+  }
+}
+
 TEST(VerifyPayload, Packed12SharedByteCountsBothValues) {
   const sring::SampleLayout layout{SRING_FMT_SIM_PACKED12, 1, SRING_FMT_SIM_PACKED12_BITS};
   std::vector<std::byte> payload = payload_of(layout, 1000, 64, 2);

@@ -138,6 +138,24 @@ static inline __u32 sring_pattern_format_bits(__u32 format)
 }
 
 /*
+ * The byte SRING_FAULT_CORRUPT flips in a block of @frames frames (both
+ * producers): the first byte of the payload's middle value, so exactly one
+ * value goes wrong in every layout. A value whose width is not whole bytes
+ * (12-bit packed) is taken at an even index, whose first byte is its own.
+ * @bits_per_sample covers all @components of a sample (cs16: 32, 2).
+ */
+static inline __u64 sring_corrupt_byte(__u64 frames, __u32 channels,
+				       __u32 bits_per_sample, __u32 components)
+{
+	__u32 value_bits = bits_per_sample / components;
+	__u64 middle = frames * channels * components / 2;
+
+	if (value_bits % 8)
+		middle &= ~(__u64)1;
+	return middle * value_bits / 8;
+}
+
+/*
  * Writes the pattern's payload of a block: @frames frames of @channels
  * channels in @format, the first being frame @first_frame (the block's
  * first_sample). dst needs sring_payload_bytes(frames, channels, bits)
@@ -171,36 +189,44 @@ static inline int sring_pattern_fill_format(void *dst, __u32 format,
 		}
 		return 0;
 	}
+	/* Batches of base values, one loop per format (no switch per value:
+	 * the kernel's simulated device runs this in softirq). */
 	while (done < count) {
 		__u32 n = count - done < 64 ? (__u32)(count - done) : 64;
 		__u32 k;
 
 		sring_pattern_fill(base, element + done, n, seed);
-		for (k = 0; k < n; k++) {
-			__u64 index = done + k;
-			__u32 value = sring_pattern_value(base[k], format);
+		switch (format) {
+		case SRING_FMT_U8:
+		case SRING_FMT_S8:
+			for (k = 0; k < n; k++)
+				out[done + k] = (__u8)(base[k] >> 8);
+			break;
+		case SRING_FMT_S32:
+			for (k = 0; k < n; k++)
+				((__u32 *)out)[done + k] =
+					((__u32)base[k] << 16) | base[k];
+			break;
+		case SRING_FMT_F32:
+		case SRING_FMT_CF32:
+			for (k = 0; k < n; k++)
+				((__u32 *)out)[done + k] =
+					sring_pattern_f32_bits(base[k]);
+			break;
+		default:	/* SRING_FMT_SIM_PACKED12; done is even */
+			for (k = 0; k < n; k++) {
+				__u32 value = base[k] >> 4;
+				__u8 *pair = out + (done + k) / 2 * 3;
 
-			switch (format) {
-			case SRING_FMT_U8:
-			case SRING_FMT_S8:
-				out[index] = (__u8)value;
-				break;
-			case SRING_FMT_SIM_PACKED12: {
-				__u8 *pair = out + index / 2 * 3;
-
-				if (index % 2 == 0) {
+				if ((done + k) % 2 == 0) {
 					pair[0] = (__u8)value;
 					pair[1] = (__u8)(value >> 8);
 				} else {
 					pair[1] |= (__u8)(value << 4);
 					pair[2] = (__u8)(value >> 4);
 				}
-				break;
 			}
-			default:	/* s32, f32, cf32: 32-bit values */
-				((__u32 *)out)[index] = value;
-				break;
-			}
+			break;
 		}
 		done += n;
 	}
