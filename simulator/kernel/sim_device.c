@@ -63,8 +63,11 @@ MODULE_PARM_DESC(reserved,
 		 "Carve the rings from sring.ko's reserved region (reserved_base, reserved_size) instead of pages (default 0)");
 
 #define SRING_SIM_MAX_DEVICES		16
-/* Bound on blocks per tick, so one tick cannot hog the softirq. */
+/* Bounds on blocks and on bytes per tick, so one tick cannot hog the
+ * softirq (64 blocks of 1 MiB in a format filled value by value would take
+ * tens of milliseconds); what is left is made at the next tick. */
 #define SRING_SIM_MAX_BLOCKS_PER_TICK	64
+#define SRING_SIM_MAX_BYTES_PER_TICK	(4U << 20)
 /* Shortest timer period: blocks due within it complete together, as DMA
  * completions coalesced by an interrupt moderation timer would. */
 #define SRING_SIM_MIN_PERIOD_NS		(50 * NSEC_PER_USEC)
@@ -172,14 +175,16 @@ static enum hrtimer_restart sring_sim_tick(struct hrtimer *timer)
 	enum sring_sim_made made_one;
 	ktime_t now = ktime_get();
 	ktime_t next;
-	int made = 0;
+	int made = 0, most;
 
 	spin_lock(&sim->lock);
+	most = clamp_t(u32, SRING_SIM_MAX_BYTES_PER_TICK / sim->config.block_bytes,
+		       1, SRING_SIM_MAX_BLOCKS_PER_TICK);
 	if (ktime_before(now, sim->stall_until))
 		goto rearm;
 
 	/* A burst: blocks completed ahead of the schedule. */
-	while (sim->burst_blocks && made < SRING_SIM_MAX_BLOCKS_PER_TICK) {
+	while (sim->burst_blocks && made < most) {
 		made_one = sring_sim_make_block(sim, now);
 		if (made_one == SIM_ENDED)
 			goto ended;
@@ -189,7 +194,7 @@ static enum hrtimer_restart sring_sim_tick(struct hrtimer *timer)
 		sim->blocks_made++;
 		made++;
 	}
-	while (made < SRING_SIM_MAX_BLOCKS_PER_TICK) {
+	while (made < most) {
 		if (paced && ktime_before(now, ktime_add_ns(sim->start,
 				sring_sim_due_ns(sim, sim->blocks_made))))
 			break;
