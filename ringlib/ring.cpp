@@ -108,10 +108,10 @@ Status validate_producer_identity(const sring_producer_page& page, uint64_t file
     return make_error(EPROTO, "block size {} is not a multiple of {} up to {} and half the ring",
                       page.block_bytes, SRING_BLOCK_ALIGN, SRING_MAX_BLOCK_BYTES);
   }
-  if (!SampleLayout::from_page(page).valid()) {
-    return make_error(EPROTO, "unknown sample layout: format {}, {} channels, {} bits", page.sample_format,
-                      page.channels, page.bits_per_sample);
-  }
+  // Not the layout: it is configuration (it changes while stopped, a
+  // monitor may attach during SET_CONFIG's stores, and a later minor may
+  // add formats this ringlib does not know). Each block's layout is checked
+  // by BlockCursor::next() before anyone reads its payload.
   if (file_size != 0 && file_size != page.data_offset + page.ring_size) {
     return make_error(EPROTO, "ring file is {} bytes, its producer page says {}", file_size,
                       page.data_offset + page.ring_size);
