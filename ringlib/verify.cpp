@@ -70,7 +70,8 @@ uint64_t count_pattern_mismatches(const std::byte* payload, const SampleLayout& 
   // aligned with the block's first value.
   constexpr uint64_t kBatchValues = 4096;
   const uint64_t batch_frames = std::max<uint64_t>(2, (kBatchValues / per_frame) & ~uint64_t{1});
-  std::array<uint8_t, kBatchValues * 4> expected;  // at most 4096 values of at most 32 bits
+  // at most 4096 values of at most 32 bits, aligned for the 32-bit stores of the fill
+  alignas(8) std::array<uint8_t, kBatchValues * 4> expected;
   const uint64_t value_bits = layout.bits_per_sample / layout.components();
   uint64_t mismatches = 0;
   const auto* bytes = reinterpret_cast<const uint8_t*>(payload);

@@ -561,6 +561,14 @@ TEST(Formats, AsGivesTheBlocksOwnTypeInPlaceAndRefusesEveryOther) {
         EXPECT_EQ(block.payload().data(), span->data + (block.position() - span->begin) + SRING_BLOCK_HEADER_SIZE)
             << "the payload follows the block's header in the ring";
         expect_views(SampleTypes{}, block, *span, 1);
+        // samples(): the stored 16-bit values of u16 and s16 alike (what it
+        // was before 1.4), a FormatMismatch for every other format.
+        if (format == SRING_FMT_U16 || format == SRING_FMT_S16) {
+          EXPECT_EQ(static_cast<const void*>(block.samples().data()), static_cast<const void*>(block.payload().data()));
+          EXPECT_EQ(block.samples().size(), block.frames() * channels);
+        } else {
+          EXPECT_THROW((void)block.samples(), sring::FormatMismatch);
+        }
       });
       ASSERT_TRUE(n.has_value()) << n.error().message;
       EXPECT_EQ(seen, 3u);

@@ -76,8 +76,10 @@ class Block {
   std::span<const T> as() const {
     return typed_view<T>(payload_, frames(), layout_);
   }
-  // as<uint16_t>(): the format of ABI 1.0, kept for its callers.
-  std::span<const uint16_t> samples() const { return as<uint16_t>(); }
+  // The 16-bit values of a u16 or s16 block as stored, what samples()
+  // always was (ABI 1.0 had only those); any other format throws
+  // FormatMismatch.
+  std::span<const uint16_t> samples() const { return raw16_view(payload_, frames(), layout_); }
 
  private:
   sring_block_header header_;

@@ -109,4 +109,14 @@ std::span<const T> typed_view(const std::byte* payload, uint64_t frames, const S
   return {reinterpret_cast<const T*>(payload), static_cast<size_t>(frames * layout.channels)};
 }
 
+// The values of a u16 or s16 layout as stored (uint16_t), for callers
+// that treat both alike (Block::samples()); other formats throw.
+inline std::span<const uint16_t> raw16_view(const std::byte* payload, uint64_t frames, const SampleLayout& layout) {
+  if (layout.format != SRING_FMT_U16 && layout.format != SRING_FMT_S16) {
+    throw FormatMismatch("samples are " + describe(layout) +
+                         ", not 16-bit: samples() is for u16 and s16; use as<T>() or payload()");
+  }
+  return {reinterpret_cast<const uint16_t*>(payload), static_cast<size_t>(frames * layout.channels)};
+}
+
 }  // namespace sring

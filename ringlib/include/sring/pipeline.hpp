@@ -75,7 +75,9 @@ struct BlockDescriptor {
   std::span<const T> as() const {
     return typed_view<T>(block_payload(block), header->sample_count, layout());
   }
-  std::span<const uint16_t> samples() const { return as<uint16_t>(); }
+  std::span<const uint16_t> samples() const {
+    return raw16_view(block_payload(block), header->sample_count, layout());
+  }
 };
 
 // A contiguous run of whole blocks handed to one worker: ring positions
