@@ -410,7 +410,12 @@ void apply(sring_config& c, const py::kwargs& kwargs) {
       throw py::value_error("block_samples: the size of format " + sring::format_name(c.sample_format) +
                             " is its driver's; give block_bytes");
     }
-    const uint64_t bytes = SRING_BLOCK_HEADER_SIZE + sring_payload_bytes(*block_frames, c.channels ? c.channels : 1, bits);
+    // Frames beyond a largest block's bits are refused before the product
+    // that sizes them could wrap.
+    const uint64_t bytes = *block_frames > uint64_t{SRING_MAX_BLOCK_BYTES} * 8
+                               ? uint64_t{SRING_MAX_BLOCK_BYTES} + 1
+                               : SRING_BLOCK_HEADER_SIZE +
+                                     sring_payload_bytes(*block_frames, c.channels ? c.channels : 1, bits);
     if (bytes > SRING_MAX_BLOCK_BYTES) {
       throw py::value_error("block_samples: " + std::to_string(*block_frames) + " frames make blocks of more than " +
                             std::to_string(SRING_MAX_BLOCK_BYTES) + " bytes");

@@ -137,8 +137,9 @@ enum sring_sample_format {
 /* 1.4: formats from here to 0xffff belong to the device driver (a 12-bit
  * packed converter, a vendor's framing): sring checks only their size, which
  * the driver declares (bits_per_sample, below); the driver's documentation
- * says what they are. The simulated devices' own 12-bit packed format,
- * SRING_FMT_SIM_PACKED12, is in sring_pattern.h. */
+ * says what they are. 0x8000 is the simulated devices' own 12-bit packed
+ * format (SRING_FMT_SIM_PACKED12, sring_pattern.h): a driver numbers its
+ * own from 0x8001. */
 #define SRING_FMT_DEVICE_FIRST	0x8000U
 #define SRING_FMT_DEVICE_LAST	0xffffU
 

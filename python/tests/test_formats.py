@@ -234,6 +234,10 @@ def test_bad_format_and_channels_are_refused_and_change_nothing():
             sring.simulate(ring_size=64 * 1024, channels=bad)
     with pytest.raises(ValueError, match="driver"):
         sring.simulate(ring_size=64 * 1024, sample_format=0x8001, block_samples=100)
+    # A frame count whose size would wrap 64 bits is too large, not small.
+    for frames in (2**61 + 1000, 2**64 - 1, (1 << 20) * 8 + 1):
+        with pytest.raises(ValueError, match="block_samples"):
+            sring.simulate(ring_size=64 * 1024, sample_format="u8", block_samples=frames)
     with pytest.raises(OSError):
         sring.simulate(ring_size=64 * 1024, sample_format=0x8001, block_bytes=4096)  # the simulator cannot make it
     ring = sring.simulate(ring_size=64 * 1024, sample_rate=1e6, sample_format="cs16", channels=2)
