@@ -80,7 +80,7 @@ else
   check "modinfo: the device drivers depend on the core, with their parameters" bash -c "
     sim=\$(modinfo driver/sring_sim.ko) && edu=\$(modinfo driver/sring_edu.ko) &&
     echo \"\$sim\" | grep -q '^depends: *sring\$' && echo \"\$edu\" | grep -q '^depends: *sring\$' &&
-    test \$(echo \"\$sim\" | grep '^parm:' | grep -c 'default') -eq 5 &&
+    test \$(echo \"\$sim\" | grep '^parm:' | grep -c 'default') -eq 6 &&
     echo \"\$edu\" | grep -q '^alias: *pci:v00001234d000011E8' &&
     dig=\$(modinfo driver/sring_digitizer.ko) && echo \"\$dig\" | grep -q '^depends: *sring\$' &&
     echo \"\$dig\" | grep -q '^alias: *pci:v00001AF4d00001110' &&
