@@ -90,6 +90,12 @@ uint64_t count_pattern_mismatches(const std::byte* payload, const SampleLayout& 
           mismatches += std::memcmp(bytes + k * size, expected.data() + k * size, size) != 0;
         }
       }
+      // An odd last packed value leaves the top half of its second byte
+      // unused, and the contract says zero: anything else counts as one
+      // wrong value, so that every bit of the payload is checked.
+      if (layout.format == SRING_FMT_SIM_PACKED12 && values % 2 == 1 && (bytes[values / 2 * 3 + 1] & 0xf0) != 0) {
+        ++mismatches;
+      }
     }
     bytes += n * per_frame * value_bits / 8;  // n is even: whole bytes for packed12 too
     done += n;

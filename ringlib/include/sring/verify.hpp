@@ -20,7 +20,9 @@ namespace sring {
 // sample is two, I and Q; a frame is `channels` samples). The 16-bit
 // formats (u16, s16, cs16) take the vectorised path above; the others are
 // compared with the pattern written out in batches. A format the pattern
-// does not define (another device's own) counts every value as wrong.
+// does not define (another device's own) counts every value as wrong. In
+// sim-packed12 a non-zero padding nibble (after an odd last value) counts as
+// one wrong value.
 [[nodiscard]] uint64_t count_pattern_mismatches(const std::byte* payload, const SampleLayout& layout,
                                                 uint64_t first_frame, uint64_t frames, uint32_t seed);
 
