@@ -36,7 +36,7 @@
 #include <string>
 #include <vector>
 
-#include "consumer/cli.hpp"
+#include "tools/cli.hpp"
 #include "sring/consumer.hpp"
 #include "sring/device.hpp"
 #include "sring/net.hpp"

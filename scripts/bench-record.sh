@@ -29,12 +29,12 @@ made_dir=0
 if [ -z "$dir" ]; then dir=$(mktemp -d /var/tmp/sring-bench.XXXXXX); made_dir=1; fi
 raw=$(mktemp)
 trap 'rm -f "$raw" "$dir/bench.srec" "$dir/dd.bin"; [ $made_dir = 1 ] && rm -rf "$dir"' EXIT
-if ! bazel build --jobs=2 //consumer:sring-record >/tmp/sring-bench-record-build.log 2>&1; then
+if ! bazel build --jobs=2 //tools:sring-record >/tmp/sring-bench-record-build.log 2>&1; then
   cat /tmp/sring-bench-record-build.log >&2
   echo "bench-record: sring-record did not build" >&2
   exit 1
 fi
-record=bazel-bin/consumer/sring-record
+record=bazel-bin/tools/sring-record
 df -h "$dir" | tail -n1 | awk '{print "disk: " $1 " mounted on " $6 ", " $4 " free"}'
 echo "sring-record --sim --rate 0 --duration $seconds --block-size 1M --ring-size 64M --max-run 8M; $reps reps, interleaved"
 

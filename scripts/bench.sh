@@ -109,7 +109,7 @@ end() { timings+=("$1 $(( $(date +%s) - part_started )) s"); }
 
 if [ $plot_only = 0 ]; then
   echo "bench: building"
-  if ! bazel build --jobs=2 //bench:ring_bench //bench:scale_bench //bench:net_bench //consumer:sring-record >test-logs/bench-build.log 2>&1; then
+  if ! bazel build --jobs=2 //bench:ring_bench //bench:scale_bench //bench:net_bench //tools:sring-record >test-logs/bench-build.log 2>&1; then
     cat test-logs/bench-build.log >&2
     fail "the benchmarks did not build (test-logs/bench-build.log)"
   fi

@@ -21,12 +21,12 @@ prefix=/usr/local
 if [ "${1:-}" = "--prefix" ]; then prefix=$2; fi
 version=$(sed -n 's/^#define SRING_VERSION "\(.*\)"/\1/p' include/sring/sring_version.h)
 
-bazel build //ringlib //ringlib:verify //ringlib:format //simulator:usersim //consumer:acquire //consumer:ringstat \
-  //simulator:sring-sim //capi:libsring.so.1 2>&1 | grep -E '^(ERROR|FAILED)' && exit 1
+bazel build //ringlib //ringlib:verify //ringlib:format //simulator:usersim //tools:acquire //tools:ringstat \
+  //tools:sring-sim //capi:libsring.so.1 2>&1 | grep -E '^(ERROR|FAILED)' && exit 1
 
 mkdir -p "$prefix"/{bin,lib/pkgconfig,include/sring/detail,include/sring/sim} \
   "$prefix"/share/man/{man1,man4} "$prefix/share/sring"
-install -m 0755 bazel-bin/consumer/acquire bazel-bin/consumer/ringstat bazel-bin/simulator/sring-sim "$prefix/bin/"
+install -m 0755 bazel-bin/tools/acquire bazel-bin/tools/ringstat bazel-bin/tools/sring-sim "$prefix/bin/"
 install -m 0644 include/sring/*.h capi/include/sring/sring.h "$prefix/include/sring/"
 install -m 0644 ringlib/include/sring/*.hpp "$prefix/include/sring/"
 install -m 0644 ringlib/include/sring/detail/*.hpp "$prefix/include/sring/detail/"

@@ -11,7 +11,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup-deps.sh
 if [ "${SRING_HOST:-0}" = 1 ]; then
-  bazel build //consumer:acquire 2>&1 | grep -E '^(ERROR|FAILED)' || true
-  exec bazel-bin/consumer/acquire --sim --rate 20M --duration 5 "$@"
+  bazel build //tools:acquire 2>&1 | grep -E '^(ERROR|FAILED)' || true
+  exec bazel-bin/tools/acquire --sim --rate 20M --duration 5 "$@"
 fi
 exec tests/qemu/run-qemu-tests.sh --demo "$@"

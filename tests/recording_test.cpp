@@ -15,7 +15,7 @@
 
 #include <gtest/gtest.h>
 
-#include "consumer/record_writer.hpp"
+#include "tools/record_writer.hpp"
 #include "sring/consumer.hpp"
 #include "sring/recording.hpp"
 #include "sring/ring.hpp"

@@ -8,7 +8,7 @@
 #include <filesystem>
 #include <fstream>
 
-#include "consumer/ringstat.hpp"
+#include "tools/ringstat.hpp"
 #include "sring/sring_pattern.h"
 #include "sring/sim/host_ring.hpp"
 

@@ -19,7 +19,7 @@
 #include <atomic>
 #include <string>
 
-#include "consumer/cli.hpp"
+#include "tools/cli.hpp"
 #include "sring/dma/model.hpp"
 
 namespace {

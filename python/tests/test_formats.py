@@ -70,7 +70,7 @@ def test_every_format_and_channel_count_from_sring_sim(tmp_path, name, channels)
     socket = str(tmp_path / "sim.sock")
     # 1 M frames/s into a 128 KiB ring of 4 KiB blocks: the 0.2 s pause
     # below overflows it in every layout (drop-newest: counted losses).
-    sim = subprocess.Popen([f"{BIN}/simulator/sring-sim", "--socket", socket, "--format", name,
+    sim = subprocess.Popen([f"{BIN}/tools/sring-sim", "--socket", socket, "--format", name,
                             "--channels", str(channels), "--rate", "1M", "--duration", "0.4",
                             "--block-size", str(BLOCK_BYTES), "--ring-size", "128K"],
                            stderr=subprocess.PIPE, text=True)

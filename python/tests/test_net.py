@@ -14,7 +14,7 @@ import pytest
 import sring
 
 BIN = os.environ.get("SRING_BIN", "bazel-bin")
-PUBLISH = os.path.join(BIN, "consumer", "sring-publish")
+PUBLISH = os.path.join(BIN, "tools", "sring-publish")
 SEED = 7  # not the default 1: the test checks the seed came over the wire
 
 

@@ -16,8 +16,8 @@ import pytest
 import sring
 
 BIN = os.environ.get("SRING_BIN", "bazel-bin")
-RECORD = f"{BIN}/consumer/sring-record"
-SIM = f"{BIN}/simulator/sring-sim"
+RECORD = f"{BIN}/tools/sring-record"
+SIM = f"{BIN}/tools/sring-sim"
 DOC = os.path.join(os.path.dirname(__file__), "..", "..", "docs", "recording.md")
 
 
@@ -175,7 +175,7 @@ def test_replay_then_record_again_same_samples(tmp_path):
     # acquire verifies every replayed sample against the recorded seed.
     sock2 = tmp_path / "replay2.sock"
     sim = subprocess.Popen([SIM, "--socket", str(sock2), "--replay", str(first)], stderr=subprocess.PIPE, text=True)
-    acq = subprocess.run([f"{BIN}/consumer/acquire", "--sim-socket", str(sock2), "--duration", "60", "--allow-loss"],
+    acq = subprocess.run([f"{BIN}/tools/acquire", "--sim-socket", str(sock2), "--duration", "60", "--allow-loss"],
                          capture_output=True, text=True, timeout=60)
     sim.communicate(timeout=30)
     assert acq.returncode == 0, acq.stdout + acq.stderr

@@ -216,7 +216,7 @@ def test_errors_say_what_is_wrong():
 
 
 def run_simulator(socket, *args):
-    return subprocess.Popen([f"{BIN}/simulator/sring-sim", "--socket", socket, *args],
+    return subprocess.Popen([f"{BIN}/tools/sring-sim", "--socket", socket, *args],
                             stderr=subprocess.PIPE, text=True)
 
 
@@ -247,7 +247,7 @@ def test_same_counts_as_the_producer_and_as_acquire(tmp_path):
     assert c["samples"] + c["missing_samples"] == produced_samples and c["exact"]
 
     sim = run_simulator(str(tmp_path / "acq.sock"), *args)
-    acquire = subprocess.run([f"{BIN}/consumer/acquire", "--sim-socket", str(tmp_path / "acq.sock"),
+    acquire = subprocess.run([f"{BIN}/tools/acquire", "--sim-socket", str(tmp_path / "acq.sock"),
                               "--duration", "2", "--slow-us", "2000", "--allow-loss"],
                              capture_output=True, text=True, timeout=60)
     _, err = sim.communicate(timeout=30)

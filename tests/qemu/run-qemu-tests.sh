@@ -117,8 +117,8 @@ for module in sring sring_sim sring_edu sring_digitizer; do
   test -f "$work/src/driver/$module.ko" || build_failed "$module.ko is missing after the build"
 done
 guest_programs=(//tests/kernel:kernel_test //tests/conformance:conformance_kernel
-                //consumer:acquire-static //consumer:ringstat-static //capi:consume_from_c-static
-                //consumer:sring-record-static
+                //tools:acquire-static //tools:ringstat-static //capi:consume_from_c-static
+                //tools:sring-record-static
                 //devices/dma-model:sring-dma-model)
 # The benchmark shares this 2-core machine with other work: two jobs.
 jobs=(); [[ "$mode" = bench* ]] && jobs=(--jobs=2)
@@ -137,10 +137,10 @@ cp "$work/src/driver/sring.ko" "$work/src/driver/sring_sim.ko" "$work/src/driver
 cp packaging/udev/60-sring.rules "$root/60-sring.rules"
 cp bazel-bin/tests/kernel/kernel_test "$root/kernel_test"
 cp bazel-bin/tests/conformance/conformance_kernel "$root/conformance_kernel"
-cp bazel-bin/consumer/acquire-static "$root/acquire"
-cp bazel-bin/consumer/ringstat-static "$root/ringstat"
+cp bazel-bin/tools/acquire-static "$root/acquire"
+cp bazel-bin/tools/ringstat-static "$root/ringstat"
 cp bazel-bin/capi/consume_from_c-static "$root/consume_from_c"
-cp bazel-bin/consumer/sring-record-static "$root/sring-record"
+cp bazel-bin/tools/sring-record-static "$root/sring-record"
 (cd "$root" && find . | cpio -o -H newc --quiet | gzip -1) >"$work/initrd.gz"
 # The host side of the dma boots, a copy: later builds may replace bazel-bin's.
 cp bazel-bin/devices/dma-model/sring-dma-model "$work/sring-dma-model"

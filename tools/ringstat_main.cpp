@@ -14,9 +14,9 @@
 
 #include <fmt/format.h>
 
-#include "consumer/cli.hpp"
-#include "consumer/version.hpp"
-#include "consumer/ringstat.hpp"
+#include "tools/cli.hpp"
+#include "tools/version.hpp"
+#include "tools/ringstat.hpp"
 
 namespace {
 

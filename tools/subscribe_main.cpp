@@ -18,7 +18,7 @@
 
 #include <fmt/format.h>
 
-#include "consumer/cli.hpp"
+#include "tools/cli.hpp"
 #include "ringlib/error_format.hpp"
 #include "sring/net.hpp"
 #include "sring/verify.hpp"

@@ -1,4 +1,4 @@
-#include "consumer/ringstat.hpp"
+#include "tools/ringstat.hpp"
 
 #include <dirent.h>
 #include <sys/stat.h>

@@ -17,8 +17,8 @@
 
 #include <fmt/format.h>
 
-#include "consumer/cli.hpp"
-#include "consumer/version.hpp"
+#include "tools/cli.hpp"
+#include "tools/version.hpp"
 #include "ringlib/error_format.hpp"
 #include "sring/consumer.hpp"
 #include "sring/device.hpp"

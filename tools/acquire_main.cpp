@@ -25,9 +25,9 @@
 
 #include <fmt/format.h>
 
-#include "consumer/cli.hpp"
-#include "consumer/session.hpp"
-#include "consumer/version.hpp"
+#include "tools/cli.hpp"
+#include "tools/session.hpp"
+#include "tools/version.hpp"
 #include "ringlib/error_format.hpp"
 #include "sring/device.hpp"
 #include "sring/pipeline.hpp"

@@ -15,8 +15,8 @@
 
 #include <fmt/format.h>
 
-#include "consumer/cli.hpp"
-#include "consumer/version.hpp"
+#include "tools/cli.hpp"
+#include "tools/version.hpp"
 #include "ringlib/error_format.hpp"
 #include "sring/detail/barriers.hpp"
 #include "sring/sim/fd_passing.hpp"

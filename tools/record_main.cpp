@@ -32,10 +32,10 @@
 
 #include <fmt/format.h>
 
-#include "consumer/cli.hpp"
-#include "consumer/record_writer.hpp"
-#include "consumer/session.hpp"
-#include "consumer/version.hpp"
+#include "tools/cli.hpp"
+#include "tools/record_writer.hpp"
+#include "tools/session.hpp"
+#include "tools/version.hpp"
 #include "ringlib/error_format.hpp"
 #include "sring/consumer.hpp"
 #include "sring/recording.hpp"

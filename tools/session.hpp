@@ -8,7 +8,7 @@
 #include <optional>
 #include <string>
 
-#include "consumer/cli.hpp"
+#include "tools/cli.hpp"
 #include "sring/device.hpp"
 #include "sring/ring.hpp"
 #include "sring/sim/fd_passing.hpp"

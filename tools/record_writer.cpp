@@ -1,4 +1,4 @@
-#include "consumer/record_writer.hpp"
+#include "tools/record_writer.hpp"
 
 #include <fcntl.h>
 #include <sys/stat.h>

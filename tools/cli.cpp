@@ -1,4 +1,4 @@
-#include "consumer/cli.hpp"
+#include "tools/cli.hpp"
 
 #include <charconv>
 #include <cmath>

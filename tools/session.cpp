@@ -1,4 +1,4 @@
-#include "consumer/session.hpp"
+#include "tools/session.hpp"
 
 #include <sys/eventfd.h>
 
