@@ -14,3 +14,9 @@ SRING_HOT_COPTS = SRING_COPTS + [
     "-ftree-vectorize",
     "-fvect-cost-model=dynamic",
 ]
+
+# Debian's serial HDF5 keeps its headers apart (libhdf5-dev).
+HDF5_COPTS = [
+    "-isystem",
+    "/usr/include/hdf5/serial",
+]

@@ -17,6 +17,14 @@ packages=(
   dkms pkg-config groff-base man-db kmod
   # the Python binding: pybind11 and numpy for Debian's python3, pytest
   python3-dev pybind11-dev python3-numpy python3-pytest
+  # where users already work: SoapySDR (module, SoapySDRUtil, Python), GNU
+  # Radio 3.10 (its soapy source), HDF5 (libhdf5, h5py), Prometheus metrics
+  # (prometheus-cpp, and the server the test scrapes with), pip installs
+  # of the binding (meson-python, venv)
+  libsoapysdr-dev soapysdr-tools python3-soapysdr gnuradio
+  libhdf5-dev python3-h5py
+  prometheus-cpp-dev prometheus
+  python3-mesonpy meson ninja-build python3-pip python3-venv
 )
 
 missing=()

@@ -78,16 +78,14 @@ run_bazel_tests "host tests" 'tests(//...)' "${huge_env[@]}"
 run_bazel_tests "host tests (ASan+UBSan)" 'tests(//...)' --config=asan "${huge_env[@]}"
 run_bazel_tests "threaded tests (TSan)" 'attr(tags, concurrent, tests(//...))' --config=tsan
 
-echo "== Python binding: pytest against the user-space simulated device"
-py_dir=$(mktemp -d)
-if scripts/build-python.sh "$py_dir" >"$log_dir/python-build.log" 2>&1 &&
-   bazel build //simulator:sring-sim //consumer:acquire //consumer:sring-record //consumer:sring-publish >>"$log_dir/python-build.log" 2>&1; then
-  # Debian's python3, with the numpy and pytest it packages.
-  PYTHONPATH="$py_dir" SRING_BIN="$PWD/bazel-bin" /usr/bin/python3 -m pytest -q -p no:cacheprovider \
-    --junitxml="$log_dir/pytest.xml" python/tests >"$log_dir/pytest.log" 2>&1
-  tail -n 15 "$log_dir/pytest.log"
-  if [ -s "$log_dir/pytest.xml" ]; then
-    read -r total bad < <(/usr/bin/python3 - "$log_dir/pytest.xml" <<'PY'
+run_pytest() {  # run_pytest NAME SLUG DIR... (with the environment set by the caller)
+  local name="$1" slug="$2"; shift 2
+  # Debian's python3, with the numpy, pytest, h5py, SoapySDR and GNU Radio it packages.
+  /usr/bin/python3 -m pytest -q -p no:cacheprovider --junitxml="$log_dir/$slug.xml" "$@" \
+    >"$log_dir/$slug.log" 2>&1
+  tail -n 15 "$log_dir/$slug.log"
+  if [ -s "$log_dir/$slug.xml" ]; then
+    read -r total bad < <(/usr/bin/python3 - "$log_dir/$slug.xml" <<'PY'
 import sys, xml.etree.ElementTree as ET
 root = ET.parse(sys.argv[1]).getroot()
 suites = [root] if root.tag == "testsuite" else list(root)
@@ -96,20 +94,30 @@ bad = sum(int(s.get("failures", 0)) + int(s.get("errors", 0)) for s in suites)
 print(total, bad)
 PY
 )
-    record "Python binding (pytest)" "$total" "$bad"
-    [ "$total" -gt 0 ] || record "Python binding: no tests ran" 1 1
+    record "$name" "$total" "$bad"
+    [ "$total" -gt 0 ] || record "$name: no tests ran" 1 1
+    grep -E '^(FAILED|ERROR) ' "$log_dir/$slug.log" | sed "s|^|$name: |" >>"$log_dir/failed-targets.txt"
   else
-    record "Python binding: pytest wrote no results" 1 1
+    record "$name: pytest wrote no results" 1 1
   fi
+}
+
+echo "== Python binding, and sring where users already work (SoapySDR, GNU Radio, HDF5, pip, Prometheus)"
+py_dir=$(mktemp -d)
+if scripts/build-python.sh "$py_dir" >"$log_dir/python-build.log" 2>&1 &&
+   bazel build //... >>"$log_dir/python-build.log" 2>&1; then
+  PYTHONPATH="$py_dir" SRING_BIN="$PWD/bazel-bin" run_pytest "Python binding (pytest)" pytest python/tests
+  PYTHONPATH="$py_dir" SRING_BIN="$PWD/bazel-bin" SRING_SOURCE="$PWD" \
+    run_pytest "integrations: SoapySDR, GNU Radio, HDF5, pip, Prometheus (pytest)" integrations tests/integration
 else
-  cat "$log_dir/python-build.log"
-  record "Python binding: build" 1 1
+  tail -n 40 "$log_dir/python-build.log"
+  record "Python binding and integrations: build" 1 1
 fi
 rm -rf "$py_dir"
 
 echo "== streaming over ZeroMQ: publisher and workers in network namespaces (root only)"
-if bazel build //consumer:sring-publish //consumer:sring-subscribe >"$log_dir/netns-build.log" 2>&1; then
-  tests/net/netns_test.sh "$PWD/bazel-bin/consumer" >"$log_dir/netns.log" 2>&1
+if bazel build //tools:sring-publish //tools:sring-subscribe >"$log_dir/netns-build.log" 2>&1; then
+  tests/net/netns_test.sh "$PWD/bazel-bin/tools" >"$log_dir/netns.log" 2>&1
   grep -E '^NETNS |^netns:' "$log_dir/netns.log"
   summary=$(grep -E '^netns: [0-9]+ passed, [0-9]+ failed' "$log_dir/netns.log" | tail -n1)
   if [ -n "$summary" ]; then
