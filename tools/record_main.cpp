@@ -5,11 +5,14 @@
 //   sring-record --sim-socket PATH -o run.srec        an sring-sim process
 //   sring-record --device /dev/sring0 -o run.srec     the kernel device
 //   sring-record --check run.srec                     what a recording holds
+//   sring-record --sim -o run.h5                      HDF5 instead (docs/recording.md, "HDF5")
 //
 // Blocks go from the ring to the file without a copy in user space: the
 // Consumer's pull API (next()) holds runs of blocks in place, pwrite()
 // takes the ring's memory as its buffer, and only once the write returned
-// are they done() and released to the producer. A recorder slower than the
+// are they done() and released to the producer. To HDF5 (an output
+// named .h5/.hdf5, or --container h5), each block's payload is one chunk,
+// written from the ring's memory with H5Dwrite_chunk (tools/h5_writer.hpp). A recorder slower than the
 // device therefore shows as producer drops (counted, flagged in the next
 // block), never as a silent gap.
 //
@@ -33,6 +36,9 @@
 #include <fmt/format.h>
 
 #include "tools/cli.hpp"
+#ifdef SRING_RECORD_HDF5
+#include "tools/h5_writer.hpp"
+#endif
 #include "tools/record_writer.hpp"
 #include "tools/session.hpp"
 #include "tools/version.hpp"
@@ -48,7 +54,9 @@ using Clock = std::chrono::steady_clock;
 constexpr char kUsage[] =
     "usage: sring-record (--sim | --sim-socket PATH | --device PATH) --output FILE [options]\n"
     "       sring-record --check FILE [--no-verify]\n"
-    "  -o, --output FILE      the recording (created or truncated)\n"
+    "  -o, --output FILE      the recording (created or truncated): .srec, or HDF5 if FILE ends in\n"
+    "                         .h5 or .hdf5 (one chunk per block, docs/recording.md \"HDF5\")\n"
+    "  --container srec|h5    the file's kind whatever its name (default: by the name; srec)\n"
     "  --rate FRAMES_PER_S    sample rate in frames (one sample of each channel) per second,\n"
     "                         k/M/G suffixes (default 20M; 0: flat out)\n"
     "  --duration SECONDS     how long to record (default 5; SIGINT/SIGTERM end it early)\n"
@@ -61,17 +69,22 @@ constexpr char kUsage[] =
     "  --seed N               pattern seed (default 1)\n"
     "  --wait STRATEGY        eventfd, poll, spin, hybrid (default eventfd)\n"
     "  --max-run BYTES        largest write (default 1M, at most a quarter of the ring)\n"
-    "  --buffered             no O_DIRECT, write through the page cache\n"
+    "  --buffered             no O_DIRECT, write through the page cache (.srec; HDF5 always is)\n"
     "  --slow-us N            sleep N microseconds after each write (a slow disk)\n"
     "  --allow-loss           exit 0 if every lost sample is accounted for exactly\n"
     "  --check FILE           read a recording, verify it, say what it holds\n"
     "  --no-verify            with --check: do not compare samples with the pattern\n"
     "  --version              print the version and ABI version\n"
-    "Any layout is recorded as it is in the ring; \"samples\" in the figures count frames.\n";
+    "Any layout is recorded as it is in the ring (HDF5: every standard format, not sim-packed12\n"
+    "or a device's own); \"samples\" in the figures count frames. sring-export converts a .srec\n"
+    "to HDF5.\n";
+
+enum class Container { kByName, kSrec, kHdf5 };
 
 struct Options {
   SourceOptions source;
   std::string output;
+  Container container = Container::kByName;
   std::string check;
   double duration = 5;
   uint64_t max_run = 1 << 20;
@@ -109,6 +122,14 @@ Expected<Options> parse_options(int argc, char** argv) {
     if (!value) return value.error();
     if (option == "--output" || option == "-o") {
       options.output = std::string(*value);
+    } else if (option == "--container") {
+      if (*value == "srec") {
+        options.container = Container::kSrec;
+      } else if (*value == "h5" || *value == "hdf5") {
+        options.container = Container::kHdf5;
+      } else {
+        return make_error(EINVAL, "--container takes srec or h5, not {}", *value);
+      }
     } else if (option == "--check") {
       options.check = std::string(*value);
     } else if (option == "--duration") {
@@ -132,6 +153,19 @@ Expected<Options> parse_options(int argc, char** argv) {
     return make_error(EINVAL, "say where to record from: --sim, --sim-socket or --device");
   }
   if (options.output.empty()) return make_error(EINVAL, "say where to record to: --output FILE");
+#ifdef SRING_RECORD_HDF5
+  if (options.container == Container::kByName) {
+    options.container = recording::is_hdf5_path(options.output) ? Container::kHdf5 : Container::kSrec;
+  }
+#else
+  if (options.container == Container::kHdf5 ||
+      (options.container == Container::kByName &&
+       (options.output.ends_with(".h5") || options.output.ends_with(".hdf5")))) {
+    return make_error(EINVAL, "this sring-record (the static build) writes .srec only: record to .srec and "
+                              "convert it with sring-export, or use the dynamic sring-record");
+  }
+  options.container = Container::kSrec;
+#endif
   // A recorder writes from the ring's memory while the blocks are held; under
   // overwrite-oldest the producer takes them back regardless, and the file
   // would get torn blocks.
@@ -147,6 +181,72 @@ uint64_t clock_ns(clockid_t clock) {
   ::clock_gettime(clock, &ts);
   return static_cast<uint64_t>(ts.tv_sec) * 1'000'000'000u + static_cast<uint64_t>(ts.tv_nsec);
 }
+
+// The file being written: a .srec (RecordingWriter) or HDF5 (H5Writer).
+class Output {
+ public:
+  static Expected<Output> create(const Options& options, const recording::FileHeader& header) {
+    Output out;
+#ifdef SRING_RECORD_HDF5
+    if (options.container == Container::kHdf5) {
+      auto h5 = recording::H5Writer::create(options.output, header);
+      if (!h5) return h5.error();
+      out.h5_.emplace(std::move(*h5));
+      return out;
+    }
+#endif
+    auto srec = recording::RecordingWriter::create(options.output, header, options.direct);
+    if (!srec) return srec.error();
+    out.srec_.emplace(std::move(*srec));
+    return out;
+  }
+
+  bool hdf5() const {
+#ifdef SRING_RECORD_HDF5
+    return h5_.has_value();
+#else
+    return false;
+#endif
+  }
+  Status append(const std::byte* blocks, uint64_t count) {
+#ifdef SRING_RECORD_HDF5
+    if (h5_) return h5_->append(blocks, count);
+#endif
+    return srec_->append(blocks, count);
+  }
+  uint64_t blocks_stored() const {
+#ifdef SRING_RECORD_HDF5
+    if (h5_) return h5_->blocks_stored();
+#endif
+    return srec_->blocks_stored();
+  }
+  // Frames: an HDF5 file may end on a short block; a .srec's are all full.
+  uint64_t samples_stored(uint64_t frames_per_block) const {
+#ifdef SRING_RECORD_HDF5
+    if (h5_) return h5_->samples_stored();
+#endif
+    return srec_->blocks_stored() * frames_per_block;
+  }
+  uint64_t blocks_given_back() const { return srec_ ? srec_->blocks_given_back() : 0; }
+  Status finish(recording::FileTrailer& trailer, uint64_t frames_per_block) {
+#ifdef SRING_RECORD_HDF5
+    if (h5_) return h5_->finish(trailer);
+#endif
+    return srec_->finish(trailer, frames_per_block);
+  }
+  std::string_view how() const {
+    if (hdf5()) return "HDF5, a chunk per block by direct chunk writes, through the page cache";
+    return srec_->direct() ? "O_DIRECT, no copy" : "buffered: copied into the page cache";
+  }
+  // What holds the final accounting.
+  std::string_view closing_part() const { return hdf5() ? "attributes" : "trailer"; }
+
+ private:
+  std::optional<recording::RecordingWriter> srec_;
+#ifdef SRING_RECORD_HDF5
+  std::optional<recording::H5Writer> h5_;
+#endif
+};
 
 // What happened to the blocks the ring gave the recorder.
 struct Tally {
@@ -173,9 +273,12 @@ int record(const Options& options) {
   // quarters to fill while a run is written.
   const uint64_t max_run_blocks =
       std::max<uint64_t>(1, std::min(options.max_run, ring.ring_size() / 4) / block_bytes);
-  // Created before the device starts: a file that cannot be made loses nothing.
-  auto writer = recording::RecordingWriter::create(options.output, header, options.direct);
+  // Created before the device starts: a file that cannot be made (or a
+  // layout HDF5 cannot hold) loses nothing.
+  auto writer = Output::create(options, header);
   if (!writer) return runtime_error(writer.error());
+  // HDF5 takes a short block (a chunk padded in a copy); a .srec only full ones.
+  const bool short_blocks_ok = writer->hdf5();
 
   struct sigaction action {};
   action.sa_handler = on_stop_signal;
@@ -211,6 +314,7 @@ int record(const Options& options) {
     const std::byte* run = nullptr;
     uint64_t run_position = 0;
     uint64_t count = 0;
+    uint64_t run_frames = 0;
     std::optional<Error> bad_block;
     while (count < max_run_blocks) {
       auto next = consumer.next();
@@ -224,7 +328,9 @@ int record(const Options& options) {
         run_position = block.position();
       }
       ++count;
-      if (block.header().total_bytes != block_bytes || block.frames() != frames_per_block ||
+      run_frames += block.frames();
+      const bool frames_ok = short_blocks_ok ? block.frames() <= frames_per_block : block.frames() == frames_per_block;
+      if (block.header().total_bytes != block_bytes || !frames_ok ||
           block.layout() != layout || block.position() != run_position + (count - 1) * block_bytes) {
         bad_block = make_error(EPROTO,
                                "block {} is {} bytes with {} frames of {}, the recording takes whole blocks of {} "
@@ -237,10 +343,13 @@ int record(const Options& options) {
     if (count > 0) {
       const uint64_t good = bad_block ? count - 1 : count;
       uint64_t stored = 0;
+      uint64_t stored_frames = 0;
       if (!tally.write_error && good > 0) {
         const uint64_t before = writer->blocks_stored();
+        const uint64_t frames_before = writer->samples_stored(frames_per_block);
         const Status written = writer->append(run, good);
         stored = writer->blocks_stored() - before;
+        stored_frames = writer->samples_stored(frames_per_block) - frames_before;
         if (!written) tally.write_error = written.error();
       }
       if (bad_block && !tally.write_error) tally.write_error = *bad_block;
@@ -253,7 +362,7 @@ int record(const Options& options) {
         stop_producer(true);
       }
       tally.blocks_not_stored += count - stored;
-      tally.samples_not_stored += (count - stored) * frames_per_block;
+      tally.samples_not_stored += run_frames - stored_frames;
       // Only now, written (or given up on), may the producer have them back.
       auto done = consumer.done(count);
       if (!done) return runtime_error(done.error());
@@ -290,7 +399,7 @@ int record(const Options& options) {
 
   const uint64_t stored_bytes = writer->blocks_stored() * block_bytes;
   fmt::print("sring-record: {} -> {} ({}; {})\n", session.description, options.output, describe(layout),
-             writer->direct() ? "O_DIRECT, no copy" : "buffered: copied into the page cache");
+             writer->how());
   fmt::print("  stored         {:>16} blocks  {:>16} samples\n", trailer.blocks_stored, trailer.samples_stored);
   fmt::print("  rate           {:>16.1f} MB/s  over {:.2f} s\n", stored_bytes / seconds / 1e6, seconds);
   fmt::print("  produced       {:>16} blocks  {:>16} samples\n", c.blocks_produced, c.samples_produced);
@@ -304,12 +413,13 @@ int record(const Options& options) {
                g_stop_signal.load() == SIGINT ? "SIGINT" : "SIGTERM");
   }
   if (!finished) {
-    fmt::print(stderr, "sring-record: the trailer could not be written ({}): {} holds {} complete blocks and "
-                       "no trailer; the figures above are the accounting\n",
-               finished.error().message, options.output, writer->blocks_stored());
+    fmt::print(stderr, "sring-record: the {} could not be written ({}): {} holds {} complete blocks and "
+                       "no {}; the figures above are the accounting\n",
+               writer->closing_part(), finished.error().message, options.output, writer->blocks_stored(),
+               writer->closing_part());
     return 2;
   }
-  fmt::print("  trailer        {:>16}\n", writer->blocks_given_back() > 0
+  fmt::print("  {:<14} {:>16}\n", writer->closing_part(), writer->blocks_given_back() > 0
                                                ? fmt::format("written ({} blocks given back for room)",
                                                              writer->blocks_given_back())
                                                : std::string("written"));
