@@ -2,12 +2,15 @@
 // resets shown as resets, wrap-around of free-running counters, the sysfs
 // reader against a fake sysfs tree, and the ring-file reader; the layout
 // (format and channels, "cs16 x 2") shown, MS/s in frames and MB/s in bytes
-// of that layout.
+// of that layout. The Prometheus exporter's collection (ringstat
+// --prometheus): families, types, labels and values read from a fake ring at
+// each scrape; rings that go and come; the listen address.
 #include <gtest/gtest.h>
 
 #include <filesystem>
 #include <fstream>
 
+#include "tools/prometheus_exporter.hpp"
 #include "tools/ringstat.hpp"
 #include "sring/sring_pattern.h"
 #include "sring/sim/host_ring.hpp"
@@ -123,14 +126,18 @@ class FakeSysfs : public ::testing::Test {
   void SetUp() override {
     root_ = std::filesystem::path(::testing::TempDir()) / "sring-sysfs";
     std::filesystem::remove_all(root_);
-    write("sring0", "state", "running");
+    write_ring("sring0", "running", "0");
+    write("sring0", "ring_size", "4194304");
+    write("sring0", "samples_produced", "123456");
+  }
+  // Every file a ring's sysfs directory has before ABI 1.4, each counter = value.
+  void write_ring(const std::string& ring, const std::string& state, const std::string& value) {
+    write(ring, "state", state);
     for (const char* f : {"ring_size", "head", "tail", "blocks_produced", "samples_produced",
                           "blocks_dropped", "samples_dropped", "overruns", "wakeups", "bad_tails",
                           "high_water", "fill"}) {
-      write("sring0", f, "0");
+      write(ring, f, value);
     }
-    write("sring0", "ring_size", "4194304");
-    write("sring0", "samples_produced", "123456");
   }
   void write(const std::string& ring, const std::string& file, const std::string& value) {
     std::filesystem::create_directories(root_ / ring);
@@ -230,6 +237,192 @@ TEST(FileSource, TheLayoutFromTheProducerPage) {
   EXPECT_EQ(*s->layout, (sring::SampleLayout{SRING_FMT_CS16, 2, 32}));
   const auto r = sring::stat::make_report(path, std::nullopt, *s);
   EXPECT_NE(sring::stat::format_line(r, true).find("cs16 x 2"), std::string::npos);
+}
+
+// --- ringstat --prometheus --------------------------------------------------
+
+using prometheus::MetricFamily;
+using prometheus::MetricType;
+
+const MetricFamily* find_family(const std::vector<MetricFamily>& families, const std::string& name) {
+  for (const auto& f : families) {
+    if (f.name == name) return &f;
+  }
+  return nullptr;
+}
+
+// The value of the series with exactly these labels (ring first), or nullopt.
+std::optional<double> value_of(const std::vector<MetricFamily>& families, const std::string& name,
+                               const std::vector<prometheus::ClientMetric::Label>& labels) {
+  const MetricFamily* f = find_family(families, name);
+  if (f == nullptr) return std::nullopt;
+  for (const auto& m : f->metric) {
+    if (m.label != labels) continue;
+    return f->type == MetricType::Counter ? m.counter.value : m.gauge.value;
+  }
+  return std::nullopt;
+}
+
+size_t series_count(const std::vector<MetricFamily>& families) {
+  size_t n = 0;
+  for (const auto& f : families) n += f.metric.size();
+  return n;
+}
+
+TEST_F(FakeSysfs, PrometheusFamiliesFromAFakeRing) {
+  const std::pair<const char*, const char*> values[] = {
+      {"head", "9000"},          {"tail", "1000"},    {"blocks_produced", "70"},
+      {"samples_produced", "4000000000"}, {"blocks_dropped", "3"}, {"samples_dropped", "6144"},
+      {"overruns", "2"},         {"wakeups", "55"},   {"bad_tails", "1"},
+      {"high_water", "65536"},   {"fill", "8000"},    {"sample_format", "7"},
+      {"channels", "2"},         {"bits_per_sample", "32"}};
+  for (const auto& [file, value] : values) write("sring0", file, value);
+  write("sring0", "state", "overrun-stopped");
+  const sring::stat::RingCollector collector({}, root_);
+  const auto families = collector.Collect();
+
+  // Every counter with the _total suffix, typed counter; the gauges in base units.
+  const std::pair<const char*, double> counters[] = {
+      {"sring_samples_produced_total", 4e9}, {"sring_samples_dropped_total", 6144},
+      {"sring_blocks_produced_total", 70},   {"sring_blocks_dropped_total", 3},
+      {"sring_overruns_total", 2},           {"sring_wakeups_total", 55},
+      {"sring_bad_tails_total", 1},          {"sring_produced_bytes_total", 9000},
+      {"sring_released_bytes_total", 1000}};
+  for (const auto& [name, expected] : counters) {
+    const MetricFamily* f = find_family(families, name);
+    ASSERT_NE(f, nullptr) << name;
+    EXPECT_EQ(f->type, MetricType::Counter) << name;
+    EXPECT_FALSE(f->help.empty()) << name;
+    EXPECT_EQ(value_of(families, name, {{"ring", "sring0"}}), expected) << name;
+  }
+  const std::pair<const char*, double> gauges[] = {{"sring_fill_bytes", 8000},
+                                                   {"sring_ring_size_bytes", 4194304},
+                                                   {"sring_high_water_bytes", 65536},
+                                                   {"sring_frame_size_bytes", 8}};  // cs16 x 2
+  for (const auto& [name, expected] : gauges) {
+    const MetricFamily* f = find_family(families, name);
+    ASSERT_NE(f, nullptr) << name;
+    EXPECT_EQ(f->type, MetricType::Gauge) << name;
+    EXPECT_EQ(value_of(families, name, {{"ring", "sring0"}}), expected) << name;
+  }
+  // "samples" are frames, and HELP says so.
+  EXPECT_NE(find_family(families, "sring_samples_dropped_total")->help.find("frame"), std::string::npos);
+  EXPECT_NE(find_family(families, "sring_samples_produced_total")->help.find("frame"), std::string::npos);
+
+  // The state as a state set: one series per state, 1 for the current one.
+  const MetricFamily* state = find_family(families, "sring_state");
+  ASSERT_NE(state, nullptr);
+  EXPECT_EQ(state->type, MetricType::Gauge);
+  EXPECT_EQ(state->metric.size(), 5u);
+  EXPECT_EQ(value_of(families, "sring_state", {{"ring", "sring0"}, {"state", "overrun-stopped"}}), 1.0);
+  EXPECT_EQ(value_of(families, "sring_state", {{"ring", "sring0"}, {"state", "running"}}), 0.0);
+  EXPECT_EQ(value_of(families, "sring_state", {{"ring", "sring0"}, {"state", "stopped"}}), 0.0);
+  double sum = 0;
+  for (const auto& m : state->metric) sum += m.gauge.value;
+  EXPECT_EQ(sum, 1.0);
+  EXPECT_EQ(value_of(families, "sring_ring_info",
+                     {{"ring", "sring0"}, {"format", "cs16"}, {"channels", "2"}, {"bits_per_sample", "32"}}),
+            1.0);
+  EXPECT_EQ(series_count(families), 9u + 4u + 5u + 1u) << "one series per family and ring, five states";
+
+  // Values are read at each scrape, never cached.
+  write("sring0", "samples_dropped", "7000");
+  write("sring0", "state", "running");
+  const auto later = collector.Collect();
+  EXPECT_EQ(value_of(later, "sring_samples_dropped_total", {{"ring", "sring0"}}), 7000.0);
+  EXPECT_EQ(value_of(later, "sring_state", {{"ring", "sring0"}, {"state", "running"}}), 1.0);
+}
+
+TEST_F(FakeSysfs, PrometheusUnknownLayoutAndState) {
+  write("sring0", "state", "sleeping");  // from a newer module
+  const auto families = sring::stat::RingCollector({"sring0"}, root_).Collect();
+  EXPECT_EQ(value_of(families, "sring_ring_info",
+                     {{"ring", "sring0"},
+                      {"format", "unknown"},
+                      {"channels", "unknown"},
+                      {"bits_per_sample", "unknown"}}),
+            1.0);
+  EXPECT_EQ(value_of(families, "sring_frame_size_bytes", {{"ring", "sring0"}}), 2.0) << "as ringstat's rates";
+  EXPECT_EQ(value_of(families, "sring_state", {{"ring", "sring0"}, {"state", "sleeping"}}), 1.0);
+  EXPECT_EQ(value_of(families, "sring_state", {{"ring", "sring0"}, {"state", "running"}}), 0.0);
+}
+
+TEST_F(FakeSysfs, PrometheusRingsThatGoAndCome) {
+  write_ring("sring1", "stopped", "5");
+  const sring::stat::RingCollector all({}, root_);  // every kernel ring, listed at each scrape
+  const sring::stat::RingCollector named({"/dev/sring0"}, root_);
+  auto families = all.Collect();
+  EXPECT_EQ(value_of(families, "sring_samples_produced_total", {{"ring", "sring0"}}), 123456.0);
+  EXPECT_EQ(value_of(families, "sring_samples_produced_total", {{"ring", "sring1"}}), 5.0);
+
+  std::filesystem::remove_all(root_ / "sring0");  // the module removed the ring
+  families = all.Collect();
+  EXPECT_EQ(value_of(families, "sring_samples_produced_total", {{"ring", "sring0"}}), std::nullopt)
+      << "no stale series";
+  EXPECT_EQ(value_of(families, "sring_samples_produced_total", {{"ring", "sring1"}}), 5.0);
+  for (const auto& f : families) {
+    for (const auto& m : f.metric) EXPECT_EQ(m.label.front().value, "sring1") << f.name;
+  }
+  const auto none = named.Collect();
+  EXPECT_EQ(series_count(none), 0u) << "a named ring that is gone is not exported either";
+
+  write_ring("sring0", "running", "0");  // back (the module reloaded)
+  write_ring("sring2", "running", "9");  // a new ring
+  write("sring3", "state", "running");   // a new one, incomplete: left out, the others stay
+  families = all.Collect();
+  EXPECT_EQ(value_of(families, "sring_samples_produced_total", {{"ring", "sring0"}}), 0.0);
+  EXPECT_EQ(value_of(families, "sring_samples_produced_total", {{"ring", "sring2"}}), 9.0) << "picked up";
+  EXPECT_EQ(value_of(families, "sring_samples_produced_total", {{"ring", "sring3"}}), std::nullopt);
+  EXPECT_EQ(value_of(named.Collect(), "sring_state", {{"ring", "sring0"}, {"state", "running"}}), 1.0);
+}
+
+TEST(Prometheus, ARingFileIsReadAtEachScrapeAndLeftOutWhenGone) {
+  auto created = sring::sim::HostRing::create(64 * 1024);
+  ASSERT_TRUE(created.has_value());
+  std::optional<sring::sim::HostRing> host(std::move(*created));
+  host->producer().samples_dropped = 777;
+  host->producer().state = SRING_STATE_RUNNING;
+  const std::string path = "/proc/self/fd/" + std::to_string(host->fd());
+  const sring::stat::RingCollector collector({path}, "/nonexistent");
+  EXPECT_EQ(value_of(collector.Collect(), "sring_samples_dropped_total", {{"ring", path}}), 777.0);
+  host->producer().samples_dropped = 778;
+  EXPECT_EQ(value_of(collector.Collect(), "sring_samples_dropped_total", {{"ring", path}}), 778.0);
+  EXPECT_EQ(value_of(collector.Collect(), "sring_ring_size_bytes", {{"ring", path}}), 64.0 * 1024);
+  host.reset();  // the producer is gone, and with it the ring file
+  EXPECT_EQ(series_count(collector.Collect()), 0u);
+}
+
+TEST(Prometheus, ListenAddresses) {
+  using sring::stat::parse_listen_address;
+  struct Case {
+    const char* text;
+    const char* civetweb;
+  } good[] = {{"9732", "9732"},
+              {":9732", "9732"},
+              {"0", "0"},
+              {"127.0.0.1:9732", "127.0.0.1:9732"},
+              {"localhost:80", "127.0.0.1:80"},
+              {"0.0.0.0:65535", "0.0.0.0:65535"},
+              {"[::1]:9732", "[::1]:9732"},
+              {"[::]:1", "[::]:1"}};
+  for (const auto& c : good) {
+    auto address = parse_listen_address(c.text);
+    ASSERT_TRUE(address.has_value()) << c.text << ": " << address.error().message;
+    EXPECT_EQ(address->civetweb(), c.civetweb) << c.text;
+  }
+  EXPECT_EQ(parse_listen_address("9732")->display(9732), "0.0.0.0:9732") << "a bare port: every IPv4 address";
+  EXPECT_EQ(parse_listen_address("[::1]:0")->display(4000), "[::1]:4000");
+  const std::pair<const char*, const char*> bad[] = {
+      {"", "the port"},          {"65536", "the port"},          {"9732s", "the port"},
+      {"-1", "the port"},        {"127.0.0.1:", "the port"},     {"host:80", "not an IP address"},
+      {"1.2.3:80", "not an IP address"}, {"::1:80", "brackets"}, {"[zz]:80", "not an IPv6 address"},
+      {"127.0.0.1", "the port"}};
+  for (const auto& [text, why] : bad) {
+    auto address = parse_listen_address(text);
+    ASSERT_FALSE(address.has_value()) << text;
+    EXPECT_NE(address.error().message.find(why), std::string::npos) << text << ": " << address.error().message;
+    EXPECT_NE(address.error().message.find("[ADDR:]PORT"), std::string::npos) << address.error().message;
+  }
 }
 
 }  // namespace

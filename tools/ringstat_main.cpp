@@ -1,32 +1,44 @@
 // ringstat: see at a glance whether acquisition is keeping up.
 //
 //   ringstat [-i SECONDS] [-c COUNT] [--json] [--once] [RING...]
+//   ringstat --prometheus [ADDR:]PORT [RING...]
 //
 // RING is sring0, /dev/sring0 or a ring file; without any, every ring the
 // sring module has. Reads only: sysfs for kernel rings, a read-only mapping
 // of the producer page for ring files; never disturbs a consumer.
+// --prometheus serves the counters to Prometheus instead (docs/metrics.md).
 #include <unistd.h>
 
 #include <csignal>
 #include <cstdio>
 #include <ctime>
+#include <optional>
 #include <thread>
 
 #include <fmt/format.h>
 
 #include "tools/cli.hpp"
-#include "tools/version.hpp"
+#include "tools/prometheus_serve.hpp"
 #include "tools/ringstat.hpp"
+#include "tools/version.hpp"
 
 namespace {
 
 constexpr char kUsage[] =
     "usage: ringstat [-i SECONDS] [-c COUNT] [--json] [--once] [RING...]\n"
+    "       ringstat --prometheus [ADDR:]PORT [RING...]\n"
     "  -i SECONDS   interval between reports (default 1)\n"
     "  -c COUNT     stop after COUNT reports (default: until interrupted)\n"
     "  --json       one JSON object per ring per interval\n"
     "  --once       one report after one interval (same as -c 1)\n"
-    "  RING         sring0, /dev/sring0 or a ring file (default: all kernel rings)\n"
+    "  --prometheus [ADDR:]PORT\n"
+    "               serve every ring's counters, state and fill to Prometheus at\n"
+    "               http://ADDR:PORT/metrics, read at each scrape, until interrupted. A bare\n"
+    "               PORT listens on every IPv4 address; 127.0.0.1:PORT on loopback only;\n"
+    "               port 0 takes a free one (printed). Rates are Prometheus' rate() of\n"
+    "               the _total counters (docs/metrics.md).\n"
+    "  RING         sring0, /dev/sring0 or a ring file (default: all kernel rings;\n"
+    "               with --prometheus, listed again at each scrape)\n"
     "  --version    print the version and ABI version\n"
     "Columns: layout is the sample format and channels (\"cs16 x 2\": complex 16-bit, two\n"
     "channels; \"?\" from a module before ABI 1.4). MS/s is millions of frames per second (a\n"
@@ -36,6 +48,14 @@ constexpr char kUsage[] =
 volatile std::sig_atomic_t interrupted = 0;
 
 void on_signal(int) { interrupted = 1; }
+
+std::string usage() {
+  std::string text = kUsage;
+  if (!sring::stat::prometheus_available()) {
+    text += "This static build has no --prometheus (prometheus-cpp is a shared library).\n";
+  }
+  return text;
+}
 
 int fail(const std::string& message) {
   fmt::print(stderr, "ringstat: {}\n", message);
@@ -49,6 +69,8 @@ int main(int argc, char** argv) {
   double interval = 1;
   uint64_t count = 0;
   bool json = false;
+  std::optional<std::string> prometheus;  // --prometheus [ADDR:]PORT
+  bool report_option = false;             // -i, -c, --once or --json given
   std::vector<std::string> specs;
   std::string sysfs_root = "/sys/class/sring";
   if (const char* root = std::getenv("SRING_SYSFS_ROOT")) sysfs_root = root;
@@ -61,13 +83,19 @@ int main(int argc, char** argv) {
       return 0;
     }
     if (option == "-h" || option == "--help") {
-      fmt::print("{}", kUsage);
+      fmt::print("{}", usage());
       return 0;
     } else if (option == "--json") {
-      json = true;
+      json = report_option = true;
     } else if (option == "--once") {
       count = 1;
+      report_option = true;
+    } else if (option == "--prometheus") {
+      auto value = args.value(option);
+      if (!value) return fail(value.error().message);
+      prometheus = std::string(*value);
     } else if (option == "-i" || option == "-c") {
+      report_option = true;
       auto value = args.value(option);
       if (!value) return fail(value.error().message);
       if (option == "-i") {
@@ -80,11 +108,18 @@ int main(int argc, char** argv) {
         count = *n;
       }
     } else if (!option.empty() && option[0] == '-') {
-      fmt::print(stderr, "ringstat: unknown option {}\n{}", option, kUsage);
+      fmt::print(stderr, "ringstat: unknown option {}\n{}", option, usage());
       return 2;
     } else {
       specs.emplace_back(option);
     }
+  }
+  if (prometheus) {
+    // A server, not a report: the interval, count and output options do not apply.
+    if (report_option) {
+      return fail("--prometheus serves until interrupted: no -i, -c, --once or --json with it");
+    }
+    return stat::serve_prometheus({*prometheus, specs, sysfs_root});
   }
   if (specs.empty()) {
     specs = stat::list_kernel_rings(sysfs_root);
