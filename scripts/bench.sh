@@ -29,7 +29,7 @@
 #   pages   the user-space simulator's ring in 4 KiB against 2 MiB (hugetlb)
 #           pages: the in-place consumer's verify GB/s and CPU per GB at 20,
 #           200 and 2000 MS/s, rings of 4 MiB to 1 GiB (ring_bench
-#           --pages-sweep; pages-summary.txt is the README's table). Needs
+#           --pages-sweep; pages-summary.txt is docs/performance.md's table). Needs
 #           520 free 2 MiB pages: as root it reserves them for the part and
 #           gives the old count back after
 #   qemu-rings  the kernel ring of 4 MiB to 1 GiB in QEMU, in place against
@@ -163,7 +163,7 @@ if [ $plot_only = 0 ]; then
     { header scale; bazel-bin/bench/scale_bench "${scale_args[@]}" --json "$out/scale.json"; } | tee "$out/scale.txt"
     if [ $quick = 0 ]; then
       # Software counters only (this VM has no hardware ones): what the
-      # README's context-switch and migration figures come from.
+      # context-switch and migration figures of docs/performance.md come from.
       if ! command -v perf >/dev/null; then
         sudo=""; [ "$(id -u)" -ne 0 ] && sudo=sudo
         DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -q --no-install-recommends linux-perf >&2
