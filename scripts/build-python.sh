@@ -1,6 +1,6 @@
 #!/bin/bash
 # Builds the Python binding and assembles the package:
-#   scripts/build-python.sh DIR   ->  DIR/sring/{__init__.py,_sring.so}
+#   scripts/build-python.sh DIR   ->  DIR/sring/{__init__.py,_version.py,_sring.so}
 # For Debian's python3 (pybind11-dev, python3-numpy); then
 # PYTHONPATH=DIR python3 -c 'import sring'.
 set -euo pipefail
@@ -10,3 +10,6 @@ bazel build //python:_sring.so 2>&1 | grep -E '^(ERROR|FAILED)' && exit 1
 mkdir -p "$dest/sring"
 install -m 0644 python/sring/*.py "$dest/sring/"
 install -m 0755 bazel-bin/python/_sring.so "$dest/sring/_sring.so"
+# sring.__version__, the line meson.build generates for a pip install.
+version=$(sed -n 's/^#define SRING_VERSION "\(.*\)"$/\1/p' include/sring/sring_version.h)
+echo "__version__ = \"$version\"" >"$dest/sring/_version.py"

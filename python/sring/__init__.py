@@ -28,19 +28,43 @@ From sring-publish over ZeroMQ (docs/streaming.md), with the same accounting:
         ...                                          # block.samples: a read-only copy
 """
 
-from ._sring import (  # noqa: F401  (the public API)
-    SRING_ABI_VERSION,
-    Block,
-    Blocks,
-    FormatMismatch,
-    Ring,
-    connect,
-    open,
-    pattern,
-    simulate,
-    subscribe,
-    Subscriber,
-)
+import sys as _sys
 
-__all__ = ["SRING_ABI_VERSION", "Block", "Blocks", "FormatMismatch", "Ring", "connect", "open", "pattern",
+# Missing pieces are one-line ImportErrors that say what to install, not a
+# traceback from inside the extension: numpy first, which every block needs
+# (the extension only imports it when it makes the first array).
+try:
+    import numpy as _numpy  # noqa: F401
+except ImportError as _error:
+    raise ImportError(
+        f"sring needs numpy, which this Python ({_sys.executable}) cannot import ({_error}): install "
+        "python3-numpy (Debian) and use Debian's python3, or a venv of it made with --system-site-packages"
+    ) from None
+try:
+    from ._sring import (  # noqa: F401  (the public API)
+        SRING_ABI_VERSION,
+        Block,
+        Blocks,
+        FormatMismatch,
+        Ring,
+        connect,
+        open,
+        pattern,
+        simulate,
+        subscribe,
+        Subscriber,
+    )
+except ImportError as _error:  # missing, stale, or built for another Python
+    raise ImportError(
+        f"sring's extension module cannot be loaded by this Python ({_sys.executable}, "
+        f"{_sys.version.split()[0]}): {_error}; build it with this Python: "
+        "`python3 -m pip install --no-build-isolation --no-index .` in an sring checkout (docs/python.md)"
+    ) from None
+
+try:
+    from ._version import __version__  # generated from SRING_VERSION by the build
+except ImportError:  # sring/ used straight from a checkout
+    __version__ = "unknown"
+
+__all__ = ["__version__", "SRING_ABI_VERSION", "Block", "Blocks", "FormatMismatch", "Ring", "connect", "open", "pattern",
            "simulate", "subscribe", "Subscriber"]
