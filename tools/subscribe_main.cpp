@@ -19,6 +19,7 @@
 #include <fmt/format.h>
 
 #include "tools/cli.hpp"
+#include "tools/version.hpp"
 #include "ringlib/error_format.hpp"
 #include "sring/net.hpp"
 #include "sring/verify.hpp"
@@ -35,6 +36,7 @@ constexpr char kUsage[] =
     "  --hwm MESSAGES         receive high-water mark (default 1000)\n"
     "  --slow-us N            sleep N microseconds per block (a slow worker)\n"
     "  --no-verify            do not check samples\n"
+    "  --version              print the version and ABI version\n"
     "Blocks of any format and channel count are verified value by value; \"samples\" in the\n"
     "figures count frames (one sample of each channel), \"values\" what was compared.\n";
 
@@ -70,12 +72,9 @@ int main(int argc, char** argv) {
     fmt::print(stderr, "sring-subscribe: {}\n{}", message, kUsage);
     return 2;
   };
+  if (cli::answered_help_or_version(argc, argv, "sring-subscribe", kUsage)) return 0;
   while (!args.done()) {
     const std::string_view option = args.take();
-    if (option == "--help" || option == "-h") {
-      fmt::print("{}", kUsage);
-      return 0;
-    }
     if (option == "--no-verify") { verify = false; continue; }
     auto value = args.value(option);
     if (!value) return usage(value.error().message);
