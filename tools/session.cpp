@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <iterator>
+#include <type_traits>
 
 #include <fmt/format.h>
 
@@ -12,6 +13,11 @@
 #include "sring/sim/fd_passing.hpp"
 
 namespace sring {
+
+// session.hpp: a moved Session would leave InProcessSim's reference to its
+// host_ring behind.
+static_assert(!std::is_move_constructible_v<Session> && !std::is_move_assignable_v<Session> &&
+              !std::is_copy_constructible_v<Session>);
 
 Expected<bool> parse_source_option(std::string_view option, cli::Args& args, SourceOptions& source) {
   if (option == "--sim") {

@@ -95,7 +95,17 @@ class KernelDevice final : public ProducerControl {
   Device device_;
 };
 
+// Neither copied nor moved: open_session() fills one in place, and an
+// in-process simulated device (InProcessSim) keeps a reference to
+// host_ring, which a moved Session would leave behind, freed. Declare it
+// where it is used (or hold it by unique_ptr to pass it around).
 struct Session {
+  Session() = default;
+  Session(const Session&) = delete;
+  Session& operator=(const Session&) = delete;
+  Session(Session&&) = delete;
+  Session& operator=(Session&&) = delete;
+
   std::optional<sim::HostRing> host_ring;  // --sim: the ring lives here
   std::optional<Ring> ring;
   std::unique_ptr<ProducerControl> producer;
