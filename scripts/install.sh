@@ -1,7 +1,8 @@
 #!/bin/bash
 # Installs sring for users who do not build with Bazel:
 #   scripts/install.sh [--prefix DIR]     (default /usr/local)
-# DIR/bin: acquire, ringstat, sring-sim
+# DIR/bin: acquire, ringstat, sring-sim, sring-record, sring-export,
+#   sring-publish, sring-subscribe
 # DIR/lib/libringlib.a and DIR/lib/pkgconfig/sring.pc (C++: ringlib and
 #   the user-space simulated device; the archive has the fmt code it uses,
 #   the headers include none)
@@ -13,6 +14,7 @@
 #   python3 (on its path for DIR=/usr/local; else set PYTHONPATH)
 # DIR/share/man/man1, man4; DIR/share/sring/ (udev rule, modprobe example,
 #   examples/)
+# DIR/lib/SoapySDR/modules0.8/libsringSupport.so: the SoapySDR module
 # The module itself: make -C driver && make -C driver install, or DKMS
 # (scripts/dkms-install.sh).
 set -euo pipefail
@@ -22,11 +24,17 @@ if [ "${1:-}" = "--prefix" ]; then prefix=$2; fi
 version=$(sed -n 's/^#define SRING_VERSION "\(.*\)"/\1/p' include/sring/sring_version.h)
 
 bazel build //ringlib //ringlib:verify //ringlib:format //simulator:usersim //tools:acquire //tools:ringstat \
+  //tools:sring-publish //tools:sring-subscribe \
   //tools:sring-sim //capi:libsring.so.1 2>&1 | grep -E '^(ERROR|FAILED)' && exit 1
 
 mkdir -p "$prefix"/{bin,lib/pkgconfig,include/sring/detail,include/sring/sim} \
   "$prefix"/share/man/{man1,man4} "$prefix/share/sring"
-install -m 0755 bazel-bin/tools/acquire bazel-bin/tools/ringstat bazel-bin/tools/sring-sim "$prefix/bin/"
+install -m 0755 bazel-bin/tools/acquire bazel-bin/tools/ringstat bazel-bin/tools/sring-sim \
+  bazel-bin/tools/sring-publish bazel-bin/tools/sring-subscribe "$prefix/bin/"
+# sring-record (.srec and HDF5) and sring-export (.srec to HDF5): they link
+# Debian's libhdf5 (docs/recording.md, "HDF5").
+bazel build //tools:sring-record //tools:sring-export 2>&1 | grep -E '^(ERROR|FAILED)' && exit 1
+install -m 0755 bazel-bin/tools/sring-record bazel-bin/tools/sring-export "$prefix/bin/"
 install -m 0644 include/sring/*.h capi/include/sring/sring.h "$prefix/include/sring/"
 install -m 0644 ringlib/include/sring/*.hpp "$prefix/include/sring/"
 install -m 0644 ringlib/include/sring/detail/*.hpp "$prefix/include/sring/detail/"
@@ -83,4 +91,12 @@ install -m 0644 examples/*.cpp examples/*.c examples/*.py "$prefix/share/sring/e
 install -m 0644 man/acquire.1 man/ringstat.1 "$prefix/share/man/man1/"
 install -m 0644 man/sring.4 "$prefix/share/man/man4/"
 install -m 0644 packaging/udev/60-sring.rules packaging/modprobe.d/sring.conf "$prefix/share/sring/"
+# The SoapySDR module, driver=sring (docs/soapysdr.md), in SoapySDR 0.8's
+# module directory under the prefix (on its search path for /usr/local; for
+# another prefix set SOAPY_SDR_PLUGIN_PATH to it).
+bazel build //soapy:libsringSupport.so 2>&1 | grep -E '^(ERROR|FAILED)' && exit 1
+soapy_modules="$prefix/lib/SoapySDR/modules0.8"
+mkdir -p "$soapy_modules"
+install -m 0644 bazel-bin/soapy/libsringSupport.so "$soapy_modules/"
+echo "SoapySDR module: $soapy_modules/libsringSupport.so"
 echo "installed sring $version under $prefix"

@@ -149,11 +149,12 @@ echo "== benchmarks: they build, and a short run of each verifies every sample (
 # Benchmarks are "manual" targets, outside //...: built here so they cannot
 # rot. ring_bench exits 1 when a run delivers a wrong sample or inexact
 # accounting; a timed figure is never a verdict (scripts/bench.sh makes them).
-if bazel build //bench:ring_bench //bench:net_bench //bench:scale_bench >"$log_dir/bench-build.log" 2>&1; then
+if bazel build //bench:ring_bench //bench:net_bench //bench:scale_bench //bench:soapy_bench >"$log_dir/bench-build.log" 2>&1; then
   record "benchmarks build" 1 0
   if bazel-bin/bench/ring_bench --rates 20,200 --runs 1 --seconds 0.2 >"$log_dir/bench-smoke.log" 2>&1 &&
      bazel-bin/bench/ring_bench --quick --runs 1 --producer both >>"$log_dir/bench-smoke.log" 2>&1 &&
      bazel-bin/bench/scale_bench --quick >>"$log_dir/bench-smoke.log" 2>&1 &&
+     bazel-bin/bench/soapy_bench 1 >>"$log_dir/bench-smoke.log" 2>&1 &&
      { [ ${#huge_env[@]} -eq 0 ] || bazel-bin/bench/ring_bench --pages-sweep --rates 20 --ring-sizes 4M --runs 1 \
          --seconds 0.2 >>"$log_dir/bench-smoke.log" 2>&1; }; then
     record "benchmarks: every sample verified, accounting exact" 1 0

@@ -49,6 +49,12 @@ check "processing example accounts for every sample" bash -c "'$work/envelope' |
 check "worker pipeline example (Pipeline, per-worker envelopes) builds with g++ and pkg-config" bash -c \
   "g++ -O2 -Wall -Wextra -Werror examples/parallel_envelope.cpp \$(pkg-config --cflags --libs sring) -o '$work/parallel_envelope'"
 check "worker pipeline example accounts for every sample" bash -c "'$work/parallel_envelope' | grep -q 'every sample accounted for$'"
+# The README's C++ consumer, as printed there, so the front door cannot rot.
+sed -n '/^```cpp$/,/^```$/p' README.md | sed '1d;$d' >"$work/readme_first.cpp"
+check "README's C++ consumer builds with pkg-config sring and accounts for every sample" bash -c \
+  "test -s '$work/readme_first.cpp' &&
+   g++ -std=c++20 -O2 -Wall -Wextra -Werror '$work/readme_first.cpp' \$(pkg-config --cflags --libs sring) -o '$work/readme_first' &&
+   '$work/readme_first' | grep -q 'every sample accounted for$'"
 check "libsring.so.1: its soname, and nothing but sring_* exported" bash -c \
   "readelf -d '$work/prefix/lib/libsring.so.1' | grep -q 'SONAME.*libsring.so.1' &&
    test -z \"\$(nm -D --defined-only '$work/prefix/lib/libsring.so.1' | awk '{print \$3}' | grep -v '^sring_' | grep -v '^LIBSRING_1\$')\""
@@ -59,6 +65,8 @@ check "C API example runs against the shared library and says why a device is mi
    echo \"\$out\" | grep -q 'cannot open /dev/sring-missing' && test \$rc -eq 2"
 check "Python binding imports from the prefix and runs the README's numpy example" bash -c \
   "PYTHONPATH=\$(ls -d '$work'/prefix/lib/python3*/dist-packages) /usr/bin/python3 examples/spectrum.py | grep -q 'every sample accounted for\$'"
+check "SoapySDR finds the installed module (driver=sring, the simulator)" bash -c \
+  "SOAPY_SDR_PLUGIN_PATH='$work/prefix/lib/SoapySDR/modules0.8' SoapySDRUtil --find=driver=sring | grep -q 'driver = sring'"
 check "ABI header compiles and runs as C11" bash -c \
   "gcc -std=c11 -Wall -Wextra -Werror -I'$work/prefix/include' examples/abi_from_c.c -o '$work/abi_c' && '$work/abi_c' | grep -q 'ABI $abi'"
 for page in man1/acquire.1 man1/ringstat.1 man4/sring.4; do
