@@ -6,7 +6,11 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 dest=${1:?usage: build-python.sh DIR}
-bazel build //python:_sring.so 2>&1 | grep -E '^(ERROR|FAILED)' && exit 1
+# Stop on a failed build: a stale _sring.so from an earlier one must not be used.
+if ! out=$(bazel build //python:_sring.so 2>&1); then
+  echo "$out" | grep -E '^(ERROR|FAILED)' >&2 || echo "$out" | tail -n 20 >&2
+  exit 1
+fi
 mkdir -p "$dest/sring"
 install -m 0644 python/sring/*.py "$dest/sring/"
 install -m 0755 bazel-bin/python/_sring.so "$dest/sring/_sring.so"

@@ -19,13 +19,23 @@
 # (scripts/dkms-install.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# bazel build, or stop with its errors: nothing stale from an earlier build
+# may be installed.
+build() {
+  local out
+  if ! out=$(bazel build "$@" 2>&1); then
+    echo "$out" | grep -E '^(ERROR|FAILED)' >&2 || echo "$out" | tail -n 20 >&2
+    echo "install: bazel build $* failed" >&2
+    exit 1
+  fi
+}
 prefix=/usr/local
 if [ "${1:-}" = "--prefix" ]; then prefix=$2; fi
 version=$(sed -n 's/^#define SRING_VERSION "\(.*\)"/\1/p' include/sring/sring_version.h)
 
-bazel build //ringlib //ringlib:verify //ringlib:format //simulator:usersim //tools:acquire //tools:ringstat \
+build //ringlib //ringlib:verify //ringlib:format //simulator:usersim //tools:acquire //tools:ringstat \
   //tools:sring-publish //tools:sring-subscribe \
-  //tools:sring-sim //capi:libsring.so.1 2>&1 | grep -E '^(ERROR|FAILED)' && exit 1
+  //tools:sring-sim //capi:libsring.so.1
 
 mkdir -p "$prefix"/{bin,lib/pkgconfig,include/sring/detail,include/sring/sim} \
   "$prefix"/share/man/{man1,man4} "$prefix/share/sring"
@@ -33,7 +43,7 @@ install -m 0755 bazel-bin/tools/acquire bazel-bin/tools/ringstat bazel-bin/tools
   bazel-bin/tools/sring-publish bazel-bin/tools/sring-subscribe "$prefix/bin/"
 # sring-record (.srec and HDF5) and sring-export (.srec to HDF5): they link
 # Debian's libhdf5 (docs/recording.md, "HDF5").
-bazel build //tools:sring-record //tools:sring-export 2>&1 | grep -E '^(ERROR|FAILED)' && exit 1
+build //tools:sring-record //tools:sring-export
 install -m 0755 bazel-bin/tools/sring-record bazel-bin/tools/sring-export "$prefix/bin/"
 install -m 0644 include/sring/*.h capi/include/sring/sring.h "$prefix/include/sring/"
 install -m 0644 ringlib/include/sring/*.hpp "$prefix/include/sring/"
@@ -94,7 +104,7 @@ install -m 0644 packaging/udev/60-sring.rules packaging/modprobe.d/sring.conf "$
 # The SoapySDR module, driver=sring (docs/soapysdr.md), in SoapySDR 0.8's
 # module directory under the prefix (on its search path for /usr/local; for
 # another prefix set SOAPY_SDR_PLUGIN_PATH to it).
-bazel build //soapy:libsringSupport.so 2>&1 | grep -E '^(ERROR|FAILED)' && exit 1
+build //soapy:libsringSupport.so
 soapy_modules="$prefix/lib/SoapySDR/modules0.8"
 mkdir -p "$soapy_modules"
 install -m 0644 bazel-bin/soapy/libsringSupport.so "$soapy_modules/"

@@ -44,9 +44,9 @@ def make_venv(path, system_site_packages):
     return os.path.join(path, "bin", "python")
 
 
-def pip_install(python, source, cwd, **env):
+def pip_install(python, source, cwd, *options, **env):
     """pip install as docs/python.md says, output and errors together."""
-    result = subprocess.run([python, "-m", "pip", "install", "--no-build-isolation", "--no-index", source],
+    result = subprocess.run([python, "-m", "pip", "install", "--no-build-isolation", "--no-index", *options, source],
                             cwd=cwd, env=env_without_network(**env), stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True, timeout=900)
     assert "Looking in indexes" not in result.stdout and "Downloading" not in result.stdout, result.stdout
@@ -69,7 +69,9 @@ def installed(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("pip")
     python = make_venv(tmp / "venv", system_site_packages=True)
     before = mesonpy_files()
-    result = pip_install(python, SOURCE, cwd=tmp)
+    # Warnings are errors here, as in the Bazel build (a user's install
+    # only prints them).
+    result = pip_install(python, SOURCE, tmp, "--config-settings=setup-args=-Dwerror=true")
     assert result.returncode == 0, result.stdout
     assert f"Successfully installed sring-{VERSION}\n" in result.stdout
     assert "Requirement already satisfied: numpy in /usr/lib/python3/dist-packages" in result.stdout
