@@ -1,8 +1,10 @@
 #!/bin/bash
 # The whole test suite, from a fresh Debian 12 machine: installs what is
 # missing, then runs the host tests plain, under ASan+UBSan and (the
-# threaded ones) under TSan, then the QEMU tests of the kernel module.
-# Ends with one line: "sring: N passed, N failed".
+# threaded ones) under TSan; the Python binding and the integrations
+# (SoapySDR, GNU Radio, HDF5, pip, Prometheus); streaming, packaging,
+# benchmarks, sparse; then the QEMU tests of the kernel module (the stages:
+# docs/testing.md). Ends with one line: "sring: N passed, N failed".
 set -uo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup-deps.sh || { echo "sring: setup failed"; echo "0 passed, 1 failed"; exit 1; }
