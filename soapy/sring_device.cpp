@@ -85,6 +85,7 @@ SringDevice::SringDevice(DeviceOptions options) : options_(std::move(options)) {
 SringDevice::~SringDevice() {
   std::lock_guard lock(mutex_);
   if (stream_ && stream_->active && session_.producer) (void)session_.producer->stop_now();
+  wait_for_readers();  // a read waiting (another thread's) wakes: the producer stopped
   stream_.reset();  // its Consumer refers to the session's ring
   close_session();
 }
@@ -119,6 +120,9 @@ void SringDevice::open() {
 }
 
 void SringDevice::reopen(const DeviceOptions& previous) {
+  // The stream is not active here (the producer is stopped): a read still
+  // waiting on the ring about to close wakes at once.
+  wait_for_readers();
   if (stream_) {
     // Its Consumer refers to the ring about to close; activateStream() makes another.
     stream_->consumer.reset();
@@ -402,13 +406,13 @@ std::string SringDevice::read_setting(const std::string& key) const {
   if (key == "producer_samples_dropped") return std::to_string(load_relaxed(p.samples_dropped));
   const SringStream* s = stream_ && stream_->consumer ? stream_.get() : nullptr;
   const bool over = s && at_end(*s);
-  if (key == "samples_delivered") return std::to_string(s ? s->delivered : 0);
+  // The Consumer's accounting (blocks done; once the stream is over, also
+  // what the producer made after the last one, which it counted as
+  // dropped) and the blocks handed out and not done yet (sring_device.hpp).
+  if (key == "samples_delivered") return std::to_string(s ? s->consumer->counters().samples + s->pending_frames : 0);
   if (key == "samples_dropped") {
     if (!s) return "0";
-    // The gaps reported so far, and once the stream is over what the
-    // producer made after the last block (lost too: it counted them).
-    const uint64_t trailing = over ? load_relaxed(p.samples_produced) - s->expected_next : 0;
-    return std::to_string(s->missing + trailing);
+    return std::to_string(s->consumer->snapshot().missing_samples + s->pending_lost);
   }
   if (key == "overflows") return std::to_string(s ? s->overflows : 0);
   if (key == "overwritten_while_read") return std::to_string(s ? s->not_counted : 0);

@@ -10,6 +10,7 @@
 #include <SoapySDR/ConverterRegistry.hpp>
 #include <SoapySDR/Device.hpp>
 
+#include <condition_variable>
 #include <cstddef>
 #include <cstdint>
 #include <deque>
@@ -53,7 +54,7 @@ struct SringStream {
   std::string format;            // the caller's SoapySDR format
   SoapySDR::ConverterRegistry::ConverterFunction convert = nullptr;  // nullptr: the native format
   size_t out_bytes = 0;          // bytes of one sample in the caller's format
-  bool direct = false;           // direct buffer access possible: one channel of one, native format
+  bool direct = false;           // one channel of one, native format (direct_access() says the rest)
   bool active = false;
 
   std::unique_ptr<Consumer> consumer;
@@ -62,19 +63,29 @@ struct SringStream {
   // a block with a loss before it waits here after the SOAPY_SDR_OVERFLOW.
   std::optional<Block> current;
   uint64_t offset = 0;
+  uint64_t current_lost = 0;  // its Block::lost_before(), in pending_lost
   bool gap_reported = false;
   // Direct access: blocks handed out (after `current`), oldest first, with
-  // their handle and whether the caller released them.
+  // their handle, frames, the loss before them and whether the caller
+  // released them.
   struct Held {
     size_t handle;
+    uint64_t frames;
+    uint64_t lost;
     bool released;
   };
   std::deque<Held> held;
 
-  // The stream's accounting, in frames (samples per channel).
-  uint64_t delivered = 0;      // returned by readStream() or acquireReadBuffer()
-  uint64_t missing = 0;        // gaps before blocks handed out (reported as SOAPY_SDR_OVERFLOW)
-  uint64_t expected_next = 0;  // the frame after the last block handed out
+  // The stream's accounting, in frames (samples per channel), is the
+  // Consumer's (blocks done and counted, the gaps between them: a block the
+  // producer took back while it was read, under overwrite-oldest, is not
+  // counted, and the next one counted has its frames in its gap), plus the
+  // blocks handed out and not done yet: pending_frames of theirs returned
+  // (readStream()) or handed out (acquireReadBuffer()), and the gaps before
+  // them, pending_lost (reported as SOAPY_SDR_OVERFLOW). delivered() and
+  // dropped() in sring_device.cpp add them up.
+  uint64_t pending_frames = 0;
+  uint64_t pending_lost = 0;
   uint64_t handed_end = 0;     // ring position after the last block handed out
   uint64_t overflows = 0;      // SOAPY_SDR_OVERFLOW returned
   uint64_t overflows_status = 0;  // ... of those, told by readStreamStatus()
@@ -149,11 +160,21 @@ class SringDevice final : public SoapySDR::Device {
   uint64_t rate() const;
   uint32_t block_bytes() const;
   void check_rx(int direction, size_t channel) const;
+  // Why the stream has no direct buffer access now; empty if it has.
+  std::string no_direct_access(const SringStream& stream) const;
+  // Waits (giving mutex_, held, up while it waits) until no read is waiting
+  // for data unlocked: whatever closes, resets or releases into the ring or
+  // the stream's Consumer calls it first.
+  void wait_for_readers() const;
   void refuse_while_active(const std::string& what) const;
 
-  // The stream's next block into stream.current, waiting up to timeout;
-  // false if none came. Throws nothing: ring errors come back as a code.
+  // The stream's next block into stream.current, waiting up to timeout
+  // (mutex_ held on entry and exit, given up during the wait itself): 1 if
+  // one came, 0 if none. Throws nothing: ring errors come back as a code.
   int fetch(SringStream& stream, long timeoutUs, bool wait);
+  // Blocks handed out are done: no longer pending (counted or taken back,
+  // the Consumer's accounting has them now).
+  static void no_longer_pending(SringStream& stream, uint64_t frames, uint64_t lost);
   // The end of the stream: the producer stopped and everything was handed out.
   bool at_end(const SringStream& stream) const;
   // Direct access: the producer stopped and every block it made was handed
@@ -172,6 +193,10 @@ class SringDevice final : public SoapySDR::Device {
                 size_t at);
 
   mutable std::mutex mutex_;
+  // Reads waiting in Ring::wait() with mutex_ released (readSetting() and
+  // the rest stay answerable meanwhile); no_waiters_ tells when it is 0.
+  int waiters_ = 0;
+  mutable std::condition_variable_any no_waiters_;
   DeviceOptions options_;
   Session session_;
   bool session_started_ = false;  // the producer ran on this session: a new activation opens anew

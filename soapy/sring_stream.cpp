@@ -105,7 +105,11 @@ SoapySDR::Stream* SringDevice::setupStream(int direction, const std::string& for
 void SringDevice::closeStream(SoapySDR::Stream* stream) {
   std::lock_guard lock(mutex_);
   SringStream& s = stream_of(stream);
+  // The producer stops first: a read waiting for data then wakes at once.
   if (s.active && session_.producer) (void)session_.producer->stop_now();
+  s.active = false;
+  wait_for_readers();
+  (void)stream_of(stream);  // another thread may have closed it meanwhile
   stream_.reset();
 }
 
@@ -117,13 +121,17 @@ size_t SringDevice::getStreamMTU(SoapySDR::Stream* stream) const {
 
 int SringDevice::activateStream(SoapySDR::Stream* stream, int flags, long long, size_t numElems) {
   std::lock_guard lock(mutex_);
-  SringStream& s = stream_of(stream);
-  if (s.active) return 0;
+  if (stream_of(stream).active) return 0;
   if (flags != 0 || numElems != 0) {
     SoapySDR::log(SOAPY_SDR_ERROR, "sring: activateStream takes no flags, time or burst length: it streams until "
                                    "deactivated");
     return SOAPY_SDR_NOT_SUPPORTED;
   }
+  // The Consumer is replaced below: no read may still be waiting on it
+  // (the producer is stopped, so one that is wakes at once).
+  wait_for_readers();
+  SringStream& s = stream_of(stream);
+  if (s.active) return 0;
   s.consumer.reset();
   s.current.reset();
   s.held.clear();
@@ -180,8 +188,14 @@ int SringDevice::deactivateStream(SoapySDR::Stream* stream, int flags, long long
 
 // --- reading -------------------------------------------------------------
 
+void SringDevice::wait_for_readers() const {
+  no_waiters_.wait(mutex_, [this] { return waiters_ == 0; });
+}
+
 int SringDevice::fetch(SringStream& s, long timeoutUs, bool wait) {
-  for (int attempt = 0; attempt < 2; ++attempt) {
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::microseconds(std::max(timeoutUs, 0L));
+  bool waited = false;
+  for (;;) {
     auto next = s.consumer->next();
     if (!next) {
       SoapySDR::log(SOAPY_SDR_ERROR, "sring: " + next.error().message);
@@ -191,22 +205,65 @@ int SringDevice::fetch(SringStream& s, long timeoutUs, bool wait) {
       const Block& block = **next;
       s.current.emplace(block);
       s.offset = 0;
+      s.current_lost = block.lost_before();
       s.gap_reported = block.lost_before() == 0;
-      s.missing += block.lost_before();
+      s.pending_lost += block.lost_before();
       if (block.lost_before() != 0) s.last_gap_time = frame_time(block, 0);
-      s.expected_next = block.first_sample() + block.frames();
       s.handed_end = block.end_position();
       return 1;
     }
-    if (!wait || attempt == 1) return 0;
-    auto waited = s.consumer->wait(options_.source.wait, std::chrono::microseconds(std::max(timeoutUs, 0L)));
-    if (!waited) {
-      SoapySDR::log(SOAPY_SDR_ERROR, "sring: " + waited.error().message);
+    if (!wait) return 0;
+    // A wake-up without a whole block for us (a spurious one, or a block
+    // the producer took back meanwhile) waits again for the time left.
+    const auto left = std::chrono::duration_cast<std::chrono::nanoseconds>(deadline - std::chrono::steady_clock::now());
+    if (waited && left.count() <= 0) return 0;
+    waited = true;
+    // Consumer::wait() is flush() then Ring::wait(): the flush with the
+    // device held, the wait without it, so that settings, counters and
+    // deactivateStream() stay answerable from other threads while a read
+    // waits (GNU Radio polls read_setting()). The wait touches only the
+    // ring's shared pages and its own statistics; whatever would close,
+    // reset or release into the ring or the Consumer first waits for
+    // waiters_ to be 0 (wait_for_readers()).
+    s.consumer->flush();
+    Ring& ring = s.consumer->ring();
+    const WaitStrategy strategy = options_.source.wait;
+    struct Unlocked {
+      SringDevice& device;
+      explicit Unlocked(SringDevice& d) : device(d) {
+        ++device.waiters_;
+        device.mutex_.unlock();
+      }
+      ~Unlocked() {
+        device.mutex_.lock();
+        if (--device.waiters_ == 0) device.no_waiters_.notify_all();
+      }
+      Unlocked(const Unlocked&) = delete;
+      Unlocked& operator=(const Unlocked&) = delete;
+    };
+    Expected<bool> ready = [&] {
+      Unlocked unlocked(*this);
+      return ring.wait(strategy, std::max(left, std::chrono::nanoseconds(0)));
+    }();
+    if (!ready) {
+      SoapySDR::log(SOAPY_SDR_ERROR, "sring: " + ready.error().message);
       return SOAPY_SDR_STREAM_ERROR;
     }
-    if (!*waited) return 0;
+    if (!*ready) return 0;
   }
-  return 0;
+}
+
+void SringDevice::no_longer_pending(SringStream& s, uint64_t frames, uint64_t lost) {
+  // From here on the Consumer's accounting has them. A block the producer
+  // took back while it was read (overwrite-oldest) is not counted as
+  // delivered there: its frames, and the gap before it, become part of the
+  // gap before the next block counted (that is also how the producer counts
+  // them: dropped). So samples_dropped stays the producer's, and
+  // delivered + dropped == produced. What was read of it may be torn, or
+  // even a later lap's block (a block header read after the producer
+  // rewrote it): not the frames it claimed to be.
+  s.pending_frames -= frames;
+  s.pending_lost -= lost;
 }
 
 bool SringDevice::handed_all(const SringStream& s) const {
@@ -238,8 +295,10 @@ int SringDevice::after_end(SringStream& s, int& flags, long timeoutUs) {
 }
 
 int SringDevice::finish_current(SringStream& s) {
+  const uint64_t frames = s.current->frames();
   auto counted = s.consumer->done(1);
   s.current.reset();
+  no_longer_pending(s, frames, s.current_lost);
   if (!counted) {
     SoapySDR::log(SOAPY_SDR_ERROR, "sring: " + counted.error().message);
     return SOAPY_SDR_STREAM_ERROR;
@@ -300,6 +359,7 @@ void SringDevice::copy_out(SringStream& s, const Block& block, uint64_t from, si
 int SringDevice::readStream(SoapySDR::Stream* stream, void* const* buffs, size_t numElems, int& flags,
                             long long& timeNs, long timeoutUs) {
   std::unique_lock lock(mutex_);
+  wait_for_readers();  // one read at a time
   SringStream& s = stream_of(stream);
   flags = 0;
   timeNs = 0;
@@ -334,11 +394,14 @@ int SringDevice::readStream(SoapySDR::Stream* stream, void* const* buffs, size_t
     copy_out(s, block, s.offset, n, buffs, done);
     s.offset += n;
     done += n;
+    // Counted as it is copied out, before the block is done (then the
+    // Consumer counts it, or not: no_longer_pending()), so that an error
+    // below returns frames already counted.
+    s.pending_frames += n;
     if (s.offset == block.frames()) {
       if (const int finished = finish_current(s); finished < 0) return done ? static_cast<int>(done) : finished;
     }
   }
-  s.delivered += done;
   if (at_end(s)) {
     // The last samples carry END_BURST; a read that finds the end with
     // nothing left returns 0 with it.
@@ -378,20 +441,39 @@ size_t SringDevice::slot_of(const Block& block) const {
   return static_cast<size_t>((block.position() / block_bytes()) % slots);
 }
 
+std::string SringDevice::no_direct_access(const SringStream& s) const {
+  if (!s.direct) {
+    return "sring: direct access is for a one-channel device streamed in its native format (interleaved channels "
+           "and conversions go through readStream())";
+  }
+  // A block's handle is its slot, position / block size modulo the slots,
+  // and the slot's address is handle * block size: the block's own address
+  // (position modulo the ring size) only if the block size divides the ring
+  // size. Otherwise blocks land at ever other offsets, lap after lap.
+  const uint64_t ring = session_.ring->ring_size();
+  const uint32_t bytes = block_bytes();
+  if (bytes == 0 || ring % bytes != 0) {
+    return "sring: direct access needs a block size that divides the ring size (block_size=" +
+           std::to_string(bytes) + ", ring_size=" + std::to_string(ring) +
+           "): configure a power of two, or read with readStream()";
+  }
+  return {};
+}
+
 size_t SringDevice::getNumDirectAccessBuffers(SoapySDR::Stream* stream) {
   std::lock_guard lock(mutex_);
   const SringStream& s = stream_of(stream);
-  // 0 is SoapySDR's "no direct access" (interleaved channels or a conversion).
-  return s.direct ? static_cast<size_t>(session_.ring->ring_size() / block_bytes()) : 0;
+  // 0 is SoapySDR's "no direct access" (acquireReadBuffer() logs why).
+  return no_direct_access(s).empty() ? static_cast<size_t>(session_.ring->ring_size() / block_bytes()) : 0;
 }
 
 int SringDevice::getDirectAccessBufferAddrs(SoapySDR::Stream* stream, size_t handle, void** buffs) {
   std::lock_guard lock(mutex_);
   const SringStream& s = stream_of(stream);
+  if (!no_direct_access(s).empty()) return SOAPY_SDR_NOT_SUPPORTED;
   const uint64_t slots = session_.ring->ring_size() / block_bytes();
-  if (!s.direct || handle >= slots) return SOAPY_SDR_NOT_SUPPORTED;
-  // A slot's payload in the ring mapping: where the blocks of that handle
-  // are (block sizes that divide the ring size, e.g. powers of two).
+  if (handle >= slots) return SOAPY_SDR_NOT_SUPPORTED;
+  // A slot's payload in the ring mapping: where every block of that handle is.
   buffs[0] = const_cast<std::byte*>(session_.ring->data()) + handle * block_bytes() + SRING_BLOCK_HEADER_SIZE;
   return 0;
 }
@@ -399,12 +481,12 @@ int SringDevice::getDirectAccessBufferAddrs(SoapySDR::Stream* stream, size_t han
 int SringDevice::acquireReadBuffer(SoapySDR::Stream* stream, size_t& handle, const void** buffs, int& flags,
                                    long long& timeNs, long timeoutUs) {
   std::unique_lock lock(mutex_);
+  wait_for_readers();  // one read at a time
   SringStream& s = stream_of(stream);
   flags = 0;
   timeNs = 0;
-  if (!s.direct) {
-    SoapySDR::log(SOAPY_SDR_ERROR, "sring: direct access is for a one-channel device streamed in its native format "
-                                   "(interleaved channels and conversions go through readStream())");
+  if (const std::string why = no_direct_access(s); !why.empty()) {
+    SoapySDR::log(SOAPY_SDR_ERROR, why);
     return SOAPY_SDR_NOT_SUPPORTED;
   }
   if (!s.consumer) return wait_timeout(lock, timeoutUs);
@@ -430,14 +512,14 @@ int SringDevice::acquireReadBuffer(SoapySDR::Stream* stream, size_t& handle, con
   }
   s.current.reset();
   handle = slot_of(block);
-  s.held.push_back({handle, false});
+  s.held.push_back({handle, block.frames(), s.current_lost, false});
   // The block's address in the first copy of the mirrored mapping, the one
   // getDirectAccessBufferAddrs() gives (the Consumer's view of a run of
   // blocks may continue into the second copy).
   buffs[0] = session_.ring->data() + block.position() % session_.ring->ring_size() + SRING_BLOCK_HEADER_SIZE;
   timeNs = stream_time(s, frame_time(block, 0));
   flags = SOAPY_SDR_HAS_TIME;
-  s.delivered += block.frames();
+  s.pending_frames += block.frames();
   if (handed_all(s)) {
     flags |= SOAPY_SDR_END_BURST;
     s.end_reported = true;
@@ -447,6 +529,8 @@ int SringDevice::acquireReadBuffer(SoapySDR::Stream* stream, size_t& handle, con
 
 void SringDevice::releaseReadBuffer(SoapySDR::Stream* stream, size_t handle) {
   std::lock_guard lock(mutex_);
+  // Releasing moves the ring's tail, which a read waiting unlocked looks at.
+  wait_for_readers();
   SringStream& s = stream_of(stream);
   auto it = std::find_if(s.held.begin(), s.held.end(), [&](const auto& h) { return h.handle == handle && !h.released; });
   if (it == s.held.end()) {
@@ -457,12 +541,13 @@ void SringDevice::releaseReadBuffer(SoapySDR::Stream* stream, size_t handle) {
   // Consumer::done() releases oldest first: release the run of released
   // buffers at the front; a later one waits for those before it.
   uint64_t run = 0;
-  while (!s.held.empty() && s.held.front().released) {
-    s.held.pop_front();
-    ++run;
-  }
+  while (run < s.held.size() && s.held[run].released) ++run;
   if (run == 0) return;
   auto counted = s.consumer->done(run);
+  for (uint64_t i = 0; i < run; ++i) {
+    no_longer_pending(s, s.held.front().frames, s.held.front().lost);
+    s.held.pop_front();
+  }
   if (!counted) {
     SoapySDR::log(SOAPY_SDR_ERROR, "sring: " + counted.error().message);
     return;

@@ -169,6 +169,10 @@ struct Tally {
   uint64_t next = 0;        // the stream index of the next frame we expect
   uint64_t mismatches = 0;  // values not the pattern
   uint64_t late_mismatches = 0;  // direct access: values that changed while we held them
+  // Reads (direct access: blocks) with any mismatch. Under policy=overwrite
+  // the producer may take a block back while it is read, and its samples
+  // may then be torn: at most overwritten_while_read of them may be bad.
+  uint64_t bad_reads = 0;
   uint64_t overflows = 0;
   uint64_t reads = 0;
   uint64_t time_errors = 0;  // data without SOAPY_SDR_HAS_TIME, or time going backwards
@@ -179,28 +183,39 @@ struct Tally {
     if (!(flags & SOAPY_SDR_HAS_TIME) || time_ns < last_time) ++time_errors;
     last_time = time_ns;
   }
-  // After SOAPY_SDR_OVERFLOW the device's samples_dropped counts the gap.
+  // After SOAPY_SDR_OVERFLOW the device's samples_dropped counts the gap:
+  // the next frame is samples_delivered + samples_dropped (the device's
+  // delivered, not ours: blocks taken back while read count as dropped).
   void on_overflow(SoapySDR::Device& device) {
     ++overflows;
-    next = delivered + std::stoull(device.readSetting("samples_dropped"));
+    next = std::stoull(device.readSetting("samples_delivered")) + std::stoull(device.readSetting("samples_dropped"));
   }
 };
 
 // Prints the result line and returns the exit code: 0 only if every sample
-// was the pattern and delivered + dropped == produced exactly.
+// was the pattern (but for blocks the producer took back while read), and
+// the device's delivered + dropped == produced exactly. Ours is the
+// device's delivered, plus the frames of any block taken back.
 inline int report(const char* name, SoapySDR::Device& device, const Tally& t, double seconds) {
   const uint64_t dropped = std::stoull(device.readSetting("samples_dropped"));
   const uint64_t produced = std::stoull(device.readSetting("samples_produced"));
+  const uint64_t module_delivered = std::stoull(device.readSetting("samples_delivered"));
+  const uint64_t producer_dropped = std::stoull(device.readSetting("producer_samples_dropped"));
+  const uint64_t overwritten = std::stoull(device.readSetting("overwritten_while_read"));
   const bool exact = device.readSetting("exact") == "true";
-  const bool adds_up = t.delivered + dropped == produced;
+  const bool adds_up = module_delivered + dropped == produced &&
+                       (overwritten == 0 ? t.delivered == module_delivered : t.delivered > module_delivered);
   std::printf("%s: delivered=%llu dropped=%llu produced=%llu mismatches=%llu late_mismatches=%llu overflows=%llu "
-              "time_errors=%llu end_burst=%s exact=%s accounting=%s seconds=%.3f\n",
+              "time_errors=%llu end_burst=%s exact=%s accounting=%s seconds=%.3f module_delivered=%llu "
+              "producer_dropped=%llu overwritten=%llu bad_reads=%llu\n",
               name, static_cast<unsigned long long>(t.delivered), static_cast<unsigned long long>(dropped),
               static_cast<unsigned long long>(produced), static_cast<unsigned long long>(t.mismatches),
               static_cast<unsigned long long>(t.late_mismatches), static_cast<unsigned long long>(t.overflows),
               static_cast<unsigned long long>(t.time_errors), t.ended ? "yes" : "no", exact ? "yes" : "no",
-              adds_up ? "ok" : "BAD", seconds);
-  return t.mismatches == 0 && t.late_mismatches == 0 && t.time_errors == 0 && t.ended && exact && adds_up ? 0 : 1;
+              adds_up ? "ok" : "BAD", seconds, static_cast<unsigned long long>(module_delivered),
+              static_cast<unsigned long long>(producer_dropped), static_cast<unsigned long long>(overwritten),
+              static_cast<unsigned long long>(t.bad_reads));
+  return t.bad_reads <= overwritten && t.time_errors == 0 && t.ended && exact && adds_up ? 0 : 1;
 }
 
 // A driver=sring device, unmade when done with.

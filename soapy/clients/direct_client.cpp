@@ -31,6 +31,7 @@ int main(int argc, char** argv) {
       const void* data;
       uint64_t first;
       size_t frames;
+      bool bad;  // mismatched when acquired
     };
     std::vector<Held> held;
     Tally t;
@@ -45,7 +46,9 @@ int main(int argc, char** argv) {
       while (!held.empty()) {
         const Held h = held.back();
         held.pop_back();
-        t.late_mismatches += verifier.check(h.data, h.first, h.frames, 0);
+        const uint64_t late = verifier.check(h.data, h.first, h.frames, 0);
+        t.late_mismatches += late;
+        if (h.bad || late != 0) ++t.bad_reads;
         device->releaseReadBuffer(stream, h.handle);
         if (first && o.slow_us > 0 && !held.empty()) std::this_thread::sleep_for(std::chrono::microseconds(o.slow_us));
         first = false;
@@ -61,8 +64,9 @@ int main(int argc, char** argv) {
       if (n <= 0) return n;  // 0: the end, nothing to release
       t.on_time(flags, time_ns);
       if (handle >= buffers || addresses[handle] != data) ++address_errors;
-      t.mismatches += verifier.check(data, t.next, static_cast<size_t>(n), 0);
-      held.push_back({handle, data, t.next, static_cast<size_t>(n)});
+      const uint64_t wrong = verifier.check(data, t.next, static_cast<size_t>(n), 0);
+      t.mismatches += wrong;
+      held.push_back({handle, data, t.next, static_cast<size_t>(n), wrong != 0});
       t.next += static_cast<uint64_t>(n);
       t.delivered += static_cast<uint64_t>(n);
       if (held.size() >= o.hold || t.ended) release_all();

@@ -29,10 +29,12 @@ int main(int argc, char** argv) {
       const int n = device->readStream(stream, pointers.data(), o.elems, flags, time_ns, 100000);
       if (n > 0) {
         t.on_time(flags, time_ns);
+        const uint64_t before = t.mismatches;
         for (size_t i = 0; i < o.channels.size(); ++i) {
           t.mismatches += verifier.check(buffers[i].data(), t.next, static_cast<size_t>(n),
                                          static_cast<uint32_t>(o.channels[i]));
         }
+        if (t.mismatches != before) ++t.bad_reads;
         t.next += static_cast<uint64_t>(n);
         t.delivered += static_cast<uint64_t>(n);
       }

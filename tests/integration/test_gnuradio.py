@@ -37,9 +37,11 @@ def test_sim_every_sample_verified(fmt, stream):
     # The stop policy at a rate this machine keeps up with: the producer
     # never drops (it would end the stream instead), so blocks.head's count
     # arrives in order from index 0, every sample checked. cs16 -> cf32 and
-    # back go through SoapySDR's converters at full scale 32768: exact.
+    # back go through SoapySDR's converters at full scale 32768: exact. A
+    # 64 MiB ring (seconds of slack, not the default's quarter second) so
+    # that a Python sink stalled on a busy machine does not end the stream.
     n = 300_000
-    proc, r = run_flowgraph("--args", f"driver=sring,sim=1,format={fmt},policy=stop", "--rate", "2e6",
+    proc, r = run_flowgraph("--args", f"driver=sring,sim=1,format={fmt},policy=stop,ring_size=64M", "--rate", "2e6",
                             "--format", stream, "--samples", str(n))
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert (r["verified"], r["delivered"], r["bad"], r["gaps"], r["next"]) == (n, n, 0, 0, n), proc.stdout
@@ -48,7 +50,8 @@ def test_sim_every_sample_verified(fmt, stream):
 
 def test_sring_sim_process(tmp_path):
     sock = str(tmp_path / "gr.sock")
-    sim = start_sim(sock, "--rate", "2M", "--format", "cs16", "--policy", "stop", "--duration", "30")
+    sim = start_sim(sock, "--rate", "2M", "--format", "cs16", "--policy", "stop", "--ring-size", "64M",
+                    "--duration", "30")
     try:
         n = 250_000
         proc, r = run_flowgraph("--args", f"driver=sring,sim_socket={sock}", "--rate", "2e6", "--format", "cf32",

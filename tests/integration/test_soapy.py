@@ -11,6 +11,7 @@ Run by scripts/test.sh with SRING_BIN (bazel-bin: soapy/, tools/sring-sim)."""
 import re
 import signal
 import subprocess
+import threading
 import time
 
 import pytest
@@ -36,6 +37,12 @@ def client(kind, *args, timeout=90):
     r = dict(zip(keys, (int(v) for v in m.groups()[1:8])))
     r.update(end_burst=m.group(9), exact=m.group(10), accounting=m.group(11), rc=proc.returncode,
              out=proc.stdout + proc.stderr)
+    # The module's own figures, after the fixed part of the line.
+    line = proc.stdout[m.start():].splitlines()[0]
+    for key in ("module_delivered", "producer_dropped", "overwritten", "bad_reads"):
+        found = re.search(rf" {key}=(\d+)", line)
+        assert found, line
+        r[key] = int(found.group(1))
     return r
 
 
@@ -43,6 +50,7 @@ def assert_exact(r, losses):
     assert r["rc"] == 0, r["out"]
     assert r["mismatches"] == 0 and r["late_mismatches"] == 0 and r["time_errors"] == 0, r["out"]
     assert r["delivered"] + r["dropped"] == r["produced"], r["out"]
+    assert r["module_delivered"] == r["delivered"] and r["overwritten"] == 0, r["out"]
     assert (r["accounting"], r["exact"], r["end_burst"]) == ("ok", "yes", "yes"), r["out"]
     assert r["delivered"] > 0, r["out"]
     if losses:
@@ -87,17 +95,34 @@ def test_probe_reports_channels_formats_and_settings():
         assert f"* {setting} " in out, out
 
 
+RATE_LINE = re.compile(r"([\d.]+) Msps\s+([\d.]+) MBps")
+
+
 def test_rate_test_runs_against_the_simulator():
     # SoapySDRUtil --rate reads until interrupted and prints its rate about
-    # every five seconds: check that it streamed, not how fast.
+    # every five seconds: check that it streamed, not how fast. Its output
+    # is collected by a thread; the test waits for the first rate line (up
+    # to a minute: a busy machine may start it late), then interrupts it.
     proc = subprocess.Popen(["SoapySDRUtil", "--args=driver=sring,sim=1", "--rate=2e6", "--direction=RX"],
                             env=env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    time.sleep(6.5)
-    proc.send_signal(signal.SIGINT)
-    out, _ = proc.communicate(timeout=30)
+    lines = []
+    collector = threading.Thread(target=lambda: lines.extend(proc.stdout), daemon=True)
+    collector.start()
+    try:
+        deadline = time.monotonic() + 60
+        while not RATE_LINE.search("".join(lines)) and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.1)
+        proc.send_signal(signal.SIGINT)
+        proc.wait(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    collector.join(timeout=30)
+    out = "".join(lines)
     assert proc.returncode is not None and proc.returncode >= 0, out  # not killed by a signal (no crash)
     assert "Stream format: U16" in out and "Begin RX rate test at 2 Msps" in out, out
-    m = re.search(r"([\d.]+) Msps\s+([\d.]+) MBps", out)
+    m = RATE_LINE.search(out)
     assert m and float(m.group(1)) > 0, out
     assert "error" not in out.lower(), out
 
@@ -128,6 +153,20 @@ def test_a_format_the_device_does_not_have_is_refused():
     r = subprocess.run([tool("soapy/soapy-direct-client"), "--args", "driver=sring,sim=1,channels=2"],
                        env=env(), capture_output=True, text=True, timeout=30)
     assert r.returncode == 2 and "no direct access buffers" in r.stderr, r.stdout + r.stderr
+
+
+def test_direct_access_needs_a_block_size_that_divides_the_ring():
+    # 12k blocks (a 64-byte multiple, accepted) do not divide a 4 MiB ring:
+    # from the second lap on, a block is no longer where its handle's
+    # address is, so the module offers no direct access buffers (with one,
+    # the client would count address_errors and fail).
+    args = "driver=sring,sim=1,block_size=12k,ring_size=4M,rate=8M,policy=stop"
+    r = subprocess.run([tool("soapy/soapy-direct-client"), "--args", args, "--seconds", "1", "--hold", "2"],
+                       env=env(), capture_output=True, text=True, timeout=60)
+    assert r.returncode == 2 and "no direct access buffers" in r.stderr, r.stdout + r.stderr
+    # readStream() reads such a ring as any other.
+    r = client("stream", "--args", args, "--seconds", "1")
+    assert_exact(r, losses=False)
 
 
 # --- the clients: every sample verified, exact accounting ----------------
@@ -167,13 +206,85 @@ def test_slow_client_on_an_sring_sim_process(tmp_path, kind, sim_args, extra):
     try:
         # The client deactivates after 1.5 s: the module asks sring-sim to stop.
         r = client(kind, "--args", f"driver=sring,sim_socket={sock}", "--seconds", "1.5", *SLOW, *extra)
-    except BaseException:
-        stop_sim(sim)
-        raise
-    produced, dropped, _ = sim_totals(sim)
+        produced, dropped, _ = sim_totals(sim)
+    finally:
+        stop_sim(sim)  # on any failure above (a timeout included): no sring-sim left behind
     assert_exact(r, losses=True)
     # The module's figures are the producer's own.
     assert (r["produced"], r["dropped"]) == (produced, dropped), r["out"]
+
+
+@pytest.mark.parametrize("kind, extra", [
+    # Four blocks held, a 20 ms pause after the first release: the producer
+    # (8 MB/s into a 256 KiB ring) laps the ring meanwhile and takes held
+    # blocks back.
+    ("direct", ["--hold", "4"]),
+    # One block per read (its MTU), a pause every fourth: blocks are taken
+    # back while read, and some read after the producer rewrote them.
+    ("stream", ["--elems", "4064"]),
+])
+def test_overwrite_policy_blocks_taken_back_while_read_count_as_dropped(kind, extra):
+    # policy=overwrite: a block the producer takes back while it is read
+    # does not count as delivered, and its frames are dropped, as the
+    # producer counts them: the module's samples_dropped is the producer's
+    # samples_dropped, and its delivered + dropped == produced, exactly.
+    # The client got those blocks' frames (perhaps torn: at most one bad
+    # read per block taken back), so its own count is larger.
+    args = "driver=sring,sim=1,rate=4M,ring_size=256k,block_size=8k,policy=overwrite"
+    r = client(kind, "--args", args, "--seconds", "1.5", "--slow-us", "20000", "--slow-every", "4", *extra)
+    assert r["rc"] == 0 and r["time_errors"] == 0, r["out"]
+    assert (r["accounting"], r["exact"], r["end_burst"]) == ("ok", "yes", "yes"), r["out"]
+    assert r["overwritten"] > 0 and r["dropped"] > 0, r["out"]  # the case under test happened
+    assert r["module_delivered"] + r["dropped"] == r["produced"], r["out"]
+    assert r["dropped"] == r["producer_dropped"], r["out"]
+    assert r["module_delivered"] < r["delivered"], r["out"]
+    assert r["bad_reads"] <= r["overwritten"], r["out"]
+
+
+def test_read_setting_answers_while_a_read_waits():
+    # A read waiting for data (an idle producer: one block per 2016 s) must
+    # not hold the device: readSetting() and getSettingInfo() from another
+    # thread (GNU Radio polls read_setting()) answer at once, and
+    # deactivateStream() ends the wait. python3-soapysdr gives up the GIL in
+    # its calls. Each bound is half the read's 10 s timeout: a device held
+    # through the wait would take all of it.
+    script = r"""
+import threading, time, numpy as np, SoapySDR
+from SoapySDR import SOAPY_SDR_RX, SOAPY_SDR_END_BURST
+d = SoapySDR.Device("driver=sring,sim=1,rate=1,block_size=4096,policy=drop")
+s = d.setupStream(SOAPY_SDR_RX, "U16", [0])
+d.activateStream(s)
+buf = np.zeros(2016, np.uint16)
+waiting, done = threading.Event(), {}
+def reader():
+    waiting.set()
+    t = time.monotonic()
+    r = d.readStream(s, [buf], 2016, timeoutUs=10_000_000)
+    done["read"] = (r.ret, r.flags, time.monotonic() - t)
+th = threading.Thread(target=reader)
+th.start()
+waiting.wait()
+time.sleep(0.5)  # into its wait
+assert th.is_alive(), done
+t = time.monotonic()
+dropped = d.readSetting("samples_dropped")
+info = {a.key: a.value for a in d.getSettingInfo()}
+took = time.monotonic() - t
+assert th.is_alive(), done  # it was still waiting meanwhile
+assert took < 5, took
+assert dropped == "0" and info["state"] == "running", (dropped, info["state"])
+t = time.monotonic()
+d.deactivateStream(s)
+th.join(timeout=30)
+assert not th.is_alive()
+ret, flags, read_took = done["read"]
+assert ret == 0 and flags & SOAPY_SDR_END_BURST, done
+assert read_took < 5 and time.monotonic() - t < 5, (read_took, time.monotonic() - t)
+d.closeStream(s)
+print("answered in", took, "read ended after", read_took)
+"""
+    proc = subprocess.run(["/usr/bin/python3", "-c", script], env=env(), capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0 and "answered in" in proc.stdout, proc.stdout + proc.stderr
 
 
 # --- the SoapySDR API from Python (Debian's python3-soapysdr) -------------
