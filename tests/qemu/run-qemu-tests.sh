@@ -13,7 +13,7 @@
 #   tests/qemu/run-qemu-tests.sh --kernel-test FILTER   kernel_test's cases matching FILTER, then the
 #                                           conformance tests (all of them: they guard the counters)
 #   tests/qemu/run-qemu-tests.sh --late-commit  only the commit-after-stop scenario
-#   tests/qemu/run-qemu-tests.sh --capi     only the C API consumer
+#   tests/qemu/run-qemu-tests.sh --capi     only the C API consumer, sring-record and SoapySDR
 #   tests/qemu/run-qemu-tests.sh --bigring  only the 1 GiB rings (3 GiB guest, 32-bit edu engine)
 #   tests/qemu/run-qemu-tests.sh --bench-rings [quick] [SIZE...] [nopin]   ring sizes 4 MiB to 1 GiB,
 #                                           mmap against read() at 20, 200, 1000 MS/s (guest-bench-rings.sh;
@@ -119,6 +119,7 @@ done
 guest_programs=(//tests/kernel:kernel_test //tests/conformance:conformance_kernel
                 //tools:acquire-static //tools:ringstat-static //capi:consume_from_c-static
                 //tools:sring-record-static
+                //soapy:soapy-direct-client //soapy:soapy-stream-client //soapy:libsringSupport.so
                 //devices/dma-model:sring-dma-model)
 # The benchmark shares this 2-core machine with other work: two jobs.
 jobs=(); [[ "$mode" = bench* ]] && jobs=(--jobs=2)
@@ -141,6 +142,18 @@ cp bazel-bin/tools/acquire-static "$root/acquire"
 cp bazel-bin/tools/ringstat-static "$root/ringstat"
 cp bazel-bin/capi/consume_from_c-static "$root/consume_from_c"
 cp bazel-bin/tools/sring-record-static "$root/sring-record"
+# SoapySDR's driver=sring and its two verifying clients are dynamic (SoapySDR
+# loads modules with dlopen): the guest runs them with this machine's loader
+# and the libraries they link, copied into /soapy.
+mkdir -p "$root/soapy/lib" "$root/soapy/modules"
+cp bazel-bin/soapy/soapy-direct-client bazel-bin/soapy/soapy-stream-client "$root/soapy/"
+cp bazel-bin/soapy/libsringSupport.so "$root/soapy/modules/"
+soapy_libs=$(ldd bazel-bin/soapy/soapy-direct-client bazel-bin/soapy/soapy-stream-client \
+  bazel-bin/soapy/libsringSupport.so | awk '$2 == "=>" && $3 ~ /^\// {print $3}' | sort -u)
+[ -n "$soapy_libs" ] || build_failed "ldd found no libraries for the SoapySDR clients"
+for lib in $soapy_libs; do cp -L "$lib" "$root/soapy/lib/"; done
+interp=$(readelf -l bazel-bin/soapy/soapy-direct-client | sed -n 's/.*Requesting program interpreter: \(.*\)]/\1/p')
+cp -L "$interp" "$root/soapy/ld.so" || build_failed "no program interpreter for the SoapySDR clients"
 (cd "$root" && find . | cpio -o -H newc --quiet | gzip -1) >"$work/initrd.gz"
 # The host side of the dma boots, a copy: later builds may replace bazel-bin's.
 cp bazel-bin/devices/dma-model/sring-dma-model "$work/sring-dma-model"
