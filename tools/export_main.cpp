@@ -7,8 +7,10 @@
 //
 // Exit status: 0 converted (a .srec without its trailer too: what it holds,
 // with complete = false and a warning); 2 errors (no input, not a
-// recording, a corrupt block, a layout HDF5 cannot hold, an unwritable or
-// full output).
+// recording, a corrupt block, a layout HDF5 cannot hold, the input itself
+// as the output, an unwritable or full output).
+#include <sys/stat.h>
+
 #include <algorithm>
 #include <string>
 
@@ -29,6 +31,7 @@ constexpr char kUsage[] =
     "  Converts an sring recording (sring-record's .srec) to HDF5: /samples with one chunk per\n"
     "  block (rows are frames since the start of the run), /gaps for the rows that are fill,\n"
     "  the run's configuration and accounting as attributes of / (docs/recording.md, \"HDF5\").\n"
+    "  OUT.h5 is a new file: never IN.srec itself (or a link to it).\n"
     "  Formats: u8 s8 u16 s16 s32 f32 cs16 cf32 (not sim-packed12 or a device's own).\n"
     "  --version              print the version and ABI version\n";
 
@@ -40,9 +43,25 @@ int fail(const std::string& message) {
   return 2;
 }
 
+// True if `out` exists and is the file `in` names (the same path, a hard
+// link, or a symlink to it, either way): creating the output truncates it,
+// and the input is read from a mapping of it, whose pages would then be
+// gone (SIGBUS at the next block read).
+bool same_file(const std::string& in, const std::string& out) {
+  struct stat a {}, b {};
+  // stat() follows symlinks: a link to the input is the input.
+  if (::stat(in.c_str(), &a) != 0 || ::stat(out.c_str(), &b) != 0) return false;
+  return a.st_dev == b.st_dev && a.st_ino == b.st_ino;
+}
+
 int convert(const std::string& in, const std::string& out) {
   auto file = recording::RecordingFile::open(in);
   if (!file) return fail(file.error().message);
+  if (same_file(in, out)) {
+    return fail(fmt::format("{} is {} itself: the output would overwrite the recording it is made from; "
+                            "name another file",
+                            out, in));
+  }
   // Every block's header, order and size checked (the samples are copied as
   // they are; sring-record --check compares them with the pattern).
   const recording::CheckReport report = recording::check(*file, false);

@@ -22,6 +22,9 @@
 // its trailer counts what was not stored). --check: 0 complete, exact and
 // verified; 1 corrupt or inconsistent; 2 not a recording; 3 cut short (no
 // trailer) but every complete block verified.
+//
+// Once it records (SIGINT/SIGTERM handled from then on), it says so on
+// stderr: "sring-record: recording to FILE".
 #include <signal.h>
 #include <time.h>
 
@@ -292,6 +295,10 @@ int record(const Options& options) {
   const auto started = Clock::now();
   const auto stop_at = started + std::chrono::nanoseconds(static_cast<int64_t>(options.duration * 1e9));
   if (auto start = session.producer->start(options.duration); !start) return runtime_error(start.error());
+  // Recording now, SIGINT/SIGTERM handled: a script (or a test) that wants
+  // to stop it early waits for this line, not for a guessed time (stderr
+  // is unbuffered: it is there as soon as printed).
+  fmt::print(stderr, "sring-record: recording to {}\n", options.output);
 
   Tally tally;
   bool stop_sent = false;

@@ -8,6 +8,7 @@ stored. Also: a full disk (a small tmpfs), SIGINT, bad input."""
 
 import os
 import re
+import select
 import signal
 import subprocess
 import sys
@@ -17,7 +18,7 @@ import h5py
 import numpy as np
 import pytest
 
-from conftest import SOURCE, tool
+from conftest import SOURCE, sim_totals, start_sim, stop_sim, tool
 
 sys.path.insert(0, os.path.join(SOURCE, "python", "tests"))
 import pattern_numpy as pn  # noqa: E402
@@ -120,15 +121,19 @@ def test_sim_layouts(tmp_path, fmt, channels):
 
 def test_sring_sim_process(tmp_path):
     sock = tmp_path / "s.sock"
-    sim = subprocess.Popen([tool("tools/sring-sim"), "--socket", str(sock), "--format", "s16", "--channels", "2",
-                            "--rate", "2M", "--seed", "9", "--duration", "0.5"], stderr=subprocess.PIPE, text=True)
+    sim = start_sim(str(sock), "--format", "s16", "--channels", "2", "--rate", "2M", "--seed", "9",
+                    "--duration", "0.5")
     try:
         r = run("sring-record", "--sim-socket", sock, "--duration", "30", "-o", tmp_path / "p.h5")
+        # The recorder hung up: sring-sim prints its own totals and ends.
+        produced, dropped, _ = sim_totals(sim, timeout=30)
     finally:
-        sim.communicate(timeout=30)
+        stop_sim(sim)  # on every path: no sring-sim left behind by a failure or a timeout
     assert r.returncode == 0, r.stdout + r.stderr
     a, _ = verify_h5(tmp_path / "p.h5", "s16", 2, 9, r.stdout)
     assert a["blocks_stored"] > 10 and str(sock) in a["source"], a["source"]
+    # The producer's own count, independent of the recorder's.
+    assert (a["samples_produced"], a["samples_dropped"]) == (produced, dropped)
 
 
 def record_with_drops(path, *extra):
@@ -200,6 +205,29 @@ def test_export_of_a_cut_short_srec(tmp_path):
         assert np.array_equal(f["samples"][...], pn.expected("u16", 1, 0, f["samples"].shape[0], 1))
 
 
+def test_export_never_overwrites_its_input(tmp_path):
+    """sring-export X X (or a link to X): creating the output would truncate
+    the recording it reads from a mapping (SIGBUS); it refuses, X intact."""
+    srec = tmp_path / "run.srec"
+    assert run("sring-record", "--sim", "--duration", "0.3", "--rate", "1M", "-o", srec).returncode == 0
+    before = srec.read_bytes()
+    (tmp_path / "link.h5").symlink_to(srec)
+    os.link(srec, tmp_path / "hard.h5")
+    (tmp_path / "in.srec").symlink_to(srec)
+    cases = [(srec, srec), (srec, tmp_path / "link.h5"), (srec, tmp_path / "hard.h5"),
+             (tmp_path / "in.srec", srec), (srec, tmp_path / "." / "run.srec")]
+    for src, out in cases:
+        r = run("sring-export", src, out)
+        no_crash(r)
+        assert r.returncode == 2 and r.stderr == \
+            f"sring-export: {out} is {src} itself: the output would overwrite the recording it is made from; " \
+            "name another file\n", (src, out, r.returncode, r.stderr)
+        assert srec.read_bytes() == before
+    assert run("sring-record", "--check", srec).returncode == 0
+    # Another file next to it is fine.
+    assert run("sring-export", tmp_path / "in.srec", tmp_path / "other.h5").returncode == 0
+
+
 def test_bad_input_is_refused_clearly(tmp_path):
     srec = tmp_path / "ok.srec"
     assert run("sring-record", "--sim", "--duration", "0.2", "--rate", "1M", "-o", srec).returncode == 0
@@ -244,14 +272,43 @@ def test_container_option_overrides_the_name(tmp_path):
     assert run("sring-record", "--check", tmp_path / "b.h5").returncode == 0
 
 
-@pytest.fixture
-def small_disk(tmp_path):
-    mount = tmp_path / "small"
+def mount_small_disk(mount):
     mount.mkdir()
     if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=6m", "tmpfs", str(mount)]).returncode != 0:
         pytest.fail("cannot mount a small tmpfs (the test runs as root)")
+
+
+def unmount(mount):
+    # A file still open there (a process a failed test left) keeps it busy:
+    # then detach it lazily, so no tmpfs mount is left behind either way.
+    if subprocess.run(["umount", str(mount)], capture_output=True).returncode != 0:
+        subprocess.run(["umount", "-l", str(mount)], check=True)
+
+
+def mounted(path):
+    with open("/proc/self/mounts") as mounts:
+        return any(line.split()[1] == str(path) for line in mounts)
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    mount = tmp_path / "small"
+    mount_small_disk(mount)
     yield mount
-    subprocess.run(["umount", str(mount)], check=True)
+    unmount(mount)
+
+
+def test_a_busy_small_disk_is_unmounted_all_the_same(tmp_path):
+    mount = tmp_path / "busy"
+    mount_small_disk(mount)
+    try:
+        with open(mount / "held", "w"):
+            assert mounted(mount)
+            unmount(mount)
+            assert not mounted(mount)
+    finally:
+        if mounted(mount):
+            subprocess.run(["umount", "-l", str(mount)])
 
 
 def test_disk_full_leaves_a_valid_file_with_exact_accounting(small_disk):
@@ -270,13 +327,45 @@ def test_disk_full_leaves_a_valid_file_with_exact_accounting(small_disk):
     assert st.st_blocks * 512 <= st.st_size + 65536
 
 
+def wait_for_output(proc, stream, expected, timeout=30):
+    """What a process wrote on `stream` up to `expected` (a readiness signal,
+    not a guessed sleep), which must come within `timeout` seconds. Read from
+    the descriptor, so that communicate() gets the rest."""
+    fd = stream.fileno()
+    seen = b""
+    deadline = time.monotonic() + timeout
+    while expected.encode() not in seen:
+        left = deadline - time.monotonic()
+        assert left > 0, f"{expected!r} not printed in {timeout} s: {seen!r}"
+        if select.select([fd], [], [], left)[0]:
+            chunk = os.read(fd, 4096)
+            assert chunk, f"the process ended (exit {proc.wait()}) without printing {expected!r}: {seen!r}"
+            seen += chunk
+    return seen.decode()
+
+
 def test_sigint_closes_the_file(tmp_path):
     path = tmp_path / "int.h5"
     proc = subprocess.Popen([tool("tools/sring-record"), "--sim", "--rate", "2M", "--duration", "30", "-o", str(path)],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    time.sleep(1.0)
-    proc.send_signal(signal.SIGINT)
-    out, err = proc.communicate(timeout=20)
+    try:
+        # Its SIGINT handler is in place once it says it records (a SIGINT
+        # before that would kill it).
+        started = wait_for_output(proc, proc.stderr, f"sring-record: recording to {path}\n")
+        # And blocks in the file (a chunk's bytes past the file as created):
+        # the SIGINT then ends a run with something stored.
+        empty = os.path.getsize(path)
+        deadline = time.monotonic() + 30
+        while os.path.getsize(path) < empty + BLOCK:
+            assert proc.poll() is None and time.monotonic() < deadline, "sring-record stored nothing in 30 s"
+            time.sleep(0.02)
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=30)
+        err = started + err
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
     assert proc.returncode == 0, out + err
     assert "SIGINT" in out
     a, _ = verify_h5(path, "u16", 1, 1, out)

@@ -1,9 +1,10 @@
 """ringstat --prometheus end to end (docs/metrics.md): an sring-sim process
 fills a ring nobody reads, so its drop policy drops; ringstat exports the
 ring file (/proc/PID/fd/N of the simulator's memfd); Debian's real
-Prometheus scrapes it every second, and what its query API answers for
-sring_samples_dropped_total is exactly the producer's own count, which is
-> 0. The exposition text itself has the documented names and types; a ring
+Prometheus scrapes it every second: while the ring runs, its query API
+shows sring_samples_dropped_total rising from scrape to scrape; once the
+ring is stopped, what it answers is exactly the producer's own count. The
+exposition text itself has the documented names and types; a ring
 that goes away stops being exported (and Prometheus marks it stale); a
 kernel ring that appears is picked up; bad addresses, a port in use and a
 missing ring are clear errors. Every process started here is killed by a
@@ -125,25 +126,38 @@ def memfd_of(pid, name="sring"):
     pytest.fail(f"process {pid} has no memfd called {name}")
 
 
+# How long the ring runs once started: scraped (every second) while it
+# runs, it must show its drops rising; its end is then waited for, not timed.
+RUN_SECONDS = 15
+
+
 @pytest.fixture
-def stopped_ring(tmp_path, processes):
-    """An sring-sim ring that dropped: 4 MB/s for 0.5 s into a 64 KiB ring
-    that nobody reads (the drop policy), produced to its end. Yields (path
-    of the ring file, the consumer's ring, the simulator process)."""
+def waiting_ring(tmp_path, processes):
+    """An sring-sim process whose ring is made and waits for its consumer;
+    started, it produces 2 M frames/s for RUN_SECONDS into a 64 KiB ring that
+    nobody reads (the drop policy). Yields (path of the ring file, start(),
+    which connects, starts and returns the consumer's ring, the simulator
+    process)."""
     import sring  # the binding (PYTHONPATH): the consumer that holds the ring
 
     socket_path = str(tmp_path / "sim.sock")
-    sim = processes([tool("tools/sring-sim"), "--socket", socket_path, "--rate", "2M", "--duration", "0.5",
-                     "--block-size", "4096", "--ring-size", "64K", "--policy", "drop"],
-                    stderr=subprocess.PIPE, text=True)
-    ring = sring.connect(socket_path, timeout=10)
-    ring.start()
-    deadline = time.monotonic() + 20
-    while ring.state == "running":
-        assert time.monotonic() < deadline, "sring-sim did not stop after its 0.5 s"
-        time.sleep(0.05)
-    yield memfd_of(sim.pid), ring, sim
-    ring.close()
+    sim = processes([tool("tools/sring-sim"), "--socket", socket_path, "--rate", "2M", "--duration",
+                     str(RUN_SECONDS), "--accept-timeout", "120", "--block-size", "4096", "--ring-size", "64K",
+                     "--policy", "drop"], stderr=subprocess.PIPE, text=True)
+    # The ring file exists once the socket does (sring-sim listens after making it).
+    wait_for("sring-sim's socket", lambda: os.path.exists(socket_path) or sim.poll() is not None, 20)
+    assert sim.poll() is None, sim.stderr.read()
+    rings = []
+
+    def start():
+        ring = sring.connect(socket_path, timeout=10)
+        rings.append(ring)
+        ring.start()
+        return ring
+
+    yield memfd_of(sim.pid), start, sim
+    for ring in rings:
+        ring.close()
 
 
 def ring_json(path):
@@ -202,13 +216,46 @@ def wait_for(what, condition, timeout, log=None):
         time.sleep(0.25)
 
 
-def test_prometheus_sees_exactly_the_rings_drops(tmp_path, processes, stopped_ring):
-    path, ring, sim = stopped_ring
+def test_prometheus_sees_exactly_the_rings_drops(tmp_path, processes, waiting_ring):
+    path, start_ring, sim = waiting_ring
+    # Exporter and Prometheus first, scraping the ring before it runs: the
+    # scrapes while it runs do not wait on their start-up.
+    exporter, port = start_exporter(processes, path)
+    prom = start_prometheus(tmp_path, processes, port)
+    log = tmp_path / "prometheus.log"
+    wait_for("Prometheus ready", lambda: get(f"http://127.0.0.1:{prom}/-/ready")[0] == 200, 40, log)
+    wait_for("a scrape of the ring", lambda: query(prom, "sring_samples_dropped_total"), 40, log)
+
+    # While the ring runs: successive scrapes, as Prometheus' query API
+    # answers them, show the drop counter rising. Asked for as the raw
+    # samples of each scrape (a range selector), so that a test process slow
+    # to ask still sees the scrapes taken while the ring ran.
+    def running_drops():
+        """The drop counts of the scrapes that saw the ring running, in order."""
+        dropped = query(prom, "sring_samples_dropped_total[5m]")
+        running = query(prom, 'sring_state{state="running"}[5m]')
+        assert len(dropped) <= 1 and len(running) <= 1, (dropped, running)
+        if not dropped or not running:
+            return []
+        # The series of one scrape share its timestamp.
+        scraped_running = {t for t, v in running[0]["values"] if float(v) == 1}
+        return [float(v) for t, v in dropped[0]["values"] if t in scraped_running]
+
+    ring = start_ring()
+    counts = wait_for("two scrapes of the running ring, the later with more drops",
+                      lambda: (c := running_drops()) and len(c) >= 2 and c[-1] > c[0] and c, 40, log)
+    assert counts == sorted(counts), f"a counter went down: {counts}"
+    first = counts[0]
+    # And the increase the documented queries use, from those scrapes.
+    wait_for("increase(sring_samples_dropped_total[1m]) > 0",
+             lambda: query(prom, "increase(sring_samples_dropped_total[1m]) > 0"), 40, log)
+
+    # Stopped (its RUN_SECONDS over): the counters are final, and everything
+    # below must match them exactly.
+    wait_for("the ring to stop", lambda: ring.state != "running", RUN_SECONDS + 60)
     own = ring_json(path)
     assert own["state"] == "stopped"
-    assert own["samples_dropped"] > 0, f"a ring nobody reads must drop: {own}"
-
-    exporter, port = start_exporter(processes, path)
+    assert own["samples_dropped"] > first, f"a ring nobody reads must drop: {own}"
 
     # The exposition text: the documented families with their types, one
     # series per family for this ring, values the ring's own.
@@ -235,12 +282,13 @@ def test_prometheus_sees_exactly_the_rings_drops(tmp_path, processes, stopped_ri
     info = [dict(k[1]) for k in ours if k[0] == "sring_ring_info"]
     assert info == [{"ring": path, "format": "u16", "channels": "1", "bits_per_sample": "16"}]
 
-    # The real Prometheus, scraping every second.
-    prom = start_prometheus(tmp_path, processes, port)
-    log = tmp_path / "prometheus.log"
-    wait_for("Prometheus ready", lambda: get(f"http://127.0.0.1:{prom}/-/ready")[0] == 200, 40, log)
-    result = wait_for("a scrape of sring_samples_dropped_total",
-                      lambda: query(prom, "sring_samples_dropped_total"), 30, log)
+    # Prometheus, scraping every second, has the stopped ring's exact count
+    # (once a scrape after the stop is in).
+    def final_scrape():
+        result = query(prom, 'sring_samples_dropped_total and on(ring) sring_state{state="stopped"} == 1')
+        return result if result and float(result[0]["value"][1]) == own["samples_dropped"] else None
+
+    result = wait_for("a scrape of the stopped ring's final count", final_scrape, 40, log)
     assert len(result) == 1, result
     assert result[0]["metric"]["ring"] == path
     assert result[0]["metric"]["job"] == "sring"
@@ -383,18 +431,22 @@ def test_the_documented_configuration_is_valid(tmp_path):
     assert r.returncode == 0 and "3 rules found" in r.stdout, r.stdout + r.stderr
 
 
-def test_ipv6_serves_or_says_why(tmp_path):
+def test_ipv6_serves_or_says_why(tmp_path, processes):
     # Debian's civetweb has no IPv6: a clear reason then, never civetweb's
-    # "possible problem binding to port".
-    r = subprocess.Popen([tool("tools/ringstat"), "--prometheus", "[::1]:0"], stdout=subprocess.PIPE,
-                         stderr=subprocess.PIPE, text=True, env=dict(os.environ, SRING_SYSFS_ROOT=str(tmp_path)))
-    try:
-        out, err = r.communicate(timeout=5)
-    except subprocess.TimeoutExpired:  # it serves: a civetweb with IPv6
+    # "possible problem binding to port". Its outcome is waited for, not
+    # guessed from a time: its "serving" line, or its exit (the line is
+    # then empty: end of file).
+    r = processes([tool("tools/ringstat"), "--prometheus", "[::1]:0"], stdout=subprocess.PIPE,
+                  stderr=subprocess.PIPE, text=True, env=dict(os.environ, SRING_SYSFS_ROOT=str(tmp_path)))
+    ready, _, _ = select.select([r.stdout], [], [], 60)
+    assert ready, "ringstat --prometheus [::1]:0 neither served nor exited in 60 s"
+    line = r.stdout.readline()
+    if line:  # it serves: a civetweb with IPv6
+        assert re.fullmatch(r"ringstat: serving Prometheus metrics on http://\[::1\]:\d+/metrics\n", line), line
         r.terminate()
-        out, err = r.communicate(timeout=15)
-        assert re.match(r"ringstat: serving Prometheus metrics on http://\[::1\]:\d+/metrics\n", out), out
+        r.communicate(timeout=15)
         return
+    _, err = r.communicate(timeout=30)
     assert r.returncode == 1
     assert err == "ringstat: cannot listen on [::1]:0: the HTTP server (civetweb) has no IPv6 support here; " \
                   "give an IPv4 address\n", err
