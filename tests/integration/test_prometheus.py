@@ -55,7 +55,7 @@ def free_port():
         return s.getsockname()[1]
 
 
-def get(url, timeout=5):
+def get(url, timeout=30):
     with HTTP.open(url, timeout=timeout) as response:
         return response.status, response.headers.get("Content-Type", ""), response.read().decode()
 
