@@ -5,7 +5,7 @@
 //   kernel_test [gtest flags]   the scenarios
 //   kernel_test hold DEVICE     map the ring and sleep (for the rmmod check)
 //   kernel_test as-user UID GID PROGRAM ARGS...   run PROGRAM unprivileged
-//   kernel_test fuzz SECONDS SEED                 random abuse of /dev/sring0
+//   kernel_test fuzz SECONDS SEED                 random abuse of /dev/sring0 with a reach table (fuzz.cpp)
 //   kernel_test start-device RATE | stop-device   leave the device running / stop it
 //   kernel_test attach-consume SECONDS            attach mid-stream and verify
 //   kernel_test expect-position P                 head and tail just above P
@@ -51,6 +51,11 @@
 #include "sring/sring_abi.h"
 #include "sring/sring_pattern.h"
 #include "tests/kernel/kernel_util.hpp"
+
+namespace sring_ktest {
+// tests/kernel/fuzz.cpp (docs/fuzzing.md).
+int fuzz(double seconds, uint64_t seed);
+}  // namespace sring_ktest
 
 namespace {
 
@@ -569,189 +574,6 @@ TEST(Faults, InjectedCorruptionIsDetected) {
 
 // ---- modes used by tests/qemu/guest-init.sh -----------------------------
 
-// Random abuse of the device for `seconds`: ioctls with random commands and
-// arguments (garbage, NULL, unmapped), mmaps with random offsets, sizes and
-// protections, random values in every writable field of the consumer page,
-// read() and poll(), eventfds closed while the device signals them, opens and
-// closes. Bad input must get an error; the kernel must stay sound.
-int fuzz(double seconds, uint64_t seed) {
-  std::mt19937_64 rng(seed);
-  struct sigaction interrupt {};
-  interrupt.sa_handler = [](int) {};  // only to interrupt a blocking read()
-  ::sigaction(SIGALRM, &interrupt, nullptr);
-  const long page = ::sysconf(_SC_PAGESIZE);
-  const size_t ring_size = 4u << 20;
-  std::vector<int> fds;
-  sring_consumer_page* consumer = nullptr;  // a writable consumer page, if we got one
-  int consumer_fd = -1;
-  void* unmapped = ::mmap(nullptr, page, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-  alignas(64) uint8_t buffer[4096];
-  std::vector<uint8_t> big(1 << 20);
-  const unsigned long commands[] = {
-      SRING_IOC_GET_INFO, SRING_IOC_SET_EVENTFD, SRING_IOC_CLEAR_EVENTFD, SRING_IOC_SET_CONFIG,
-      SRING_IOC_GET_CONFIG, SRING_IOC_START, SRING_IOC_STOP, SRING_IOC_GET_STATS,
-      SRING_IOC_RESET, SRING_IOC_INJECT_FAULT};
-  auto pick_fd = [&]() { return fds.empty() ? -1 : fds[rng() % fds.size()]; };
-  auto random_arg = [&]() -> void* {
-    switch (rng() % 4) {
-      case 0: return nullptr;
-      case 1: return unmapped;
-      case 2: return reinterpret_cast<void*>(rng());
-      default:
-        for (auto& b : buffer) b = static_cast<uint8_t>(rng());
-        return buffer;
-    }
-  };
-  uint64_t ops = 0;
-  uint64_t by_kind[12] = {};
-  uint64_t unexpected = 0;  // the kernel accepted what it must refuse
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::duration<double>(seconds);
-  while (std::chrono::steady_clock::now() < deadline) {
-    ++ops;
-    const int fd = pick_fd();
-    const unsigned kind = static_cast<unsigned>(rng() % 12);
-    ++by_kind[kind];
-    switch (kind) {
-      case 0: {
-        if (fds.size() >= 6) break;
-        const int flags = (rng() % 2 ? O_RDWR : O_RDONLY) | (rng() % 2 ? O_NONBLOCK : 0);
-        const int opened = ::open(kDevice, flags | O_CLOEXEC);
-        if (opened >= 0) fds.push_back(opened);
-        break;
-      }
-      case 1:
-        if (fd >= 0) {
-          if (fd == consumer_fd && consumer) {
-            ::munmap(consumer, page);
-            consumer = nullptr;
-          }
-          ::close(fd);
-          fds.erase(std::find(fds.begin(), fds.end(), fd));
-        }
-        break;
-      case 2: {  // any command, any argument
-        const unsigned long cmd = rng() % 3 == 0 ? static_cast<unsigned long>(rng() & 0xffffffff)
-                                                 : commands[rng() % std::size(commands)];
-        const bool known = std::find(std::begin(commands), std::end(commands), cmd) != std::end(commands);
-        if (::ioctl(fd, cmd, random_arg()) == 0 && !known && fd >= 0) {
-          std::printf("fuzz: unknown ioctl %#lx succeeded\n", cmd);
-          ++unexpected;
-        }
-        break;
-      }
-      case 3: {  // plausible configurations, and the state machine
-        sring_config config = default_config();
-        config.block_bytes = static_cast<uint32_t>((rng() % 64 + 1) * 64 * (rng() % 3 ? 1 : 1000));
-        config.sample_rate = rng() % 4 == 0 ? rng() : rng() % 200'000'000;
-        config.overrun_policy = static_cast<uint32_t>(rng() % 4);
-        config.flush_timeout_us = static_cast<uint32_t>(rng() % 20000);
-        if (rng() % 8 == 0) config.reserved0 = static_cast<uint32_t>(rng());
-        if (rng() % 8 == 0) config.reserved1 = rng();
-        // Every format the device makes, some it does not, any channels.
-        if (rng() % 2) {
-          const uint32_t formats[] = {SRING_FMT_U8, SRING_FMT_S32, SRING_FMT_CF32, SRING_FMT_SIM_PACKED12,
-                                      0x8001, 9, static_cast<uint32_t>(rng())};
-          config.sample_format = formats[rng() % std::size(formats)];
-          config.channels = static_cast<uint32_t>(rng() % 4 ? rng() % 9 : rng() % 300);
-        }
-        ::ioctl(fd, SRING_IOC_SET_CONFIG, &config);
-        const unsigned long next[] = {SRING_IOC_START, SRING_IOC_STOP, SRING_IOC_RESET};
-        ::ioctl(fd, next[rng() % 3]);
-        break;
-      }
-      case 4: {  // random mappings, touched if they succeed
-        const off_t offsets[] = {0, page, 2 * page, 3 * page, static_cast<off_t>(rng() % 64) * page};
-        const size_t sizes[] = {static_cast<size_t>(page), 2 * ring_size, ring_size, static_cast<size_t>(page) * (rng() % 8 + 1)};
-        const int prots[] = {PROT_READ, PROT_READ | PROT_WRITE, PROT_WRITE, PROT_READ | PROT_EXEC};
-        const size_t length = sizes[rng() % std::size(sizes)];
-        const int prot = prots[rng() % std::size(prots)];
-        const off_t offset = offsets[rng() % std::size(offsets)];
-        const int share = rng() % 4 ? MAP_SHARED : MAP_PRIVATE;
-        void* p = ::mmap(nullptr, length, prot, share, fd, offset);
-        if (p == MAP_FAILED) break;
-        // The producer page and the data are never writable through a
-        // shared mapping, whoever asks.
-        if ((prot & PROT_WRITE) && share == MAP_SHARED && (offset == 0 || offset == 2 * page)) {
-          std::printf("fuzz: writable shared mapping at offset %lld was allowed\n", static_cast<long long>(offset));
-          ++unexpected;
-        }
-        volatile uint8_t sink = 0;
-        if (prot & PROT_READ) {
-          for (size_t off = 0; off < length; off += page) sink = sink + static_cast<uint8_t*>(p)[off];
-        }
-        (void)sink;
-        ::munmap(p, length);
-        break;
-      }
-      case 5: {  // keep a writable consumer page and scribble on it
-        if (!consumer && fd >= 0) {
-          void* p = ::mmap(nullptr, page, PROT_READ | PROT_WRITE, MAP_SHARED, fd, page);
-          if (p != MAP_FAILED) {
-            consumer = static_cast<sring_consumer_page*>(p);
-            consumer_fd = fd;
-          }
-        }
-        if (consumer) {
-          switch (rng() % 4) {
-            case 0: consumer->tail = rng(); break;
-            case 1: consumer->tail += (rng() % 3) * 64 - 64; break;
-            case 2: consumer->need_wakeup = static_cast<uint32_t>(rng()); break;
-            default: consumer->wakeup_watermark = rng(); break;
-          }
-        }
-        break;
-      }
-      case 6: {
-        // A blocking read() of an empty ring waits for data or the end of
-        // the stream, and before a start there is neither: a timer signal
-        // (no SA_RESTART) ends the wait with EINTR after 50 ms.
-        const size_t sizes[] = {0, 1, 100, 8192, big.size()};
-        itimerval bound{};
-        bound.it_value.tv_usec = 50'000;
-        ::setitimer(ITIMER_REAL, &bound, nullptr);
-        ::read(fd, rng() % 8 ? static_cast<void*>(big.data()) : unmapped, sizes[rng() % std::size(sizes)]);
-        const itimerval off{};
-        ::setitimer(ITIMER_REAL, &off, nullptr);
-        break;
-      }
-      case 7: {
-        pollfd pfd{fd, POLLIN, 0};
-        ::poll(&pfd, 1, 0);
-        break;
-      }
-      case 8: {  // an eventfd closed while the device may be signalling it
-        const int efd = ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-        ::ioctl(fd, SRING_IOC_SET_EVENTFD, &efd);
-        if (rng() % 2) std::this_thread::sleep_for(std::chrono::microseconds(rng() % 2000));
-        ::close(efd);
-        break;
-      }
-      case 9: {
-        sring_fault fault{static_cast<uint32_t>(rng() % 5), 0, rng() % 3 ? rng() % 2000 : rng()};
-        ::ioctl(fd, SRING_IOC_INJECT_FAULT, &fault);
-        break;
-      }
-      default:
-        std::this_thread::sleep_for(std::chrono::microseconds(rng() % 500));
-        break;
-    }
-  }
-  if (consumer) ::munmap(consumer, page);
-  for (int fd : fds) ::close(fd);
-  std::printf("fuzz: %llu operations, seed %llu, %llu unexpected successes; per kind:",
-              static_cast<unsigned long long>(ops), static_cast<unsigned long long>(seed),
-              static_cast<unsigned long long>(unexpected));
-  for (uint64_t n : by_kind) std::printf(" %llu", static_cast<unsigned long long>(n));
-  std::printf("\n");
-  // A fuzzer that did not exercise every kind of abuse proves nothing.
-  const uint64_t fewest = *std::min_element(std::begin(by_kind), std::end(by_kind));
-  if (fewest < 20) {
-    std::printf("fuzz: FAIL: some kind of operation ran only %llu times\n", static_cast<unsigned long long>(fewest));
-    return 1;
-  }
-  return unexpected == 0 ? 0 : 1;
-}
-
 // `kernel_test inject DEVICE KIND ARG`: injects one fault as the consumer
 // and prints the result, "0" or the errno's name (EINVAL, EOPNOTSUPP): the
 // edu scenarios check that fault kinds and bounds are the core's, the same
@@ -1082,7 +904,7 @@ int verify_limit(double seconds, uint64_t bytes) {
 
 int main(int argc, char** argv) {
   const std::string mode = argc > 1 ? argv[1] : "";
-  if (mode == "fuzz" && argc == 4) return fuzz(std::stod(argv[2]), std::stoull(argv[3]));
+  if (mode == "fuzz" && argc == 4) return sring_ktest::fuzz(std::stod(argv[2]), std::stoull(argv[3]));
   if (mode == "start-device" && argc == 3) return start_device(std::stoull(argv[2]));
   if (mode == "stop-device") return stop_device();
   if (mode == "attach-consume" && argc == 3) return attach_consume(std::stod(argv[2]));

@@ -20,6 +20,8 @@
 #                                           scripts/bench.sh --parts qemu-rings reads it); 3 GiB guest
 #   tests/qemu/run-qemu-tests.sh --dma      only the host-side DMA model's scenarios (sring_digitizer.ko)
 #   tests/qemu/run-qemu-tests.sh --bench-dma ARG...   the DMA model's benchmark (ARGs as for --bench)
+#   tests/qemu/run-qemu-tests.sh --fuzz [SECONDS [SEED]]   only the fuzzer and its reach table
+#                                           (tests/kernel/fuzz.cpp, docs/fuzzing.md; 40 s, seed 1)
 #
 # The scenarios are four boots: tests, reserved, bigring, dma. The dma boots
 # (and any benchdma*) share the guest's RAM, a file on /dev/shm, with the
@@ -43,7 +45,7 @@ append_extra=""
 if [ "${1:-}" = "--demo" ] || [ "${1:-}" = "--bench" ] || [ "${1:-}" = "--edu" ] || [ "${1:-}" = "--removal" ] ||
    [ "${1:-}" = "--kernel-test" ] || [ "${1:-}" = "--late-commit" ] || [ "${1:-}" = "--capi" ] ||
    [ "${1:-}" = "--bigring" ] || [ "${1:-}" = "--bench-rings" ] || [ "${1:-}" = "--dma" ] ||
-   [ "${1:-}" = "--bench-dma" ]; then
+   [ "${1:-}" = "--bench-dma" ] || [ "${1:-}" = "--fuzz" ]; then
   mode=${1#--}; mode=${mode/-/}; shift
   if [ $# -gt 0 ]; then append_extra=" sring.args=$(echo "$*" | tr ' ' ',')"; fi
 fi
