@@ -23,12 +23,34 @@ finish() {
   poweroff -f
 }
 
+# The kernel log, without the KCSAN reports (KCSAN kernel) that name no
+# code of ours: a race the detector finds in the rest of the kernel is not
+# sring's to fix (each is replaced by one line saying so). A report with a
+# frame in one of our modules ([sring], [sring_sim], ...) stays, whole.
+kernel_log() {
+  dmesg | awk '
+    /==================================================================/ {
+      if (inblk) {
+        blk = blk "\n" $0
+        if (blk ~ /KCSAN:/ && blk !~ /\[sring/ && blk !~ /data-race in [^\n]*sring_/)
+          print "(a KCSAN report on code other than sring'"'"'s: " title ")"
+        else
+          print blk
+        inblk = 0; blk = ""; next
+      }
+      inblk = 1; blk = $0; title = ""; next
+    }
+    inblk { blk = blk "\n" $0; if ($0 ~ /KCSAN:/ && title == "") { title = $0; sub(/^.*KCSAN: /, "", title) }; next }
+    { print }
+    END { if (inblk) print blk }'
+}
+
 # Any of these in the kernel log is a failure, whatever the scenarios said.
 check_dmesg() {
   # Specific enough that a debug kernel's boot banners ("RCU lockdep checking
   # is enabled", "kmemleak: ... initialized") do not count; lockdep and KASAN
   # reports start with WARNING: and BUG:.
-  if dmesg | grep -E "BUG:|WARNING:|Oops|KASAN:|UBSAN:|general protection|Call Trace|new suspected memory leak|stall on CPU|detected stalls" >/tmp/splat; then
+  if kernel_log | grep -E "BUG:|WARNING:|Oops|KASAN:|UBSAN:|general protection|Call Trace|new suspected memory leak|stall on CPU|detected stalls" >/tmp/splat; then
     cat /tmp/splat
     fail "kernel log is clean ($1)"
   else
@@ -202,6 +224,8 @@ removal_scenarios() {
 # kernel's scenarios' business.
 checkers=0
 dmesg | grep -q "KernelAddressSanitizer initialized" && checkers=1
+# ... and on the race detector's (KCSAN, scripts/build-debug-kernel.sh --kcsan).
+dmesg | grep -q "kcsan: enabled" && checkers=1
 
 # refused_formats NAME DEV ENGINE: a driver whose engine makes one channel
 # of 16-bit samples refuses cs16 and two channels (its message names what
@@ -811,6 +835,64 @@ fi
 if grep -q "sring.mode=latecommit" /proc/cmdline; then
   load_sring queue_depth=4 late_commit_ms=300 && late_commit_scenario
   check_dmesg "late commit"
+  finish
+fi
+# sring.mode=failnth (run-qemu-tests.sh --failnth, on the debug kernel with
+# fault injection): every allocation on the paths of module load (register),
+# open, mmap, every ioctl, set-eventfd, read and poll fails once in turn
+# (tests/kernel/failnth.cpp: one line per operation); then the device must
+# work (a verified acquisition), both modules unload, and kmemleak must find
+# nothing of ours. Allocation failures print "page allocation failure" with
+# a stack: expected here, so the log check leaves out "Call Trace". It also
+# leaves out one warning of 6.1's own (docs/kernel-checkers.md): when a page
+# table allocation inside remap_pfn_range() fails, its cleanup zaps the VMA
+# and x86 PAT's untrack_pfn() finds nothing mapped there and warns
+# (WARN_ON_ONCE at arch/x86/mm/pat/memtype.c); the mmap itself fails cleanly.
+if grep -q "sring.mode=failnth" /proc/cmdline; then
+  if [ ! -e /proc/self/fail-nth ]; then
+    echo "failnth: the booted kernel ($(uname -r)) has no /proc/self/fail-nth: it needs CONFIG_FAULT_INJECTION,"
+    echo "failnth: the debug kernel of scripts/build-debug-kernel.sh (SRING_KERNEL=debug tests/qemu/run-qemu-tests.sh --failnth)"
+    fail "the kernel has fault injection (/proc/self/fail-nth)"
+    finish
+  fi
+  # Leaks found before this point are not the scenario's.
+  [ -e /sys/kernel/debug/kmemleak ] && echo clear > /sys/kernel/debug/kmemleak
+  if /failnth /sring.ko /sring_sim.ko; then
+    pass "fail-nth: every allocation of module load, open, mmap, each ioctl, read and poll failed in turn: clean -errno, nothing left behind"
+  else
+    fail "fail-nth: every allocation of module load, open, mmap, each ioctl, read and poll failed in turn: clean -errno, nothing left behind"
+  fi
+  if grep -q '^sring_sim ' /proc/modules || load_sring; then
+    run_acquire "after fail-nth: the device works, every sample verified" --rate 10M --duration 2
+    unload_sring && pass "after fail-nth: both modules unload" || fail "after fail-nth: both modules unload"
+  else
+    fail "after fail-nth: the modules load"
+  fi
+  if [ -e /sys/kernel/debug/kmemleak ]; then
+    echo scan > /sys/kernel/debug/kmemleak; sleep 5; echo scan > /sys/kernel/debug/kmemleak
+    # One leak is 6.1's driver core's, not ours: when kset_register() fails
+    # in __class_register(), the class's name ("sring", from class_create()
+    # in sring_init, which unwinds correctly) is never freed
+    # (drivers/base/class.c). Counted and shown, not judged.
+    awk '/^unreferenced object/ { if (blk != "") print blk "\n@@END"; blk = $0; next }
+         { blk = blk "\n" $0 } END { if (blk != "") print blk "\n@@END" }' /sys/kernel/debug/kmemleak >/tmp/leaks
+    known=$(awk 'BEGIN { RS = "@@END\n" } /__class_register/ && /kobject_set_name/ { n++ } END { print n + 0 }' /tmp/leaks)
+    awk 'BEGIN { RS = "@@END\n" } !(/__class_register/ && /kobject_set_name/) && /sring/ { printf "%s", $0 }' /tmp/leaks >/tmp/ours
+    if [ -s /tmp/ours ]; then
+      cat /tmp/ours; fail "after fail-nth: kmemleak finds nothing of ours"
+    else
+      echo "kmemleak: $(grep -c '^unreferenced object' /sys/kernel/debug/kmemleak) unreferenced object(s), none of ours ($known: the class name 6.1's __class_register() leaks when kset_register() fails)"
+      pass "after fail-nth: kmemleak finds nothing of ours"
+    fi
+  else
+    fail "after fail-nth: kmemleak available (CONFIG_DEBUG_KMEMLEAK)"
+  fi
+  if kernel_log | grep -vE "WARNING: CPU: [0-9]+ PID: [0-9]+ at arch/x86/mm/pat/memtype.c:[0-9]+ untrack_pfn" |
+     grep -E "BUG:|WARNING:|Oops|KASAN:|UBSAN:|general protection|stall on CPU|detected stalls" >/tmp/splat; then
+    cat /tmp/splat; fail "kernel log is clean (fail-nth)"
+  else
+    pass "kernel log is clean (fail-nth: no BUG, WARNING, KASAN, lockdep or UBSAN report)"
+  fi
   finish
 fi
 # The DMA model's benchmark: mmap against read() with the producer outside

@@ -22,6 +22,8 @@
 #   tests/qemu/run-qemu-tests.sh --bench-dma ARG...   the DMA model's benchmark (ARGs as for --bench)
 #   tests/qemu/run-qemu-tests.sh --fuzz [SECONDS [SEED]]   only the fuzzer and its reach table
 #                                           (tests/kernel/fuzz.cpp, docs/fuzzing.md; 40 s, seed 1)
+#   SRING_KERNEL=debug tests/qemu/run-qemu-tests.sh --failnth   every allocation of sring's paths fails
+#                                           once in turn (tests/kernel/failnth.cpp); needs fault injection
 #
 # The scenarios are four boots: tests, reserved, bigring, dma. The dma boots
 # (and any benchdma*) share the guest's RAM, a file on /dev/shm, with the
@@ -36,6 +38,8 @@
 # Environment:
 #   SRING_QEMU_TIMEOUT=SECONDS   bound on each boot (900; 2400 for the debug kernel)
 #   SRING_KERNEL=debug           the checkers' kernel of scripts/build-debug-kernel.sh
+#   SRING_KERNEL=kcsan           its race detector's kernel (scripts/build-debug-kernel.sh --kcsan):
+#                                a KCSAN report that names our code fails the boot
 #   SRING_GUEST_INIT=FILE        for debugging the harness: FILE is the guest's /init
 #                                instead of tests/qemu/guest-init.sh (a busybox sh script)
 set -euo pipefail
@@ -45,7 +49,7 @@ append_extra=""
 if [ "${1:-}" = "--demo" ] || [ "${1:-}" = "--bench" ] || [ "${1:-}" = "--edu" ] || [ "${1:-}" = "--removal" ] ||
    [ "${1:-}" = "--kernel-test" ] || [ "${1:-}" = "--late-commit" ] || [ "${1:-}" = "--capi" ] ||
    [ "${1:-}" = "--bigring" ] || [ "${1:-}" = "--bench-rings" ] || [ "${1:-}" = "--dma" ] ||
-   [ "${1:-}" = "--bench-dma" ] || [ "${1:-}" = "--fuzz" ]; then
+   [ "${1:-}" = "--bench-dma" ] || [ "${1:-}" = "--failnth" ] || [ "${1:-}" = "--fuzz" ]; then
   mode=${1#--}; mode=${mode/-/}; shift
   if [ $# -gt 0 ]; then append_extra=" sring.args=$(echo "$*" | tr ' ' ',')"; fi
 fi
@@ -63,6 +67,14 @@ if [ "${SRING_KERNEL:-stock}" = debug ]; then
   kernel_src=$(scripts/build-debug-kernel.sh | tail -n1)
   kernel_image="$kernel_src/arch/x86/boot/bzImage"
   kver="debug ($(basename "$kernel_src"))"
+  memory=2048
+  timeout_s=${SRING_QEMU_TIMEOUT:-2400}
+  host_timeout=120
+elif [ "${SRING_KERNEL:-stock}" = kcsan ]; then
+  # The race detector's kernel: as slow as the checkers' one.
+  kernel_src=$(scripts/build-debug-kernel.sh --kcsan | tail -n1)
+  kernel_image="$kernel_src/arch/x86/boot/bzImage"
+  kver="kcsan ($(basename "$kernel_src"))"
   memory=2048
   timeout_s=${SRING_QEMU_TIMEOUT:-2400}
   host_timeout=120
@@ -120,6 +132,7 @@ for module in sring sring_sim sring_edu sring_digitizer; do
 done
 guest_programs=(//tests/kernel:kernel_test //tests/conformance:conformance_kernel
                 //tools:acquire-static //tools:ringstat-static //capi:consume_from_c-static
+                //tests/kernel:failnth
                 //tools:sring-record-static
                 //soapy:soapy-direct-client //soapy:soapy-stream-client //soapy:libsringSupport.so
                 //devices/dma-model:sring-dma-model)
@@ -139,6 +152,7 @@ cp "$work/src/driver/sring.ko" "$work/src/driver/sring_sim.ko" "$work/src/driver
    "$work/src/driver/sring_digitizer.ko" "$root/"
 cp packaging/udev/60-sring.rules "$root/60-sring.rules"
 cp bazel-bin/tests/kernel/kernel_test "$root/kernel_test"
+cp bazel-bin/tests/kernel/failnth "$root/failnth"
 cp bazel-bin/tests/conformance/conformance_kernel "$root/conformance_kernel"
 cp bazel-bin/tools/acquire-static "$root/acquire"
 cp bazel-bin/tools/ringstat-static "$root/ringstat"
@@ -277,6 +291,26 @@ boot() {
   fi
   echo "$verdict ($boot_mode boot)" >&2
   echo "$verdict" >>"$work/verdicts"
+  if [ "${SRING_KERNEL:-stock}" = kcsan ]; then
+    # Every KCSAN report of the boot, from the console (the guest's dmesg
+    # may have wrapped): one that names our code (a frame in [sring...], or
+    # sring_ in its title) fails it; the others are the rest of the kernel's.
+    local ours others
+    tr -d '\r' <"$log" | awk '
+      /==================================================================/ {
+        if (inblk) { if (blk ~ /KCSAN:/) print blk "\n" $0 "\n@@END"; inblk = 0; blk = ""; next }
+        inblk = 1; blk = $0; next
+      }
+      inblk { blk = blk "\n" $0 }' >"$work/kcsan-$boot_mode.log"
+    ours=$(awk 'BEGIN { RS = "@@END\n" } /\[sring|data-race in [^\n]*sring_/ { n++ } END { print n + 0 }' "$work/kcsan-$boot_mode.log")
+    others=$(grep -c 'BUG: KCSAN:' "$work/kcsan-$boot_mode.log" || true)
+    others=$((others - ours))
+    echo "qemu: KCSAN in the $boot_mode boot: $ours report(s) naming sring, $others on the rest of the kernel" >&2
+    if [ "$ours" -gt 0 ]; then
+      awk 'BEGIN { RS = "@@END\n" } /\[sring|data-race in [^\n]*sring_/ { printf "%s", $0 }' "$work/kcsan-$boot_mode.log" >&2
+      echo "qemu: 0 passed, $ours failed" >>"$work/verdicts"
+    fi
+  fi
   if [ -n "$model_failed" ]; then
     echo "qemu: the $boot_mode boot's DMA model failed (see model: above)" >&2
     echo "qemu: 0 passed, 1 failed" >>"$work/verdicts"
