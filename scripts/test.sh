@@ -187,24 +187,52 @@ else
 fi
 rm -rf "$sparse_dir"
 
+# One run of tests/qemu/run-qemu-tests.sh, counted as a stage. Every verdict
+# reaches the log: each scenario line, each gtest case of the guest
+# programs, the harness's own lines; the whole console is in
+# $log_dir/SLUG.log, and a failure prints its context too.
+qemu_stage() {  # qemu_stage NAME SLUG ENV... -- ARGS...: one run-qemu-tests.sh, counted as the QEMU stage
+  local name="$1" slug="$2" envs=() rc summary p f
+  shift 2
+  while [ $# -gt 0 ] && [ "$1" != -- ]; do envs+=("$1"); shift; done
+  shift
+  env "${envs[@]}" tests/qemu/run-qemu-tests.sh "$@" >"$log_dir/$slug.log" 2>&1
+  rc=$?
+  grep -E '^SCENARIO |^\[ +(OK|FAILED) +\] [A-Za-z]|^qemu:|^guest kernel|^failnth: ' "$log_dir/$slug.log"
+  summary=$(grep -E '^qemu: [0-9]+ passed, [0-9]+ failed' "$log_dir/$slug.log" | tail -n1)
+  if [ -n "$summary" ]; then
+    p=$(echo "$summary" | awk '{print $2}'); f=$(echo "$summary" | awk '{print $4}')
+    [ $rc -ne 0 ] && [ "$f" -eq 0 ] && f=1
+    record "$name" $((p + f)) "$f"
+  else
+    record "$name" 1 1
+  fi
+  if [ $rc -ne 0 ]; then
+    echo "== $name: last 150 lines of $log_dir/$slug.log"
+    tail -n 150 "$log_dir/$slug.log"
+  fi
+}
+
 echo "== kernel module under QEMU"
-tests/qemu/run-qemu-tests.sh >"$log_dir/qemu.log" 2>&1
-rc=$?
-# Every verdict reaches the log: each scenario line, each gtest case of the
-# guest programs, the harness's own lines; the whole console is in
-# $log_dir/qemu.log, and a failure prints its context too.
-grep -E '^SCENARIO |^\[ +(OK|FAILED) +\] [A-Za-z]|^qemu:|^guest kernel' "$log_dir/qemu.log"
-summary=$(grep -E '^qemu: [0-9]+ passed, [0-9]+ failed' "$log_dir/qemu.log" | tail -n1)
-if [ -n "$summary" ]; then
-  p=$(echo "$summary" | awk '{print $2}'); f=$(echo "$summary" | awk '{print $4}')
-  [ $rc -ne 0 ] && [ "$f" -eq 0 ] && f=1
-  record "QEMU scenarios" $((p + f)) "$f"
+qemu_stage "QEMU scenarios" qemu --
+
+# The kernel checkers' boots, on the kernels scripts/build-debug-kernel.sh
+# builds and caches (about 20 minutes each; docs/testing.md, "The kernel
+# checkers"): every allocation of sring's paths failed in turn (fail-nth,
+# the debug kernel), and the QEMU scenarios under the race detector (KCSAN:
+# a report naming sring's code fails). Run whenever the cached kernels are
+# there; a machine without them (CI) skips them and says so.
+echo "== kernel checkers under QEMU: fault injection (fail-nth) and the fuzzer on the debug kernel, KCSAN, on the cached kernels"
+if scripts/build-debug-kernel.sh --check >/dev/null 2>&1; then
+  qemu_stage "QEMU fail-nth (debug kernel, fault injection)" qemu-failnth SRING_KERNEL=debug -- --failnth
+  qemu_stage "QEMU fuzzer (debug kernel)" qemu-fuzz-debug SRING_KERNEL=debug -- --fuzz
 else
-  record "QEMU scenarios" 1 1
+  echo "== QEMU fail-nth and the fuzzer on the debug kernel: skipped, no cached debug kernel with fault injection (scripts/build-debug-kernel.sh)"
 fi
-if [ $rc -ne 0 ]; then
-  echo "== QEMU: last 150 lines of $log_dir/qemu.log"
-  tail -n 150 "$log_dir/qemu.log"
+if scripts/build-debug-kernel.sh --kcsan --check >/dev/null 2>&1; then
+  qemu_stage "QEMU scenarios on KCSAN" qemu-kcsan SRING_KERNEL=kcsan --
+else
+  echo "== QEMU on KCSAN: skipped, no cached KCSAN kernel (scripts/build-debug-kernel.sh --kcsan)"
 fi
 
 # The recap: what failed, where a CI log's tail shows it.
