@@ -23,26 +23,13 @@ finish() {
   poweroff -f
 }
 
-# The kernel log, without the KCSAN reports (KCSAN kernel) that name no
-# code of ours: a race the detector finds in the rest of the kernel is not
-# sring's to fix (each is replaced by one line saying so). A report with a
-# frame in one of our modules ([sring], [sring_sim], ...) stays, whole.
+# The kernel log, without the KCSAN reports (KCSAN kernel) that are not
+# sring's: a race the detector finds in the rest of the kernel is not ours
+# to fix (each is replaced by one line naming it). Which reports are ours
+# is decided by /kcsan-reports.awk, the same rule the host applies to the
+# console (tests/qemu/kcsan-reports.awk).
 kernel_log() {
-  dmesg | awk '
-    /==================================================================/ {
-      if (inblk) {
-        blk = blk "\n" $0
-        if (blk ~ /KCSAN:/ && blk !~ /\[sring/ && blk !~ /data-race in [^\n]*sring_/)
-          print "(a KCSAN report on code other than sring'"'"'s: " title ")"
-        else
-          print blk
-        inblk = 0; blk = ""; next
-      }
-      inblk = 1; blk = $0; title = ""; next
-    }
-    inblk { blk = blk "\n" $0; if ($0 ~ /KCSAN:/ && title == "") { title = $0; sub(/^.*KCSAN: /, "", title) }; next }
-    { print }
-    END { if (inblk) print blk }'
+  dmesg | awk -v mode=filter -f /kcsan-reports.awk
 }
 
 # Any of these in the kernel log is a failure, whatever the scenarios said.
@@ -1363,8 +1350,10 @@ done
   fail "nothing left behind by a refused load"
 load_sring
 
-# No kernel address leaks out through sysfs or the kernel log.
-if grep -rhE "ffff[0-9a-f]{12}" /sys/class/sring/sring0/ 2>/dev/null || dmesg | grep -i sring | grep -E "ffff[0-9a-f]{12}"; then
+# No kernel address leaks out through sysfs or the kernel log. (A KCSAN
+# report prints addresses by design; the rest of the kernel's are out of
+# kernel_log(), and one of sring's fails its own check.)
+if grep -rhE "ffff[0-9a-f]{12}" /sys/class/sring/sring0/ 2>/dev/null || kernel_log | grep -i sring | grep -E "ffff[0-9a-f]{12}"; then
   fail "no kernel addresses in sysfs or dmesg"
 else
   pass "no kernel addresses in sysfs or dmesg"

@@ -144,6 +144,7 @@ root="$work/root"
 mkdir -p "$root"/{bin,sbin,proc,sys,dev,tmp}
 cp /bin/busybox "$root/bin/busybox"
 cp "$guest_init" "$root/init"
+cp tests/qemu/kcsan-reports.awk "$root/kcsan-reports.awk"
 cp tests/qemu/guest-bench.sh tests/qemu/guest-bench-rings.sh "$root/"
 # The DMA model's benchmark boot sources it (written with scripts/bench.sh's qemu-dma part).
 [ -f tests/qemu/guest-bench-dma.sh ] && cp tests/qemu/guest-bench-dma.sh "$root/"
@@ -293,21 +294,14 @@ boot() {
   echo "$verdict" >>"$work/verdicts"
   if [ "${SRING_KERNEL:-stock}" = kcsan ]; then
     # Every KCSAN report of the boot, from the console (the guest's dmesg
-    # may have wrapped): one that names our code (a frame in [sring...], or
-    # sring_ in its title) fails it; the others are the rest of the kernel's.
+    # may have wrapped): one of sring's (tests/qemu/kcsan-reports.awk says
+    # which) fails the boot; the others are the rest of the kernel's.
     local ours others
-    tr -d '\r' <"$log" | awk '
-      /==================================================================/ {
-        if (inblk) { if (blk ~ /KCSAN:/) print blk "\n" $0 "\n@@END"; inblk = 0; blk = ""; next }
-        inblk = 1; blk = $0; next
-      }
-      inblk { blk = blk "\n" $0 }' >"$work/kcsan-$boot_mode.log"
-    ours=$(awk 'BEGIN { RS = "@@END\n" } /\[sring|data-race in [^\n]*sring_/ { n++ } END { print n + 0 }' "$work/kcsan-$boot_mode.log")
-    others=$(grep -c 'BUG: KCSAN:' "$work/kcsan-$boot_mode.log" || true)
-    others=$((others - ours))
-    echo "qemu: KCSAN in the $boot_mode boot: $ours report(s) naming sring, $others on the rest of the kernel" >&2
+    tr -d '\r' <"$log" >"$work/kcsan-$boot_mode.log"
+    read -r ours others < <(awk -v mode=count -f tests/qemu/kcsan-reports.awk "$work/kcsan-$boot_mode.log")
+    echo "qemu: KCSAN in the $boot_mode boot: $ours report(s) of sring's, $others on the rest of the kernel" >&2
     if [ "$ours" -gt 0 ]; then
-      awk 'BEGIN { RS = "@@END\n" } /\[sring|data-race in [^\n]*sring_/ { printf "%s", $0 }' "$work/kcsan-$boot_mode.log" >&2
+      awk -v mode=ours -f tests/qemu/kcsan-reports.awk "$work/kcsan-$boot_mode.log" >&2
       echo "qemu: 0 passed, $ours failed" >>"$work/verdicts"
     fi
   fi
