@@ -213,6 +213,8 @@ checkers=0
 dmesg | grep -q "KernelAddressSanitizer initialized" && checkers=1
 # ... and on the race detector's (KCSAN, scripts/build-debug-kernel.sh --kcsan).
 dmesg | grep -q "kcsan: enabled" && checkers=1
+# kernel_test's volume floors (tests/kernel/kernel_util.hpp volume_floor()).
+[ $checkers = 1 ] && export SRING_KTEST_CHECKERS_KERNEL=1
 
 # refused_formats NAME DEV ENGINE: a driver whose engine makes one channel
 # of 16-bit samples refuses cs16 and two channels (its message names what
@@ -1157,12 +1159,15 @@ last_total=$(tail -n1 /tmp/rs.json | sed -n 's/.*"samples_produced":\([0-9]*\).*
 [ -n "$acquired" ] && [ "$acquired" = "$last_total" ] &&
   pass "ringstat's sample count equals acquire's ($acquired)" ||
   fail "ringstat's sample count ($last_total) equals acquire's ($acquired)"
-# A full interval while running must show the configured 20 MS/s (±10%).
+# A full interval while running must show the configured 20 MS/s (±10%);
+# on the checkers' kernel the simulated device falls behind its rate, so
+# there the floor is an eighth of it (kernel_util.hpp volume_floor()).
+rate_floor_div=1; [ $checkers = 1 ] && rate_floor_div=8
 if grep '"state":"running"' /tmp/rs.json | sed -n 's/.*"samples_per_s":\([0-9]*\).*/\1/p' |
-   awk '$1 >= 18000000 && $1 <= 22000000 { found = 1 } END { exit !found }'; then
-  pass "ringstat shows the 20 MS/s rate"
+   awk -v low=$((18000000 / rate_floor_div)) '$1 >= low && $1 <= 22000000 { found = 1 } END { exit !found }'; then
+  pass "ringstat shows the 20 MS/s rate (at least $((18000000 / rate_floor_div)) S/s)"
 else
-  fail "ringstat shows the 20 MS/s rate"
+  fail "ringstat shows the 20 MS/s rate (at least $((18000000 / rate_floor_div)) S/s)"
 fi
 # A layout of ABI 1.4 through the whole kernel path: acquire configures
 # cs16 x 2 by ioctl and verifies every value, sysfs and ringstat show the
@@ -1176,7 +1181,8 @@ layout_sysfs="$(cat /sys/class/sring/sring0/sample_format) $(cat /sys/class/srin
 [ "$layout_sysfs" = "7 2 32" ] && pass "sysfs shows the layout (sample_format channels bits_per_sample: $layout_sysfs)" ||
   fail "sysfs shows the layout cs16 x 2 (7 2 32), not $layout_sysfs"
 if grep '"state":"running"' /tmp/rs-layout.json | grep '"format":"cs16","channels":2,"bits_per_sample":32' |
-   sed -n 's/.*"samples_per_s":\([0-9]*\).*/\1/p' | awk '$1 >= 9000000 && $1 <= 11000000 { found = 1 } END { exit !found }'; then
+   sed -n 's/.*"samples_per_s":\([0-9]*\).*/\1/p' |
+   awk -v low=$((9000000 / rate_floor_div)) '$1 >= low && $1 <= 11000000 { found = 1 } END { exit !found }'; then
   pass "ringstat shows cs16 x 2 at 10 M frames/s"
 else
   cat /tmp/rs-layout.json; fail "ringstat shows cs16 x 2 at 10 M frames/s"
