@@ -331,6 +331,80 @@ TEST(Tail, CorruptedTailIsCountedAndIgnored) {
   EXPECT_EQ(counters.corrupted_samples, 0u);
 }
 
+// Monitors watching a running ring as hard as they can (every ringstat of a
+// busy site at once): each of four processes loops GET_STATS, GET_INFO and
+// a zero-timeout poll() on its own read-only fd, beside a consumer that
+// verifies every sample. Every snapshot must be one moment's (GET_STATS
+// reads under the producer's lock): tail <= head, head - tail within the
+// ring, no loss counter above its total, and nothing going back from one
+// snapshot to the next. It is also the KCSAN stage's hot task side: the
+// ioctls race with the timer's commits thousands of times a second.
+TEST(Monitors, EverySnapshotIsOneMomentsUnderAStorm) {
+  UniqueFd fd = open_device(O_RDWR);
+  ASSERT_TRUE(fd.valid());
+  prepare(fd.get(), default_config());
+  auto ring = Ring::attach(std::move(fd), Ring::Access::kConsumer);
+  ASSERT_TRUE(ring.has_value()) << ring.error().message;
+  ASSERT_TRUE(ring->enable_eventfd().has_value());
+  const uint64_t ring_size = sysfs_u64("ring_size");
+  std::vector<pid_t> monitors;
+  for (int m = 0; m < 4; ++m) {
+    const pid_t child = ::fork();
+    ASSERT_GE(child, 0);
+    if (child == 0) {
+      // Exit 0: every snapshot consistent; 1: one was not (printed); 2: setup.
+      UniqueFd monitor = open_device(O_RDONLY);
+      if (!monitor.valid()) ::_exit(2);
+      sring_stats last{};
+      uint64_t snapshots = 0;
+      const auto until = std::chrono::steady_clock::now() + 2500ms;
+      while (std::chrono::steady_clock::now() < until) {
+        sring_stats now{};
+        sring_info info{};
+        if (::ioctl(monitor.get(), SRING_IOC_GET_STATS, &now) != 0 ||
+            ::ioctl(monitor.get(), SRING_IOC_GET_INFO, &info) != 0)
+          ::_exit(2);
+        pollfd pfd{monitor.get(), POLLIN, 0};
+        (void)::poll(&pfd, 1, 0);
+        const bool consistent =
+            now.tail <= now.head && now.head - now.tail <= ring_size &&
+            now.blocks_dropped <= now.blocks_produced && now.samples_dropped <= now.samples_produced &&
+            now.head >= last.head && now.tail >= last.tail && now.blocks_produced >= last.blocks_produced &&
+            now.samples_produced >= last.samples_produced && now.blocks_dropped >= last.blocks_dropped;
+        if (!consistent) {
+          std::fprintf(stderr,
+                       "monitor %d, snapshot %llu: head %llu tail %llu blocks %llu/%llu dropped, samples %llu/%llu "
+                       "dropped; the one before: head %llu tail %llu blocks %llu samples %llu\n",
+                       m, static_cast<unsigned long long>(snapshots), static_cast<unsigned long long>(now.head),
+                       static_cast<unsigned long long>(now.tail), static_cast<unsigned long long>(now.blocks_produced),
+                       static_cast<unsigned long long>(now.blocks_dropped),
+                       static_cast<unsigned long long>(now.samples_produced),
+                       static_cast<unsigned long long>(now.samples_dropped), static_cast<unsigned long long>(last.head),
+                       static_cast<unsigned long long>(last.tail), static_cast<unsigned long long>(last.blocks_produced),
+                       static_cast<unsigned long long>(last.samples_produced));
+          ::_exit(1);
+        }
+        last = now;
+        ++snapshots;
+      }
+      ::_exit(snapshots > 0 ? 0 : 2);
+    }
+    monitors.push_back(child);
+  }
+  ASSERT_EQ(::ioctl(ring->fd(), SRING_IOC_START), 0);
+  const auto counters = consume_for(*ring, 2000ms, true);
+  const sring_stats stats = stats_of(ring->fd());
+  for (const pid_t child : monitors) {
+    int status = 0;
+    ASSERT_EQ(::waitpid(child, &status, 0), child);
+    EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << "a monitor saw a snapshot of no one moment";
+  }
+  EXPECT_GT(counters.samples, 0u);
+  EXPECT_EQ(counters.corrupted_samples, 0u);
+  EXPECT_EQ(counters.out_of_order, 0u);
+  EXPECT_EQ(counters.samples + stats.samples_dropped, stats.samples_produced) << "every sample delivered or counted";
+}
+
 TEST(Poll, DeviceFdBecomesReadable) {
   UniqueFd fd = open_device(O_RDWR);
   ASSERT_TRUE(fd.valid());
