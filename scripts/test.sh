@@ -219,9 +219,11 @@ qemu_stage "QEMU scenarios" qemu --
 # The kernel checkers' boots, on the kernels scripts/build-debug-kernel.sh
 # builds and caches (about 20 minutes each; docs/testing.md, "The kernel
 # checkers"): every allocation of sring's paths failed in turn (fail-nth,
-# the debug kernel), and the QEMU scenarios under the race detector (KCSAN:
-# a report naming sring's code fails). Run whenever the cached kernels are
-# there; a machine without them (CI) skips them and says so.
+# the debug kernel) and the fuzzer there, and the scenarios where sring runs
+# on both CPUs at once under the race detector (KCSAN, run-qemu-tests.sh
+# --races: a report of sring's fails). Run whenever the cached kernels are
+# there (a CI machine that keeps ~/.cache/sring runs them too); a machine
+# without them skips them and says so.
 echo "== kernel checkers under QEMU: fault injection (fail-nth) and the fuzzer on the debug kernel, KCSAN, on the cached kernels"
 if scripts/build-debug-kernel.sh --check >/dev/null 2>&1; then
   qemu_stage "QEMU fail-nth (debug kernel, fault injection)" qemu-failnth SRING_KERNEL=debug -- --failnth
@@ -230,7 +232,7 @@ else
   echo "== QEMU fail-nth and the fuzzer on the debug kernel: skipped, no cached debug kernel with fault injection (scripts/build-debug-kernel.sh)"
 fi
 if scripts/build-debug-kernel.sh --kcsan --check >/dev/null 2>&1; then
-  qemu_stage "QEMU scenarios on KCSAN" qemu-kcsan SRING_KERNEL=kcsan --
+  qemu_stage "QEMU races on KCSAN (races and dma boots)" qemu-kcsan SRING_KERNEL=kcsan -- --races
 else
   echo "== QEMU on KCSAN: skipped, no cached KCSAN kernel (scripts/build-debug-kernel.sh --kcsan)"
 fi

@@ -45,6 +45,22 @@ check_dmesg() {
   fi
 }
 
+# A gtest program in the guest: each case counts as one verdict; a program
+# that dies or runs nothing counts as a failure.
+run_gtest() {  # run_gtest NAME PROGRAM
+  $2 --gtest_color=no >/tmp/gt.log 2>&1
+  rc=$?
+  cat /tmp/gt.log
+  gt_passed=$(grep -c '^\[       OK \]' /tmp/gt.log)
+  gt_failed=$(grep -cE '^\[  FAILED  \] [A-Za-z_/]+\.[A-Za-z_/]+.* \(' /tmp/gt.log)
+  if ! grep -q '^\[  PASSED  \]' /tmp/gt.log || [ $rc -ne 0 ] || [ "$gt_passed" -eq 0 ]; then
+    [ "$gt_failed" -gt 0 ] || gt_failed=1
+  fi
+  passed=$((passed + gt_passed))
+  failed=$((failed + gt_failed))
+  echo "SCENARIO $([ "$gt_failed" -eq 0 ] && echo PASS || echo FAIL): $1 ($gt_passed cases passed, $gt_failed failed, exit $rc)"
+}
+
 # The core and the simulated device: load_sring [PARAM=VALUE...] gives each
 # module its own parameters; unload_sring takes both out.
 load_sring() {
@@ -921,6 +937,44 @@ if grep -q "sring.mode=fuzz" /proc/cmdline; then
   if load_sring; then fuzz_scenario $extra; else fail "sring and sring_sim load for the fuzzer"; fi
   finish
 fi
+# sring.mode=races (run-qemu-tests.sh --races; the test command's KCSAN
+# stage, followed there by the dma boot): the scenarios in which sring's
+# code runs on both CPUs at once, on the race detector's kernel in a few
+# minutes instead of the whole set's quarter of an hour. The ioctls, mmap,
+# read, poll and eventfd waits of kernel_test and the conformance tests
+# against the simulated device's timer; acquisitions asleep in eventfd and
+# in poll() and a worker pipeline; the device removed under sleeping
+# consumers; the fuzzer's two processes; a commit after the stop; consumers
+# killed mid-stream. (The whole set on KCSAN: SRING_KERNEL=kcsan
+# run-qemu-tests.sh, docs/kernel-checkers.md.)
+if grep -q "sring.mode=races" /proc/cmdline; then
+  if load_sring; then
+    run_gtest "kernel_test" /kernel_test
+    run_gtest "conformance to docs/abi.md (the tests the simulator passes on the host)" /conformance_kernel
+    run_acquire "mmap + eventfd, 20 MS/s" --rate 20M --duration 3
+    run_acquire "mmap + poll on the device fd, 20 MS/s" --rate 20M --duration 3 --wait poll
+    run_acquire "worker pipeline (2 workers), 20 MS/s" --rate 20M --duration 3 --workers 2
+    removal_scenarios
+    fuzz_scenario 60 1
+    /kernel_test start-device 20000000 && pass "device left running without a consumer" || fail "device left running without a consumer"
+    for i in 1 2 3 4 5 6 7 8 9 10; do
+      /kernel_test attach-consume 60 >/tmp/victim.log 2>&1 &
+      victim=$!
+      n=0; while [ $n -lt 2000 ] && ! grep -q "attached and consuming" /tmp/victim.log && kill -0 $victim 2>/dev/null; do usleep 10000; n=$((n + 1)); done
+      usleep $(( (i % 5) * 20000 ))
+      kill -9 $victim; wait $victim 2>/dev/null
+    done
+    /kernel_test attach-consume 1 >/tmp/attach.log 2>&1 && pass "10 consumers killed mid-stream, then one that verifies everything" ||
+      { cat /tmp/attach.log; fail "10 consumers killed mid-stream, then one that verifies everything"; }
+    /kernel_test stop-device
+    unload_sring && pass "modules unload after the races" || fail "modules unload after the races"
+    load_sring queue_depth=4 late_commit_ms=300 && late_commit_scenario
+  else
+    fail "sring and sring_sim load for the races"
+  fi
+  check_dmesg "races"
+  finish
+fi
 grep -q "sring.mode=removal" /proc/cmdline && mode=removal
 if [ "$mode" = removal ]; then
   load_sring && removal_scenarios
@@ -1088,22 +1142,6 @@ if [ "$mode" = bench ]; then
   check_dmesg "bench"
   finish
 fi
-
-# A gtest program in the guest: each case counts as one verdict; a program
-# that dies or runs nothing counts as a failure.
-run_gtest() {  # run_gtest NAME PROGRAM
-  $2 --gtest_color=no >/tmp/gt.log 2>&1
-  rc=$?
-  cat /tmp/gt.log
-  gt_passed=$(grep -c '^\[       OK \]' /tmp/gt.log)
-  gt_failed=$(grep -cE '^\[  FAILED  \] [A-Za-z_/]+\.[A-Za-z_/]+.* \(' /tmp/gt.log)
-  if ! grep -q '^\[  PASSED  \]' /tmp/gt.log || [ $rc -ne 0 ] || [ "$gt_passed" -eq 0 ]; then
-    [ "$gt_failed" -gt 0 ] || gt_failed=1
-  fi
-  passed=$((passed + gt_passed))
-  failed=$((failed + gt_failed))
-  echo "SCENARIO $([ "$gt_failed" -eq 0 ] && echo PASS || echo FAIL): $1 ($gt_passed cases passed, $gt_failed failed, exit $rc)"
-}
 
 # sring.mode=kerneltest (run-qemu-tests.sh --kernel-test FILTER): the
 # kernel_test cases that match the gtest filter, for quick checks, then the

@@ -22,6 +22,8 @@
 #   tests/qemu/run-qemu-tests.sh --bench-dma ARG...   the DMA model's benchmark (ARGs as for --bench)
 #   tests/qemu/run-qemu-tests.sh --fuzz [SECONDS [SEED]]   only the fuzzer and its reach table
 #                                           (tests/kernel/fuzz.cpp, docs/fuzzing.md; 40 s, seed 1)
+#   tests/qemu/run-qemu-tests.sh --races    the scenarios where sring runs on both CPUs at once, then
+#                                           the dma boot: the test command's KCSAN stage (SRING_KERNEL=kcsan)
 #   SRING_KERNEL=debug tests/qemu/run-qemu-tests.sh --failnth   every allocation of sring's paths fails
 #                                           once in turn (tests/kernel/failnth.cpp); needs fault injection
 #
@@ -49,7 +51,8 @@ append_extra=""
 if [ "${1:-}" = "--demo" ] || [ "${1:-}" = "--bench" ] || [ "${1:-}" = "--edu" ] || [ "${1:-}" = "--removal" ] ||
    [ "${1:-}" = "--kernel-test" ] || [ "${1:-}" = "--late-commit" ] || [ "${1:-}" = "--capi" ] ||
    [ "${1:-}" = "--bigring" ] || [ "${1:-}" = "--bench-rings" ] || [ "${1:-}" = "--dma" ] ||
-   [ "${1:-}" = "--bench-dma" ] || [ "${1:-}" = "--failnth" ] || [ "${1:-}" = "--fuzz" ]; then
+   [ "${1:-}" = "--bench-dma" ] || [ "${1:-}" = "--failnth" ] || [ "${1:-}" = "--fuzz" ] ||
+   [ "${1:-}" = "--races" ]; then
   mode=${1#--}; mode=${mode/-/}; shift
   if [ $# -gt 0 ]; then append_extra=" sring.args=$(echo "$*" | tr ' ' ',')"; fi
 fi
@@ -328,6 +331,9 @@ if [ "$mode" = tests ]; then
   # The host-side DMA model behind QEMU's ivshmem-doorbell device.
   boot dma ""
 fi
+# The races' second boot: the digitizer's interrupts, threaded handler and
+# hot-unplug against its consumers.
+[ "$mode" = races ] && boot dma ""
 total_passed=$(awk '{ s += $2 } END { print s + 0 }' "$work/verdicts")
 total_failed=$(awk '{ s += $4 } END { print s + 0 }' "$work/verdicts")
 echo "qemu: $total_passed passed, $total_failed failed"
