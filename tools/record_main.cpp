@@ -32,16 +32,16 @@
 #include <atomic>
 #include <chrono>
 #include <cstring>
+#include <memory>
 #include <string>
+#include <utility>
 #include <thread>
 #include <vector>
 
 #include <fmt/format.h>
 
 #include "tools/cli.hpp"
-#ifdef SRING_RECORD_HDF5
-#include "tools/h5_writer.hpp"
-#endif
+#include "tools/record_output.hpp"
 #include "tools/record_writer.hpp"
 #include "tools/session.hpp"
 #include "tools/version.hpp"
@@ -82,7 +82,7 @@ constexpr char kUsage[] =
     "or a device's own); \"samples\" in the figures count frames. sring-export converts a .srec\n"
     "to HDF5.\n";
 
-enum class Container { kByName, kSrec, kHdf5 };
+using recording::Container;
 
 struct Options {
   SourceOptions source;
@@ -156,19 +156,9 @@ Expected<Options> parse_options(int argc, char** argv) {
     return make_error(EINVAL, "say where to record from: --sim, --sim-socket or --device");
   }
   if (options.output.empty()) return make_error(EINVAL, "say where to record to: --output FILE");
-#ifdef SRING_RECORD_HDF5
-  if (options.container == Container::kByName) {
-    options.container = recording::is_hdf5_path(options.output) ? Container::kHdf5 : Container::kSrec;
-  }
-#else
-  if (options.container == Container::kHdf5 ||
-      (options.container == Container::kByName &&
-       (options.output.ends_with(".h5") || options.output.ends_with(".hdf5")))) {
-    return make_error(EINVAL, "this sring-record (the static build) writes .srec only: record to .srec and "
-                              "convert it with sring-export, or use the dynamic sring-record");
-  }
-  options.container = Container::kSrec;
-#endif
+  auto container = recording::resolve_container(options.container, options.output);
+  if (!container) return container.error();
+  options.container = *container;
   // A recorder writes from the ring's memory while the blocks are held; under
   // overwrite-oldest the producer takes them back regardless, and the file
   // would get torn blocks.
@@ -184,72 +174,6 @@ uint64_t clock_ns(clockid_t clock) {
   ::clock_gettime(clock, &ts);
   return static_cast<uint64_t>(ts.tv_sec) * 1'000'000'000u + static_cast<uint64_t>(ts.tv_nsec);
 }
-
-// The file being written: a .srec (RecordingWriter) or HDF5 (H5Writer).
-class Output {
- public:
-  static Expected<Output> create(const Options& options, const recording::FileHeader& header) {
-    Output out;
-#ifdef SRING_RECORD_HDF5
-    if (options.container == Container::kHdf5) {
-      auto h5 = recording::H5Writer::create(options.output, header);
-      if (!h5) return h5.error();
-      out.h5_.emplace(std::move(*h5));
-      return out;
-    }
-#endif
-    auto srec = recording::RecordingWriter::create(options.output, header, options.direct);
-    if (!srec) return srec.error();
-    out.srec_.emplace(std::move(*srec));
-    return out;
-  }
-
-  bool hdf5() const {
-#ifdef SRING_RECORD_HDF5
-    return h5_.has_value();
-#else
-    return false;
-#endif
-  }
-  Status append(const std::byte* blocks, uint64_t count) {
-#ifdef SRING_RECORD_HDF5
-    if (h5_) return h5_->append(blocks, count);
-#endif
-    return srec_->append(blocks, count);
-  }
-  uint64_t blocks_stored() const {
-#ifdef SRING_RECORD_HDF5
-    if (h5_) return h5_->blocks_stored();
-#endif
-    return srec_->blocks_stored();
-  }
-  // Frames: an HDF5 file may end on a short block; a .srec's are all full.
-  uint64_t samples_stored(uint64_t frames_per_block) const {
-#ifdef SRING_RECORD_HDF5
-    if (h5_) return h5_->samples_stored();
-#endif
-    return srec_->blocks_stored() * frames_per_block;
-  }
-  uint64_t blocks_given_back() const { return srec_ ? srec_->blocks_given_back() : 0; }
-  Status finish(recording::FileTrailer& trailer, uint64_t frames_per_block) {
-#ifdef SRING_RECORD_HDF5
-    if (h5_) return h5_->finish(trailer);
-#endif
-    return srec_->finish(trailer, frames_per_block);
-  }
-  std::string_view how() const {
-    if (hdf5()) return "HDF5, a chunk per block by direct chunk writes, through the page cache";
-    return srec_->direct() ? "O_DIRECT, no copy" : "buffered: copied into the page cache";
-  }
-  // What holds the final accounting.
-  std::string_view closing_part() const { return hdf5() ? "attributes" : "trailer"; }
-
- private:
-  std::optional<recording::RecordingWriter> srec_;
-#ifdef SRING_RECORD_HDF5
-  std::optional<recording::H5Writer> h5_;
-#endif
-};
 
 // What happened to the blocks the ring gave the recorder.
 struct Tally {
@@ -278,8 +202,9 @@ int record(const Options& options) {
       std::max<uint64_t>(1, std::min(options.max_run, ring.ring_size() / 4) / block_bytes);
   // Created before the device starts: a file that cannot be made (or a
   // layout HDF5 cannot hold) loses nothing.
-  auto writer = Output::create(options, header);
-  if (!writer) return runtime_error(writer.error());
+  auto opened = recording::open_record_output(options.container, options.output, header, options.direct);
+  if (!opened) return runtime_error(opened.error());
+  const std::unique_ptr<recording::RecordOutput> writer = std::move(*opened);
   // HDF5 takes a short block (a chunk padded in a copy); a .srec only full ones.
   const bool short_blocks_ok = writer->hdf5();
 

@@ -131,6 +131,14 @@ record_scenario() {
   [ $rc = 0 ] && [ $crc = 0 ] && grep -q "accounting exact, every sample verified" /tmp/check.log &&
     pass "sring-record from /dev/sring0 at 10 MS/s, the file checked: complete, exact, every sample verified" ||
     fail "sring-record from /dev/sring0 at 10 MS/s, the file checked (exit $rc, check $crc)"
+  # The guest's sring-record is the static build (tools/record_output_srec.cpp):
+  # an .h5 is refused before anything starts, with what to do instead.
+  timeout 60 /sring-record --device /dev/sring0 --duration 0.2 -o /tmp/run.h5 >/tmp/record-h5.log 2>&1
+  rc=$?
+  cat /tmp/record-h5.log
+  [ $rc = 2 ] && [ ! -e /tmp/run.h5 ] && grep -q "writes .srec only" /tmp/record-h5.log &&
+    pass "the static sring-record refuses an .h5 and says to record .srec and convert it" ||
+    fail "the static sring-record refuses an .h5 and says to record .srec and convert it (exit $rc)"
 }
 
 # SoapySDR's driver=sring on the kernel ring (docs/soapysdr.md). The module
