@@ -12,7 +12,12 @@
 #   5. compaction inside our alloc_pages() racing with kswapd (a real
 #      report from the bigring boot): not ours;
 #   6. a race at unknown origin (one stack) in sring_ioctl, under KCSAN's
-#      own __tsan_read8 frame: ours.
+#      own __tsan_read8 frame: ours;
+#   7. a reordered write in sring_commit ("write (marked, reordered)",
+#      with its "+-> reordered to:" line) against epoll's read: ours.
+# And the log cut or mixed: a report that lost its opening line, one with
+# a line of the guest's output between "=====" and its title, one that
+# lost its closing line: each is still found, and nothing after it lost.
 set -uo pipefail
 awk_script=$1
 sample=$2
@@ -23,11 +28,11 @@ check() {  # check WHAT EXPECTED ACTUAL
 awks=(awk)
 if command -v busybox >/dev/null; then awks+=("busybox awk"); else echo "FAIL: no busybox (the guest's awk)"; failures=$((failures + 1)); fi
 for a in "${awks[@]}"; do
-  check "$a: count" "3 3" "$($a -v mode=count -f "$awk_script" "$sample")"
-  check "$a: ours are reports 2, 3 and 6" \
-    "data-race in sring_sim_tick / sring_sim_stop|data-race in __wake_up_common / add_wait_queue|data-race in sring_ioctl" \
+  check "$a: count" "4 3" "$($a -v mode=count -f "$awk_script" "$sample")"
+  check "$a: ours are reports 2, 3, 6 and 7" \
+    "data-race in sring_sim_tick [sring_sim] / sring_sim_stop [sring_sim]|data-race in __wake_up_common / add_wait_queue|data-race in sring_ioctl [sring]|data-race in sring_commit [sring] / ep_poll_callback" \
     "$($a -v mode=ours -f "$awk_script" "$sample" | sed -n 's/.*BUG: KCSAN: //p' | paste -sd'|')"
-  check "$a: ours are printed whole" 6 \
+  check "$a: ours are printed whole" 8 \
     "$($a -v mode=ours -f "$awk_script" "$sample" | grep -c '^\[ *[0-9.]*\] =\{60,\}$')"
   filtered=$($a -v mode=filter -f "$awk_script" "$sample")
   check "$a: filter names the others in one line each" \
@@ -36,11 +41,20 @@ for a in "${awks[@]}"; do
   check "$a: filter keeps every other line" \
     "some line before|an ordinary line of ours, kept by every filter|the last line" \
     "$(echo "$filtered" | grep -E 'some line before|an ordinary line|the last line' | sed 's/^\[[^]]*\] //; s/^sring_sim: //' | paste -sd'|')"
-  check "$a: filter keeps ours whole" 3 "$(echo "$filtered" | grep -c 'Reported by Kernel Concurrency Sanitizer')"
-  # A log that lost a report's opening line: that report's closing line
-  # opens nothing, and the reports after it are still found.
-  check "$a: a report cut at its start swallows nothing" "3 2" \
+  check "$a: filter keeps ours whole" 4 "$(echo "$filtered" | grep -c 'Reported by Kernel Concurrency Sanitizer')"
+  check "$a: filter ends with its end line" "(end of the kernel log)" "$(echo "$filtered" | tail -n1)"
+  # A log that lost a report's opening line (line 2), that has the guest's
+  # output between a report's "=====" and its title, or that lost a
+  # report's closing line: the same reports are found.
+  check "$a: a report cut at its start is still found" "4 3" \
     "$(sed '2d' "$sample" | $a -v mode=count -f "$awk_script")"
+  check "$a: a line between a report's opening and its title loses nothing" "4 3" \
+    "$(sed '/BUG: KCSAN: data-race in sring_ioctl/i SCENARIO PASS: a line of the guest' "$sample" | $a -v mode=count -f "$awk_script")"
+  check "$a: a report that lost its closing line is still found, and the next" "4 3" \
+    "$(awk '/Reported by/ { n++ } !(n == 2 && /^\[ *[0-9.]+\] =+$/ && !done2) { print; next } { done2 = 1 }' "$sample" |
+       $a -v mode=count -f "$awk_script")"
+  check "$a: a report whose title was lost opens nothing" "3 3" \
+    "$(grep -v 'BUG: KCSAN: data-race in sring_ioctl' "$sample" | $a -v mode=count -f "$awk_script")"
 done
 [ "$failures" -eq 0 ] && echo "kcsan_reports_test: all passed" || echo "kcsan_reports_test: $failures failed"
 exit $((failures != 0))
