@@ -217,7 +217,7 @@ echo "== kernel module under QEMU"
 qemu_stage "QEMU scenarios" qemu --
 
 # The kernel checkers' boots, on the kernels scripts/build-debug-kernel.sh
-# builds and caches (about 20 minutes each; docs/testing.md, "The kernel
+# builds and caches (about 20 minutes each to build; docs/testing.md, "The kernel
 # checkers"): every allocation of sring's paths failed in turn (fail-nth,
 # the debug kernel) and the fuzzer there, and the scenarios where sring runs
 # on both CPUs at once under the race detector (KCSAN, run-qemu-tests.sh

@@ -347,7 +347,17 @@ TEST(Monitors, EverySnapshotIsOneMomentsUnderAStorm) {
   ASSERT_TRUE(ring.has_value()) << ring.error().message;
   ASSERT_TRUE(ring->enable_eventfd().has_value());
   const uint64_t ring_size = sysfs_u64("ring_size");
-  std::vector<pid_t> monitors;
+  // Reaps the monitors also when an ASSERT below returns early: none may
+  // go on hammering the device into the next test.
+  struct Monitors {
+    std::vector<pid_t> pids;
+    ~Monitors() {
+      for (const pid_t pid : pids) {
+        ::kill(pid, SIGKILL);
+        ::waitpid(pid, nullptr, 0);
+      }
+    }
+  } monitors;
   for (int m = 0; m < 4; ++m) {
     const pid_t child = ::fork();
     ASSERT_GE(child, 0);
@@ -364,13 +374,16 @@ TEST(Monitors, EverySnapshotIsOneMomentsUnderAStorm) {
         if (::ioctl(monitor.get(), SRING_IOC_GET_STATS, &now) != 0 ||
             ::ioctl(monitor.get(), SRING_IOC_GET_INFO, &info) != 0)
           ::_exit(2);
+        // 1 ms, not 0: a zero timeout never joins the wait queue, and the
+        // joining and leaving are what races the producer's wake-ups.
         pollfd pfd{monitor.get(), POLLIN, 0};
-        (void)::poll(&pfd, 1, 0);
+        (void)::poll(&pfd, 1, 1);
         const bool consistent =
             now.tail <= now.head && now.head - now.tail <= ring_size &&
             now.blocks_dropped <= now.blocks_produced && now.samples_dropped <= now.samples_produced &&
             now.head >= last.head && now.tail >= last.tail && now.blocks_produced >= last.blocks_produced &&
-            now.samples_produced >= last.samples_produced && now.blocks_dropped >= last.blocks_dropped;
+            now.samples_produced >= last.samples_produced && now.blocks_dropped >= last.blocks_dropped &&
+            now.samples_dropped >= last.samples_dropped;
         if (!consistent) {
           std::fprintf(stderr,
                        "monitor %d, snapshot %llu: head %llu tail %llu blocks %llu/%llu dropped, samples %llu/%llu "
@@ -389,14 +402,16 @@ TEST(Monitors, EverySnapshotIsOneMomentsUnderAStorm) {
       }
       ::_exit(snapshots > 0 ? 0 : 2);
     }
-    monitors.push_back(child);
+    monitors.pids.push_back(child);
   }
   ASSERT_EQ(::ioctl(ring->fd(), SRING_IOC_START), 0);
   const auto counters = consume_for(*ring, 2000ms, true);
   const sring_stats stats = stats_of(ring->fd());
-  for (const pid_t child : monitors) {
+  while (!monitors.pids.empty()) {
+    const pid_t child = monitors.pids.back();
     int status = 0;
     ASSERT_EQ(::waitpid(child, &status, 0), child);
+    monitors.pids.pop_back();
     EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << "a monitor saw a snapshot of no one moment";
   }
   EXPECT_GT(counters.samples, 0u);

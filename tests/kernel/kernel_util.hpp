@@ -16,7 +16,6 @@
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
-#include <cstdlib>
 #include <string>
 
 #include "sring/device.hpp"
