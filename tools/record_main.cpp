@@ -34,8 +34,8 @@
 #include <cstring>
 #include <memory>
 #include <string>
-#include <utility>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include <fmt/format.h>
