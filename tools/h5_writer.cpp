@@ -198,7 +198,6 @@ Status write_configuration(hid_t file, const FileHeader& header, const SampleLay
 
 }  // namespace
 
-bool is_hdf5_path(std::string_view path) { return path.ends_with(".h5") || path.ends_with(".hdf5"); }
 
 Status hdf5_layout_supported(const SampleLayout& layout) {
   if (layout.format == SRING_FMT_SIM_PACKED12) {

@@ -56,9 +56,6 @@ class H5Id {
   int64_t id_ = -1;
 };
 
-// True if `path` names an HDF5 file by its extension (.h5, .hdf5).
-[[nodiscard]] bool is_hdf5_path(std::string_view path);
-
 // Whether HDF5 rows can hold this layout as it is: every standard format
 // can; sim-packed12 and a device's own formats cannot (their samples are
 // not whole bytes, or their type is unknown) and are refused with a

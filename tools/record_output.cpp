@@ -31,6 +31,8 @@ class SrecOutput final : public RecordOutput {
 
 }  // namespace
 
+bool is_hdf5_path(std::string_view path) { return path.ends_with(".h5") || path.ends_with(".hdf5"); }
+
 Expected<std::unique_ptr<RecordOutput>> open_srec_output(const std::string& path, const FileHeader& header,
                                                          bool direct) {
   auto writer = RecordingWriter::create(path, header, direct);

@@ -38,6 +38,9 @@ class RecordOutput {
   std::string_view closing_part() const { return hdf5() ? "attributes" : "trailer"; }
 };
 
+// A path sring-record writes as HDF5 when asked by name: .h5 or .hdf5.
+[[nodiscard]] bool is_hdf5_path(std::string_view path);
+
 // kByName becomes kHdf5 for a path ending in .h5 or .hdf5, else kSrec; a
 // container this build cannot write is refused with what to do instead.
 [[nodiscard]] Expected<Container> resolve_container(Container asked, const std::string& path);

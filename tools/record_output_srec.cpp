@@ -9,8 +9,7 @@
 namespace sring::recording {
 
 Expected<Container> resolve_container(Container asked, const std::string& path) {
-  if (asked == Container::kHdf5 ||
-      (asked == Container::kByName && (path.ends_with(".h5") || path.ends_with(".hdf5")))) {
+  if (asked == Container::kHdf5 || (asked == Container::kByName && is_hdf5_path(path))) {
     return make_error(EINVAL, "this sring-record (the static build) writes .srec only: record to .srec and "
                               "convert it with sring-export, or use the dynamic sring-record");
   }
